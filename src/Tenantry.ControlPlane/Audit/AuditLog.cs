@@ -1,0 +1,47 @@
+using System.Data.Common;
+using System.Text.Json.Nodes;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Audit;
+
+public sealed record AuditEvent
+{
+    public required Guid Id { get; init; }
+    public required DateTimeOffset Time { get; init; }
+    public required string Actor { get; init; }
+    public Guid? TenantId { get; init; }
+    public required string Action { get; init; }
+    public required string Outcome { get; init; }
+    public JsonObject? Detail { get; init; }
+    public long Sequence { get; init; }
+}
+
+/// <summary>Append-only audit trail. Appends share the transaction of the change they record.</summary>
+internal static class AuditLog
+{
+    public static Task AppendAsync(DbConnection c, DbTransaction tx, AuditEvent e) => c.ExecuteAsync(
+        "INSERT INTO audit_events (id, time, actor, tenant_id, action, outcome, detail) VALUES (@id, @time, @actor, @tenant, @action, @outcome, @detail)",
+        tx,
+        ("@id", e.Id), ("@time", e.Time), ("@actor", e.Actor), ("@tenant", e.TenantId), ("@action", e.Action),
+        ("@outcome", e.Outcome), ("@detail", e.Detail?.ToJsonString()));
+
+    public static Task<List<AuditEvent>> ListAsync(DbConnection c, Guid? tenantId, long after, int limit) => c.QueryAsync(
+        """
+        SELECT seq, id, time, actor, tenant_id, action, outcome, detail FROM audit_events
+        WHERE seq > @after AND (@tenant IS NULL OR tenant_id = @tenant)
+        ORDER BY seq LIMIT @limit
+        """,
+        null,
+        r => new AuditEvent
+        {
+            Sequence = r.GetInt64(0),
+            Id = r.ReadGuid(1),
+            Time = r.ReadTime(2),
+            Actor = r.GetString(3),
+            TenantId = r.ReadGuidOrNull(4),
+            Action = r.GetString(5),
+            Outcome = r.GetString(6),
+            Detail = r.IsDBNull(7) ? null : JsonNode.Parse(r.GetString(7))?.AsObject(),
+        },
+        ("@after", after), ("@tenant", tenantId), ("@limit", limit));
+}

@@ -1,0 +1,126 @@
+namespace Tenantry.ControlPlane.Operations;
+
+public enum OperationStatus
+{
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+public enum OperationKind
+{
+    Onboard,
+    Offboard,
+    Suspend,
+    Reactivate,
+}
+
+/// <summary>A durable workflow of named steps that changes a tenant's state.</summary>
+public sealed record Operation
+{
+    public required Guid Id { get; init; }
+    public required OperationKind Kind { get; init; }
+    public required Guid TenantId { get; init; }
+    public required OperationStatus Status { get; init; }
+    public string? Error { get; init; }
+    public required string Actor { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+    public required IReadOnlyList<OperationStep> Steps { get; init; }
+}
+
+public sealed record OperationStep
+{
+    public required int Ordinal { get; init; }
+    public required string Name { get; init; }
+    public required OperationStatus Status { get; init; }
+    public required int Attempts { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+    public string? Error { get; init; }
+}
+
+/// <summary>What each kind of operation does: its steps, and the tenant's status while and after it runs.</summary>
+public sealed record OperationDefinition(OperationKind Kind, string[] Steps, TenantStatus Running, TenantStatus Done)
+{
+    public static readonly OperationDefinition Onboard = new(
+        OperationKind.Onboard,
+        [StepNames.Validate, StepNames.CreateDatabase, StepNames.ProvisionStorage, StepNames.ConfigureIdentity, StepNames.DeployCompute, StepNames.Notify],
+        TenantStatus.Provisioning,
+        TenantStatus.Active);
+
+    public static readonly OperationDefinition Offboard = new(
+        OperationKind.Offboard,
+        [StepNames.ExportData, StepNames.RevokeAccess, StepNames.DeleteCompute, StepNames.DeleteStorage, StepNames.DeleteDatabase, StepNames.Archive],
+        TenantStatus.Offboarding,
+        TenantStatus.Offboarded);
+
+    public static readonly OperationDefinition Suspend = new(
+        OperationKind.Suspend,
+        [StepNames.RevokeAccess, StepNames.Notify],
+        TenantStatus.Active,
+        TenantStatus.Suspended);
+
+    public static readonly OperationDefinition Reactivate = new(
+        OperationKind.Reactivate,
+        [StepNames.RestoreAccess, StepNames.Notify],
+        TenantStatus.Suspended,
+        TenantStatus.Active);
+
+    public static OperationDefinition For(OperationKind kind) => kind switch
+    {
+        OperationKind.Onboard => Onboard,
+        OperationKind.Offboard => Offboard,
+        OperationKind.Suspend => Suspend,
+        OperationKind.Reactivate => Reactivate,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+}
+
+public static class StepNames
+{
+    public const string Validate = "validate";
+    public const string CreateDatabase = "create-database";
+    public const string ProvisionStorage = "provision-storage";
+    public const string ConfigureIdentity = "configure-identity";
+    public const string DeployCompute = "deploy-compute";
+    public const string Notify = "notify";
+    public const string ExportData = "export-data";
+    public const string RevokeAccess = "revoke-access";
+    public const string RestoreAccess = "restore-access";
+    public const string DeleteCompute = "delete-compute";
+    public const string DeleteStorage = "delete-storage";
+    public const string DeleteDatabase = "delete-database";
+    public const string Archive = "archive";
+}
+
+public static class OperationNames
+{
+    public static string ToWire(this OperationStatus status) => status switch
+    {
+        OperationStatus.Pending => "pending",
+        OperationStatus.Running => "running",
+        OperationStatus.Succeeded => "succeeded",
+        OperationStatus.Failed => "failed",
+        OperationStatus.Cancelled => "cancelled",
+        _ => throw new ArgumentOutOfRangeException(nameof(status)),
+    };
+
+    public static string ToWire(this OperationKind kind) => kind switch
+    {
+        OperationKind.Onboard => "onboarding",
+        OperationKind.Offboard => "offboarding",
+        OperationKind.Suspend => "suspension",
+        OperationKind.Reactivate => "reactivation",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    public static OperationStatus ParseStatus(string value) =>
+        Enum.GetValues<OperationStatus>().First(s => s.ToWire() == value);
+
+    public static OperationKind ParseKind(string value) =>
+        Enum.GetValues<OperationKind>().First(k => k.ToWire() == value);
+}

@@ -1,0 +1,96 @@
+using System.Data.Common;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Operations;
+
+/// <summary>Operations and their steps. Callers own the transaction.</summary>
+internal static class OperationStore
+{
+    public static async Task InsertAsync(DbConnection c, DbTransaction tx, Operation op)
+    {
+        await c.ExecuteAsync(
+            "INSERT INTO operations (id, kind, tenant_id, status, error, actor, created_at) VALUES (@id, @kind, @tenant, @status, NULL, @actor, @created)",
+            tx,
+            ("@id", op.Id), ("@kind", op.Kind.ToWire()), ("@tenant", op.TenantId), ("@status", op.Status.ToWire()),
+            ("@actor", op.Actor), ("@created", op.CreatedAt));
+        foreach (var step in op.Steps)
+        {
+            await c.ExecuteAsync(
+                "INSERT INTO operation_steps (operation_id, ordinal, name, status, attempts) VALUES (@op, @ordinal, @name, @status, 0)",
+                tx,
+                ("@op", op.Id), ("@ordinal", step.Ordinal), ("@name", step.Name), ("@status", step.Status.ToWire()));
+        }
+    }
+
+    public static async Task<Operation?> GetAsync(DbConnection c, DbTransaction? tx, Guid id)
+    {
+        var steps = await c.QueryAsync(
+            "SELECT ordinal, name, status, attempts, started_at, finished_at, error FROM operation_steps WHERE operation_id = @id ORDER BY ordinal",
+            tx,
+            r => new OperationStep
+            {
+                Ordinal = r.GetInt32(0),
+                Name = r.GetString(1),
+                Status = OperationNames.ParseStatus(r.GetString(2)),
+                Attempts = r.GetInt32(3),
+                StartedAt = r.ReadTimeOrNull(4),
+                FinishedAt = r.ReadTimeOrNull(5),
+                Error = r.ReadStringOrNull(6),
+            },
+            ("@id", id));
+        var ops = await c.QueryAsync(
+            "SELECT id, kind, tenant_id, status, error, actor, created_at, started_at, finished_at FROM operations WHERE id = @id",
+            tx,
+            r => new Operation
+            {
+                Id = r.ReadGuid(0),
+                Kind = OperationNames.ParseKind(r.GetString(1)),
+                TenantId = r.ReadGuid(2),
+                Status = OperationNames.ParseStatus(r.GetString(3)),
+                Error = r.ReadStringOrNull(4),
+                Actor = r.GetString(5),
+                CreatedAt = r.ReadTime(6),
+                StartedAt = r.ReadTimeOrNull(7),
+                FinishedAt = r.ReadTimeOrNull(8),
+                Steps = steps,
+            },
+            ("@id", id));
+        return ops.SingleOrDefault();
+    }
+
+    public static Task<List<Guid>> UnfinishedAsync(DbConnection c) => c.QueryAsync(
+        "SELECT id FROM operations WHERE status IN ('pending', 'running') ORDER BY id", null, r => r.ReadGuid(0));
+
+    public static Task<List<Guid>> ForTenantAsync(DbConnection c, Guid tenantId) => c.QueryAsync(
+        "SELECT id FROM operations WHERE tenant_id = @t ORDER BY id", null, r => r.ReadGuid(0), ("@t", tenantId));
+
+    public static Task StartAsync(DbConnection c, DbTransaction tx, Guid id, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE operations SET status = 'running', started_at = COALESCE(started_at, @now) WHERE id = @id",
+        tx, ("@id", id), ("@now", now));
+
+    public static Task FinishAsync(DbConnection c, DbTransaction tx, Guid id, OperationStatus status, string? error, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE operations SET status = @status, error = @error, finished_at = @now WHERE id = @id",
+        tx, ("@id", id), ("@status", status.ToWire()), ("@error", error), ("@now", now));
+
+    public static Task StepAttemptAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE operation_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, @now), error = NULL WHERE operation_id = @id AND ordinal = @ordinal",
+        tx, ("@id", id), ("@ordinal", ordinal), ("@now", now));
+
+    public static Task StepErrorAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, string error) => c.ExecuteAsync(
+        "UPDATE operation_steps SET error = @error WHERE operation_id = @id AND ordinal = @ordinal",
+        tx, ("@id", id), ("@ordinal", ordinal), ("@error", error));
+
+    public static Task StepFinishAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, OperationStatus status, string? error, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE operation_steps SET status = @status, error = @error, finished_at = @now WHERE operation_id = @id AND ordinal = @ordinal",
+        tx, ("@id", id), ("@ordinal", ordinal), ("@status", status.ToWire()), ("@error", error), ("@now", now));
+
+    /// <summary>Puts a failed operation back in the queue from its failed step; done steps stay done.</summary>
+    public static async Task ResetForRetryAsync(DbConnection c, DbTransaction tx, Guid id)
+    {
+        await c.ExecuteAsync(
+            "UPDATE operation_steps SET status = 'pending', finished_at = NULL WHERE operation_id = @id AND status IN ('failed', 'running')",
+            tx, ("@id", id));
+        await c.ExecuteAsync(
+            "UPDATE operations SET status = 'pending', error = NULL, finished_at = NULL WHERE id = @id", tx, ("@id", id));
+    }
+}

@@ -1,0 +1,346 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Tenants;
+
+namespace Tenantry.ControlPlane.Operations;
+
+/// <summary>Where new or retried operations are handed to the worker.</summary>
+public interface IOperationQueue
+{
+    void Enqueue(Guid operationId);
+}
+
+/// <summary>
+/// Runs operations in the background, step by step, recording each step before and after it
+/// runs. On start it resumes every unfinished operation: a step found "running" was cut short by
+/// a crash and runs again, which is safe because every step is idempotent.
+/// </summary>
+internal sealed partial class OperationWorker(
+    SqliteDatabase db,
+    StepExecutor steps,
+    IOptions<TenantryOptions> options,
+    TimeProvider time,
+    ILogger<OperationWorker> logger) : BackgroundService, IOperationQueue
+{
+    private const string SystemActor = "system:operations";
+    private readonly Channel<Guid> _queue = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<Guid, Task> _running = new();
+
+    public void Enqueue(Guid operationId) => _queue.Writer.TryWrite(operationId);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = options.Value.Operations;
+        var pipeline = BuildRetryPipeline(settings);
+        using var slots = new SemaphoreSlim(settings.MaxParallel);
+        var unfinished = await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken);
+        if (unfinished.Count > 0)
+        {
+            Log.Resuming(logger, unfinished.Count);
+        }
+
+        unfinished.ForEach(Enqueue);
+        var poller = PollAsync(settings.PollInterval, stoppingToken);
+        try
+        {
+            await foreach (var id in _queue.Reader.ReadAllAsync(stoppingToken))
+            {
+                if (_running.ContainsKey(id))
+                {
+                    continue;
+                }
+
+                await slots.WaitAsync(stoppingToken);
+                var run = RunGuardedAsync(id, pipeline, stoppingToken);
+                _running[id] = run;
+                _ = run.ContinueWith(
+                    _ =>
+                    {
+                        _running.TryRemove(id, out Task? _);
+                        slots.Release();
+                    },
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down: running steps see the token; what they leave is resumed at next start.
+        }
+
+        await Task.WhenAll(_running.Values.Append(poller));
+    }
+
+    private async Task PollAsync(TimeSpan interval, CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                foreach (var id in await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken))
+                {
+                    if (!_running.ContainsKey(id))
+                    {
+                        Enqueue(id);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RunGuardedAsync(Guid id, ResiliencePipeline pipeline, CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await RunAsync(id, pipeline, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            Log.Interrupted(logger, id);
+        }
+#pragma warning disable CA1031 // One broken operation must not stop the worker; the poller tries it again.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.WorkerError(logger, id, ex);
+        }
+    }
+
+    private async Task RunAsync(Guid id, ResiliencePipeline pipeline, CancellationToken ct)
+    {
+        var op = await db.ReadAsync(c => OperationStore.GetAsync(c, null, id), ct);
+        if (op is null || op.Status is not (OperationStatus.Pending or OperationStatus.Running))
+        {
+            return;
+        }
+
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["TenantId"] = op.TenantId, ["OperationId"] = op.Id });
+        Log.Running(logger, op.TenantId, op.Id, op.Kind.ToWire());
+        foreach (var step in op.Steps.Where(s => s.Status != OperationStatus.Succeeded))
+        {
+            JsonObject? change;
+            var context = ResilienceContextPool.Shared.Get(ct);
+            context.Properties.Set(OperationKey, id);
+            context.Properties.Set(StepKey, step.Ordinal);
+            try
+            {
+                change = await pipeline.ExecuteAsync(
+                    async ctx =>
+                    {
+                        var tenant = await db.WriteAsync(
+                            async (c, tx) =>
+                            {
+                                await OperationStore.StartAsync(c, tx, id, time.GetUtcNow());
+                                await OperationStore.StepAttemptAsync(c, tx, id, step.Ordinal, time.GetUtcNow());
+                                return await TenantStore.GetAsync(c, tx, op.TenantId)
+                                    ?? throw new PermanentStepException("The tenant no longer exists.");
+                            },
+                            ctx.CancellationToken);
+                        return await steps.ExecuteAsync(op, tenant, step.Name, ctx.CancellationToken);
+                    },
+                    context);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw;
+            }
+#pragma warning disable CA1031 // Every failure of a step is recorded on the operation.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                var message = ex is PermanentStepException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+                await FailAsync(op, step, message);
+                Log.StepFailed(logger, op.TenantId, op.Id, step.Name, message);
+                return;
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(context);
+            }
+
+            await db.WriteAsync(
+                async (c, tx) =>
+                {
+                    await OperationStore.StepFinishAsync(c, tx, id, step.Ordinal, OperationStatus.Succeeded, null, time.GetUtcNow());
+                    if (change is not null)
+                    {
+                        await MergeResourcesAsync(c, tx, op.TenantId, change);
+                    }
+                },
+                CancellationToken.None);
+            Log.StepSucceeded(logger, op.TenantId, op.Id, step.Name);
+        }
+
+        await SucceedAsync(op);
+    }
+
+    private async Task SucceedAsync(Operation op)
+    {
+        var definition = OperationDefinition.For(op.Kind);
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                var now = time.GetUtcNow();
+                await OperationStore.FinishAsync(c, tx, op.Id, OperationStatus.Succeeded, null, now);
+                var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
+                if (tenant is not null)
+                {
+                    await MoveTenantAsync(c, tx, tenant, definition.Done, null, op, now);
+                }
+
+                await AuditLog.AppendAsync(c, tx, new AuditEvent
+                {
+                    Id = Guid.CreateVersion7(),
+                    Time = now,
+                    Actor = SystemActor,
+                    TenantId = op.TenantId,
+                    Action = $"operation.{op.Kind.ToWire()}",
+                    Outcome = "succeeded",
+                    Detail = new JsonObject { ["operationId"] = op.Id.ToString() },
+                });
+            },
+            CancellationToken.None);
+        Log.Succeeded(logger, op.TenantId, op.Id, op.Kind.ToWire());
+    }
+
+    private Task FailAsync(Operation op, OperationStep step, string message) => db.WriteAsync(
+        async (c, tx) =>
+        {
+            var now = time.GetUtcNow();
+            var error = $"{step.Name}: {message}";
+            await OperationStore.StepFinishAsync(c, tx, op.Id, step.Ordinal, OperationStatus.Failed, message, now);
+            await OperationStore.FinishAsync(c, tx, op.Id, OperationStatus.Failed, error, now);
+            var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
+            if (tenant is not null)
+            {
+                await MoveTenantAsync(c, tx, tenant, TenantStatus.Failed, $"{op.Kind.ToWire()} failed at {error}", op, now);
+            }
+
+            await AuditLog.AppendAsync(c, tx, new AuditEvent
+            {
+                Id = Guid.CreateVersion7(),
+                Time = now,
+                Actor = SystemActor,
+                TenantId = op.TenantId,
+                Action = $"operation.{op.Kind.ToWire()}",
+                Outcome = "failed",
+                Detail = new JsonObject { ["operationId"] = op.Id.ToString(), ["step"] = step.Name, ["error"] = message },
+            });
+        },
+        CancellationToken.None);
+
+    private static async Task MoveTenantAsync(DbConnection c, DbTransaction tx, Tenant tenant, TenantStatus to, string? reason, Operation op, DateTimeOffset now)
+    {
+        if (tenant.Status == to || !TenantLifecycle.CanMove(tenant.Status, to))
+        {
+            return;
+        }
+
+        await TenantStore.UpdateAsync(c, tx, tenant with { Status = to, StatusReason = reason, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+        await AuditLog.AppendAsync(c, tx, new AuditEvent
+        {
+            Id = Guid.CreateVersion7(),
+            Time = now,
+            Actor = SystemActor,
+            TenantId = tenant.Id,
+            Action = "tenant.status",
+            Outcome = to.ToWire(),
+            Detail = new JsonObject { ["from"] = tenant.Status.ToWire(), ["to"] = to.ToWire(), ["operationId"] = op.Id.ToString(), ["reason"] = reason },
+        });
+    }
+
+    private async Task MergeResourcesAsync(DbConnection c, DbTransaction tx, Guid tenantId, JsonObject change)
+    {
+        var tenant = await TenantStore.GetAsync(c, tx, tenantId);
+        if (tenant is null)
+        {
+            return;
+        }
+
+        var resources = tenant.Resources.DeepClone().AsObject();
+        foreach (var (key, value) in change)
+        {
+            if (value is null)
+            {
+                resources.Remove(key);
+            }
+            else
+            {
+                resources[key] = value.DeepClone();
+            }
+        }
+
+        await TenantStore.UpdateAsync(c, tx, tenant with { Resources = resources, Version = tenant.Version + 1, UpdatedAt = time.GetUtcNow() }, tenant.Version);
+    }
+
+    private static readonly ResiliencePropertyKey<int> StepKey = new("tenantry.step");
+
+    private ResiliencePipeline BuildRetryPipeline(OperationOptions settings) => new ResiliencePipelineBuilder
+    {
+        TimeProvider = time,
+    }
+        .AddRetry(new RetryStrategyOptions
+        {
+            MaxRetryAttempts = Math.Max(0, settings.MaxAttempts - 1),
+            Delay = settings.RetryDelay,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(ex => ex is not PermanentStepException and not OperationCanceledException),
+            OnRetry = async args =>
+            {
+                if (args.Context.Properties.TryGetValue(StepKey, out var ordinal) && args.Outcome.Exception is { } ex)
+                {
+                    var error = $"attempt {args.AttemptNumber + 1} failed, retrying: {ex.GetType().Name}: {ex.Message}";
+                    Log.Retrying(logger, ordinal, error);
+                    var opId = args.Context.Properties.GetValue(OperationKey, Guid.Empty);
+                    await db.WriteAsync((c, tx) => OperationStore.StepErrorAsync(c, tx, opId, ordinal, error), CancellationToken.None);
+                }
+            },
+        })
+        .Build();
+
+    private static readonly ResiliencePropertyKey<Guid> OperationKey = new("tenantry.operation");
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Resuming {Count} unfinished operations")]
+        public static partial void Resuming(ILogger logger, int count);
+
+        [LoggerMessage(2, LogLevel.Information, "Operation {OperationId} ({Kind}) for tenant {TenantId} running")]
+        public static partial void Running(ILogger logger, Guid tenantId, Guid operationId, string kind);
+
+        [LoggerMessage(3, LogLevel.Debug, "Step {Step} of operation {OperationId} for tenant {TenantId} succeeded")]
+        public static partial void StepSucceeded(ILogger logger, Guid tenantId, Guid operationId, string step);
+
+        [LoggerMessage(4, LogLevel.Warning, "Step {Step} of operation {OperationId} for tenant {TenantId} failed: {Error}")]
+        public static partial void StepFailed(ILogger logger, Guid tenantId, Guid operationId, string step, string error);
+
+        [LoggerMessage(5, LogLevel.Information, "Operation {OperationId} ({Kind}) for tenant {TenantId} succeeded")]
+        public static partial void Succeeded(ILogger logger, Guid tenantId, Guid operationId, string kind);
+
+        [LoggerMessage(6, LogLevel.Information, "Operation {OperationId} interrupted by shutdown; it resumes at next start")]
+        public static partial void Interrupted(ILogger logger, Guid operationId);
+
+        [LoggerMessage(7, LogLevel.Error, "Operation {OperationId} could not run; it is tried again")]
+        public static partial void WorkerError(ILogger logger, Guid operationId, Exception exception);
+
+        [LoggerMessage(8, LogLevel.Warning, "Step #{Step}: {Error}")]
+        public static partial void Retrying(ILogger logger, int step, string error);
+    }
+}

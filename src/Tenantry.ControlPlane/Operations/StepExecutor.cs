@@ -1,0 +1,160 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Tenants;
+
+namespace Tenantry.ControlPlane.Operations;
+
+/// <summary>
+/// Runs one named step against the providers. Returns the change to the tenant's
+/// <c>resources</c> (a key set to null is removed), or null when resources stay as they are.
+/// </summary>
+internal sealed class StepExecutor(
+    ITenantDatabaseProvider databases,
+    ITenantStorageProvider storage,
+    ITenantComputeProvider compute,
+    ITenantIdentityProvider identity,
+    INotificationProvider notifications,
+    IOptions<TenantryOptions> options,
+    TimeProvider time)
+{
+    public async Task<JsonObject?> ExecuteAsync(Operation op, Tenant tenant, string step, CancellationToken ct)
+    {
+        var t = new TenantRef(tenant.Id, tenant.Slug, tenant.Name, tenant.Tier, tenant.Isolation, tenant.AdminEmail);
+        switch (step)
+        {
+            case StepNames.Validate:
+                Validate(tenant);
+                return null;
+            case StepNames.CreateDatabase:
+                return new JsonObject { ["database"] = await databases.CreateAsync(t, ct) };
+            case StepNames.ProvisionStorage:
+                return new JsonObject { ["storage"] = await storage.ProvisionAsync(t, ct) };
+            case StepNames.ConfigureIdentity:
+                return new JsonObject { ["identity"] = await identity.ConfigureAsync(t, ct) };
+            case StepNames.DeployCompute:
+                return new JsonObject { ["compute"] = await compute.DeployAsync(t, ct) };
+            case StepNames.Notify:
+                await NotifyAsync(op, tenant, t, ct);
+                return null;
+            case StepNames.ExportData:
+                return new JsonObject { ["export"] = await ExportAsync(op, tenant, t, ct) };
+            case StepNames.RevokeAccess:
+                await identity.SetAccessAsync(t, enabled: false, ct);
+                await compute.SetRoutingAsync(t, enabled: false, ct);
+                return null;
+            case StepNames.RestoreAccess:
+                await identity.SetAccessAsync(t, enabled: true, ct);
+                await compute.SetRoutingAsync(t, enabled: true, ct);
+                return null;
+            case StepNames.DeleteCompute:
+                await compute.DeleteAsync(t, ct);
+                return new JsonObject { ["compute"] = null };
+            case StepNames.DeleteStorage:
+                await storage.DeleteAsync(t, ct);
+                return new JsonObject { ["storage"] = null };
+            case StepNames.DeleteDatabase:
+                await databases.DeleteAsync(t, ct);
+                return new JsonObject { ["database"] = null };
+            case StepNames.Archive:
+                return new JsonObject { ["archive"] = Archive(tenant) };
+            default:
+                throw new PermanentStepException($"Unknown step '{step}'.");
+        }
+    }
+
+    private void Validate(Tenant tenant)
+    {
+        if (!options.Value.Tiers.TryGetValue(tenant.Tier, out var isolation) || !TenantryNames.TryParseIsolation(isolation, out var model))
+        {
+            throw new PermanentStepException($"Tier '{tenant.Tier}' is not in the tier catalog.");
+        }
+
+        if (model != tenant.Isolation)
+        {
+            throw new PermanentStepException($"Tier '{tenant.Tier}' now maps to {model.ToWire()} isolation, not {tenant.Isolation.ToWire()}.");
+        }
+
+        if (TenantRules.CheckSlug(tenant.Slug) is { } problem)
+        {
+            throw new PermanentStepException(problem);
+        }
+    }
+
+    private Task NotifyAsync(Operation op, Tenant tenant, TenantRef t, CancellationToken ct)
+    {
+        var (type, subject) = op.Kind switch
+        {
+            OperationKind.Onboard => ("tenant.welcome", $"Welcome to your new workspace, {tenant.Name}"),
+            OperationKind.Suspend => ("tenant.suspended", $"{tenant.Name} has been suspended"),
+            OperationKind.Reactivate => ("tenant.reactivated", $"{tenant.Name} is active again"),
+            _ => ("tenant.notice", tenant.Name),
+        };
+        var payload = new JsonObject
+        {
+            ["to"] = tenant.AdminEmail,
+            ["subject"] = subject,
+            ["tenantId"] = tenant.Id.ToString(),
+            ["slug"] = tenant.Slug,
+            ["tier"] = tenant.Tier,
+            ["operationId"] = op.Id.ToString(),
+        };
+        return notifications.NotifyAsync(t, $"{op.Id}:{StepNames.Notify}", type, payload, ct);
+    }
+
+    private async Task<JsonObject> ExportAsync(Operation op, Tenant tenant, TenantRef t, CancellationToken ct)
+    {
+        var name = $"{tenant.Slug}-export-{op.Id:N}.zip";
+        var path = await storage.SaveExportAsync(
+            t,
+            name,
+            async stream =>
+            {
+                using var archive = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+                var manifest = archive.CreateEntry("tenant.json", CompressionLevel.Fastest);
+                await using (var entry = manifest.Open())
+                {
+                    await JsonSerializer.SerializeAsync(
+                        entry,
+                        new JsonObject
+                        {
+                            ["id"] = tenant.Id.ToString(),
+                            ["slug"] = tenant.Slug,
+                            ["name"] = tenant.Name,
+                            ["tier"] = tenant.Tier,
+                            ["isolation"] = tenant.Isolation.ToWire(),
+                            ["adminEmail"] = tenant.AdminEmail,
+                            ["config"] = tenant.Config.DeepClone(),
+                            ["createdAt"] = tenant.CreatedAt,
+                            ["exportedAt"] = time.GetUtcNow(),
+                        },
+                        cancellationToken: ct);
+                }
+
+                await databases.ExportAsync(t, archive, ct);
+                await storage.ExportAsync(t, archive, ct);
+            },
+            ct);
+        return new JsonObject { ["path"] = path, ["bytes"] = new FileInfo(path).Length };
+    }
+
+    private JsonObject Archive(Tenant tenant)
+    {
+        var path = tenant.Resources["export"]?["path"]?.GetValue<string>();
+        if (path is null || !File.Exists(path))
+        {
+            throw new PermanentStepException("The export archive is missing; retry the operation from export-data.");
+        }
+
+        using var stream = File.OpenRead(path);
+        return new JsonObject
+        {
+            ["path"] = path,
+            ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(stream)),
+            ["archivedAt"] = time.GetUtcNow(),
+        };
+    }
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Providers;
+
+/// <summary>
+/// Compute on one machine: pool and bridge tenants are routed to the shared app instance, silo
+/// tenants get a dedicated port and a deployment manifest the local supervisor starts from.
+/// The routing table lives in the control-plane store, where the gateway reads it.
+/// </summary>
+internal sealed class LocalComputeProvider(SqliteDatabase db, IOptions<TenantryOptions> options, TimeProvider time) : ITenantComputeProvider
+{
+    private const int FirstDedicatedPort = 5300;
+    private readonly string _root = Path.Combine(options.Value.DataPath, "compute");
+
+    public async Task<JsonObject> DeployAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        var dedicated = tenant.Isolation == IsolationModel.Silo;
+        var upstream = await db.WriteAsync(
+            async (c, tx) =>
+            {
+                var existing = await c.ScalarAsync("SELECT upstream FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenant.Id));
+                if (existing is string found)
+                {
+                    return found;
+                }
+
+                var target = "shared";
+                if (dedicated)
+                {
+                    var taken = (await c.QueryAsync("SELECT upstream FROM tenant_routes WHERE mode = 'dedicated'", tx, r => r.GetString(0)))
+                        .Select(u => int.Parse(u[(u.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)).ToHashSet();
+                    var port = FirstDedicatedPort;
+                    while (taken.Contains(port) || port == options.Value.Ports.ControlPlane || port == options.Value.Ports.Gateway)
+                    {
+                        port++;
+                    }
+
+                    target = $"http://127.0.0.1:{port}";
+                }
+
+                await c.ExecuteAsync(
+                    "INSERT INTO tenant_routes (tenant_id, slug, mode, upstream, enabled, updated_at) VALUES (@id, @slug, @mode, @upstream, 1, @now)",
+                    tx, ("@id", tenant.Id), ("@slug", tenant.Slug), ("@mode", dedicated ? "dedicated" : "shared"), ("@upstream", target), ("@now", time.GetUtcNow()));
+                return target;
+            },
+            cancellationToken);
+
+        var result = new JsonObject { ["provider"] = "local", ["mode"] = dedicated ? "dedicated" : "shared", ["upstream"] = upstream };
+        if (dedicated)
+        {
+            var folder = Path.Combine(_root, tenant.Slug);
+            Directory.CreateDirectory(folder);
+            var manifest = Path.Combine(folder, "deployment.json");
+            var body = new JsonObject
+            {
+                ["tenantId"] = tenant.Id.ToString(),
+                ["slug"] = tenant.Slug,
+                ["upstream"] = upstream,
+            }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+            await File.WriteAllTextAsync(manifest + ".tmp", body, cancellationToken);
+            File.Move(manifest + ".tmp", manifest, overwrite: true);
+            result["manifest"] = manifest;
+        }
+
+        return result;
+    }
+
+    public Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken) => db.WriteAsync(
+        (c, tx) => c.ExecuteAsync(
+            "UPDATE tenant_routes SET enabled = @enabled, updated_at = @now WHERE tenant_id = @id",
+            tx, ("@id", tenant.Id), ("@enabled", enabled), ("@now", time.GetUtcNow())),
+        cancellationToken);
+
+    public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        await db.WriteAsync((c, tx) => c.ExecuteAsync("DELETE FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenant.Id)), cancellationToken);
+        var folder = Path.Combine(_root, tenant.Slug);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
+
+/// <summary>Tenant users and machine clients in the control-plane store (the OIDC issuer reads them).</summary>
+internal sealed class EmbeddedIdentityProvider(SqliteDatabase db, TimeProvider time) : ITenantIdentityProvider
+{
+    public async Task<JsonObject> ConfigureAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        await db.WriteAsync(
+            (c, tx) => c.ExecuteAsync(
+                """
+                INSERT INTO tenant_users (tenant_id, email, role, status, disabled, created_at)
+                VALUES (@id, @email, 'admin', 'invited', 0, @now) ON CONFLICT (tenant_id, email) DO NOTHING
+                """,
+                tx, ("@id", tenant.Id), ("@email", tenant.AdminEmail), ("@now", time.GetUtcNow())),
+            cancellationToken);
+        return new JsonObject { ["provider"] = "embedded-oidc", ["adminUser"] = tenant.AdminEmail, ["adminStatus"] = "invited" };
+    }
+
+    public Task SetAccessAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken) => db.WriteAsync(
+        async (c, tx) =>
+        {
+            await c.ExecuteAsync("UPDATE tenant_users SET disabled = @off WHERE tenant_id = @id", tx, ("@id", tenant.Id), ("@off", !enabled));
+            await c.ExecuteAsync("UPDATE clients SET disabled = @off WHERE tenant_id = @id", tx, ("@id", tenant.Id), ("@off", !enabled));
+        },
+        cancellationToken);
+}
+
+/// <summary>Messages go to the outbox table; delivery (webhooks, mail) reads from there.</summary>
+internal sealed class OutboxNotificationProvider(SqliteDatabase db, TimeProvider time) : INotificationProvider
+{
+    public Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken) => db.WriteAsync(
+        (c, tx) => c.ExecuteAsync(
+            "INSERT INTO outbox (message_key, tenant_id, type, payload, created_at) VALUES (@key, @tenant, @type, @payload, @now) ON CONFLICT (message_key) DO NOTHING",
+            tx, ("@key", messageKey), ("@tenant", tenant.Id), ("@type", type), ("@payload", payload.ToJsonString()), ("@now", time.GetUtcNow())),
+        cancellationToken);
+}

@@ -1,0 +1,63 @@
+using System.IO.Compression;
+using System.Text.Json.Nodes;
+
+namespace Tenantry.ControlPlane.Providers;
+
+/// <summary>What a provider needs to know of the tenant it works for.</summary>
+public sealed record TenantRef(Guid Id, string Slug, string Name, string Tier, IsolationModel Isolation, string AdminEmail);
+
+/// <summary>A step failure that retrying cannot fix (a conflict, a bad input). Anything else is retried.</summary>
+public sealed class PermanentStepException(string message) : Exception(message);
+
+/// <summary>
+/// Every provider call is idempotent: called again after a crash, it finds its earlier work and
+/// neither fails nor makes a second copy. Each returns a description of what it made, which the
+/// tenant shows under <c>resources</c>.
+/// </summary>
+public interface ITenantDatabaseProvider
+{
+    Task<JsonObject> CreateAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Writes the tenant's rows into <paramref name="archive"/> under <c>database/</c>.</summary>
+    Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken);
+
+    Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken);
+}
+
+public interface ITenantStorageProvider
+{
+    Task<JsonObject> ProvisionAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Writes the tenant's files (all but its exports) into <paramref name="archive"/> under <c>files/</c>.</summary>
+    Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken);
+
+    /// <summary>Stores a finished export archive in the tenant's export folder and says where it is.</summary>
+    Task<string> SaveExportAsync(TenantRef tenant, string name, Func<Stream, Task> write, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the tenant's files but keeps its exports.</summary>
+    Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken);
+}
+
+public interface ITenantComputeProvider
+{
+    Task<JsonObject> DeployAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Turns the tenant's route on or off; an off route forwards nothing.</summary>
+    Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken);
+
+    Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken);
+}
+
+public interface ITenantIdentityProvider
+{
+    Task<JsonObject> ConfigureAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Disables (or re-enables) every user and machine client of the tenant.</summary>
+    Task SetAccessAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken);
+}
+
+public interface INotificationProvider
+{
+    /// <summary>Queues one message; the same <paramref name="messageKey"/> is queued once only.</summary>
+    Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken);
+}

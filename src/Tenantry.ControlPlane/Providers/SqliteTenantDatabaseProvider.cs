@@ -1,0 +1,208 @@
+using System.Data.Common;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Providers;
+
+/// <summary>
+/// Tenant databases on SQLite: pool tenants are rows carrying <c>tenant_id</c> in one shared file;
+/// bridge and silo tenants get a file of their own (SQLite has no schemas or servers).
+/// </summary>
+internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, IDisposable
+{
+    private const string PoolSchema = """
+        CREATE TABLE IF NOT EXISTS tenants (
+            tenant_id TEXT PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+        """;
+
+    private const string DedicatedSchema = """
+        CREATE TABLE IF NOT EXISTS tenant_info (
+            tenant_id TEXT PRIMARY KEY,
+            slug TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """;
+
+    private readonly string _root;
+    private readonly TimeProvider _time;
+    private readonly Lazy<SqliteDatabase> _pool;
+
+    public SqliteTenantDatabaseProvider(IOptions<TenantryOptions> options, TimeProvider time)
+    {
+        _root = Path.Combine(options.Value.DataPath, "databases");
+        _time = time;
+        _pool = new Lazy<SqliteDatabase>(() => new SqliteDatabase(Path.Combine(_root, "pool.db"), PoolSchema));
+    }
+
+    public async Task<JsonObject> CreateAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        if (tenant.Isolation == IsolationModel.Pool)
+        {
+            await _pool.Value.WriteAsync(
+                async (c, tx) =>
+                {
+                    var owner = await c.ScalarAsync("SELECT tenant_id FROM tenants WHERE slug = @slug", tx, ("@slug", tenant.Slug));
+                    if (owner is string id && id != tenant.Id.ToString())
+                    {
+                        throw new PermanentStepException($"The pool already holds another tenant with slug '{tenant.Slug}'.");
+                    }
+
+                    await c.ExecuteAsync(
+                        "INSERT INTO tenants (tenant_id, slug, created_at) VALUES (@id, @slug, @now) ON CONFLICT (tenant_id) DO NOTHING",
+                        tx, ("@id", tenant.Id), ("@slug", tenant.Slug), ("@now", _time.GetUtcNow()));
+                },
+                cancellationToken);
+            return new JsonObject { ["engine"] = "sqlite", ["model"] = "pool", ["file"] = _pool.Value.Path, ["tenantKey"] = "tenant_id" };
+        }
+
+        var path = DedicatedPath(tenant);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await using (var c = await OpenDedicatedAsync(path, cancellationToken))
+        {
+            await using var tx = await c.BeginTransactionAsync(cancellationToken);
+            await c.ExecuteAsync(DedicatedSchema, tx);
+            var owner = await c.ScalarAsync("SELECT tenant_id FROM tenant_info LIMIT 1", tx);
+            if (owner is string id && id != tenant.Id.ToString())
+            {
+                throw new PermanentStepException($"The database file for '{tenant.Slug}' belongs to another tenant ({id}).");
+            }
+
+            await c.ExecuteAsync(
+                "INSERT INTO tenant_info (tenant_id, slug, created_at) VALUES (@id, @slug, @now) ON CONFLICT (tenant_id) DO NOTHING",
+                tx, ("@id", tenant.Id), ("@slug", tenant.Slug), ("@now", _time.GetUtcNow()));
+            await tx.CommitAsync(cancellationToken);
+        }
+
+        return new JsonObject { ["engine"] = "sqlite", ["model"] = tenant.Isolation.ToWire(), ["file"] = path };
+    }
+
+    public async Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken)
+    {
+        if (tenant.Isolation == IsolationModel.Pool)
+        {
+            await using var c = await _pool.Value.OpenAsync(cancellationToken);
+            foreach (var table in await TenantTablesAsync(c))
+            {
+                await ExportTableAsync(c, table, archive, tenant.Id, cancellationToken);
+            }
+
+            return;
+        }
+
+        var path = DedicatedPath(tenant);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        await using (var c = await OpenDedicatedAsync(path, cancellationToken))
+        {
+            foreach (var table in await TablesAsync(c))
+            {
+                await ExportTableAsync(c, table, archive, null, cancellationToken);
+            }
+        }
+    }
+
+    public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        if (tenant.Isolation == IsolationModel.Pool)
+        {
+            await _pool.Value.WriteAsync(
+                async (c, tx) =>
+                {
+                    foreach (var table in await TenantTablesAsync(c, tx))
+                    {
+                        // Table names come from sqlite_master, quoted; the tenant id is a parameter.
+                        await c.ExecuteAsync($"DELETE FROM {Quote(table)} WHERE tenant_id = @id", tx, ("@id", tenant.Id));
+                    }
+                },
+                cancellationToken);
+            return;
+        }
+
+        SqliteConnection.ClearAllPools();
+        var path = DedicatedPath(tenant);
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+        {
+            File.Delete(file);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_pool.IsValueCreated)
+        {
+            _pool.Value.Dispose();
+        }
+    }
+
+    private string DedicatedPath(TenantRef tenant)
+    {
+        var folder = tenant.Isolation == IsolationModel.Silo ? "silo" : "bridge";
+        var path = Path.GetFullPath(Path.Combine(_root, folder, tenant.Slug + ".db"));
+        if (!path.StartsWith(_root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new PermanentStepException("The tenant's database path resolves outside the database root.");
+        }
+
+        return path;
+    }
+
+    private static async Task<SqliteConnection> OpenDedicatedAsync(string path, CancellationToken cancellationToken)
+    {
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
+        await c.OpenAsync(cancellationToken);
+        await c.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", null);
+        return c;
+    }
+
+    private static async Task<List<string>> TablesAsync(DbConnection c, DbTransaction? tx = null) => await c.QueryAsync(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name", tx, r => r.GetString(0));
+
+    private static async Task<List<string>> TenantTablesAsync(DbConnection c, DbTransaction? tx = null)
+    {
+        var result = new List<string>();
+        foreach (var table in await TablesAsync(c, tx))
+        {
+            var hasTenantColumn = await c.ScalarAsync(
+                "SELECT 1 FROM pragma_table_info(@table) WHERE name = 'tenant_id'", tx, ("@table", table));
+            if (hasTenantColumn is not null)
+            {
+                result.Add(table);
+            }
+        }
+
+        return result;
+    }
+
+    private static async Task ExportTableAsync(DbConnection c, string table, ZipArchive archive, Guid? tenantId, CancellationToken cancellationToken)
+    {
+        var sql = tenantId is null ? $"SELECT * FROM {Quote(table)}" : $"SELECT * FROM {Quote(table)} WHERE tenant_id = @id";
+        await using var command = c.Command(sql, null, ("@id", tenantId));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var entry = archive.CreateEntry($"database/{table}.jsonl", CompressionLevel.Fastest);
+        await using var stream = entry.Open();
+        await using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = new JsonObject();
+            for (var i = 0; i < reader.FieldCount; i++)
+            {
+                row[reader.GetName(i)] = reader.IsDBNull(i) ? null : JsonValue.Create(reader.GetValue(i) is byte[] bytes ? Convert.ToBase64String(bytes) : reader.GetValue(i).ToString());
+            }
+
+            await writer.WriteLineAsync(row.ToJsonString(JsonSerializerOptions.Default));
+        }
+    }
+
+    private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,118 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Tenants;
+
+namespace Tenantry.ControlPlane;
+
+/// <summary>Returned by <see cref="TenantryControlPlane.AddTenantryControlPlane"/>; later providers hang off it.</summary>
+public sealed class TenantryBuilder(IServiceCollection services)
+{
+    public IServiceCollection Services { get; } = services;
+}
+
+public static class TenantryControlPlane
+{
+    /// <summary>The control plane on the embedded default: SQLite, local folders, local compute.</summary>
+    public static TenantryBuilder AddTenantryControlPlane(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<DataDirectory>();
+        services.TryAddSingleton(sp =>
+        {
+            var dir = sp.GetRequiredService<DataDirectory>();
+            return new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Ddl);
+        });
+
+        services.TryAddSingleton<ITenantDatabaseProvider, SqliteTenantDatabaseProvider>();
+        services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
+        services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
+        services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
+        services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
+
+        services.TryAddSingleton<ClientStore>();
+        services.TryAddSingleton<StepExecutor>();
+        services.TryAddSingleton<TenantCommands>();
+        // Start order matters: the operator client exists before requests, the worker resumes last.
+        services.AddSingleton<OperatorBootstrap>();
+        services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
+        services.AddSingleton<OperationWorker>();
+        services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
+        services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+
+        services.AddTenantryIdentity();
+        services.AddDataProtection();
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>>((keys, tenantry) =>
+            keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance));
+        services.AddProblemDetails();
+        services.AddHealthChecks().AddCheck<StoreHealthCheck>("store");
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info = new OpenApiInfo
+            {
+                Title = "Tenantry control plane API",
+                Version = "v1",
+                Description = "Onboard, run and offboard tenants. Get a token at POST /connect/token (client_credentials, scope tenantry:admin).",
+            };
+            document.Components ??= new OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                BearerFormat = "JWT",
+                Description = "Operator token from POST /connect/token.",
+            };
+            document.Security ??= [];
+            document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });
+            return Task.CompletedTask;
+        }));
+        return new TenantryBuilder(services);
+    }
+
+    public static IEndpointRouteBuilder MapTenantryControlPlane(this IEndpointRouteBuilder routes)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        routes.MapIdentityApi();
+        routes.MapGroup("/v1")
+            .RequireAuthorization(IdentityApi.AdminPolicy)
+            .MapTenantsApi()
+            .MapOperationsApi()
+            .MapAuditApi();
+        routes.MapHealthChecks("/healthz");
+        routes.MapOpenApi();
+        return routes;
+    }
+}
+
+internal sealed class StoreHealthCheck(SqliteDatabase db) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await db.ReadAsync(c => c.ScalarAsync("SELECT 1", null), cancellationToken);
+            return HealthCheckResult.Healthy("control-plane store answers");
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex)
+        {
+            return HealthCheckResult.Unhealthy("control-plane store does not answer", ex);
+        }
+    }
+}

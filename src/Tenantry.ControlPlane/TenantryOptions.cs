@@ -1,0 +1,116 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Tenantry.ControlPlane;
+
+/// <summary>Settings under the <c>Tenantry</c> configuration section.</summary>
+public sealed class TenantryOptions
+{
+    public const string Section = "Tenantry";
+
+    /// <summary>Where the embedded store, tenant files and keys live.</summary>
+    [Required]
+    public string DataDir { get; set; } = ".tenantry";
+
+    public PortOptions Ports { get; set; } = new();
+
+    /// <summary>Secret of the bootstrap <c>operator</c> client; generated into the data dir when unset.</summary>
+    public string? OperatorSecret { get; set; }
+
+    /// <summary>Control-plane store; empty means SQLite in the data dir.</summary>
+    public string? Store { get; set; }
+
+    /// <summary>Token issuer URI; defaults to the control plane's loopback address.</summary>
+    public Uri? Issuer { get; set; }
+
+    [Range(typeof(TimeSpan), "00:01:00", "1.00:00:00")]
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    public OperationOptions Operations { get; set; } = new();
+
+    /// <summary>Tier name → isolation model. The full plan catalog with prices comes with metering.</summary>
+    public Dictionary<string, string> Tiers { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["basic"] = "pool",
+        ["standard"] = "bridge",
+        ["premium"] = "silo",
+    };
+
+    public string DataPath => Path.GetFullPath(DataDir);
+}
+
+public sealed class PortOptions
+{
+    [Range(0, 65535)]
+    public int ControlPlane { get; set; } = 5080;
+
+    [Range(0, 65535)]
+    public int Gateway { get; set; } = 5081;
+}
+
+public sealed class OperationOptions
+{
+    /// <summary>Operations run at the same time (steps of one operation always run in order).</summary>
+    [Range(1, 64)]
+    public int MaxParallel { get; set; } = 4;
+
+    /// <summary>Attempts of one step before the operation fails (transient errors only).</summary>
+    [Range(1, 20)]
+    public int MaxAttempts { get; set; } = 4;
+
+    /// <summary>First retry delay; doubles with each attempt, with jitter.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How often the worker looks for due work it was not told about.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<TenantryOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, TenantryOptions options)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.DataDir))
+        {
+            errors.Add("Tenantry:DataDir must name a directory.");
+        }
+
+        if (options.OperatorSecret is { Length: > 0 and < 16 })
+        {
+            errors.Add("Tenantry:OperatorSecret (TENANTRY_OPERATOR_SECRET) must be at least 16 characters.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Store))
+        {
+            errors.Add("Tenantry:Store: only the embedded SQLite store is available in this version; leave it empty.");
+        }
+
+        if (options.Tiers.Count == 0)
+        {
+            errors.Add("Tenantry:Tiers must name at least one tier.");
+        }
+
+        foreach (var (tier, isolation) in options.Tiers)
+        {
+            if (!Tenants.TenantRules.IsValidTierName(tier))
+            {
+                errors.Add($"Tenantry:Tiers:{tier}: a tier name is 1-40 lowercase letters, digits or '-'.");
+            }
+
+            if (!TenantryNames.TryParseIsolation(isolation, out _))
+            {
+                errors.Add($"Tenantry:Tiers:{tier} = '{isolation}': isolation must be pool, bridge or silo.");
+            }
+        }
+
+        if (options.Ports.ControlPlane != 0 && options.Ports.ControlPlane == options.Ports.Gateway)
+        {
+            errors.Add("Tenantry:Ports:ControlPlane and Tenantry:Ports:Gateway must differ.");
+        }
+
+        return errors.Count == 0
+            ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
+            : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
+}

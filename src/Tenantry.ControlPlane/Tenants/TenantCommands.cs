@@ -1,0 +1,438 @@
+using System.Data.Common;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Http;
+using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Tenants;
+
+/// <summary>The result of a command: a value, or the problem that stopped it.</summary>
+public sealed record Outcome<T>(T? Value, ApiError? Error, string? Location = null, bool Replayed = false)
+    where T : class
+{
+    public static implicit operator Outcome<T>(ApiError error) => new(null, error);
+}
+
+/// <summary>
+/// Every change to a tenant: checked, then written in one transaction together with its
+/// operation, its audit event and its idempotency record, then handed to the worker.
+/// </summary>
+internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, IOptions<TenantryOptions> options, TimeProvider time)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static string Canonical<T>(T value) => JsonSerializer.Serialize(value, Json);
+
+    public async Task<Outcome<TenantResponse>> CreateAsync(CreateTenantRequest request, string actor, IdempotencyKey? key, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>();
+        void Check(string field, string? problem)
+        {
+            if (problem is not null)
+            {
+                errors[field] = [problem];
+            }
+        }
+
+        Check("name", TenantRules.CheckName(request.Name));
+        Check("adminEmail", TenantRules.CheckEmail(request.AdminEmail));
+        if (request.Slug is not null)
+        {
+            Check("slug", TenantRules.CheckSlug(request.Slug));
+        }
+
+        IsolationModel isolation = default;
+        if (string.IsNullOrEmpty(request.Tier))
+        {
+            Check("tier", $"The tier is required: one of {string.Join(", ", options.Value.Tiers.Keys)}.");
+        }
+        else if (!options.Value.Tiers.TryGetValue(request.Tier, out var model) || !TenantryNames.TryParseIsolation(model, out isolation))
+        {
+            Check("tier", $"Unknown tier '{request.Tier}': one of {string.Join(", ", options.Value.Tiers.Keys)}.");
+        }
+
+        if (request.Config is { } config && Encoding.UTF8.GetByteCount(config.ToJsonString()) > TenantRules.ConfigMaxBytes)
+        {
+            Check("config", $"config is at most {TenantRules.ConfigMaxBytes} bytes of JSON.");
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiError.Validation(errors);
+        }
+
+        var outcome = await db.WriteAsync<Outcome<TenantResponse>>(
+            async (c, tx) =>
+            {
+                if (key is not null)
+                {
+                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
+                    if (reuse is not null)
+                    {
+                        return reuse;
+                    }
+
+                    if (stored is not null)
+                    {
+                        return new Outcome<TenantResponse>(JsonSerializer.Deserialize<TenantResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
+                    }
+                }
+
+                var slug = request.Slug ?? await FreeSlugAsync(c, tx, TenantRules.SlugFromName(request.Name!));
+                if (await TenantStore.SlugTakenAsync(c, tx, slug))
+                {
+                    return ApiError.Conflict("slug-taken", "The slug is taken.", $"Another tenant already uses the slug '{slug}'. Slugs stay reserved after offboarding.");
+                }
+
+                var now = time.GetUtcNow();
+                var tenant = new Tenant
+                {
+                    Id = Guid.CreateVersion7(now),
+                    Slug = slug,
+                    Name = request.Name!.Trim(),
+                    Tier = request.Tier!,
+                    Isolation = isolation,
+                    Status = TenantStatus.Provisioning,
+                    AdminEmail = request.AdminEmail!,
+                    Config = request.Config?.DeepClone().AsObject() ?? [],
+                    Resources = [],
+                    Version = 1,
+                    CreatedAt = now,
+                    UpdatedAt = now,
+                };
+                var op = NewOperation(OperationDefinition.Onboard, tenant.Id, actor, now);
+                tenant = tenant with { CurrentOperationId = op.Id };
+                await TenantStore.InsertAsync(c, tx, tenant);
+                await OperationStore.InsertAsync(c, tx, op);
+                await AuditAsync(c, tx, actor, tenant.Id, "tenant.create", "accepted", new JsonObject
+                {
+                    ["slug"] = tenant.Slug, ["tier"] = tenant.Tier, ["operationId"] = op.Id.ToString(),
+                });
+                var response = TenantResponse.From(tenant);
+                var location = $"/v1/tenants/{tenant.Id}";
+                if (key is not null)
+                {
+                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
+                }
+
+                return new Outcome<TenantResponse>(response, null, location);
+            },
+            ct);
+        if (outcome.Value is { OperationId: { } opId } && !outcome.Replayed)
+        {
+            queue.Enqueue(Guid.Parse(opId));
+        }
+
+        return outcome;
+    }
+
+    /// <summary>Starts suspension, reactivation or offboarding.</summary>
+    public async Task<Outcome<OperationResponse>> StartAsync(string idOrSlug, OperationKind kind, string actor, IdempotencyKey? key, CancellationToken ct)
+    {
+        var definition = OperationDefinition.For(kind);
+        var outcome = await db.WriteAsync<Outcome<OperationResponse>>(
+            async (c, tx) =>
+            {
+                if (key is not null)
+                {
+                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
+                    if (reuse is not null)
+                    {
+                        return reuse;
+                    }
+
+                    if (stored is not null)
+                    {
+                        return new Outcome<OperationResponse>(JsonSerializer.Deserialize<OperationResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
+                    }
+                }
+
+                var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
+                if (tenant is null)
+                {
+                    return ApiError.NotFound($"Tenant '{idOrSlug}'");
+                }
+
+                var action = $"tenant.{kind.ToWire()}";
+                if (await InFlightAsync(c, tx, tenant) is { } busy)
+                {
+                    await AuditAsync(c, tx, actor, tenant.Id, action, "rejected", new JsonObject { ["reason"] = busy.Detail });
+                    return busy;
+                }
+
+                var allowed = kind switch
+                {
+                    OperationKind.Suspend => tenant.Status == TenantStatus.Active,
+                    OperationKind.Reactivate => tenant.Status == TenantStatus.Suspended,
+                    OperationKind.Offboard => tenant.Status is TenantStatus.Active or TenantStatus.Suspended or TenantStatus.Failed,
+                    _ => false,
+                };
+                if (!allowed)
+                {
+                    var detail = $"A tenant that is {tenant.Status.ToWire()} cannot go through {kind.ToWire()}.";
+                    await AuditAsync(c, tx, actor, tenant.Id, action, "rejected", new JsonObject { ["reason"] = detail });
+                    return ApiError.Conflict("invalid-transition", "The tenant's status does not allow this.", detail);
+                }
+
+                var now = time.GetUtcNow();
+                var op = NewOperation(definition, tenant.Id, actor, now);
+                await OperationStore.InsertAsync(c, tx, op);
+                var updated = tenant with
+                {
+                    Status = definition.Running,
+                    StatusReason = null,
+                    CurrentOperationId = op.Id,
+                    Version = tenant.Version + 1,
+                    UpdatedAt = now,
+                };
+                await TenantStore.UpdateAsync(c, tx, updated, tenant.Version);
+                await AuditAsync(c, tx, actor, tenant.Id, action, "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
+                var response = OperationResponse.From(op);
+                var location = $"/v1/operations/{op.Id}";
+                if (key is not null)
+                {
+                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
+                }
+
+                return new Outcome<OperationResponse>(response, null, location);
+            },
+            ct);
+        if (outcome.Value is { } started && !outcome.Replayed)
+        {
+            queue.Enqueue(Guid.Parse(started.Id));
+        }
+
+        return outcome;
+    }
+
+    public async Task<Outcome<OperationResponse>> RetryAsync(Guid operationId, string actor, CancellationToken ct)
+    {
+        var outcome = await db.WriteAsync<Outcome<OperationResponse>>(
+            async (c, tx) =>
+            {
+                var op = await OperationStore.GetAsync(c, tx, operationId);
+                if (op is null)
+                {
+                    return ApiError.NotFound($"Operation '{operationId}'");
+                }
+
+                var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
+                if (op.Status != OperationStatus.Failed)
+                {
+                    return ApiError.Conflict("operation-not-failed", "Only a failed operation can be retried.", $"The operation is {op.Status.ToWire()}.");
+                }
+
+                if (tenant is null || tenant.CurrentOperationId != op.Id)
+                {
+                    return ApiError.Conflict("operation-superseded", "A later operation replaced this one.", "Retry the tenant's current operation instead.");
+                }
+
+                var now = time.GetUtcNow();
+                var definition = OperationDefinition.For(op.Kind);
+                await OperationStore.ResetForRetryAsync(c, tx, op.Id);
+                await TenantStore.UpdateAsync(c, tx, tenant with { Status = definition.Running, StatusReason = null, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+                await AuditAsync(c, tx, actor, tenant.Id, "operation.retry", "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
+                var retried = await OperationStore.GetAsync(c, tx, op.Id);
+                return new Outcome<OperationResponse>(OperationResponse.From(retried!), null, $"/v1/operations/{op.Id}");
+            },
+            ct);
+        if (outcome.Value is not null)
+        {
+            queue.Enqueue(operationId);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>JSON merge patch (RFC 7396) of name, adminEmail, config and tier, guarded by If-Match.</summary>
+    public async Task<Outcome<TenantResponse>> PatchAsync(string idOrSlug, JsonObject patch, string? ifMatch, string actor, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(ifMatch))
+        {
+            return new ApiError(StatusCodes.Status428PreconditionRequired, "precondition-required", "If-Match is required.",
+                "Send the tenant's ETag (from GET /v1/tenants/{id}) in If-Match, so a concurrent change is not overwritten.");
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        foreach (var (field, _) in patch)
+        {
+            if (field is not ("name" or "adminEmail" or "config" or "tier"))
+            {
+                errors[field] = [$"'{field}' cannot be changed; name, adminEmail, config and tier can."];
+            }
+        }
+
+        string? name = null, email = null, tier = null;
+        if (patch.TryGetPropertyValue("name", out var n))
+        {
+            name = (n as JsonValue)?.TryGetValue<string>(out var s) == true ? s : null;
+            if (TenantRules.CheckName(name) is { } problem)
+            {
+                errors["name"] = [problem];
+            }
+        }
+
+        if (patch.TryGetPropertyValue("adminEmail", out var e))
+        {
+            email = (e as JsonValue)?.TryGetValue<string>(out var s) == true ? s : null;
+            if (TenantRules.CheckEmail(email) is { } problem)
+            {
+                errors["adminEmail"] = [problem];
+            }
+        }
+
+        if (patch.TryGetPropertyValue("tier", out var t))
+        {
+            tier = (t as JsonValue)?.TryGetValue<string>(out var s) == true ? s : null;
+            if (tier is null || !options.Value.Tiers.ContainsKey(tier))
+            {
+                errors["tier"] = [$"Unknown tier: one of {string.Join(", ", options.Value.Tiers.Keys)}."];
+            }
+        }
+
+        if (patch.TryGetPropertyValue("config", out var cfg) && cfg is not null and not JsonObject)
+        {
+            errors["config"] = ["config is a JSON object (merged into the current one) or null (cleared)."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiError.Validation(errors);
+        }
+
+        return await db.WriteAsync<Outcome<TenantResponse>>(
+            async (c, tx) =>
+            {
+                var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
+                if (tenant is null)
+                {
+                    return ApiError.NotFound($"Tenant '{idOrSlug}'");
+                }
+
+                if (ifMatch != "*" && ifMatch.Replace("W/", "", StringComparison.Ordinal) != tenant.ETag)
+                {
+                    await AuditAsync(c, tx, actor, tenant.Id, "tenant.update", "rejected", new JsonObject { ["reason"] = "stale ETag" });
+                    return new ApiError(StatusCodes.Status412PreconditionFailed, "precondition-failed", "The tenant changed since you read it.",
+                        $"If-Match was {ifMatch} but the tenant is now at {tenant.ETag}; read it again and reapply your change.");
+                }
+
+                if (tenant.Status is TenantStatus.Offboarding or TenantStatus.Offboarded)
+                {
+                    return ApiError.Conflict("invalid-transition", "The tenant is being removed.", $"A tenant that is {tenant.Status.ToWire()} cannot be changed.");
+                }
+
+                if (tier is not null && tier != tenant.Tier)
+                {
+                    var newIsolation = TenantryNames.ParseIsolation(options.Value.Tiers[tier]);
+                    if (newIsolation != tenant.Isolation)
+                    {
+                        return new ApiError(StatusCodes.Status422UnprocessableEntity, "tier-change-moves-data", "This tier change needs a data move.",
+                            $"Tier '{tier}' uses {newIsolation.ToWire()} isolation and the tenant uses {tenant.Isolation.ToWire()}; moving its data is not available in this version.");
+                    }
+                }
+
+                var config = tenant.Config.DeepClone().AsObject();
+                if (patch.TryGetPropertyValue("config", out var change))
+                {
+                    config = change is JsonObject merge ? MergePatch(config, merge) : [];
+                    if (Encoding.UTF8.GetByteCount(config.ToJsonString()) > TenantRules.ConfigMaxBytes)
+                    {
+                        return ApiError.Validation("config", $"config is at most {TenantRules.ConfigMaxBytes} bytes of JSON.");
+                    }
+                }
+
+                var now = time.GetUtcNow();
+                var updated = tenant with
+                {
+                    Name = name?.Trim() ?? tenant.Name,
+                    AdminEmail = email ?? tenant.AdminEmail,
+                    Tier = tier ?? tenant.Tier,
+                    Config = config,
+                    Version = tenant.Version + 1,
+                    UpdatedAt = now,
+                };
+                await TenantStore.UpdateAsync(c, tx, updated, tenant.Version);
+                await AuditAsync(c, tx, actor, tenant.Id, "tenant.update", "succeeded", new JsonObject
+                {
+                    ["fields"] = new JsonArray([.. patch.Select(p => JsonValue.Create(p.Key))]),
+                });
+                return new Outcome<TenantResponse>(TenantResponse.From(updated), null);
+            },
+            ct);
+    }
+
+    private static JsonObject MergePatch(JsonObject target, JsonObject patch)
+    {
+        foreach (var (key, value) in patch)
+        {
+            if (value is null)
+            {
+                target.Remove(key);
+            }
+            else if (value is JsonObject inner && target[key] is JsonObject existing)
+            {
+                target[key] = MergePatch(existing.DeepClone().AsObject(), inner);
+            }
+            else
+            {
+                target[key] = value.DeepClone();
+            }
+        }
+
+        return target;
+    }
+
+    private static async Task<ApiError?> InFlightAsync(DbConnection c, DbTransaction tx, Tenant tenant)
+    {
+        if (tenant.CurrentOperationId is not { } current)
+        {
+            return null;
+        }
+
+        var op = await OperationStore.GetAsync(c, tx, current);
+        return op is { Status: OperationStatus.Pending or OperationStatus.Running }
+            ? ApiError.Conflict("operation-in-progress", "Another operation is running for this tenant.",
+                $"Operation {op.Id} ({op.Kind.ToWire()}) is {op.Status.ToWire()}; wait for it to finish.")
+            : null;
+    }
+
+    private static async Task<string> FreeSlugAsync(DbConnection c, DbTransaction tx, string candidate)
+    {
+        var slug = candidate;
+        for (var n = 2; await TenantStore.SlugTakenAsync(c, tx, slug); n++)
+        {
+            var suffix = "-" + n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            slug = candidate[..Math.Min(candidate.Length, TenantRules.SlugMaxLength - suffix.Length)].TrimEnd('-') + suffix;
+        }
+
+        return slug;
+    }
+
+    private static Operation NewOperation(OperationDefinition definition, Guid tenantId, string actor, DateTimeOffset now) => new()
+    {
+        Id = Guid.CreateVersion7(now),
+        Kind = definition.Kind,
+        TenantId = tenantId,
+        Status = OperationStatus.Pending,
+        Actor = actor,
+        CreatedAt = now,
+        Steps = [.. definition.Steps.Select((name, i) => new OperationStep { Ordinal = i, Name = name, Status = OperationStatus.Pending, Attempts = 0 })],
+    };
+
+    private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
+        AuditLog.AppendAsync(c, tx, new AuditEvent
+        {
+            Id = Guid.CreateVersion7(),
+            Time = time.GetUtcNow(),
+            Actor = actor,
+            TenantId = tenantId,
+            Action = action,
+            Outcome = outcome,
+            Detail = detail,
+        });
+}

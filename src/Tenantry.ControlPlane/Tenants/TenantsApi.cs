@@ -1,0 +1,185 @@
+using System.Security.Claims;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Routing;
+using Tenantry.ControlPlane.Http;
+using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Tenants;
+
+public static class TenantsApi
+{
+    public static RouteGroupBuilder MapTenantsApi(this RouteGroupBuilder v1)
+    {
+        var tenants = v1.MapGroup("/tenants").WithTags("Tenants");
+        tenants.MapPost("/", Create)
+            .Accepts<CreateTenantRequest>("application/json")
+            .WithSummary("Onboard a tenant: 202 with the tenant in status provisioning and its onboarding operationId.");
+        tenants.MapGet("/", List).WithSummary("List tenants, filtered by status, tier or a search on slug and name; cursor-paginated.");
+        tenants.MapGet("/{id}", Get).WithSummary("A tenant by id or slug, with its ETag.");
+        tenants.MapPatch("/{id}", Patch)
+            .Accepts<JsonObject>("application/merge-patch+json", "application/json")
+            .WithSummary("Change name, adminEmail, config (merge patch) or tier; requires If-Match.");
+        tenants.MapPost("/{id}/suspend", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Suspend, http, commands))
+            .WithSummary("Suspend an active tenant (202 + operation).");
+        tenants.MapPost("/{id}/reactivate", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Reactivate, http, commands))
+            .WithSummary("Reactivate a suspended tenant (202 + operation).");
+        tenants.MapDelete("/{id}", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Offboard, http, commands))
+            .WithSummary("Offboard a tenant: export its data, then remove it (202 + operation).");
+        tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
+        return v1;
+    }
+
+    internal static string Actor(this ClaimsPrincipal user) => user.FindFirst("sub")?.Value ?? "unknown";
+
+    private static async Task<Results<Accepted<TenantResponse>, ProblemHttpResult>> Create(HttpContext http, TenantCommands commands)
+    {
+        var (body, error) = await JsonBody.ReadAsync<CreateTenantRequest>(http.Request);
+        if (error is not null)
+        {
+            return error.ToResult();
+        }
+
+        var (key, keyError) = IdempotencyKey.From(http.Request, http.User.Actor(), TenantCommands.Canonical(body));
+        if (keyError is not null)
+        {
+            return keyError.ToResult();
+        }
+
+        var outcome = await commands.CreateAsync(body!, http.User.Actor(), key, http.RequestAborted);
+        if (outcome.Error is not null)
+        {
+            return outcome.Error.ToResult();
+        }
+
+        if (outcome.Replayed)
+        {
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+
+        return TypedResults.Accepted(outcome.Location, outcome.Value);
+    }
+
+    private static async Task<Results<Ok<Page<TenantResponse>>, ProblemHttpResult>> List(
+        SqliteDatabase db, string? status, string? tier, string? q, int? limit, string? cursor)
+    {
+        TenantStatus? statusFilter = null;
+        if (status is not null)
+        {
+            if (!TenantryNames.TryParseStatus(status, out var parsed))
+            {
+                return ApiError.Validation("status", "status is one of provisioning, active, suspended, failed, offboarding, offboarded.").ToResult();
+            }
+
+            statusFilter = parsed;
+        }
+
+        if (tier is not null && !TenantRules.IsValidTierName(tier))
+        {
+            return ApiError.Validation("tier", "A tier name is lowercase letters, digits and '-'.").ToResult();
+        }
+
+        if (q is { Length: > 100 })
+        {
+            return ApiError.Validation("q", "A search is at most 100 characters.").ToResult();
+        }
+
+        if (Paging.CheckLimit(limit, out var take) is { } limitError)
+        {
+            return limitError.ToResult();
+        }
+
+        Guid? after = null;
+        if (cursor is not null)
+        {
+            if (!Guid.TryParse(Paging.Decode(cursor), out var position))
+            {
+                return ApiError.Validation("cursor", "The cursor is not one this API returned.").ToResult();
+            }
+
+            after = position;
+        }
+
+        var rows = await db.ReadAsync(c => TenantStore.ListAsync(c, new TenantFilter(statusFilter, tier, q, after, take + 1)));
+        var items = rows.Take(take).Select(TenantResponse.From).ToList();
+        var next = rows.Count > take ? Paging.Encode(items[^1].Id) : null;
+        return TypedResults.Ok(new Page<TenantResponse>(items, next));
+    }
+
+    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> Get(string id, SqliteDatabase db, HttpContext http)
+    {
+        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id));
+        if (tenant is null)
+        {
+            return ApiError.NotFound($"Tenant '{id}'").ToResult();
+        }
+
+        http.Response.Headers.ETag = tenant.ETag;
+        return TypedResults.Ok(TenantResponse.From(tenant));
+    }
+
+    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> Patch(string id, HttpContext http, TenantCommands commands)
+    {
+        var (body, error) = await JsonBody.ReadAsync<JsonObject>(http.Request);
+        if (error is not null)
+        {
+            return error.ToResult();
+        }
+
+        var outcome = await commands.PatchAsync(id, body!, http.Request.Headers.IfMatch.ToString(), http.User.Actor(), http.RequestAborted);
+        if (outcome.Error is not null)
+        {
+            return outcome.Error.ToResult();
+        }
+
+        http.Response.Headers.ETag = $"\"{outcome.Value!.Version}\"";
+        return TypedResults.Ok(outcome.Value);
+    }
+
+    private static async Task<Results<Accepted<OperationResponse>, ProblemHttpResult>> Start(string id, OperationKind kind, HttpContext http, TenantCommands commands)
+    {
+        var (key, keyError) = IdempotencyKey.From(http.Request, http.User.Actor(), "");
+        if (keyError is not null)
+        {
+            return keyError.ToResult();
+        }
+
+        var outcome = await commands.StartAsync(id, kind, http.User.Actor(), key, http.RequestAborted);
+        if (outcome.Error is not null)
+        {
+            return outcome.Error.ToResult();
+        }
+
+        if (outcome.Replayed)
+        {
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+
+        return TypedResults.Accepted(outcome.Location, outcome.Value);
+    }
+
+    private static async Task<Results<Ok<Page<OperationResponse>>, ProblemHttpResult>> Operations(string id, SqliteDatabase db)
+    {
+        var ops = await db.ReadAsync<List<OperationResponse>?>(async c =>
+        {
+            var tenant = await TenantStore.FindAsync(c, null, id);
+            if (tenant is null)
+            {
+                return null;
+            }
+
+            var result = new List<OperationResponse>();
+            foreach (var opId in await OperationStore.ForTenantAsync(c, tenant.Id))
+            {
+                result.Add(OperationResponse.From((await OperationStore.GetAsync(c, null, opId))!));
+            }
+
+            return result;
+        });
+        return ops is null ? ApiError.NotFound($"Tenant '{id}'").ToResult() : TypedResults.Ok(new Page<OperationResponse>(ops, null));
+    }
+}

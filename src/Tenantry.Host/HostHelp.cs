@@ -1,0 +1,54 @@
+using Tenantry.ControlPlane;
+
+namespace Tenantry.Host;
+
+internal static class HostHelp
+{
+    public static readonly Dictionary<string, string> SwitchMappings = new(StringComparer.Ordinal)
+    {
+        ["--port"] = "Tenantry:Ports:ControlPlane",
+        ["--gateway-port"] = "Tenantry:Ports:Gateway",
+        ["--data-dir"] = "Tenantry:DataDir",
+        ["--operator-secret"] = "Tenantry:OperatorSecret",
+    };
+
+    public const string Text = """
+        Tenantry host: the control plane of the Tenantry multi-tenant platform, on the embedded default
+        (SQLite store, local folders, local processes) unless configured otherwise.
+
+        Usage: dotnet run --project src/Tenantry.Host -- [options]
+
+        Options:
+          --port <n>               control-plane port on 127.0.0.1 (default 5080)   Tenantry:Ports:ControlPlane
+          --data-dir <path>        store, tenant files and keys (default ./.tenantry) Tenantry:DataDir
+          --operator-secret <s>    secret of the 'operator' client (>= 16 chars)    Tenantry:OperatorSecret
+                                   also env TENANTRY_OPERATOR_SECRET; when unset, generated into <data-dir>/operator-secret
+          --Tenantry:<key>=<value> any configuration key, e.g. --Tenantry:Operations:MaxParallel=8
+          -h, --help               this text
+
+        Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
+        Structured JSON logs: --Logging:Console:FormatterName=json
+
+        Get an operator token:
+          curl -s http://127.0.0.1:5080/connect/token -d grant_type=client_credentials \
+            -d client_id=operator -d client_secret="$(cat .tenantry/operator-secret)" -d scope=tenantry:admin
+        """;
+
+    public static string Banner(string address, TenantryOptions options)
+    {
+        var secret = !string.IsNullOrEmpty(options.OperatorSecret) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TENANTRY_OPERATOR_SECRET"))
+            ? "\"$TENANTRY_OPERATOR_SECRET\""
+            : $"\"$(cat {Path.Combine(options.DataPath, "operator-secret")})\"";
+        return $"""
+
+            Tenantry control plane listening on {address}
+              data directory : {options.DataPath}
+              API (OpenAPI)  : {address}/openapi/v1.json
+              health         : {address}/healthz
+            Get an operator token:
+              curl -s {address}/connect/token -d grant_type=client_credentials -d client_id=operator \
+                -d client_secret={secret} -d scope=tenantry:admin
+
+            """;
+    }
+}

@@ -1,0 +1,61 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane;
+using Tenantry.Host;
+
+if (args.Any(a => a is "--help" or "-h" or "-?"))
+{
+    Console.WriteLine(HostHelp.Text);
+    return 0;
+}
+
+// Content root = the app folder, so appsettings.json is found wherever the host is started from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);
+builder.Services.AddTenantryControlPlane();
+var settings = builder.Configuration.GetSection(TenantryOptions.Section).Get<TenantryOptions>() ?? new TenantryOptions();
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, settings.Ports.ControlPlane));
+
+var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+app.MapTenantryControlPlane();
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
+    var options = app.Services.GetRequiredService<IOptions<TenantryOptions>>().Value;
+    Console.WriteLine(HostHelp.Banner(addresses?.FirstOrDefault() ?? "?", options));
+});
+
+try
+{
+    await app.RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    Console.Error.WriteLine("Tenantry cannot start, the configuration is not valid:");
+    foreach (var failure in ex.Failures)
+    {
+        Console.Error.WriteLine("  - " + failure);
+    }
+
+    return 2;
+}
+catch (InvalidOperationException ex) when (ex.Message.StartsWith("Another Tenantry host", StringComparison.Ordinal))
+{
+    Console.Error.WriteLine(ex.Message);
+    return 3;
+}
+catch (IOException ex) when (ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+{
+    Console.Error.WriteLine($"Tenantry cannot listen on port {settings.Ports.ControlPlane}: it is in use. Start with --port <other port>.");
+    return 4;
+}
+
+/// <summary>Exposed for WebApplicationFactory in the tests.</summary>
+public partial class Program;
