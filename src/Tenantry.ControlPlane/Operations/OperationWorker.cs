@@ -130,7 +130,7 @@ internal sealed partial class OperationWorker(
             return;
         }
 
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["TenantId"] = op.TenantId, ["OperationId"] = op.Id });
+        using var scope = Log.Scope(logger, op.TenantId, op.Id);
         Log.Running(logger, op.TenantId, op.Id, op.Kind.ToWire());
         foreach (var step in op.Steps.Where(s => s.Status != OperationStatus.Succeeded))
         {
@@ -319,6 +319,9 @@ internal sealed partial class OperationWorker(
 
     private static partial class Log
     {
+        public static readonly Func<ILogger, Guid, Guid, IDisposable?> Scope =
+            LoggerMessage.DefineScope<Guid, Guid>("Tenant {TenantId} operation {OperationId}");
+
         [LoggerMessage(1, LogLevel.Information, "Resuming {Count} unfinished operations")]
         public static partial void Resuming(ILogger logger, int count);
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
@@ -22,7 +23,12 @@ public sealed record Outcome<T>(T? Value, ApiError? Error, string? Location = nu
 /// Every change to a tenant: checked, then written in one transaction together with its
 /// operation, its audit event and its idempotency record, then handed to the worker.
 /// </summary>
-internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, IOptions<TenantryOptions> options, TimeProvider time)
+internal sealed partial class TenantCommands(
+    SqliteDatabase db,
+    IOperationQueue queue,
+    IOptions<TenantryOptions> options,
+    TimeProvider time,
+    ILogger<TenantCommands> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -123,9 +129,10 @@ internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, I
                 return new Outcome<TenantResponse>(response, null, location);
             },
             ct);
-        if (outcome.Value is { OperationId: { } opId } && !outcome.Replayed)
+        if (outcome.Value is { OperationId: { } opId } created && !outcome.Replayed)
         {
             queue.Enqueue(Guid.Parse(opId));
+            Log.Created(logger, created.Id, created.Slug, created.Tier, opId, actor);
         }
 
         return outcome;
@@ -205,6 +212,7 @@ internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, I
         if (outcome.Value is { } started && !outcome.Replayed)
         {
             queue.Enqueue(Guid.Parse(started.Id));
+            Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
         }
 
         return outcome;
@@ -241,9 +249,10 @@ internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, I
                 return new Outcome<OperationResponse>(OperationResponse.From(retried!), null, $"/v1/operations/{op.Id}");
             },
             ct);
-        if (outcome.Value is not null)
+        if (outcome.Value is { } retried)
         {
             queue.Enqueue(operationId);
+            Log.Retried(logger, retried.TenantId, retried.Kind, retried.Id, actor);
         }
 
         return outcome;
@@ -423,6 +432,18 @@ internal sealed class TenantCommands(SqliteDatabase db, IOperationQueue queue, I
         CreatedAt = now,
         Steps = [.. definition.Steps.Select((name, i) => new OperationStep { Ordinal = i, Name = name, Status = OperationStatus.Pending, Attempts = 0 })],
     };
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Tenant {TenantId} ({Slug}, {Tier}) created by {Actor}; onboarding {OperationId}")]
+        public static partial void Created(ILogger logger, string tenantId, string slug, string tier, string operationId, string actor);
+
+        [LoggerMessage(2, LogLevel.Information, "Tenant {TenantId}: {Kind} {OperationId} started by {Actor}")]
+        public static partial void Started(ILogger logger, string tenantId, string kind, string operationId, string actor);
+
+        [LoggerMessage(3, LogLevel.Information, "Tenant {TenantId}: {Kind} {OperationId} retried by {Actor}")]
+        public static partial void Retried(ILogger logger, string tenantId, string kind, string operationId, string actor);
+    }
 
     private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
         AuditLog.AppendAsync(c, tx, new AuditEvent
