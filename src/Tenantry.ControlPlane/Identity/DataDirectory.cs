@@ -32,26 +32,8 @@ internal sealed class DataDirectory : IDisposable
     public string Root { get; }
 
     /// <summary>Writes a secret file readable by its owner only (0600), atomically.</summary>
-    public static void WriteSecret(string path, string content)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = path + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temp, options))
-        using (var writer = new StreamWriter(stream))
-        {
-            writer.Write(content);
-            writer.Flush();
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
-    }
+    public static void WriteSecret(string path, string content) =>
+        Storage.AtomicFile.Write(path, content, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     public void Dispose() => _lock.Dispose();
 }

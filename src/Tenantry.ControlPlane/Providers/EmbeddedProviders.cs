@@ -60,8 +60,7 @@ internal sealed class LocalComputeProvider(SqliteDatabase db, IOptions<TenantryO
                 ["slug"] = tenant.Slug,
                 ["upstream"] = upstream,
             }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-            await File.WriteAllTextAsync(manifest + ".tmp", body, cancellationToken);
-            File.Move(manifest + ".tmp", manifest, overwrite: true);
+            AtomicFile.Write(manifest, body);
             result["manifest"] = manifest;
         }
 

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Storage;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -15,9 +16,9 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
     {
         var folder = TenantFolder(tenant);
         var owner = Path.Combine(folder, OwnerFile);
-        if (File.Exists(owner))
+        var existing = File.Exists(owner) ? (await File.ReadAllTextAsync(owner, cancellationToken)).Trim() : "";
+        if (existing.Length > 0)
         {
-            var existing = (await File.ReadAllTextAsync(owner, cancellationToken)).Trim();
             if (existing != tenant.Id.ToString())
             {
                 throw new PermanentStepException($"The storage prefix tenants/{tenant.Slug}/ belongs to another tenant ({existing}).");
@@ -26,7 +27,7 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
         else
         {
             Directory.CreateDirectory(folder);
-            await WriteAtomicallyAsync(owner, tenant.Id.ToString(), cancellationToken);
+            AtomicFile.Write(owner, tenant.Id.ToString());
         }
 
         Directory.CreateDirectory(Path.Combine(folder, "uploads"));
@@ -121,12 +122,5 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
         }
 
         return folder;
-    }
-
-    private static async Task WriteAtomicallyAsync(string path, string content, CancellationToken cancellationToken)
-    {
-        var temp = path + ".tmp";
-        await File.WriteAllTextAsync(temp, content, cancellationToken);
-        File.Move(temp, path, overwrite: true);
     }
 }
