@@ -855,11 +855,29 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             }
         }
 
+        /// <summary>SIGTERM, as a service manager stops the host; the exit code, or null if it did not exit in time.</summary>
+        public int? Terminate(TimeSpan timeout)
+        {
+            Assert.Equal(0, SendSignal(_process.Id, 15));
+            if (!_process.WaitForExit(timeout))
+            {
+                return null;
+            }
+
+            _process.WaitForExit();
+            ExitCode = _process.ExitCode;
+            _gone = true;
+            return ExitCode;
+        }
+
         public void Dispose()
         {
             Kill();
             _process.Dispose();
         }
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        private static extern int SendSignal(int pid, int signal);
 
         private static string DotnetPath()
         {
