@@ -34,10 +34,13 @@ public static class TenantryControlPlane
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
-        services.TryAddSingleton(sp =>
+        services.TryAddSingleton<IControlPlaneDatabase>(sp =>
         {
             var dir = sp.GetRequiredService<DataDirectory>();
-            return new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Ddl);
+            var store = sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Store;
+            return string.IsNullOrWhiteSpace(store)
+                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite)
+                : PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
         });
 
         services.TryAddSingleton<ITenantDatabaseProvider, SqliteTenantDatabaseProvider>();
@@ -101,7 +104,7 @@ public static class TenantryControlPlane
     }
 }
 
-internal sealed class StoreHealthCheck(SqliteDatabase db) : IHealthCheck
+internal sealed class StoreHealthCheck(IControlPlaneDatabase db) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {

@@ -81,9 +81,9 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
             errors.Add("Tenantry:OperatorSecret (TENANTRY_OPERATOR_SECRET) must be at least 16 characters.");
         }
 
-        if (!string.IsNullOrWhiteSpace(options.Store))
+        if (!string.IsNullOrWhiteSpace(options.Store) && StoreProblem(options.Store) is { } storeProblem)
         {
-            errors.Add("Tenantry:Store: only the embedded SQLite store is available in this version; leave it empty.");
+            errors.Add($"Tenantry:Store: {storeProblem}");
         }
 
         if (options.Tiers.Count == 0)
@@ -112,5 +112,20 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
         return errors.Count == 0
             ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
             : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
+
+    private static string? StoreProblem(string store)
+    {
+        try
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(store);
+            return string.IsNullOrEmpty(builder.Host)
+                ? "a PostgreSQL connection string needs Host=…; leave the key empty for the embedded SQLite store."
+                : null;
+        }
+        catch (ArgumentException ex)
+        {
+            return $"not a PostgreSQL connection string ({ex.Message}); e.g. Host=db;Database=tenantry;Username=tenantry;Password=…";
+        }
     }
 }

@@ -20,7 +20,7 @@ public static class AuditApi
         return v1;
     }
 
-    private static async Task<Results<Ok<Page<AuditEventResponse>>, ProblemHttpResult>> List(SqliteDatabase db, string? tenantId, int? limit, string? cursor)
+    private static async Task<Results<Ok<Page<AuditEventResponse>>, ProblemHttpResult>> List(IControlPlaneDatabase db, string? tenantId, int? limit, string? cursor)
     {
         if (Paging.CheckLimit(limit, out var take) is { } limitError)
         {

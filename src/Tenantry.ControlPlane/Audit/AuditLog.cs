@@ -26,11 +26,8 @@ internal static class AuditLog
         ("@outcome", e.Outcome), ("@detail", e.Detail?.ToJsonString()));
 
     public static Task<List<AuditEvent>> ListAsync(DbConnection c, Guid? tenantId, long after, int limit) => c.QueryAsync(
-        """
-        SELECT seq, id, time, actor, tenant_id, action, outcome, detail FROM audit_events
-        WHERE seq > @after AND (@tenant IS NULL OR tenant_id = @tenant)
-        ORDER BY seq LIMIT @limit
-        """,
+        "SELECT seq, id, time, actor, tenant_id, action, outcome, detail FROM audit_events WHERE seq > @after"
+            + (tenantId is null ? "" : " AND tenant_id = @tenant") + " ORDER BY seq LIMIT @limit",
         null,
         r => new AuditEvent
         {

@@ -7,7 +7,7 @@ namespace Tenantry.ControlPlane.Identity;
 public sealed record ClientRecord(string ClientId, string SecretHash, string DisplayName, Guid? TenantId, string[] Scopes, bool Disabled);
 
 /// <summary>OAuth2 clients. Secrets are stored as PBKDF2 hashes (ASP.NET Core Identity's format), never in clear.</summary>
-internal sealed class ClientStore(SqliteDatabase db, TimeProvider time)
+internal sealed class ClientStore(IControlPlaneDatabase db, TimeProvider time)
 {
     private static readonly PasswordHasher<string> Hasher = new();
 

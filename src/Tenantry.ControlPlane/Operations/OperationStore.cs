@@ -64,12 +64,32 @@ internal static class OperationStore
     public static Task<List<Guid>> ForTenantAsync(DbConnection c, Guid tenantId) => c.QueryAsync(
         "SELECT id FROM operations WHERE tenant_id = @t ORDER BY id", null, r => r.ReadGuid(0), ("@t", tenantId));
 
+    /// <summary>
+    /// Takes the operation for <paramref name="owner"/> until <paramref name="until"/>, unless another
+    /// worker holds an unexpired lease on it; true when taken. Replicas sharing one store use this.
+    /// </summary>
+    public static async Task<bool> ClaimAsync(DbConnection c, DbTransaction tx, Guid id, string owner, DateTimeOffset now, DateTimeOffset until) =>
+        await c.ExecuteAsync(
+            """
+            UPDATE operations SET lease_owner = @owner, lease_until = @until
+            WHERE id = @id AND status IN ('pending', 'running')
+              AND (lease_owner IS NULL OR lease_owner = @owner OR lease_until < @now)
+            """,
+            tx, ("@id", id), ("@owner", owner), ("@now", now), ("@until", until)) == 1;
+
+    public static Task ReleaseAsync(DbConnection c, DbTransaction tx, Guid id) => c.ExecuteAsync(
+        "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE id = @id", tx, ("@id", id));
+
+    /// <summary>Frees every lease: for a store that only this process can open.</summary>
+    public static Task ReleaseAllAsync(DbConnection c, DbTransaction tx) => c.ExecuteAsync(
+        "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL", tx);
+
     public static Task StartAsync(DbConnection c, DbTransaction tx, Guid id, DateTimeOffset now) => c.ExecuteAsync(
         "UPDATE operations SET status = 'running', started_at = COALESCE(started_at, @now) WHERE id = @id",
         tx, ("@id", id), ("@now", now));
 
     public static Task FinishAsync(DbConnection c, DbTransaction tx, Guid id, OperationStatus status, string? error, DateTimeOffset now) => c.ExecuteAsync(
-        "UPDATE operations SET status = @status, error = @error, finished_at = @now WHERE id = @id",
+        "UPDATE operations SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_until = NULL WHERE id = @id",
         tx, ("@id", id), ("@status", status.ToWire()), ("@error", error), ("@now", now));
 
     public static Task StepAttemptAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, DateTimeOffset now) => c.ExecuteAsync(

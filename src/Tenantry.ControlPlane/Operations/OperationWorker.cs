@@ -26,13 +26,15 @@ public interface IOperationQueue
 /// a crash and runs again, which is safe because every step is idempotent.
 /// </summary>
 internal sealed partial class OperationWorker(
-    SqliteDatabase db,
+    IControlPlaneDatabase db,
     StepExecutor steps,
     IOptions<TenantryOptions> options,
     TimeProvider time,
     ILogger<OperationWorker> logger) : BackgroundService, IOperationQueue
 {
     private const string SystemActor = "system:operations";
+    private static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
+    private readonly string _instance = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
     private readonly Channel<Guid> _queue = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<Guid, Task> _running = new();
 
@@ -43,6 +45,12 @@ internal sealed partial class OperationWorker(
         var settings = options.Value.Operations;
         var pipeline = BuildRetryPipeline(settings);
         using var slots = new SemaphoreSlim(settings.MaxParallel);
+        if (db.Engine == "sqlite")
+        {
+            // The data dir is locked to this process, so every lease left in it is from a dead one.
+            await db.WriteAsync(OperationStore.ReleaseAllAsync, stoppingToken);
+        }
+
         var unfinished = await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken);
         if (unfinished.Count > 0)
         {
@@ -130,6 +138,13 @@ internal sealed partial class OperationWorker(
             return;
         }
 
+        var claimed = await db.WriteAsync(
+            (c, tx) => OperationStore.ClaimAsync(c, tx, id, _instance, time.GetUtcNow(), time.GetUtcNow() + Lease), ct);
+        if (!claimed)
+        {
+            return; // Another replica runs it; the poller looks again once its lease ends.
+        }
+
         using var scope = Log.Scope(logger, op.TenantId, op.Id);
         Log.Running(logger, op.TenantId, op.Id, op.Kind.ToWire());
         foreach (var step in op.Steps.Where(s => s.Status != OperationStatus.Succeeded))
@@ -147,6 +162,7 @@ internal sealed partial class OperationWorker(
                             async (c, tx) =>
                             {
                                 await OperationStore.StartAsync(c, tx, id, time.GetUtcNow());
+                                await OperationStore.ClaimAsync(c, tx, id, _instance, time.GetUtcNow(), time.GetUtcNow() + Lease);
                                 await OperationStore.StepAttemptAsync(c, tx, id, step.Ordinal, time.GetUtcNow());
                                 return await TenantStore.GetAsync(c, tx, op.TenantId)
                                     ?? throw new PermanentStepException("The tenant no longer exists.");

@@ -18,7 +18,7 @@ public static class OperationsApi
         return v1;
     }
 
-    private static async Task<Results<Ok<OperationResponse>, ProblemHttpResult>> Get(string id, SqliteDatabase db)
+    private static async Task<Results<Ok<OperationResponse>, ProblemHttpResult>> Get(string id, IControlPlaneDatabase db)
     {
         if (!Guid.TryParse(id, out var opId))
         {

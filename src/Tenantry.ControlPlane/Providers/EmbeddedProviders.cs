@@ -10,7 +10,7 @@ namespace Tenantry.ControlPlane.Providers;
 /// tenants get a dedicated port and a deployment manifest the local supervisor starts from.
 /// The routing table lives in the control-plane store, where the gateway reads it.
 /// </summary>
-internal sealed class LocalComputeProvider(SqliteDatabase db, IOptions<TenantryOptions> options, TimeProvider time) : ITenantComputeProvider
+internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<TenantryOptions> options, TimeProvider time) : ITenantComputeProvider
 {
     private const int FirstDedicatedPort = 5300;
     private readonly string _root = Path.Combine(options.Value.DataPath, "compute");
@@ -85,7 +85,7 @@ internal sealed class LocalComputeProvider(SqliteDatabase db, IOptions<TenantryO
 }
 
 /// <summary>Tenant users and machine clients in the control-plane store (the OIDC issuer reads them).</summary>
-internal sealed class EmbeddedIdentityProvider(SqliteDatabase db, TimeProvider time) : ITenantIdentityProvider
+internal sealed class EmbeddedIdentityProvider(IControlPlaneDatabase db, TimeProvider time) : ITenantIdentityProvider
 {
     public async Task<JsonObject> ConfigureAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
@@ -110,7 +110,7 @@ internal sealed class EmbeddedIdentityProvider(SqliteDatabase db, TimeProvider t
 }
 
 /// <summary>Messages go to the outbox table; delivery (webhooks, mail) reads from there.</summary>
-internal sealed class OutboxNotificationProvider(SqliteDatabase db, TimeProvider time) : INotificationProvider
+internal sealed class OutboxNotificationProvider(IControlPlaneDatabase db, TimeProvider time) : INotificationProvider
 {
     public Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken) => db.WriteAsync(
         (c, tx) => c.ExecuteAsync(

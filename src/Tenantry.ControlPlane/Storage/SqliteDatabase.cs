@@ -8,7 +8,7 @@ namespace Tenantry.ControlPlane.Storage;
 /// Writers are serialised in process: the data dir is locked to one host, and queuing on a
 /// semaphore is cheaper and fairer than SQLite's busy-retry.
 /// </summary>
-public sealed class SqliteDatabase : IDisposable
+public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
 {
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly string _connectionString;
@@ -35,6 +35,8 @@ public sealed class SqliteDatabase : IDisposable
     }
 
     public string Path { get; }
+
+    public string Engine => "sqlite";
 
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
     {

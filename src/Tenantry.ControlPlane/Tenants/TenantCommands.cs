@@ -24,7 +24,7 @@ public sealed record Outcome<T>(T? Value, ApiError? Error, string? Location = nu
 /// operation, its audit event and its idempotency record, then handed to the worker.
 /// </summary>
 internal sealed partial class TenantCommands(
-    SqliteDatabase db,
+    IControlPlaneDatabase db,
     IOperationQueue queue,
     IOptions<TenantryOptions> options,
     TimeProvider time,

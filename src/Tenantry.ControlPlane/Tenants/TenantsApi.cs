@@ -65,7 +65,7 @@ public static class TenantsApi
     }
 
     private static async Task<Results<Ok<Page<TenantResponse>>, ProblemHttpResult>> List(
-        SqliteDatabase db, string? status, string? tier, string? q, int? limit, string? cursor)
+        IControlPlaneDatabase db, string? status, string? tier, string? q, int? limit, string? cursor)
     {
         TenantStatus? statusFilter = null;
         if (status is not null)
@@ -110,7 +110,7 @@ public static class TenantsApi
         return TypedResults.Ok(new Page<TenantResponse>(items, next));
     }
 
-    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> Get(string id, SqliteDatabase db, HttpContext http)
+    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> Get(string id, IControlPlaneDatabase db, HttpContext http)
     {
         var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id));
         if (tenant is null)
@@ -162,7 +162,7 @@ public static class TenantsApi
         return TypedResults.Accepted(outcome.Location, outcome.Value);
     }
 
-    private static async Task<Results<Ok<Page<OperationResponse>>, ProblemHttpResult>> Operations(string id, SqliteDatabase db)
+    private static async Task<Results<Ok<Page<OperationResponse>>, ProblemHttpResult>> Operations(string id, IControlPlaneDatabase db)
     {
         var ops = await db.ReadAsync<List<OperationResponse>?>(async c =>
         {

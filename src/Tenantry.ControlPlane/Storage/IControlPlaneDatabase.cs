@@ -1,0 +1,20 @@
+using System.Data.Common;
+
+namespace Tenantry.ControlPlane.Storage;
+
+/// <summary>
+/// The control-plane store: SQLite in the data dir by default, PostgreSQL when
+/// <c>Tenantry:Store</c> names one. Writes run in one transaction each and are serialised,
+/// so a check and the write that follows it see the same state.
+/// </summary>
+public interface IControlPlaneDatabase
+{
+    /// <summary><c>sqlite</c> or <c>postgresql</c>.</summary>
+    string Engine { get; }
+
+    Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken = default);
+
+    Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default);
+
+    Task WriteAsync(Func<DbConnection, DbTransaction, Task> write, CancellationToken cancellationToken = default);
+}

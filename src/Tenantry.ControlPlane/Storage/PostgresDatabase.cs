@@ -1,0 +1,64 @@
+using System.Data.Common;
+using Npgsql;
+
+namespace Tenantry.ControlPlane.Storage;
+
+/// <summary>
+/// The control-plane store on PostgreSQL, shared by several host replicas. Each write takes a
+/// transaction-scoped advisory lock, so checks and writes are serialised across replicas just as
+/// the SQLite store serialises them in process, and the lock ends with the transaction.
+/// </summary>
+public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, IDisposable
+{
+    private const long WriteLockKey = 0x54656e616e747279; // "Tenantry"
+    private readonly NpgsqlDataSource _source;
+
+    private PostgresDatabase(NpgsqlDataSource source) => _source = source;
+
+    public string Engine => "postgresql";
+
+    public static PostgresDatabase Open(string connectionString, string schema)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        var source = NpgsqlDataSource.Create(connectionString);
+        using (var connection = source.OpenConnection())
+        using (var transaction = connection.BeginTransaction())
+        using (var command = connection.CreateCommand())
+        {
+            // Two replicas starting together must not both create the tables.
+            command.Transaction = transaction;
+            command.CommandText = $"SELECT pg_advisory_xact_lock({WriteLockKey});" + schema;
+            command.ExecuteNonQuery();
+            transaction.Commit();
+        }
+
+        return new PostgresDatabase(source);
+    }
+
+    public async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken);
+        return await read(connection);
+    }
+
+    public async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var command = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({WriteLockKey})", connection, transaction))
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var result = await write(connection, transaction);
+        await transaction.CommitAsync(CancellationToken.None);
+        return result;
+    }
+
+    public Task WriteAsync(Func<DbConnection, DbTransaction, Task> write, CancellationToken cancellationToken = default) =>
+        WriteAsync<bool>(async (c, t) => { await write(c, t); return true; }, cancellationToken);
+
+    public ValueTask DisposeAsync() => _source.DisposeAsync();
+
+    public void Dispose() => _source.Dispose();
+}
