@@ -36,9 +36,11 @@ internal static class HostHelp
 
     public static string Banner(string address, TenantryOptions options)
     {
-        var secret = !string.IsNullOrEmpty(options.OperatorSecret) || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TENANTRY_OPERATOR_SECRET"))
-            ? "\"$TENANTRY_OPERATOR_SECRET\""
-            : $"\"$(cat {Path.Combine(options.DataPath, "operator-secret")})\"";
+        var secret = !string.IsNullOrEmpty(options.OperatorSecret)
+            ? "<the configured Tenantry:OperatorSecret>"
+            : !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TENANTRY_OPERATOR_SECRET"))
+                ? "\"$TENANTRY_OPERATOR_SECRET\""
+                : $"\"$(cat {Path.Combine(options.DataPath, "operator-secret")})\"";
         return $"""
 
             Tenantry control plane listening on {address}
