@@ -51,6 +51,7 @@ public static class TenantryControlPlane
 
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<StepExecutor>();
+        services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
         // Start order matters: the operator client exists before requests, the worker resumes last.
         services.AddSingleton<OperatorBootstrap>();

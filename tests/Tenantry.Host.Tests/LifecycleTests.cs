@@ -183,6 +183,18 @@ public sealed class LifecycleTests(TenantryFactory factory) : IClassFixture<Tena
     }
 
     [Fact]
+    public async Task Waiting_on_an_operation_answers_once_it_has_finished()
+    {
+        using var client = await factory.OperatorAsync();
+        using var created = await client.CreateTenantAsync(new { name = "Waiter", slug = "waiter", tier = "premium", adminEmail = "a@waiter.test" });
+        var opId = (await created.JsonAsync()).GetProperty("operationId").GetString();
+        var op = await client.GetJsonAsync($"/v1/operations/{opId}?wait=20");
+        Assert.Equal("succeeded", op.GetProperty("status").GetString());
+        await Expect(client, $"/v1/operations/{opId}?wait=31", HttpMethod.Get, HttpStatusCode.BadRequest);
+        await Expect(client, $"/v1/operations/{opId}?wait=-1", HttpMethod.Get, HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
     public async Task Unknown_operations_are_404()
     {
         using var client = await factory.OperatorAsync();

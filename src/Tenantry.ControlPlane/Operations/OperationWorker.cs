@@ -28,6 +28,7 @@ public interface IOperationQueue
 internal sealed partial class OperationWorker(
     IControlPlaneDatabase db,
     StepExecutor steps,
+    OperationSignals signals,
     IOptions<TenantryOptions> options,
     TimeProvider time,
     ILogger<OperationWorker> logger) : BackgroundService, IOperationQueue
@@ -138,15 +139,13 @@ internal sealed partial class OperationWorker(
             return;
         }
 
-        var claimed = await db.WriteAsync(
-            (c, tx) => OperationStore.ClaimAsync(c, tx, id, _instance, time.GetUtcNow(), time.GetUtcNow() + Lease), ct);
-        if (!claimed)
-        {
-            return; // Another replica runs it; the poller looks again once its lease ends.
-        }
-
         using var scope = Log.Scope(logger, op.TenantId, op.Id);
         Log.Running(logger, op.TenantId, op.Id, op.Kind.ToWire());
+
+        // A finished step is recorded in the same transaction that starts the next one (or ends the
+        // operation): one commit per step instead of two. A crash in between leaves it "running",
+        // and it runs again on resume, which its idempotence makes harmless.
+        Done? done = null;
         foreach (var step in op.Steps.Where(s => s.Status != OperationStatus.Succeeded))
         {
             JsonObject? change;
@@ -161,16 +160,27 @@ internal sealed partial class OperationWorker(
                         var tenant = await db.WriteAsync(
                             async (c, tx) =>
                             {
-                                await OperationStore.StartAsync(c, tx, id, time.GetUtcNow());
-                                await OperationStore.ClaimAsync(c, tx, id, _instance, time.GetUtcNow(), time.GetUtcNow() + Lease);
-                                await OperationStore.StepAttemptAsync(c, tx, id, step.Ordinal, time.GetUtcNow());
+                                var now = time.GetUtcNow();
+                                if (!await OperationStore.ClaimAsync(c, tx, id, _instance, now, now + Lease))
+                                {
+                                    throw new LeaseLostException();
+                                }
+
+                                await RecordDoneAsync(c, tx, op, done);
+                                await OperationStore.StartAsync(c, tx, id, now);
+                                await OperationStore.StepAttemptAsync(c, tx, id, step.Ordinal, now);
                                 return await TenantStore.GetAsync(c, tx, op.TenantId)
                                     ?? throw new PermanentStepException("The tenant no longer exists.");
                             },
                             ctx.CancellationToken);
+                        done = null;
                         return await steps.ExecuteAsync(op, tenant, step.Name, ctx.CancellationToken);
                     },
                     context);
+            }
+            catch (LeaseLostException)
+            {
+                return; // Another replica runs it; the poller looks again once its lease ends.
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -181,7 +191,8 @@ internal sealed partial class OperationWorker(
 #pragma warning restore CA1031
             {
                 var message = ex is PermanentStepException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
-                await FailAsync(op, step, message);
+                await FailAsync(op, step, message, done);
+                signals.Finished(op.Id);
                 Log.StepFailed(logger, op.TenantId, op.Id, step.Name, message);
                 return;
             }
@@ -190,28 +201,39 @@ internal sealed partial class OperationWorker(
                 ResilienceContextPool.Shared.Return(context);
             }
 
-            await db.WriteAsync(
-                async (c, tx) =>
-                {
-                    await OperationStore.StepFinishAsync(c, tx, id, step.Ordinal, OperationStatus.Succeeded, null, time.GetUtcNow());
-                    if (change is not null)
-                    {
-                        await MergeResourcesAsync(c, tx, op.TenantId, change);
-                    }
-                },
-                CancellationToken.None);
+            done = new Done(step, change);
             Log.StepSucceeded(logger, op.TenantId, op.Id, step.Name);
         }
 
-        await SucceedAsync(op);
+        await SucceedAsync(op, done);
     }
 
-    private async Task SucceedAsync(Operation op)
+    /// <summary>A step whose work is done but not yet recorded.</summary>
+    private sealed record Done(OperationStep Step, JsonObject? Change);
+
+    private sealed class LeaseLostException : Exception;
+
+    private async Task RecordDoneAsync(DbConnection c, DbTransaction tx, Operation op, Done? done)
+    {
+        if (done is null)
+        {
+            return;
+        }
+
+        await OperationStore.StepFinishAsync(c, tx, op.Id, done.Step.Ordinal, OperationStatus.Succeeded, null, time.GetUtcNow());
+        if (done.Change is not null)
+        {
+            await MergeResourcesAsync(c, tx, op.TenantId, done.Change);
+        }
+    }
+
+    private async Task SucceedAsync(Operation op, Done? done)
     {
         var definition = OperationDefinition.For(op.Kind);
         await db.WriteAsync(
             async (c, tx) =>
             {
+                await RecordDoneAsync(c, tx, op, done);
                 var now = time.GetUtcNow();
                 await OperationStore.FinishAsync(c, tx, op.Id, OperationStatus.Succeeded, null, now);
                 var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
@@ -232,12 +254,14 @@ internal sealed partial class OperationWorker(
                 });
             },
             CancellationToken.None);
+        signals.Finished(op.Id);
         Log.Succeeded(logger, op.TenantId, op.Id, op.Kind.ToWire());
     }
 
-    private Task FailAsync(Operation op, OperationStep step, string message) => db.WriteAsync(
+    private Task FailAsync(Operation op, OperationStep step, string message, Done? done) => db.WriteAsync(
         async (c, tx) =>
         {
+            await RecordDoneAsync(c, tx, op, done);
             var now = time.GetUtcNow();
             var error = $"{step.Name}: {message}";
             await OperationStore.StepFinishAsync(c, tx, op.Id, step.Ordinal, OperationStatus.Failed, message, now);
@@ -317,7 +341,7 @@ internal sealed partial class OperationWorker(
             Delay = settings.RetryDelay,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(ex => ex is not PermanentStepException and not OperationCanceledException),
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(ex => ex is not (PermanentStepException or OperationCanceledException or LeaseLostException)),
             OnRetry = async args =>
             {
                 if (args.Context.Properties.TryGetValue(StepKey, out var ordinal) && args.Outcome.Exception is { } ex)

@@ -1,0 +1,121 @@
+namespace Tenantry.Data.Migrations;
+
+/// <summary>
+/// One place the tenant schema is applied: the pool database, a bridge schema, a silo database, or
+/// an embedded SQLite file. The connection must be allowed to run DDL there (the pool and bridge
+/// schemas are owned by the provisioning role; a silo database by its own role).
+/// </summary>
+public sealed record MigrationTarget
+{
+    /// <summary>How the report names it: <c>pool</c>, or the tenant's slug.</summary>
+    public required string Name { get; init; }
+
+    public required IsolationModel Isolation { get; init; }
+
+    public required DatabaseEngine Engine { get; init; }
+
+    /// <summary>Npgsql connection string, or the SQLite file path.</summary>
+    public required string Connection { get; init; }
+
+    /// <summary>PostgreSQL schema that holds the tables and <c>schema_migrations</c> (the bridge schema; <c>public</c> otherwise).</summary>
+    public string Schema { get; init; } = "public";
+
+    /// <summary>The tenant, for logs (none for the pool).</summary>
+    public Guid? TenantId { get; init; }
+
+    /// <summary>PostgreSQL role given DML on the tables after each migration (the pool app role, the bridge tenant role).</summary>
+    public string? GrantTo { get; init; }
+
+    public static MigrationTarget PostgresPool(string adminConnectionString, string appRole, string schema = "public") => new()
+    {
+        Name = "pool",
+        Isolation = IsolationModel.Pool,
+        Engine = DatabaseEngine.Postgres,
+        Connection = adminConnectionString,
+        Schema = TenantNames.ValidateIdentifier(schema),
+        GrantTo = TenantNames.ValidateIdentifier(appRole),
+    };
+
+    /// <summary>A bridge tenant's schema, migrated over the provisioning (admin) connection to the shared database.</summary>
+    public static MigrationTarget PostgresBridge(string adminConnectionString, string slug) => new()
+    {
+        Name = TenantNames.ValidateSlug(slug),
+        Isolation = IsolationModel.Bridge,
+        Engine = DatabaseEngine.Postgres,
+        Connection = adminConnectionString,
+        Schema = TenantNames.BridgeSchema(slug),
+        GrantTo = TenantNames.BridgeRole(slug),
+    };
+
+    /// <summary>A silo tenant's database, migrated as its owner role.</summary>
+    public static MigrationTarget PostgresSilo(string slug, string ownerConnectionString) => new()
+    {
+        Name = TenantNames.ValidateSlug(slug),
+        Isolation = IsolationModel.Silo,
+        Engine = DatabaseEngine.Postgres,
+        Connection = ownerConnectionString,
+    };
+
+    /// <summary>A silo tenant's database from its data target (the owner's own credentials).</summary>
+    public static MigrationTarget PostgresSilo(string slug, PostgresSiloTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        return PostgresSilo(slug, target.Server.Builder(target.Database, target.Role, target.Password).ConnectionString);
+    }
+
+    public static MigrationTarget SqlitePool(string path) => new()
+    {
+        Name = "pool",
+        Isolation = IsolationModel.Pool,
+        Engine = DatabaseEngine.Sqlite,
+        Connection = path,
+    };
+
+    public static MigrationTarget SqliteDedicated(string slug, IsolationModel isolation, string path) => new()
+    {
+        Name = TenantNames.ValidateSlug(slug),
+        Isolation = isolation == IsolationModel.Pool ? throw new ArgumentException("Pool tenants share the pool file.", nameof(isolation)) : isolation,
+        Engine = DatabaseEngine.Sqlite,
+        Connection = path,
+    };
+
+    public override string ToString() =>
+        $"{Name} ({Isolation.ToWire()}, {(Engine == DatabaseEngine.Postgres ? PostgresPoolTarget.Redacted(Connection) + ", schema " + Schema : Connection)})";
+}
+
+/// <summary>What happened on one target.</summary>
+public sealed record MigrationTargetResult
+{
+    public required string Target { get; init; }
+
+    public required IsolationModel Isolation { get; init; }
+
+    /// <summary>Versions applied by this run, in order.</summary>
+    public required IReadOnlyList<int> Applied { get; init; }
+
+    /// <summary>Versions found already applied (by an earlier or concurrent run).</summary>
+    public required int AlreadyApplied { get; init; }
+
+    /// <summary>The version that failed, when one did; later versions were not tried.</summary>
+    public int? FailedVersion { get; init; }
+
+    public string? Error { get; init; }
+
+    public required TimeSpan Duration { get; init; }
+
+    public bool Succeeded => Error is null;
+}
+
+/// <summary>The outcome of one fan-out: one result per target, in the order given.</summary>
+public sealed record MigrationReport(IReadOnlyList<MigrationTargetResult> Targets, TimeSpan Duration)
+{
+    public IEnumerable<MigrationTargetResult> Failed => Targets.Where(t => !t.Succeeded);
+
+    public bool Succeeded => Targets.All(t => t.Succeeded);
+
+    public int AppliedCount => Targets.Sum(t => t.Applied.Count);
+
+    public override string ToString() =>
+        $"{Targets.Count} targets, {Targets.Count(t => t.Succeeded)} succeeded, {Targets.Count(t => !t.Succeeded)} failed, {AppliedCount} migrations applied in {Duration.TotalSeconds:0.00} s";
+}
+

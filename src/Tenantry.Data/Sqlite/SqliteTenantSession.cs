@@ -1,0 +1,137 @@
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
+
+namespace Tenantry.Data.Sqlite;
+
+/// <summary>
+/// A session on SQLite: the shared pool file behind a <see cref="SqliteTenantGuard"/>, or a bridge
+/// or silo tenant's own file. Guids bind as lowercase text, as the control plane stores them.
+/// </summary>
+internal sealed class SqliteTenantSession : TenantSession
+{
+    private readonly SqliteConnection _connection;
+    private readonly SqliteTransaction _transaction;
+    private readonly SqliteTenantGuard _guard;
+    private bool _disposed;
+
+    private SqliteTenantSession(TenantDataContext tenant, SqliteConnection connection, SqliteTransaction transaction, SqliteTenantGuard guard)
+        : base(tenant)
+    {
+        _connection = connection;
+        _transaction = transaction;
+        _guard = guard;
+    }
+
+    public override DbTransaction Transaction => _transaction;
+
+    public static async Task<SqliteTenantSession> OpenAsync(TenantDataContext tenant, CancellationToken cancellationToken)
+    {
+        var (path, pool) = tenant.Target switch
+        {
+            SqlitePoolTarget p => (p.FilePath, true),
+            SqliteFileTarget f => (f.FilePath, false),
+            _ => throw new ArgumentException("Not a SQLite target.", nameof(tenant)),
+        };
+        var connection = new SqliteConnection(ConnectionString(path, pooling: !pool));
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            var guard = pool
+                ? SqliteTenantGuard.InstallPool(connection, tenant.TenantId.ToString())
+                : SqliteTenantGuard.InstallDedicated(connection);
+            var transaction = connection.BeginTransaction();
+            return new SqliteTenantSession(tenant, connection, transaction, guard);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    internal static string ConnectionString(string path, bool pooling) => new SqliteConnectionStringBuilder
+    {
+        DataSource = path,
+        Mode = SqliteOpenMode.ReadWrite,
+        Pooling = pooling,
+        ForeignKeys = true,
+        DefaultTimeout = 30,
+    }.ToString();
+
+    public override async Task<int> ExecuteAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default)
+    {
+        await using var command = Command(sql, parameters);
+        // Writes through the guard's views happen in INSTEAD OF triggers, which sqlite3_changes() does not count.
+        var before = raw.sqlite3_total_changes(_connection.Handle);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return raw.sqlite3_total_changes(_connection.Handle) - before;
+    }
+
+    public override async Task<object?> ScalarAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default)
+    {
+        await using var command = Command(sql, parameters);
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is DBNull ? null : value;
+    }
+
+    public override async Task<List<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> map, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        await using var command = Command(sql, parameters);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(map(reader));
+        }
+
+        return rows;
+    }
+
+    public override Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Task.FromResult<DbConnection>(_connection);
+    }
+
+    public override Task CommitAsync(CancellationToken cancellationToken = default) => _transaction.CommitAsync(cancellationToken);
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        await _transaction.DisposeAsync();
+        await _connection.DisposeAsync();
+        GC.KeepAlive(_guard);
+    }
+
+    private SqliteCommand Command(string sql, IReadOnlyList<(string Name, object? Value)>? parameters)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sql);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = _transaction;
+        if (parameters is not null)
+        {
+            foreach (var (name, value) in parameters)
+            {
+                command.Parameters.AddWithValue(name, value switch
+                {
+                    null => DBNull.Value,
+                    Guid g => g.ToString(),
+                    DateTimeOffset d => d.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture),
+                    _ => value,
+                });
+            }
+        }
+
+        return command;
+    }
+}

@@ -1,0 +1,127 @@
+using Npgsql;
+
+namespace Tenantry.Data;
+
+/// <summary>
+/// Who the tenant is and where its data lives: everything <see cref="ITenantDataSource"/> needs to
+/// hand out a connection that sees only this tenant's data. Built by the control plane from the
+/// tenant registry (and, later, by the runtime's tenant resolution).
+/// </summary>
+public sealed record TenantDataContext
+{
+    private readonly string _slug = "";
+
+    public required Guid TenantId { get; init; }
+
+    public required string Slug
+    {
+        get => _slug;
+        init => _slug = TenantNames.ValidateSlug(value);
+    }
+
+    public required IsolationModel Isolation { get; init; }
+
+    public required TenantDataTarget Target { get; init; }
+
+    /// <summary>Throws when the target cannot serve the isolation model (a pool tenant pointed at a dedicated file, say).</summary>
+    public void Validate()
+    {
+        if (TenantId == Guid.Empty)
+        {
+            throw new ArgumentException("The tenant id is empty.");
+        }
+
+        var fits = (Isolation, Target) switch
+        {
+            (IsolationModel.Pool, PostgresPoolTarget or SqlitePoolTarget) => true,
+            (IsolationModel.Bridge, PostgresBridgeTarget or SqliteFileTarget) => true,
+            (IsolationModel.Silo, PostgresSiloTarget or SqliteFileTarget) => true,
+            _ => false,
+        };
+        if (!fits)
+        {
+            throw new ArgumentException($"A {Isolation.ToWire()} tenant cannot use a {Target.GetType().Name}.");
+        }
+    }
+}
+
+/// <summary>Where a tenant's data lives. Passwords never appear in <c>ToString()</c>.</summary>
+public abstract record TenantDataTarget
+{
+    private protected TenantDataTarget()
+    {
+    }
+}
+
+/// <summary>A PostgreSQL server (loopback, a private address, a managed endpoint…).</summary>
+public sealed record PostgresEndpoint(string Host, int Port = 5432)
+{
+    /// <summary>Extra Npgsql settings (SSL mode, timeouts) applied to every tenant connection to this server.</summary>
+    public string? ExtraSettings { get; init; }
+
+    public override string ToString() => $"{Host}:{Port}";
+
+    internal NpgsqlConnectionStringBuilder Builder(string database, string user, string password) =>
+        new(ExtraSettings ?? "")
+        {
+            Host = Host,
+            Port = Port,
+            Database = database,
+            Username = user,
+            Password = password,
+        };
+}
+
+/// <summary>
+/// Pool: the shared database, reached as the app role (<c>NOSUPERUSER NOBYPASSRLS</c>, not the
+/// table owner). Row-level security keyed on <c>app.tenant_id</c> keeps tenants apart.
+/// </summary>
+public sealed record PostgresPoolTarget(string ConnectionString) : TenantDataTarget
+{
+    public override string ToString() => $"PostgresPoolTarget {{ {Redacted(ConnectionString)} }}";
+
+    internal static string Redacted(string connectionString)
+    {
+        var b = new NpgsqlConnectionStringBuilder(connectionString);
+        return $"Host = {b.Host}, Port = {b.Port}, Database = {b.Database}, Username = {b.Username}";
+    }
+}
+
+/// <summary>Bridge: a schema per tenant in a shared database, reached through the tenant's own role.</summary>
+public sealed record PostgresBridgeTarget(PostgresEndpoint Server, string Database, string Schema, string Role, string Password) : TenantDataTarget
+{
+    /// <summary>The target for <paramref name="slug"/> with the names provisioning gives it.</summary>
+    public static PostgresBridgeTarget For(PostgresEndpoint server, string database, string slug, string password) =>
+        new(server, database, TenantNames.BridgeSchema(slug), TenantNames.BridgeRole(slug), password);
+
+    public override string ToString() => $"PostgresBridgeTarget {{ Server = {Server}, Database = {Database}, Schema = {Schema}, Role = {Role} }}";
+}
+
+/// <summary>Silo: a database per tenant (possibly on its own server), with its own credentials.</summary>
+public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database, string Role, string Password) : TenantDataTarget
+{
+    /// <summary>The target for <paramref name="slug"/> with the names provisioning gives it.</summary>
+    public static PostgresSiloTarget For(PostgresEndpoint server, string slug, string password) =>
+        new(server, TenantNames.SiloDatabase(slug), TenantNames.SiloRole(slug), password);
+
+    public override string ToString() => $"PostgresSiloTarget {{ Server = {Server}, Database = {Database}, Role = {Role} }}";
+}
+
+/// <summary>Embedded pool: the shared SQLite file (<c>&lt;DataDir&gt;/databases/pool.db</c>) with an enforced tenant filter.</summary>
+public sealed record SqlitePoolTarget(string FilePath) : TenantDataTarget;
+
+/// <summary>Embedded bridge or silo: the tenant's own SQLite file (<c>&lt;DataDir&gt;/databases/{bridge,silo}/{slug}.db</c>).</summary>
+public sealed record SqliteFileTarget(string FilePath) : TenantDataTarget
+{
+    /// <summary>The file the embedded control plane makes for this tenant.</summary>
+    public static SqliteFileTarget ForEmbedded(string dataDirectory, IsolationModel isolation, string slug)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
+        if (isolation == IsolationModel.Pool)
+        {
+            throw new ArgumentException("Pool tenants share pool.db: use SqlitePoolTarget.", nameof(isolation));
+        }
+
+        return new(Path.Combine(dataDirectory, "databases", isolation.ToWire(), TenantNames.ValidateSlug(slug) + ".db"));
+    }
+}

@@ -1,0 +1,151 @@
+using System.Collections.Concurrent;
+using Npgsql;
+using Tenantry.Data.Postgres;
+using Tenantry.Data.Sqlite;
+
+namespace Tenantry.Data;
+
+/// <summary>Creates the default <see cref="ITenantDataSource"/> (PostgreSQL and SQLite targets).</summary>
+public static class TenantDataSource
+{
+    public static ITenantDataSource Create(TenantDataSourceOptions? options = null)
+    {
+        options ??= new TenantDataSourceOptions();
+        options.Validate();
+        return new DefaultTenantDataSource(options);
+    }
+}
+
+/// <summary>
+/// Keeps one Npgsql data source (connection pool) per distinct target: one for a shared pool
+/// database, one per bridge or silo tenant (each logs in with its own role). A pool data source
+/// refuses to serve a role that would bypass row-level security.
+/// </summary>
+internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) : ITenantDataSource
+{
+    private readonly ConcurrentDictionary<string, Lazy<PoolEntry>> _sources = new(StringComparer.Ordinal);
+    private int _disposed;
+
+    public async Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        tenant.Validate();
+        switch (tenant.Target)
+        {
+            case SqlitePoolTarget or SqliteFileTarget:
+                return await SqliteTenantSession.OpenAsync(tenant, cancellationToken);
+            default:
+                var entry = Entry(tenant.Target);
+                if (entry.Pool)
+                {
+                    await entry.EnsureSafeAsync(cancellationToken);
+                }
+
+                return await NpgsqlTenantSession.OpenAsync(entry.Source, tenant, entry.Pool, cancellationToken);
+        }
+    }
+
+    public async ValueTask ForgetAsync(TenantDataContext tenant)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        if (tenant.Target is SqlitePoolTarget or SqliteFileTarget)
+        {
+            return;
+        }
+
+        if (_sources.TryRemove(ConnectionString(tenant.Target), out var entry) && entry.IsValueCreated)
+        {
+            await entry.Value.Source.DisposeAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var key in _sources.Keys)
+        {
+            if (_sources.TryRemove(key, out var entry) && entry.IsValueCreated)
+            {
+                await entry.Value.Source.DisposeAsync();
+            }
+        }
+    }
+
+    private PoolEntry Entry(TenantDataTarget target)
+    {
+        var connectionString = ConnectionString(target);
+        return _sources.GetOrAdd(
+            connectionString,
+            cs => new Lazy<PoolEntry>(() => new PoolEntry(NpgsqlDataSource.Create(cs), target is PostgresPoolTarget))).Value;
+    }
+
+    private string ConnectionString(TenantDataTarget target)
+    {
+        var builder = target switch
+        {
+            PostgresPoolTarget p => new NpgsqlConnectionStringBuilder(p.ConnectionString) { MaxPoolSize = options.MaxPoolSize },
+            PostgresBridgeTarget b => Dedicated(b.Server.Builder(b.Database, b.Role, b.Password), b.Schema),
+            PostgresSiloTarget s => Dedicated(s.Server.Builder(s.Database, s.Role, s.Password), null),
+            _ => throw new ArgumentException($"Unsupported target {target.GetType().Name}.", nameof(target)),
+        };
+        builder.ApplicationName ??= options.ApplicationName;
+        builder.ConnectionIdleLifetime = (int)options.ConnectionIdleLifetime.TotalSeconds;
+        builder.MaxAutoPrepare = options.MaxAutoPrepare;
+        builder.AutoPrepareMinUsages = 2;
+        // Error details can quote another row's key values; they stay in the server log.
+        builder.IncludeErrorDetail = false;
+        return builder.ConnectionString;
+    }
+
+    private NpgsqlConnectionStringBuilder Dedicated(NpgsqlConnectionStringBuilder builder, string? schema)
+    {
+        builder.MaxPoolSize = options.MaxPoolSizePerTenant;
+        builder.MinPoolSize = 0;
+        if (schema is not null)
+        {
+            // The role's own search_path already points here; saying it again costs nothing (a startup parameter).
+            builder.SearchPath = TenantNames.Quote(TenantNames.ValidateIdentifier(schema));
+        }
+
+        return builder;
+    }
+
+    private sealed class PoolEntry(NpgsqlDataSource source, bool pool)
+    {
+        private Task? _verified;
+
+        public NpgsqlDataSource Source { get; } = source;
+
+        public bool Pool { get; } = pool;
+
+        public Task EnsureSafeAsync(CancellationToken cancellationToken)
+        {
+            var verified = _verified ??= VerifyAsync();
+            if (verified.IsFaulted)
+            {
+                // Let a later call try again (the server may have been down), but never hand out a connection meanwhile.
+                _verified = null;
+            }
+
+            return verified.WaitAsync(cancellationToken);
+        }
+
+        private async Task VerifyAsync()
+        {
+            await using var connection = await Source.OpenConnectionAsync();
+            await using var command = new NpgsqlCommand(
+                "SELECT r.rolsuper, r.rolbypassrls, current_setting('row_security') FROM pg_roles r WHERE r.rolname = current_user", connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            if (!await reader.ReadAsync() || reader.GetBoolean(0) || reader.GetBoolean(1))
+            {
+                throw new InvalidOperationException(
+                    "The pool connection logs in as a role that bypasses row-level security (SUPERUSER or BYPASSRLS). Use the pool's app role.");
+            }
+        }
+    }
+}

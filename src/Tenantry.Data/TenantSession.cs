@@ -1,0 +1,73 @@
+using System.Data.Common;
+
+namespace Tenantry.Data;
+
+/// <summary>
+/// An open connection and transaction that see only one tenant's data. Everything runs inside the
+/// transaction; <see cref="CommitAsync"/> makes it durable, disposing without committing rolls
+/// back. Values always go in as parameters (<c>@name</c> placeholders, on every engine).
+/// </summary>
+public abstract class TenantSession : IAsyncDisposable
+{
+    private protected TenantSession(TenantDataContext tenant) => Tenant = tenant;
+
+    public TenantDataContext Tenant { get; }
+
+    /// <summary>The session's transaction, for commands built on <see cref="GetScopedConnectionAsync"/>.</summary>
+    public abstract DbTransaction Transaction { get; }
+
+    /// <summary>Runs a command; returns the rows it inserted, updated or deleted.</summary>
+    public abstract Task<int> ExecuteAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The first column of the first row, or null.</summary>
+    public abstract Task<object?> ScalarAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default);
+
+    public abstract Task<List<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> map, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The connection, with the tenant scope already in force (on the PostgreSQL pool this costs a
+    /// round trip when no command ran yet), for code that builds its own ADO.NET commands (set
+    /// <c>command.Transaction = session.Transaction</c>).
+    /// </summary>
+    public abstract Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default);
+
+    public abstract Task CommitAsync(CancellationToken cancellationToken = default);
+
+    public abstract ValueTask DisposeAsync();
+}
+
+/// <summary>Hands out tenant-scoped sessions for every isolation model and engine.</summary>
+public interface ITenantDataSource : IAsyncDisposable
+{
+    /// <summary>Opens a connection for <paramref name="tenant"/> and begins a transaction in which only its data is visible.</summary>
+    Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default);
+
+    /// <summary>Closes the pooled connections kept for the tenant (before dropping its role or database, or after rotating its password).</summary>
+    ValueTask ForgetAsync(TenantDataContext tenant);
+}
+
+/// <summary>Limits of the connection pools kept by <see cref="TenantDataSource"/>.</summary>
+public sealed class TenantDataSourceOptions
+{
+    /// <summary>Connections to a shared pool database (all pool tenants share them).</summary>
+    public int MaxPoolSize { get; set; } = 50;
+
+    /// <summary>Connections kept per bridge or silo tenant (each has its own credentials, so its own pool).</summary>
+    public int MaxPoolSizePerTenant { get; set; } = 5;
+
+    /// <summary>An idle connection is closed after this long, so quiet tenants hold no server connections.</summary>
+    public TimeSpan ConnectionIdleLifetime { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Statements used this often on a connection are prepared server-side (0 disables).</summary>
+    public int MaxAutoPrepare { get; set; } = 32;
+
+    public string ApplicationName { get; set; } = "tenantry";
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxPoolSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxPoolSizePerTenant, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxAutoPrepare);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ConnectionIdleLifetime, TimeSpan.FromSeconds(1));
+    }
+}
