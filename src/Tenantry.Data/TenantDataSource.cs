@@ -23,7 +23,8 @@ public static class TenantDataSource
 /// </summary>
 internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) : ITenantDataSource
 {
-    private readonly ConcurrentDictionary<string, Lazy<PoolEntry>> _sources = new(StringComparer.Ordinal);
+    // Keyed by the target record (value equality), so a session does not rebuild a connection string.
+    private readonly ConcurrentDictionary<TenantDataTarget, Lazy<PoolEntry>> _sources = new();
     private int _disposed;
 
     public async Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default)
@@ -54,7 +55,7 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
             return;
         }
 
-        if (_sources.TryRemove(ConnectionString(tenant.Target), out var entry) && entry.IsValueCreated)
+        if (_sources.TryRemove(tenant.Target, out var entry) && entry.IsValueCreated)
         {
             await entry.Value.Source.DisposeAsync();
         }
@@ -76,13 +77,10 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
         }
     }
 
-    private PoolEntry Entry(TenantDataTarget target)
-    {
-        var connectionString = ConnectionString(target);
-        return _sources.GetOrAdd(
-            connectionString,
-            cs => new Lazy<PoolEntry>(() => new PoolEntry(NpgsqlDataSource.Create(cs), target is PostgresPoolTarget))).Value;
-    }
+    private PoolEntry Entry(TenantDataTarget target) =>
+        _sources.GetOrAdd(
+            target,
+            t => new Lazy<PoolEntry>(() => new PoolEntry(NpgsqlDataSource.Create(ConnectionString(t)), t is PostgresPoolTarget))).Value;
 
     private string ConnectionString(TenantDataTarget target)
     {

@@ -153,11 +153,18 @@ public sealed partial class TenantMigrationRunner
                 },
             })
             {
+                var exists = false;
                 await using var reader = await check.ExecuteReaderAsync(cancellationToken);
-                await reader.NextResultAsync(cancellationToken);
-                await reader.NextResultAsync(cancellationToken);
-                await reader.ReadAsync(cancellationToken);
-                if (reader.GetBoolean(0))
+                do
+                {
+                    if (await reader.ReadAsync(cancellationToken) && reader.GetFieldType(0) == typeof(bool))
+                    {
+                        exists = reader.GetBoolean(0);
+                    }
+                }
+                while (await reader.NextResultAsync(cancellationToken));
+
+                if (exists)
                 {
                     // Another runner applied it since we read the ledger.
                     progress.AlreadyApplied++;

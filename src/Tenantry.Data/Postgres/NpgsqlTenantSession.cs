@@ -61,12 +61,9 @@ internal sealed class NpgsqlTenantSession : TenantSession
         var skip = !_scoped;
         await using var batch = Batch(sql, parameters, out _);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        if (skip)
-        {
-            await reader.NextResultAsync(cancellationToken);
-        }
-
-        var value = await reader.ReadAsync(cancellationToken) ? reader.GetValue(0) : null;
+        // Skip set_config's result; a statement that returns no rows leaves no result set behind it.
+        var hasRows = !skip || await reader.NextResultAsync(cancellationToken);
+        var value = hasRows && await reader.ReadAsync(cancellationToken) ? reader.GetValue(0) : null;
         _scoped = true;
         return value is DBNull ? null : value;
     }
@@ -77,13 +74,9 @@ internal sealed class NpgsqlTenantSession : TenantSession
         var skip = !_scoped;
         await using var batch = Batch(sql, parameters, out _);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        if (skip)
-        {
-            await reader.NextResultAsync(cancellationToken);
-        }
-
+        var hasRows = !skip || await reader.NextResultAsync(cancellationToken);
         var rows = new List<T>();
-        while (await reader.ReadAsync(cancellationToken))
+        while (hasRows && await reader.ReadAsync(cancellationToken))
         {
             rows.Add(map(reader));
         }

@@ -47,7 +47,7 @@ public static class PoolGuardRails
                (SELECT string_agg(p.polname, ', ' ORDER BY p.polname) FROM pg_policy p
                  WHERE p.polrelid = t.oid AND p.polpermissive
                    AND NOT (coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))
-                           ~ 'tenant_id = NULLIF\(current_setting\(''app\.tenant_id''::text, true\), ''''::text\)::uuid') AS unscoped,
+                           ~ 'tenant_id = \(?NULLIF\(current_setting\(''app\.tenant_id''::text, true\), ''''::text\)\)?::uuid') AS unscoped,
                (SELECT string_agg(DISTINCT f.proname, ', ') FROM pg_policy p
                  CROSS JOIN LATERAL regexp_matches(coalesce(p.polqual::text, '') || ' ' || coalesce(p.polwithcheck::text, ''), ':(?:opfuncid|funcid) (\d+)', 'g') AS m
                  JOIN pg_proc f ON f.oid = m[1]::oid

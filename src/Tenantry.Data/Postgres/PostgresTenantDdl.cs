@@ -39,7 +39,8 @@ public static class PostgresTenantDdl
     /// <summary>The default of a pool table's <c>tenant_id</c> column: the session's tenant.</summary>
     public const string TenantDefault = "NULLIF(current_setting('app.tenant_id', true), '')::uuid";
 
-    private const string RoleOptions = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS";
+    // INHERIT: a silo role uses its database's pg_database_owner rights (CREATE on public) through it.
+    private const string RoleOptions = "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
 
     // ---- pool -------------------------------------------------------------------------------
 

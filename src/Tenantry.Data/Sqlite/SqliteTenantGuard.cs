@@ -41,10 +41,12 @@ internal sealed class SqliteTenantGuard
 
     private readonly HashSet<string> _tenantTables = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> _trustedContexts = new(StringComparer.OrdinalIgnoreCase);
-    private readonly bool _pool;
     private strdelegate_authorizer? _authorizer;
 
-    private SqliteTenantGuard(bool pool) => _pool = pool;
+    private SqliteTenantGuard(bool pool) => Pool = pool;
+
+    /// <summary>True on the shared pool file, false on a dedicated (bridge/silo) file.</summary>
+    public bool Pool { get; }
 
     /// <summary>While false (the guard's own setup), every statement is allowed.</summary>
     public bool Enforcing { get; private set; }
@@ -141,7 +143,7 @@ internal sealed class SqliteTenantGuard
                 return Deny;
         }
 
-        if (!_pool)
+        if (!Pool)
         {
             return Ok;
         }

@@ -63,6 +63,11 @@ internal sealed class SqliteTenantSession : TenantSession
     public override async Task<int> ExecuteAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default)
     {
         await using var command = Command(sql, parameters);
+        if (!_guard.Pool)
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         // Writes through the guard's views happen in INSTEAD OF triggers, which sqlite3_changes() does not count.
         var before = raw.sqlite3_total_changes(_connection.Handle);
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -1,0 +1,38 @@
+namespace Tenantry.Benchmarks;
+
+/// <summary>Entry point: one subcommand per benchmark.</summary>
+internal static class BenchmarkProgram
+{
+    private const string Help = """
+        Tenantry benchmarks: each one starts the real Tenantry host (Tenantry.Host.dll from this
+        program's folder) as a child process on a free loopback port with a temporary data directory,
+        drives it over HTTP, prints a markdown report to stdout and stops the host.
+
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Benchmarks -- <benchmark> [options]
+
+        Benchmarks:
+          onboarding   time from POST /v1/tenants to an active tenant, for many basic (pool) tenants
+                       created concurrently, against a one-at-a-time baseline from the same run
+
+        Run '<benchmark> --help' for its options.
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "-?" or "help")
+        {
+            Console.WriteLine(Help);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        switch (args[0])
+        {
+            case "onboarding":
+                return await OnboardingBenchmark.MainAsync(args[1..]);
+            default:
+                await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
+                await Console.Error.WriteLineAsync(Help);
+                return 2;
+        }
+    }
+}
