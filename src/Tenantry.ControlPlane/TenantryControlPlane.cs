@@ -11,8 +11,11 @@ using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Providers.Postgres;
+using Tenantry.Data;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.ControlPlane.Tenants;
 
@@ -43,7 +46,16 @@ public static class TenantryControlPlane
                 : PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
         });
 
-        services.TryAddSingleton<ITenantDatabaseProvider, SqliteTenantDatabaseProvider>();
+        services.TryAddSingleton(TenantAppSchema.Default);
+        services.AddTenantryData();
+        services.TryAddSingleton<TenantCredentials>();
+        services.TryAddSingleton(sp => new PostgresServers(sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres));
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres);
+        services.TryAddSingleton<TenantPlacement>();
+        services.TryAddSingleton<ITenantDatabaseProvider>(sp =>
+            sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres.Enabled
+                ? ActivatorUtilities.CreateInstance<PostgresTenantDatabaseProvider>(sp)
+                : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
@@ -98,7 +110,8 @@ public static class TenantryControlPlane
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
             .MapOperationsApi()
-            .MapAuditApi();
+            .MapAuditApi()
+            .MapMigrationsApi();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;

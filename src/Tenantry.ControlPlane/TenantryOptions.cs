@@ -27,6 +27,9 @@ public sealed class TenantryOptions
 
     public OperationOptions Operations { get; set; } = new();
 
+    /// <summary>PostgreSQL servers for tenant databases; none means the embedded SQLite default.</summary>
+    public Providers.Postgres.PostgresProviderOptions Postgres { get; set; } = new();
+
     /// <summary>Tier name → isolation model. The full plan catalog with prices comes with metering.</summary>
     public Dictionary<string, string> Tiers { get; set; } = new(StringComparer.Ordinal)
     {
@@ -109,9 +112,48 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
             errors.Add("Tenantry:Ports:ControlPlane and Tenantry:Ports:Gateway must differ.");
         }
 
+        errors.AddRange(PostgresProblems(options.Postgres));
+
         return errors.Count == 0
             ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
             : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
+
+    private static IEnumerable<string> PostgresProblems(Providers.Postgres.PostgresProviderOptions postgres)
+    {
+        var context = new System.ComponentModel.DataAnnotations.ValidationContext(postgres);
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        System.ComponentModel.DataAnnotations.Validator.TryValidateObject(postgres, context, results, validateAllProperties: true);
+        foreach (var result in results)
+        {
+            yield return $"Tenantry:Postgres:{string.Join(",", result.MemberNames)}: {result.ErrorMessage}";
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < postgres.Servers.Count; i++)
+        {
+            var server = postgres.Servers[i];
+            if (string.IsNullOrWhiteSpace(server.ConnectionString) || StoreProblem(server.ConnectionString) is not null)
+            {
+                yield return $"Tenantry:Postgres:Servers:{i}:ConnectionString: {StoreProblem(server.ConnectionString ?? "") ?? "required"}";
+                continue;
+            }
+
+            if (server.Capacity < 1)
+            {
+                yield return $"Tenantry:Postgres:Servers:{i}:Capacity must be at least 1.";
+            }
+
+            if (!names.Add(Providers.Postgres.PostgresServers.NameOf(server)))
+            {
+                yield return $"Tenantry:Postgres:Servers:{i}: the name '{Providers.Postgres.PostgresServers.NameOf(server)}' is used twice.";
+            }
+        }
+
+        if (postgres.PoolServer is { Length: > 0 } pool && !names.Contains(pool))
+        {
+            yield return $"Tenantry:Postgres:PoolServer '{pool}' names no server in Tenantry:Postgres:Servers.";
+        }
     }
 
     private static string? StoreProblem(string store)

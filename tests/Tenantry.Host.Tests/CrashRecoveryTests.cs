@@ -96,6 +96,17 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             var requests = deletes.Select(o => OffboardAsync(client, o, unexpected))
                 .Concat(creates.Select(c => CreateAsync(client, c, unexpected)))
                 .ToList();
+            // Mostly count the delay from the first acknowledged request, so the kill lands while
+            // operations run however slow the machine is; sometimes kill while requests are in flight.
+            if (rng.Next(4) != 0)
+            {
+                var waitUntil = DateTime.UtcNow.AddSeconds(10);
+                while (!creates.Any(c => c.Acknowledged) && !deletes.Any(o => o.Acknowledged) && DateTime.UtcNow < waitUntil)
+                {
+                    await Task.Delay(5);
+                }
+            }
+
             await Task.Delay(killAfter);
             host.Kill();
             await Task.WhenAll(requests);

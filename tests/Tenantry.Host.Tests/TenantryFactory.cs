@@ -13,12 +13,19 @@ public sealed class TenantryFactory : WebApplicationFactory<Program>
 
     public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "tenantry-tests", Guid.NewGuid().ToString("N"));
 
+    /// <summary>Extra configuration, applied over the defaults; set before the first client is made.</summary>
+    public Dictionary<string, string?> Settings { get; } = new(StringComparer.Ordinal);
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("Tenantry:DataDir", DataDir);
         builder.UseSetting("Tenantry:OperatorSecret", OperatorSecret);
         builder.UseSetting("Tenantry:Operations:RetryDelay", "00:00:00.010");
         builder.UseSetting("Tenantry:Operations:PollInterval", "00:00:00.100");
+        foreach (var (key, value) in Settings)
+        {
+            builder.UseSetting(key, value);
+        }
     }
 
     public async Task<HttpClient> OperatorAsync(string scope = "tenantry:admin")

@@ -1,5 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json.Nodes;
+using Tenantry.Data;
+using Tenantry.Data.Migrations;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -22,6 +24,15 @@ public interface ITenantDatabaseProvider
     Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken);
 
     Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Where the tenant's data lives, with the credentials a tenant session needs (hand it to
+    /// <see cref="ITenantDataSource.OpenSessionAsync"/>); null when the tenant has no database (yet or any more).
+    /// </summary>
+    Task<TenantDataContext?> ConnectAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Applies the tenant app schema to the pool and to each given tenant's database; one failed tenant does not stop the others.</summary>
+    Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken);
 }
 
 public interface ITenantStorageProvider

@@ -6,6 +6,8 @@ using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.Data;
+using Tenantry.Data.Migrations;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -34,11 +36,15 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
     private readonly string _root;
     private readonly TimeProvider _time;
     private readonly Lazy<SqliteDatabase> _pool;
+    private readonly TenantSchema _schema;
+    private readonly SemaphoreSlim _poolMigration = new(1, 1);
+    private bool _poolMigrated;
 
-    public SqliteTenantDatabaseProvider(IOptions<TenantryOptions> options, TimeProvider time)
+    public SqliteTenantDatabaseProvider(IOptions<TenantryOptions> options, TimeProvider time, TenantSchema schema)
     {
         _root = Path.Combine(options.Value.DataPath, "databases");
         _time = time;
+        _schema = schema;
         _pool = new Lazy<SqliteDatabase>(() => new SqliteDatabase(Path.Combine(_root, "pool.db"), PoolSchema));
     }
 
@@ -60,6 +66,7 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
                         tx, ("@id", tenant.Id), ("@slug", tenant.Slug), ("@now", _time.GetUtcNow()));
                 },
                 cancellationToken);
+            await MigratePoolOnceAsync(cancellationToken);
             return new JsonObject { ["engine"] = "sqlite", ["model"] = "pool", ["file"] = _pool.Value.Path, ["tenantKey"] = "tenant_id" };
         }
 
@@ -81,7 +88,56 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
             await tx.CommitAsync(cancellationToken);
         }
 
+        await MigrateOrThrowAsync(MigrationTarget.SqliteDedicated(tenant.Slug, tenant.Isolation, path) with { TenantId = tenant.Id }, cancellationToken);
         return new JsonObject { ["engine"] = "sqlite", ["model"] = tenant.Isolation.ToWire(), ["file"] = path };
+    }
+
+    public Task<TenantDataContext?> ConnectAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        TenantDataTarget? target = tenant.Isolation == IsolationModel.Pool
+            ? new SqlitePoolTarget(_pool.Value.Path)
+            : File.Exists(DedicatedPath(tenant)) ? new SqliteFileTarget(DedicatedPath(tenant)) : null;
+        return Task.FromResult(target is null ? null : new TenantDataContext { TenantId = tenant.Id, Slug = tenant.Slug, Isolation = tenant.Isolation, Target = target });
+    }
+
+    public async Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken)
+    {
+        var targets = new List<MigrationTarget> { MigrationTarget.SqlitePool(_pool.Value.Path) };
+        targets.AddRange(tenants
+            .Where(t => t.Isolation != IsolationModel.Pool && File.Exists(DedicatedPath(t)))
+            .Select(t => MigrationTarget.SqliteDedicated(t.Slug, t.Isolation, DedicatedPath(t)) with { TenantId = t.Id }));
+        return await new TenantMigrationRunner(_schema).RunAsync(targets, cancellationToken);
+    }
+
+    private async Task MigratePoolOnceAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _poolMigrated))
+        {
+            return;
+        }
+
+        await _poolMigration.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_poolMigrated)
+            {
+                await MigrateOrThrowAsync(MigrationTarget.SqlitePool(_pool.Value.Path), cancellationToken);
+                Volatile.Write(ref _poolMigrated, true);
+            }
+        }
+        finally
+        {
+            _poolMigration.Release();
+        }
+    }
+
+    private async Task MigrateOrThrowAsync(MigrationTarget target, CancellationToken cancellationToken)
+    {
+        var report = await new TenantMigrationRunner(_schema).RunAsync([target], cancellationToken);
+        if (report.Failed.FirstOrDefault() is { } failed)
+        {
+            throw new InvalidOperationException($"Migrating {failed.Target} failed at version {failed.FailedVersion}: {failed.Error}");
+        }
     }
 
     public async Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken)
@@ -139,6 +195,7 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
 
     public void Dispose()
     {
+        _poolMigration.Dispose();
         if (_pool.IsValueCreated)
         {
             _pool.Value.Dispose();

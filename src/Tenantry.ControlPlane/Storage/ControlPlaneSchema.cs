@@ -119,5 +119,20 @@ internal static class ControlPlaneSchema
             enabled INTEGER NOT NULL,
             updated_at TEXT NOT NULL
         );
+
+        CREATE TABLE IF NOT EXISTS tenant_credentials (
+            secret_name TEXT PRIMARY KEY,
+            tenant_id TEXT NULL,
+            protected_secret TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS tenant_placements (
+            tenant_id TEXT PRIMARY KEY,
+            server TEXT NOT NULL,
+            isolation TEXT NOT NULL,
+            placed_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tenant_placements_server ON tenant_placements(server);
         """;
 }

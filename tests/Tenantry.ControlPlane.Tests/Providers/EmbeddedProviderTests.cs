@@ -18,7 +18,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [Fact]
     public async Task Pool_database_creation_twice_makes_one_row_and_delete_touches_only_that_tenant()
     {
-        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System);
+        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System, TenantAppSchema.Default);
         var a = Tenant("alpha");
         var b = Tenant("bravo");
         await provider.CreateAsync(a, default);
@@ -33,7 +33,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [Fact]
     public async Task Pool_slug_held_by_another_tenant_is_a_permanent_failure()
     {
-        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System);
+        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System, TenantAppSchema.Default);
         await provider.CreateAsync(Tenant("same"), default);
         await Assert.ThrowsAsync<PermanentStepException>(() => provider.CreateAsync(Tenant("same"), default));
     }
@@ -41,7 +41,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [Fact]
     public async Task Silo_database_file_belongs_to_its_tenant()
     {
-        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System);
+        using var provider = new SqliteTenantDatabaseProvider(_options, TimeProvider.System, TenantAppSchema.Default);
         var silo = Tenant("siloed", IsolationModel.Silo);
         await provider.CreateAsync(silo, default);
         await provider.CreateAsync(silo, default);

@@ -1,0 +1,87 @@
+using System.Security.Claims;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Tenants;
+using Tenantry.Data.Migrations;
+
+namespace Tenantry.ControlPlane.Migrations;
+
+public sealed record MigrationResultResponse(
+    string Target, Guid? TenantId, string Isolation, IReadOnlyList<int> Applied, int AlreadyApplied, int? FailedVersion, string? Error, double DurationMs);
+
+public sealed record MigrationReportResponse(
+    string Schema, int LatestVersion, bool Succeeded, int Targets, int Failed, int Applied, double DurationMs, IReadOnlyList<MigrationResultResponse> Results);
+
+/// <summary>
+/// Fleet upgrades: the tenant app schema applied to the pool and to every tenant's own database
+/// (bridge schema, silo database) with bounded parallelism. Resumable by design: each target keeps
+/// its own ledger, so running it again applies only what is missing; one failed tenant does not
+/// stop the others and is listed with its error.
+/// </summary>
+public static class MigrationsApi
+{
+    public static RouteGroupBuilder MapMigrationsApi(this RouteGroupBuilder v1)
+    {
+        v1.MapPost("/migrations", Run).WithTags("Migrations")
+            .WithSummary("Apply the tenant app schema to the pool and every tenant database; answers a per-tenant report.");
+        return v1;
+    }
+
+    private static async Task<Ok<MigrationReportResponse>> Run(
+        IControlPlaneDatabase db, ITenantDatabaseProvider databases, TenantSchema schema, TimeProvider time, ClaimsPrincipal user, CancellationToken cancellationToken)
+    {
+        var tenants = new List<TenantRef>();
+        Guid? after = null;
+        while (true)
+        {
+            var page = await db.ReadAsync(c => TenantStore.ListAsync(c, new TenantFilter(null, null, null, after, 500)), cancellationToken);
+            tenants.AddRange(page
+                .Where(t => t.Status is not TenantStatus.Offboarded)
+                .Select(t => new TenantRef(t.Id, t.Slug, t.Name, t.Tier, t.Isolation, t.AdminEmail)));
+            if (page.Count < 500)
+            {
+                break;
+            }
+
+            after = page[^1].Id;
+        }
+
+        var report = await databases.MigrateAsync(tenants, cancellationToken);
+        var bySlug = tenants.ToDictionary(t => t.Slug, t => t.Id, StringComparer.Ordinal);
+        var response = new MigrationReportResponse(
+            schema.Name,
+            schema.Migrations.Count == 0 ? 0 : schema.Migrations[^1].Version,
+            report.Succeeded,
+            report.Targets.Count,
+            report.Failed.Count(),
+            report.AppliedCount,
+            report.Duration.TotalMilliseconds,
+            [.. report.Targets.Select(r => new MigrationResultResponse(
+                r.Target, bySlug.TryGetValue(r.Target, out var id) ? id : null, r.Isolation.ToWire(), r.Applied, r.AlreadyApplied, r.FailedVersion, r.Error, r.Duration.TotalMilliseconds))]);
+
+        await db.WriteAsync(
+            (c, tx) => AuditLog.AppendAsync(c, tx, new AuditEvent
+            {
+                Id = Guid.NewGuid(),
+                Time = time.GetUtcNow(),
+                Actor = user.Actor(),
+                Action = "migrations.run",
+                Outcome = report.Succeeded ? "succeeded" : "failed",
+                Detail = new JsonObject
+                {
+                    ["schema"] = schema.Name,
+                    ["targets"] = response.Targets,
+                    ["failed"] = new JsonArray([.. report.Failed.Select(f => (JsonNode)JsonValue.Create(f.Target))]),
+                    ["applied"] = response.Applied,
+                },
+            }),
+            cancellationToken);
+        return TypedResults.Ok(response);
+    }
+}

@@ -1,0 +1,54 @@
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Providers.Postgres;
+
+/// <summary>
+/// Where bridge and silo tenants live. Policy: the server with the lowest share of its capacity in
+/// use (so equal servers fill evenly, a bigger one takes more), ties to the first configured; a
+/// full server takes no more. Decided once, inside the store's write lock, and remembered.
+/// </summary>
+internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers servers, TimeProvider time)
+{
+    public Task<PostgresServerInfo> PlaceAsync(TenantRef tenant, CancellationToken cancellationToken) => db.WriteAsync(
+        async (c, tx) =>
+        {
+            if (await c.ScalarAsync("SELECT server FROM tenant_placements WHERE tenant_id = @id", tx, ("@id", tenant.Id)) is string placed)
+            {
+                return Resolve(placed);
+            }
+
+            var counts = (await c.QueryAsync(
+                "SELECT server, COUNT(*) FROM tenant_placements GROUP BY server", tx, r => (Server: r.GetString(0), Count: Convert.ToInt64(r.GetValue(1), System.Globalization.CultureInfo.InvariantCulture))))
+                .ToDictionary(x => x.Server, x => x.Count, StringComparer.Ordinal);
+            var chosen = servers.All
+                .Select((s, order) => (Server: s, Order: order, Used: counts.GetValueOrDefault(s.Name)))
+                .Where(x => x.Used < x.Server.Capacity)
+                .OrderBy(x => (double)x.Used / x.Server.Capacity)
+                .ThenBy(x => x.Order)
+                .Select(x => x.Server)
+                .FirstOrDefault()
+                ?? throw new PermanentStepException("Every registered PostgreSQL server is at capacity (Tenantry:Postgres:Servers:N:Capacity); register another server or raise a capacity, then retry.");
+            await c.ExecuteAsync(
+                "INSERT INTO tenant_placements (tenant_id, server, isolation, placed_at) VALUES (@id, @server, @isolation, @now)",
+                tx, ("@id", tenant.Id), ("@server", chosen.Name), ("@isolation", tenant.Isolation.ToWire()), ("@now", time.GetUtcNow()));
+            return chosen;
+        },
+        cancellationToken);
+
+    public async Task<PostgresServerInfo?> FindAsync(Guid tenantId, CancellationToken cancellationToken) =>
+        await db.ReadAsync(c => c.ScalarAsync("SELECT server FROM tenant_placements WHERE tenant_id = @id", null, ("@id", tenantId)), cancellationToken) is string name
+            ? Resolve(name)
+            : null;
+
+    public Task ReleaseAsync(Guid tenantId, CancellationToken cancellationToken) =>
+        db.WriteAsync((c, tx) => c.ExecuteAsync("DELETE FROM tenant_placements WHERE tenant_id = @id", tx, ("@id", tenantId)), cancellationToken);
+
+    /// <summary>Tenants placed on each server (for the fleet view and tests).</summary>
+    public Task<Dictionary<string, long>> CountsAsync(CancellationToken cancellationToken) => db.ReadAsync(
+        async c => (await c.QueryAsync("SELECT server, COUNT(*) FROM tenant_placements GROUP BY server", null, r => (r.GetString(0), Convert.ToInt64(r.GetValue(1), System.Globalization.CultureInfo.InvariantCulture))))
+            .ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal),
+        cancellationToken);
+
+    private PostgresServerInfo Resolve(string name) =>
+        servers.Find(name) ?? throw new PermanentStepException($"The tenant was placed on PostgreSQL server '{name}', which is no longer in Tenantry:Postgres:Servers.");
+}
