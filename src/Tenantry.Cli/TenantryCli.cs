@@ -1,0 +1,388 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace Tenantry.Cli;
+
+/// <summary>The <c>tenantry</c> command tree (System.CommandLine); each command is a thin client of the REST API v1.</summary>
+internal static class TenantryCli
+{
+    private static readonly Option<string?> UrlOption = new("--url")
+    {
+        Description = $"Tenantry control plane URL (env TENANTRY_URL; default: the one you logged in to, else {CliConfig.DefaultUrl})",
+        Recursive = true,
+    };
+
+    private static readonly Option<string> OutputOption = new("--output", "-o")
+    {
+        Description = "table (for people) or json (for scripts)",
+        Recursive = true,
+        DefaultValueFactory = _ => "table",
+    };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        OutputOption.AcceptOnlyFromAmong("table", "json");
+        var root = new RootCommand("tenantry: onboard, run and offboard the tenants of a Tenantry control plane.\n\n" + ExitCodes.Help)
+        {
+            UrlOption,
+            OutputOption,
+        };
+        root.Subcommands.Add(LoginCommand());
+        root.Subcommands.Add(TenantsCommand());
+        root.Subcommands.Add(OperationsCommand());
+        root.Subcommands.Add(AuditCommand());
+        root.Subcommands.Add(UsageCommand());
+        root.Subcommands.Add(CostsCommand());
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                await stderr.WriteLineAsync("error: " + error.Message);
+            }
+
+            await stderr.WriteLineAsync("Run `tenantry --help` (or `tenantry <command> --help`) for usage.");
+            return ExitCodes.Usage;
+        }
+
+        return await parse.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    // ---- login --------------------------------------------------------------------------------
+
+    private static Command LoginCommand()
+    {
+        var clientId = new Option<string>("--client-id") { Description = "OAuth2 client id", DefaultValueFactory = _ => "operator" };
+        var secret = new Option<string?>("--client-secret") { Description = "client secret (or env TENANTRY_CLIENT_SECRET, or --secret-stdin)" };
+        var stdin = new Option<bool>("--secret-stdin") { Description = "read the secret from standard input (keeps it out of the process list)" };
+        var scope = new Option<string>("--scope") { Description = "scope to ask for", DefaultValueFactory = _ => "tenantry:admin" };
+        var command = new Command("login", "Get a token with client credentials and remember it (with the URL) for the next commands.") { clientId, secret, stdin, scope };
+        command.SetAction((parse, ct) => Run(parse, requireToken: false, async (ctx, api) =>
+        {
+            var value = parse.GetValue(stdin) ? (await Console.In.ReadLineAsync(ct))?.Trim()
+                : parse.GetValue(secret) ?? Environment.GetEnvironmentVariable("TENANTRY_CLIENT_SECRET");
+            if (string.IsNullOrEmpty(value))
+            {
+                throw new CliException(ExitCodes.Usage, "No secret: pass --client-secret, --secret-stdin or set TENANTRY_CLIENT_SECRET (the host prints where the operator secret is).");
+            }
+
+            var (token, expiresIn) = await api.TokenAsync(parse.GetValue(clientId)!, value, parse.GetValue(scope)!, ct);
+            var expiresAt = DateTimeOffset.UtcNow.AddSeconds(expiresIn);
+            new CliConfig(api.BaseAddress.ToString().TrimEnd('/'), token, expiresAt).Save();
+            if (ctx.IsJson)
+            {
+                ctx.Json(JsonSerializer.SerializeToElement(new { url = api.BaseAddress.ToString().TrimEnd('/'), expiresAt, config = CliConfig.Path }, Json.Options));
+            }
+            else
+            {
+                ctx.Out.WriteLine($"Logged in to {api.BaseAddress} until {expiresAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC (saved in {CliConfig.Path}).");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    // ---- tenants ------------------------------------------------------------------------------
+
+    private static Command TenantsCommand()
+    {
+        var tenants = new Command("tenants", "List, show, create, suspend, reactivate and offboard tenants.");
+
+        var status = new Option<string?>("--status") { Description = "only tenants in this status (provisioning, active, suspended, failed, offboarding, offboarded)" };
+        var tier = new Option<string?>("--tier") { Description = "only tenants of this tier" };
+        var search = new Option<string?>("--search", "-q") { Description = "substring of slug or name" };
+        var limit = new Option<int>("--limit") { Description = "tenants per page (1-200)", DefaultValueFactory = _ => 50 };
+        var cursor = new Option<string?>("--cursor") { Description = "continue after a previous page" };
+        var all = new Option<bool>("--all") { Description = "follow every page" };
+        var list = new Command("list", "List tenants, newest last, with filters and pagination.") { status, tier, search, limit, cursor, all };
+        list.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var items = new List<JsonElement>();
+            var next = parse.GetValue(cursor);
+            JsonElement page;
+            do
+            {
+                var query = Query(("status", parse.GetValue(status)), ("tier", parse.GetValue(tier)), ("q", parse.GetValue(search)), ("limit", parse.GetValue(limit).ToString(System.Globalization.CultureInfo.InvariantCulture)), ("cursor", next));
+                page = await api.GetAsync("/v1/tenants" + query, ct);
+                items.AddRange(page.GetProperty("items").EnumerateArray());
+                next = page.Str("nextCursor") is { Length: > 0 } c ? c : null;
+            }
+            while (parse.GetValue(all) && next is not null);
+
+            if (ctx.IsJson)
+            {
+                ctx.Json(JsonSerializer.SerializeToElement(new { items, nextCursor = next }, Json.Options));
+                return ExitCodes.Ok;
+            }
+
+            ctx.Table(["ID", "SLUG", "NAME", "TIER", "STATUS", "CREATED"], items.Select(t => (IReadOnlyList<string>)
+                [t.Str("id"), t.Str("slug"), t.Str("name"), t.Str("tier"), t.Str("status"), Output.Time(t.Str("createdAt"))]));
+            if (next is not null)
+            {
+                ctx.Err.WriteLine($"More tenants: --cursor {next} (or --all).");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        tenants.Subcommands.Add(list);
+
+        var idArgument = new Argument<string>("tenant") { Description = "tenant id or slug" };
+        var show = new Command("show", "One tenant: status, resources (where its data and compute live), current operation.") { idArgument };
+        show.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var tenant = await api.GetAsync("/v1/tenants/" + Escape(parse.GetValue(idArgument)!), ct);
+            if (ctx.IsJson)
+            {
+                ctx.Json(tenant);
+            }
+            else
+            {
+                ctx.KeyValues(tenant);
+            }
+
+            return ExitCodes.Ok;
+        }));
+        tenants.Subcommands.Add(show);
+
+        var name = new Option<string>("--name") { Description = "display name", Required = true };
+        var slug = new Option<string?>("--slug") { Description = "3-40 of a-z, 0-9 and '-' (default: from the name)" };
+        var createTier = new Option<string>("--tier") { Description = "basic (pool), standard (bridge), premium (silo)", DefaultValueFactory = _ => "basic" };
+        var email = new Option<string>("--admin-email") { Description = "the tenant's first admin", Required = true };
+        var key = new Option<string?>("--idempotency-key") { Description = "retry-safe key: the same key and body give the same tenant" };
+        var wait = new Option<bool>("--wait", "-w") { Description = "watch the operation until it ends (progress bar)" };
+        var create = new Command("create", "Onboard a tenant (the onboarding runs in the background; --wait to watch it).") { name, slug, createTier, email, key, wait };
+        create.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var headers = parse.GetValue(key) is { } k ? new Dictionary<string, string> { ["Idempotency-Key"] = k } : null;
+            var tenant = await api.SendAsync(HttpMethod.Post, "/v1/tenants", new { name = parse.GetValue(name), slug = parse.GetValue(slug), tier = parse.GetValue(createTier), adminEmail = parse.GetValue(email) }, headers, ct);
+            if (!parse.GetValue(wait))
+            {
+                if (ctx.IsJson)
+                {
+                    ctx.Json(tenant);
+                }
+                else
+                {
+                    ctx.Out.WriteLine($"Onboarding {tenant.Str("slug")} ({tenant.Str("id")}): operation {tenant.Str("operationId")}. Watch it: tenantry operations watch {tenant.Str("operationId")}");
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            return await Watch.RunAsync(ctx, api, tenant.Str("operationId"), ct);
+        }));
+        tenants.Subcommands.Add(create);
+
+        tenants.Subcommands.Add(Transition("suspend", "Suspend a tenant: its users and routes stop, its data stays.", HttpMethod.Post, "/suspend", confirm: false));
+        tenants.Subcommands.Add(Transition("reactivate", "Reactivate a suspended tenant.", HttpMethod.Post, "/reactivate", confirm: false));
+        tenants.Subcommands.Add(Transition("offboard", "Offboard a tenant: export its data, then delete everything else. Asks for --yes.", HttpMethod.Delete, "", confirm: true));
+        return tenants;
+    }
+
+    private static Command Transition(string verb, string description, HttpMethod method, string suffix, bool confirm)
+    {
+        var id = new Argument<string>("tenant") { Description = "tenant id or slug" };
+        var wait = new Option<bool>("--wait", "-w") { Description = "watch the operation until it ends" };
+        var yes = new Option<bool>("--yes", "-y") { Description = "confirm (required to offboard)" };
+        var command = new Command(verb, description) { id, wait };
+        if (confirm)
+        {
+            command.Options.Add(yes);
+        }
+
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var tenant = parse.GetValue(id)!;
+            if (confirm && !parse.GetValue(yes))
+            {
+                throw new CliException(ExitCodes.Usage, $"Offboarding deletes {tenant}'s data after exporting it. Run again with --yes to confirm.");
+            }
+
+            var op = await api.SendAsync(method, "/v1/tenants/" + Escape(tenant) + suffix, null, null, ct);
+            if (parse.GetValue(wait))
+            {
+                return await Watch.RunAsync(ctx, api, op.Str("id"), ct);
+            }
+
+            if (ctx.IsJson)
+            {
+                ctx.Json(op);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"{op.Str("kind")} of {tenant} started: operation {op.Str("id")}. Watch it: tenantry operations watch {op.Str("id")}");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    // ---- operations, audit, usage, costs -----------------------------------------------------
+
+    private static Command OperationsCommand()
+    {
+        var operations = new Command("operations", "Show, watch and retry onboarding/offboarding operations.");
+        var id = new Argument<string>("operation") { Description = "operation id" };
+        var show = new Command("show", "An operation and its steps.") { id };
+        show.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var op = await api.GetAsync("/v1/operations/" + Escape(parse.GetValue(id)!), ct);
+            if (ctx.IsJson)
+            {
+                ctx.Json(op);
+                return ExitCodes.Ok;
+            }
+
+            ctx.Out.WriteLine($"{op.Str("kind")} {op.Str("id")} of tenant {op.Str("tenantId")}: {op.Str("status")}{(op.Str("error") is { Length: > 0 } e ? " — " + e : "")}");
+            ctx.Table(["STEP", "STATUS", "ATTEMPTS", "FINISHED", "ERROR"], op.GetProperty("steps").EnumerateArray().Select(s => (IReadOnlyList<string>)
+                [s.Str("name"), s.Str("status"), s.Str("attempts"), Output.Time(s.Str("finishedAt")), s.Str("error")]));
+            return ExitCodes.Ok;
+        }));
+        operations.Subcommands.Add(show);
+
+        var watchId = new Argument<string>("operation") { Description = "operation id" };
+        var watch = new Command("watch", "Follow an operation with a progress bar until it ends; exit 7 if it fails.") { watchId };
+        watch.SetAction((parse, ct) => Run(parse, true, (ctx, api) => Watch.RunAsync(ctx, api, parse.GetValue(watchId)!, ct)));
+        operations.Subcommands.Add(watch);
+
+        var retryId = new Argument<string>("operation") { Description = "operation id of a failed operation" };
+        var retryWait = new Option<bool>("--wait", "-w") { Description = "watch it until it ends" };
+        var retry = new Command("retry", "Resume a failed operation from its failed step.") { retryId, retryWait };
+        retry.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var op = await api.SendAsync(HttpMethod.Post, "/v1/operations/" + Escape(parse.GetValue(retryId)!) + "/retry", null, null, ct);
+            if (parse.GetValue(retryWait))
+            {
+                return await Watch.RunAsync(ctx, api, op.Str("id"), ct);
+            }
+
+            if (ctx.IsJson)
+            {
+                ctx.Json(op);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"Retrying {op.Str("kind")} {op.Str("id")}.");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        operations.Subcommands.Add(retry);
+        return operations;
+    }
+
+    private static Command AuditCommand()
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "only this tenant (id or slug)" };
+        var limit = new Option<int>("--limit") { Description = "events per page", DefaultValueFactory = _ => 50 };
+        var cursor = new Option<string?>("--cursor") { Description = "continue after a previous page" };
+        var command = new Command("audit", "The audit trail: who changed what, when, with what outcome.") { tenant, limit, cursor };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var page = await api.GetAsync("/v1/audit" + Query(("tenantId", parse.GetValue(tenant)), ("limit", parse.GetValue(limit).ToString(System.Globalization.CultureInfo.InvariantCulture)), ("cursor", parse.GetValue(cursor))), ct);
+            if (ctx.IsJson)
+            {
+                ctx.Json(page);
+                return ExitCodes.Ok;
+            }
+
+            ctx.Table(["TIME", "ACTOR", "TENANT", "ACTION", "OUTCOME"], page.GetProperty("items").EnumerateArray().Select(e => (IReadOnlyList<string>)
+                [Output.Time(e.Str("time")), e.Str("actor"), e.Str("tenantId"), e.Str("action"), e.Str("outcome")]));
+            if (page.Str("nextCursor") is { Length: > 0 } next)
+            {
+                ctx.Err.WriteLine($"More events: --cursor {next}");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command UsageCommand()
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "tenant id or slug" };
+        var meter = new Option<string?>("--meter") { Description = "meter (api_calls, storage_bytes, active_users, compute_seconds, …)" };
+        var window = new Option<string?>("--window") { Description = "hour, day or month" };
+        var from = new Option<string?>("--from") { Description = "start (ISO 8601)" };
+        var to = new Option<string?>("--to") { Description = "end (ISO 8601)" };
+        var command = new Command("usage", "Metered usage per tenant, meter and window.") { tenant, meter, window, from, to };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var result = await api.GetAsync("/v1/usage" + Query(("tenantId", parse.GetValue(tenant)), ("meter", parse.GetValue(meter)), ("window", parse.GetValue(window)), ("from", parse.GetValue(from)), ("to", parse.GetValue(to))), ct);
+            Print(ctx, result);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command CostsCommand()
+    {
+        var period = new Option<string?>("--period") { Description = "billing period, e.g. 2026-11" };
+        var command = new Command("costs", "Revenue, cost and margin per tenant and tier for a period.") { period };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var result = await api.GetAsync("/v1/costs" + Query(("period", parse.GetValue(period))), ct);
+            Print(ctx, result);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    private static void Print(Output ctx, JsonElement result)
+    {
+        if (ctx.IsJson)
+        {
+            ctx.Json(result);
+        }
+        else
+        {
+            ctx.Generic(result);
+        }
+    }
+
+    private static async Task<int> Run(ParseResult parse, bool requireToken, Func<Output, ApiClient, Task<int>> action)
+    {
+        var output = new Output(parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, parse.GetValue(OutputOption) == "json");
+        try
+        {
+            var config = CliConfig.Load();
+            var url = parse.GetValue(UrlOption) ?? Environment.GetEnvironmentVariable("TENANTRY_URL") ?? config.Url ?? CliConfig.DefaultUrl;
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var baseAddress) || baseAddress.Scheme is not ("http" or "https"))
+            {
+                throw new CliException(ExitCodes.Usage, $"'{url}' is not an http(s) URL (--url or TENANTRY_URL).");
+            }
+
+            // A remembered token is only sent to the server it came from.
+            var token = Environment.GetEnvironmentVariable("TENANTRY_TOKEN") is { Length: > 0 } envToken ? envToken
+                : config.Url is not null && Same(new Uri(config.Url), baseAddress) ? config.Token : null;
+            if (requireToken && token is not null && config.Token == token && config.ExpiresAt < DateTimeOffset.UtcNow)
+            {
+                throw new CliException(ExitCodes.Unauthorized, $"The saved token expired at {config.ExpiresAt:u}. Run `tenantry login` again.");
+            }
+
+            using var api = new ApiClient(baseAddress, token);
+            return await action(output, api);
+        }
+        catch (CliException e)
+        {
+            await output.Err.WriteLineAsync("error: " + e.Message);
+            return e.ExitCode;
+        }
+    }
+
+    private static bool Same(Uri a, Uri b) =>
+        string.Equals(a.GetLeftPart(UriPartial.Authority), b.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase);
+
+    private static string Escape(string segment) => Uri.EscapeDataString(segment);
+
+    private static string Query(params (string Name, string? Value)[] parameters)
+    {
+        var parts = parameters.Where(p => !string.IsNullOrEmpty(p.Value)).Select(p => $"{p.Name}={Uri.EscapeDataString(p.Value!)}").ToList();
+        return parts.Count == 0 ? "" : "?" + string.Join("&", parts);
+    }
+}

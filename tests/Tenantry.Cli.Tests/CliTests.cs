@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Tenantry.Cli.Tests;
+
+/// <summary>The host on a real loopback port (Kestrel), on its own data directory.</summary>
+public sealed class RealHost : WebApplicationFactory<Program>
+{
+    public const string Secret = "cli-test-operator-secret-0123";
+
+    public RealHost()
+    {
+        Port = FreePort();
+        UseKestrel();
+        StartServer();
+    }
+
+    public int Port { get; }
+
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "tenantry-cli-tests", Guid.NewGuid().ToString("N"));
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Tenantry:DataDir", DataDir);
+        builder.UseSetting("Tenantry:OperatorSecret", Secret);
+        builder.UseSetting("Tenantry:Ports:ControlPlane", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Tenantry:Operations:RetryDelay", "00:00:00.010");
+        builder.UseSetting("Tenantry:Operations:PollInterval", "00:00:00.100");
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Out, string Err)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Out}\nstderr:\n{Err}";
+}
+
+/// <summary>Runs the built <c>tenantry</c> CLI as a separate process with its own config file.</summary>
+public sealed class Cli(string configPath)
+{
+    private static readonly string Dll = Path.GetFullPath(Path.Combine(
+        AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src", "Tenantry.Cli", "bin",
+        new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "tenantry.dll"));
+
+    public async Task<CliResult> RunAsync(params string[] args)
+    {
+        Assert.True(File.Exists(Dll), $"{Dll} is missing: build the solution first.");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        info.ArgumentList.Add(Dll);
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("TENANTRY_", StringComparison.Ordinal)).ToList())
+        {
+            info.Environment.Remove(name);
+        }
+
+        info.Environment["TENANTRY_CONFIG"] = configPath;
+        using var process = Process.Start(info)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await process.WaitForExitAsync(timeout.Token);
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+}
+
+public sealed class CliTests : IDisposable
+{
+    private readonly RealHost _host = new();
+    private readonly string _config = Path.Combine(Path.GetTempPath(), "tenantry-cli-tests", Guid.NewGuid().ToString("N") + ".json");
+    private readonly Cli _cli;
+
+    public CliTests() => _cli = new Cli(_config);
+
+    [Fact]
+    public async Task Help_lists_the_commands_and_exit_codes_and_bad_command_lines_exit_2()
+    {
+        var help = await _cli.RunAsync("--help");
+        Assert.Equal(0, help.ExitCode);
+        foreach (var word in new[] { "login", "tenants", "operations", "audit", "usage", "costs", "Exit codes" })
+        {
+            Assert.Contains(word, help.Out, StringComparison.Ordinal);
+        }
+
+        var unknown = await _cli.RunAsync("tenants", "lst");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("lst", unknown.Err, StringComparison.Ordinal);
+
+        var badOutput = await _cli.RunAsync("tenants", "list", "-o", "xml");
+        Assert.Equal(2, badOutput.ExitCode);
+
+        var badUrl = await _cli.RunAsync("tenants", "list", "--url", "not a url");
+        Assert.Equal(2, badUrl.ExitCode);
+    }
+
+    [Fact]
+    public async Task Wrong_url_missing_login_bad_secret_and_forged_token_get_clear_errors_and_their_exit_codes()
+    {
+        var closed = await _cli.RunAsync("tenants", "list", "--url", "http://127.0.0.1:9");
+        Assert.Equal(6, closed.ExitCode);
+        Assert.Contains("Cannot reach Tenantry at http://127.0.0.1:9", closed.Err, StringComparison.Ordinal);
+
+        var notLoggedIn = await _cli.RunAsync("tenants", "list", "--url", _host.Url);
+        Assert.Equal(4, notLoggedIn.ExitCode);
+        Assert.Contains("Not logged in", notLoggedIn.Err, StringComparison.Ordinal);
+
+        var badSecret = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", "wrong-secret-0123456789");
+        Assert.Equal(4, badSecret.ExitCode);
+        Assert.Contains("Login refused", badSecret.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(_config));
+
+        // A token the server did not sign, saved as if it had come from a login.
+        var header = Base64Url("""{"alg":"none","typ":"JWT"}""");
+        var payload = Base64Url("""{"sub":"operator","scope":"tenantry:admin","exp":4102444800}""");
+        await File.WriteAllTextAsync(_config, JsonSerializer.Serialize(new { url = _host.Url, token = $"{header}.{payload}.", expiresAt = DateTimeOffset.UtcNow.AddHours(1) }));
+        var forged = await _cli.RunAsync("tenants", "list");
+        Assert.Equal(4, forged.ExitCode);
+        Assert.Contains("token was refused", forged.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tenant_goes_through_its_life_from_the_cli_with_tables_json_and_progress()
+    {
+        var login = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret);
+        Assert.True(login.ExitCode == 0, login.ToString());
+        Assert.Contains("Logged in", login.Out, StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_config));
+        }
+
+        var create = await _cli.RunAsync("tenants", "create", "--name", "Globex Corp", "--tier", "standard", "--admin-email", "admin@globex.test", "--wait");
+        Assert.True(create.ExitCode == 0, create.ToString());
+        Assert.Contains("6/6", create.Out, StringComparison.Ordinal);
+        Assert.Contains("[succeeded]", create.Out, StringComparison.Ordinal);
+
+        var list = await _cli.RunAsync("tenants", "list", "--status", "active");
+        Assert.Equal(0, list.ExitCode);
+        var lines = list.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("ID", lines[0], StringComparison.Ordinal);
+        Assert.Contains(lines, l => l.Contains("globex-corp", StringComparison.Ordinal) && l.Contains("standard", StringComparison.Ordinal) && l.Contains("active", StringComparison.Ordinal));
+
+        var json = await _cli.RunAsync("tenants", "list", "-o", "json");
+        var items = JsonDocument.Parse(json.Out).RootElement.GetProperty("items");
+        var id = Assert.Single(items.EnumerateArray()).GetProperty("id").GetString()!;
+
+        var show = await _cli.RunAsync("tenants", "show", "globex-corp");
+        Assert.Equal(0, show.ExitCode);
+        Assert.Contains(id, show.Out, StringComparison.Ordinal);
+        Assert.Contains("resources:", show.Out, StringComparison.Ordinal);
+        Assert.Contains("database:", show.Out, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await _cli.RunAsync("tenants", "suspend", "globex-corp", "--wait")).ExitCode);
+        var again = await _cli.RunAsync("tenants", "suspend", "globex-corp");
+        Assert.Equal(5, again.ExitCode);
+        Assert.Contains("suspended", again.Err, StringComparison.Ordinal);
+        Assert.Equal(0, (await _cli.RunAsync("tenants", "reactivate", id, "--wait")).ExitCode);
+
+        var unconfirmed = await _cli.RunAsync("tenants", "offboard", "globex-corp");
+        Assert.Equal(2, unconfirmed.ExitCode);
+        Assert.Contains("--yes", unconfirmed.Err, StringComparison.Ordinal);
+        var offboard = await _cli.RunAsync("tenants", "offboard", "globex-corp", "--yes", "--wait", "-o", "json");
+        Assert.True(offboard.ExitCode == 0, offboard.ToString());
+        Assert.Equal("succeeded", JsonDocument.Parse(offboard.Out).RootElement.GetProperty("status").GetString());
+
+        var audit = await _cli.RunAsync("audit", "--tenant", id, "--limit", "100");
+        Assert.Equal(0, audit.ExitCode);
+        foreach (var action in new[] { "tenant.create", "tenant.suspension", "tenant.reactivation", "tenant.offboarding" })
+        {
+            Assert.Contains(action, audit.Out, StringComparison.Ordinal);
+        }
+
+        var missing = await _cli.RunAsync("tenants", "show", "no-such-tenant");
+        Assert.Equal(3, missing.ExitCode);
+        Assert.Contains("no-such-tenant", missing.Err, StringComparison.Ordinal);
+
+        var invalid = await _cli.RunAsync("tenants", "create", "--name", "Bad", "--slug", "Bad Slug!", "--admin-email", "nope");
+        Assert.Equal(5, invalid.ExitCode);
+        Assert.Contains("slug", invalid.Err, StringComparison.Ordinal);
+        Assert.Contains("adminEmail", invalid.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_failed_onboarding_exits_7_with_the_step_and_retry_finishes_it()
+    {
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret)).ExitCode);
+        var blocker = Path.Combine(_host.DataDir, "tenants", "stuck-co");
+        Directory.CreateDirectory(Path.GetDirectoryName(blocker)!);
+        await File.WriteAllTextAsync(blocker, "in the way");
+
+        var create = await _cli.RunAsync("tenants", "create", "--name", "Stuck Co", "--admin-email", "a@stuck.test", "--wait");
+        Assert.Equal(7, create.ExitCode);
+        Assert.Contains("failed at step provision-storage", create.Err, StringComparison.Ordinal);
+        var retryHint = create.Err[(create.Err.IndexOf("operations retry ", StringComparison.Ordinal) + "operations retry ".Length)..].Trim();
+
+        File.Delete(blocker);
+        var retry = await _cli.RunAsync("operations", "retry", retryHint, "--wait");
+        Assert.True(retry.ExitCode == 0, retry.ToString());
+        var show = await _cli.RunAsync("operations", "show", retryHint);
+        Assert.Contains("succeeded", show.Out, StringComparison.Ordinal);
+        Assert.Contains("provision-storage", show.Out, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        _host.Dispose();
+        File.Delete(_config);
+    }
+
+    private static string Base64Url(string json) =>
+        Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
