@@ -8,6 +8,8 @@ need_apt=()
 command -v dotnet >/dev/null || { echo "The .NET SDK 10 is required (https://dot.net)." >&2; exit 2; }
 # The PostgreSQL tests start private servers of their own (initdb into a temp dir, random port).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The console's browser tests drive Debian's Chromium by path (Playwright downloads nothing).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing what the tests need: ${need_apt[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

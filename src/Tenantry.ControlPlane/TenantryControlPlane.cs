@@ -10,6 +10,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.WebConsole;
+using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.Operations;
@@ -111,7 +113,9 @@ public static class TenantryControlPlane
             .MapTenantsApi()
             .MapOperationsApi()
             .MapAuditApi()
-            .MapMigrationsApi();
+            .MapMigrationsApi()
+            .MapFleetApi();
+        routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;

@@ -1,58 +1,8 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
+using Tenantry.Testing.Web;
 
 namespace Tenantry.Cli.Tests;
-
-/// <summary>The host on a real loopback port (Kestrel), on its own data directory.</summary>
-public sealed class RealHost : WebApplicationFactory<Program>
-{
-    public const string Secret = "cli-test-operator-secret-0123";
-
-    public RealHost()
-    {
-        Port = FreePort();
-        UseKestrel();
-        StartServer();
-    }
-
-    public int Port { get; }
-
-    public string Url => $"http://127.0.0.1:{Port}";
-
-    public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "tenantry-cli-tests", Guid.NewGuid().ToString("N"));
-
-    protected override void ConfigureWebHost(IWebHostBuilder builder)
-    {
-        builder.UseSetting("Tenantry:DataDir", DataDir);
-        builder.UseSetting("Tenantry:OperatorSecret", Secret);
-        builder.UseSetting("Tenantry:Ports:ControlPlane", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        builder.UseSetting("Tenantry:Operations:RetryDelay", "00:00:00.010");
-        builder.UseSetting("Tenantry:Operations:PollInterval", "00:00:00.100");
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        try
-        {
-            Directory.Delete(DataDir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
 
 public sealed record CliResult(int ExitCode, string Out, string Err)
 {

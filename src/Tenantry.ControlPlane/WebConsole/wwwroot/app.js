@@ -1,0 +1,332 @@
+// Tenantry console: a small single-page app over the REST API v1. No framework, no CDN.
+// Every value from the API reaches the page through textContent (never innerHTML), so tenant
+// names cannot inject markup; the server's Content-Security-Policy allows only these files.
+
+const TOKEN_KEY = 'tenantry.token';
+const app = document.getElementById('app');
+const nav = document.getElementById('nav');
+let viewId = 0; // bumps on every navigation; long-polls of an old view stop
+
+// ---- tiny DOM helper ---------------------------------------------------------------------------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'testid') el.dataset.testid = v;
+    else if (k === 'width') el.style.width = v; // CSSOM, which the CSP allows (style attributes it does not)
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const badge = (s) => h('span', { class: `badge ${s}`, testid: 'status' }, s);
+const time = (iso) => (iso ? new Date(iso).toLocaleString() : '');
+const show = (...nodes) => app.replaceChildren(...nodes);
+const errorBox = (e) => h('div', { class: 'error', role: 'alert', testid: 'error' }, e.message || String(e));
+
+// ---- API ---------------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(status, problem) {
+    const fields = problem && problem.errors ? Object.entries(problem.errors).map(([k, v]) => `${k}: ${[].concat(v).join(' ')}`) : [];
+    super([problem?.title, fields.length ? fields.join('; ') : problem?.detail].filter(Boolean).join(' — ') || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) { logout(); throw new ApiError(401, { title: 'Not logged in.' }); }
+  const res = await fetch(path, {
+    method,
+    credentials: 'omit',
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (res.status === 401) { logout(); throw new ApiError(401, { title: 'Your session ended; log in again.' }); }
+  const text = await res.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+function logout() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  nav.hidden = true;
+  viewId++;
+  renderLogin();
+}
+
+// ---- login -------------------------------------------------------------------------------------
+function renderLogin(message) {
+  const id = h('input', { name: 'client_id', value: 'operator', autocomplete: 'username', testid: 'client-id' });
+  const secret = h('input', { name: 'client_secret', type: 'password', autocomplete: 'current-password', required: true, testid: 'client-secret' });
+  const out = h('div');
+  const form = h('form', { class: 'card login', testid: 'login-form', onsubmit: async (e) => {
+    e.preventDefault();
+    out.replaceChildren();
+    // credentials 'omit': the token endpoint's 401 carries WWW-Authenticate: Basic, which would open the browser's own login box.
+    const res = await fetch('/connect/token', {
+      method: 'POST',
+      credentials: 'omit',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id.value, client_secret: secret.value, scope: 'tenantry:admin' }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { out.append(errorBox(new Error(body.error_description || 'Login refused.'))); return; }
+    sessionStorage.setItem(TOKEN_KEY, body.access_token);
+    route();
+  } },
+  h('h1', {}, 'Operator login'),
+  h('p', { class: 'muted' }, 'The operator secret is printed by the host at start (or set with TENANTRY_OPERATOR_SECRET).'),
+  message ? errorBox(new Error(message)) : null,
+  h('label', {}, 'Client id', id), h('label', {}, 'Client secret', secret),
+  h('button', { type: 'submit', testid: 'login' }, 'Log in'), out);
+  show(form);
+  secret.focus();
+}
+
+// ---- overview ----------------------------------------------------------------------------------
+const STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'offboarding', 'offboarded'];
+
+function barChart(title, counts, testid) {
+  const entries = Object.entries(counts).filter(([, v]) => v > 0);
+  const max = Math.max(1, ...entries.map(([, v]) => v));
+  const rowH = 24, width = 420, labelW = 110;
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', Math.max(rowH, entries.length * rowH));
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', title);
+  entries.forEach(([name, value], i) => {
+    const y = i * rowH;
+    const label = document.createElementNS(ns, 'text');
+    label.setAttribute('x', 0); label.setAttribute('y', y + 16); label.textContent = name;
+    const bar = document.createElementNS(ns, 'rect');
+    const w = Math.max(2, ((width - labelW - 50) * value) / max);
+    bar.setAttribute('x', labelW); bar.setAttribute('y', y + 4); bar.setAttribute('width', w); bar.setAttribute('height', 16);
+    bar.setAttribute('rx', 3); bar.setAttribute('fill', '#3b5bdb');
+    const num = document.createElementNS(ns, 'text');
+    num.setAttribute('x', labelW + w + 6); num.setAttribute('y', y + 16); num.textContent = value;
+    svg.append(label, bar, num);
+  });
+  return h('div', { class: 'card', testid }, h('h2', {}, title), entries.length ? svg : h('p', { class: 'muted' }, 'Nothing yet.'));
+}
+
+async function renderOverview() {
+  const fleet = await api('GET', '/v1/fleet');
+  const ops = fleet.operations || {};
+  const inFlight = (ops.pending || 0) + (ops.running || 0);
+  show(
+    h('h1', {}, 'Fleet overview'),
+    h('div', { class: 'grid' },
+      stat('Tenants', fleet.tenants, 'stat-tenants'),
+      stat('Active', fleet.byStatus.active || 0, 'stat-active'),
+      stat('Operations in flight', inFlight, 'stat-inflight'),
+      stat('Failed operations', ops.failed || 0, 'stat-failed')),
+    h('h2', {}, 'Distribution'),
+    h('div', { class: 'grid' },
+      barChart('Tenants per status', Object.fromEntries(STATUSES.map((s) => [s, fleet.byStatus[s] || 0])), 'chart-status'),
+      barChart('Tenants per tier', fleet.byTier, 'chart-tier')),
+    h('h2', {}, 'Latest failed operations'),
+    fleet.recentFailures.length
+      ? table(['Tenant', 'Operation', 'Error', 'When'], fleet.recentFailures.map((f) => [
+        h('a', { href: `#/tenants/${f.tenantId}` }, f.slug), f.kind, f.error || '', time(f.finishedAt)]), 'failures')
+      : h('p', { class: 'muted' }, 'None.'),
+    h('div', { id: 'billing' }));
+  renderBilling(document.getElementById('billing'));
+}
+
+// Usage and revenue-vs-cost charts appear once the metering API answers (404 until then).
+async function renderBilling(slot) {
+  const period = new Date().toISOString().slice(0, 7);
+  let costs;
+  try { costs = await api('GET', `/v1/costs?period=${period}`); } catch { return; }
+  const rows = (costs.tenants || costs.items || []).slice(0, 20);
+  if (!rows.length) return;
+  const revenue = Object.fromEntries(rows.map((r) => [r.slug || r.tenantId, Number(r.revenue || 0)]));
+  const cost = Object.fromEntries(rows.map((r) => [r.slug || r.tenantId, Number(r.cost || 0)]));
+  slot.replaceChildren(h('h2', {}, `Revenue vs cost, ${period}`), h('div', { class: 'grid' },
+    barChart('Revenue per tenant', revenue, 'chart-revenue'), barChart('Cost per tenant', cost, 'chart-cost')));
+}
+
+const stat = (label, value, testid) => h('div', { class: 'card stat', testid }, h('div', { class: 'value' }, value), h('div', { class: 'label' }, label));
+
+function table(headers, rows, testid) {
+  return h('table', { testid },
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))));
+}
+
+// ---- tenant list -------------------------------------------------------------------------------
+async function renderTenants(params) {
+  const q = params.get('q') || '', status = params.get('status') || '', tier = params.get('tier') || '';
+  const cursor = params.get('cursor') || '';
+  const back = params.get('back') || ''; // previous cursors, for "Previous"
+  const query = new URLSearchParams({ limit: '25' });
+  if (q) query.set('q', q);
+  if (status) query.set('status', status);
+  if (tier) query.set('tier', tier);
+  if (cursor) query.set('cursor', cursor);
+  const started = performance.now();
+  const page = await api('GET', `/v1/tenants?${query}`);
+  const took = Math.round(performance.now() - started);
+
+  const search = h('input', { type: 'search', name: 'q', value: q, placeholder: 'Search slug or name', testid: 'search' });
+  const statusSel = h('select', { name: 'status', testid: 'filter-status' }, h('option', { value: '' }, 'any status'), STATUSES.map((s) => h('option', { value: s, selected: s === status }, s)));
+  const tierSel = h('select', { name: 'tier', testid: 'filter-tier' }, h('option', { value: '' }, 'any tier'), ['basic', 'standard', 'premium'].map((t) => h('option', { value: t, selected: t === tier }, t)));
+  const go = (extra = {}) => {
+    const p = new URLSearchParams();
+    if (search.value) p.set('q', search.value);
+    if (statusSel.value) p.set('status', statusSel.value);
+    if (tierSel.value) p.set('tier', tierSel.value);
+    for (const [k, v] of Object.entries(extra)) if (v) p.set(k, v);
+    location.hash = `#/tenants?${p}`;
+  };
+  let timer;
+  search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => go(), 250); });
+  statusSel.addEventListener('change', () => go());
+  tierSel.addEventListener('change', () => go());
+
+  const backs = back ? back.split(',') : [];
+  show(
+    h('h1', {}, 'Tenants'),
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); go(); } }, search, statusSel, tierSel, h('button', { type: 'submit' }, 'Filter')),
+    page.items.length
+      ? table(['Slug', 'Name', 'Tier', 'Status', 'Created'], page.items.map((t) => [
+        h('a', { href: `#/tenants/${t.id}`, testid: `tenant-${t.slug}` }, t.slug), t.name, t.tier, badge(t.status), time(t.createdAt)]), 'tenant-table')
+      : h('p', { class: 'muted', testid: 'no-tenants' }, 'No tenant matches.'),
+    h('div', { class: 'pager' },
+      h('button', { class: 'secondary', disabled: !cursor, testid: 'prev', onclick: () => go({ cursor: backs.at(-1) || '', back: backs.slice(0, -1).join(',') }) }, 'Previous'),
+      h('button', { class: 'secondary', disabled: !page.nextCursor, testid: 'next', onclick: () => go({ cursor: page.nextCursor, back: [...backs, cursor].join(',') }) }, 'Next'),
+      h('span', { class: 'muted' }, `${page.items.length} shown · ${took} ms`)));
+  if (q) { search.focus(); search.setSelectionRange(q.length, q.length); }
+}
+
+// ---- new tenant --------------------------------------------------------------------------------
+function renderNew() {
+  const out = h('div');
+  const name = h('input', { name: 'name', required: true, testid: 'new-name' });
+  const slug = h('input', { name: 'slug', placeholder: 'from the name', testid: 'new-slug' });
+  const tier = h('select', { name: 'tier', testid: 'new-tier' }, ['basic', 'standard', 'premium'].map((t) => h('option', { value: t }, t)));
+  const email = h('input', { name: 'adminEmail', type: 'email', required: true, testid: 'new-email' });
+  show(h('h1', {}, 'New tenant'), h('form', { class: 'stack card', onsubmit: async (e) => {
+    e.preventDefault();
+    out.replaceChildren();
+    try {
+      const t = await api('POST', '/v1/tenants', { name: name.value, slug: slug.value || undefined, tier: tier.value, adminEmail: email.value });
+      location.hash = `#/tenants/${t.id}`;
+    } catch (err) { out.append(errorBox(err)); }
+  } },
+  h('label', {}, 'Name', name), h('label', {}, 'Slug', slug), h('label', {}, 'Tier', tier), h('label', {}, 'Admin email', email),
+  h('button', { type: 'submit', testid: 'create' }, 'Create tenant'), out));
+  name.focus();
+}
+
+// ---- tenant detail -----------------------------------------------------------------------------
+function kv(obj) {
+  return h('dl', { class: 'kv' }, Object.entries(obj || {}).flatMap(([k, v]) => [
+    h('dt', {}, k), h('dd', { class: typeof v === 'object' ? '' : 'mono' }, v && typeof v === 'object' ? kv(v) : String(v ?? '')),
+  ]));
+}
+
+function operationView(op) {
+  const done = op.steps.filter((s) => s.status === 'succeeded').length;
+  const pct = op.steps.length ? Math.round((done * 100) / op.steps.length) : 0;
+  return h('div', { class: 'card', testid: 'operation' },
+    h('div', {}, h('strong', {}, op.kind), ' ', badge(op.status), ' ', h('span', { class: 'muted', testid: 'progress-text' }, `${done}/${op.steps.length} steps`)),
+    h('div', { class: `progress ${op.status}` }, h('div', { width: `${pct}%`, testid: 'progress-bar' })),
+    op.error ? errorBox(new Error(op.error)) : null,
+    table(['Step', 'Status', 'Attempts', 'Finished', 'Error'], op.steps.map((s) => [s.name, badge(s.status), s.attempts, time(s.finishedAt), s.error || '']), 'steps'));
+}
+
+async function renderTenant(id) {
+  const mine = viewId;
+  const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
+  const opSlot = h('div', { testid: 'operation-slot' });
+  const auditSlot = h('div');
+  const out = h('div');
+  const act = (label, method, path, cls = '', confirmText) => h('button', { class: cls, testid: `action-${label.toLowerCase()}`, onclick: async () => {
+    if (confirmText && !(await confirmDialog(confirmText, tenant.slug))) return;
+    out.replaceChildren();
+    try { await api(method, path); renderTenant(id); } catch (err) { out.append(errorBox(err)); }
+  } }, label);
+
+  const actions = [];
+  if (tenant.status === 'active') actions.push(act('Suspend', 'POST', `/v1/tenants/${tenant.id}/suspend`, 'secondary'));
+  if (tenant.status === 'suspended') actions.push(act('Reactivate', 'POST', `/v1/tenants/${tenant.id}/reactivate`));
+  if (tenant.status === 'failed' && tenant.operationId) actions.push(act('Retry', 'POST', `/v1/operations/${tenant.operationId}/retry`));
+  if (!['offboarded', 'offboarding', 'provisioning'].includes(tenant.status)) {
+    actions.push(act('Offboard', 'DELETE', `/v1/tenants/${tenant.id}`, 'danger', `Offboarding exports ${tenant.slug}'s data, then deletes its database, files, users and routes. Type the slug to confirm.`));
+  }
+
+  show(
+    h('h1', {}, tenant.name, ' ', badge(tenant.status)),
+    h('p', { class: 'muted mono' }, `${tenant.slug} · ${tenant.id} · ${tenant.tier} (${tenant.isolation})`),
+    tenant.statusReason ? errorBox(new Error(tenant.statusReason)) : null,
+    h('div', { class: 'actions' }, actions), out,
+    h('h2', {}, 'Current operation'), opSlot,
+    h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
+    h('h2', {}, 'Audit trail'), auditSlot);
+
+  api('GET', `/v1/audit?tenantId=${tenant.id}&limit=200`).then((page) => {
+    if (mine !== viewId) return;
+    auditSlot.replaceChildren(table(['Time', 'Actor', 'Action', 'Outcome'], page.items.map((e) => [time(e.time), e.actor, e.action, e.outcome]), 'audit'));
+  }).catch((err) => auditSlot.replaceChildren(errorBox(err)));
+
+  if (!tenant.operationId) { opSlot.replaceChildren(h('p', { class: 'muted' }, 'None.')); return; }
+  // Live progress: long-poll the operation; when it ends, re-render the tenant (status, actions).
+  let op = await api('GET', `/v1/operations/${tenant.operationId}`);
+  if (mine !== viewId) return;
+  const ended = op.status === 'succeeded' || op.status === 'failed';
+  if (ended && op.finishedAt && new Date(op.finishedAt) > new Date(tenant.updatedAt)) { renderTenant(id); return; } // it ended after we read the tenant
+  opSlot.replaceChildren(operationView(op));
+  while (mine === viewId && (op.status === 'pending' || op.status === 'running')) {
+    try { op = await api('GET', `/v1/operations/${tenant.operationId}?wait=10`); } catch (err) { opSlot.append(errorBox(err)); return; }
+    if (mine !== viewId) return;
+    opSlot.replaceChildren(operationView(op));
+    if (op.status === 'succeeded' || op.status === 'failed') { renderTenant(id); return; }
+  }
+}
+
+function confirmDialog(text, slug) {
+  return new Promise((resolve) => {
+    const input = h('input', { testid: 'confirm-slug', placeholder: slug });
+    const ok = h('button', { class: 'danger', disabled: true, testid: 'confirm-ok', onclick: () => { dialog.close(); resolve(true); } }, 'Offboard');
+    input.addEventListener('input', () => { ok.disabled = input.value !== slug; });
+    const dialog = h('dialog', { testid: 'confirm' }, h('p', {}, text), input,
+      h('div', { class: 'actions' }, ok, h('button', { class: 'secondary', onclick: () => { dialog.close(); resolve(false); } }, 'Cancel')));
+    document.body.append(dialog);
+    dialog.addEventListener('close', () => { dialog.remove(); resolve(false); });
+    dialog.showModal();
+  });
+}
+
+// ---- router ------------------------------------------------------------------------------------
+async function route() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) { nav.hidden = true; renderLogin(); return; }
+  nav.hidden = false;
+  viewId++;
+  const [path, qs] = (location.hash.slice(1) || '/').split('?');
+  const params = new URLSearchParams(qs || '');
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.getAttribute('href') === `#${path}`);
+  try {
+    if (path === '/' || path === '') await renderOverview();
+    else if (path === '/tenants') await renderTenants(params);
+    else if (path === '/new') renderNew();
+    else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)));
+    else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
+  } catch (err) {
+    if (err.status !== 401) show(errorBox(err));
+  }
+}
+
+document.getElementById('logout').addEventListener('click', logout);
+window.addEventListener('hashchange', route);
+route();

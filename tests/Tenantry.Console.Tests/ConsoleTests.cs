@@ -1,0 +1,199 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Tenantry.Testing.Web;
+
+namespace Tenantry.Console.Tests;
+
+/// <summary>One Chromium (Debian's, launched by path: nothing is downloaded) for the class.</summary>
+public sealed class Browser : IAsyncLifetime
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public IBrowser Chromium { get; private set; } = null!;
+
+    /// <summary>Screenshots land here (the repository's <c>artifacts/console</c>).</summary>
+    public static string Artifacts { get; } = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "artifacts", "console"));
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(File.Exists(ChromiumPath), $"{ChromiumPath} is missing: ./test.sh installs Debian's chromium.");
+        _playwright = await Playwright.CreateAsync();
+        Chromium = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+        });
+        Directory.CreateDirectory(Artifacts);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Chromium.DisposeAsync();
+        _playwright?.Dispose();
+    }
+}
+
+public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsyncLifetime
+{
+    private readonly RealHost _host = new();
+    private IBrowserContext _context = null!;
+    private IPage _page = null!;
+
+    public async Task InitializeAsync()
+    {
+        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.Url, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        _context.SetDefaultTimeout(15_000);
+        _page = await _context.NewPageAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _context.DisposeAsync();
+        _host.Dispose();
+    }
+
+    [Fact]
+    public async Task Nothing_is_visible_before_login_and_a_wrong_secret_is_refused()
+    {
+        await _page.GotoAsync("/");
+        await Assertions.Expect(_page.GetByTestId("login-form")).ToBeVisibleAsync();
+        Assert.False(await _page.Locator("#nav").IsVisibleAsync());
+        Assert.Equal(0, await _page.GetByTestId("stat-tenants").CountAsync());
+
+        await _page.GetByTestId("client-secret").FillAsync("not-the-secret-0123456789");
+        await _page.GetByTestId("login").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("error")).ToBeVisibleAsync();
+        Assert.Equal(0, await _page.GetByTestId("stat-tenants").CountAsync());
+
+        // The API behind it refuses the console's calls without a token, too.
+        var fleet = await _page.APIRequest.GetAsync("/v1/fleet");
+        Assert.Equal(401, fleet.Status);
+    }
+
+    [Fact]
+    public async Task An_operator_creates_a_tenant_watches_it_onboard_then_suspends_reactivates_and_offboards_it()
+    {
+        await LoginAsync();
+        await _page.GetByTestId("nav-new").ClickAsync();
+        await _page.GetByTestId("new-name").FillAsync("Initech Ltd");
+        await _page.GetByTestId("new-tier").SelectOptionAsync("standard");
+        await _page.GetByTestId("new-email").FillAsync("admin@initech.test");
+        await _page.GetByTestId("create").ClickAsync();
+
+        // The tenant page follows the onboarding live (no reload) until the tenant is active.
+        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("6/6 steps");
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
+        await Assertions.Expect(_page.GetByTestId("steps")).ToContainTextAsync("deploy-compute");
+        await Assertions.Expect(_page.GetByTestId("resources")).ToContainTextAsync("database");
+        await Assertions.Expect(_page.GetByTestId("audit")).ToContainTextAsync("tenant.create");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "tenant-page.png"), FullPage = true });
+
+        await _page.GetByTestId("action-suspend").ClickAsync();
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("suspended");
+        await _page.GetByTestId("action-reactivate").ClickAsync();
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
+
+        // Offboarding asks for the slug before it does anything.
+        await _page.GetByTestId("action-offboard").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("confirm-ok")).ToBeDisabledAsync();
+        await _page.GetByTestId("confirm-slug").FillAsync("initech");
+        await Assertions.Expect(_page.GetByTestId("confirm-ok")).ToBeDisabledAsync();
+        await _page.GetByTestId("confirm-slug").FillAsync("initech-ltd");
+        await _page.GetByTestId("confirm-ok").ClickAsync();
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("offboarded");
+        await Assertions.Expect(_page.GetByTestId("resources")).ToContainTextAsync("archive");
+    }
+
+    [Fact]
+    public async Task A_failed_onboarding_shows_its_step_and_retry_brings_the_tenant_active()
+    {
+        var blocker = Path.Combine(_host.DataDir, "tenants", "broken-co");
+        Directory.CreateDirectory(Path.GetDirectoryName(blocker)!);
+        await File.WriteAllTextAsync(blocker, "in the way");
+        await LoginAsync();
+        await _page.GotoAsync("/#/new");
+        await _page.GetByTestId("new-name").FillAsync("Broken Co");
+        await _page.GetByTestId("new-email").FillAsync("admin@broken.test");
+        await _page.GetByTestId("create").ClickAsync();
+
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("failed");
+        await Assertions.Expect(_page.GetByTestId("error").First).ToContainTextAsync("provision-storage");
+        await Assertions.Expect(_page.GetByTestId("operation")).ToContainTextAsync("failed");
+
+        File.Delete(blocker);
+        await _page.GetByTestId("action-retry").ClickAsync();
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
+        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("6/6 steps");
+
+        // The overview counted the failure while it lasted; now it counts the tenant active.
+        await _page.GetByTestId("nav-overview").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("stat-active")).ToContainTextAsync("1");
+    }
+
+    [Fact]
+    public async Task The_list_searches_filters_and_pages_and_the_overview_draws_the_fleet()
+    {
+        using (var api = await _host.OperatorClientAsync())
+        {
+            var ids = new List<string>();
+            for (var i = 0; i < 28; i++)
+            {
+                using var created = await api.PostAsJsonAsync("/v1/tenants", new { name = $"Fleet {i:D2}", slug = $"fleet-{i:D2}", tier = i % 3 == 0 ? "premium" : "basic", adminEmail = $"a@fleet{i}.test" });
+                ids.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
+            }
+
+            // A name that would be markup if the console ever used innerHTML.
+            using var hostile = await api.PostAsJsonAsync("/v1/tenants", new { name = "<img src=x onerror=window.pwned=1>", slug = "hostile", tier = "basic", adminEmail = "a@hostile.test" });
+            Assert.True(hostile.IsSuccessStatusCode);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (DateTime.UtcNow < deadline)
+            {
+                var page = await api.GetFromJsonAsync<JsonElement>("/v1/tenants?status=active&limit=200");
+                if (page.GetProperty("items").GetArrayLength() == 29)
+                {
+                    break;
+                }
+
+                await Task.Delay(100);
+            }
+        }
+
+        await LoginAsync();
+        await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToContainTextAsync("29");
+        await Assertions.Expect(_page.GetByTestId("chart-tier")).ToContainTextAsync("premium");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "fleet-overview.png"), FullPage = true });
+
+        await _page.GetByTestId("nav-tenants").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=tenant-table] tbody tr")).ToHaveCountAsync(25);
+        await _page.GetByTestId("next").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=tenant-table] tbody tr")).ToHaveCountAsync(4);
+        await Assertions.Expect(_page.GetByTestId("next")).ToBeDisabledAsync();
+        await _page.GetByTestId("prev").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=tenant-table] tbody tr")).ToHaveCountAsync(25);
+
+        await _page.GetByTestId("search").FillAsync("fleet-1");
+        await Assertions.Expect(_page.Locator("[data-testid=tenant-table] tbody tr")).ToHaveCountAsync(10);
+        await _page.GetByTestId("filter-tier").SelectOptionAsync("premium");
+        await Assertions.Expect(_page.Locator("[data-testid=tenant-table] tbody tr")).ToHaveCountAsync(3); // 12, 15, 18
+        await _page.GetByTestId("search").FillAsync("nothing-like-this");
+        await Assertions.Expect(_page.GetByTestId("no-tenants")).ToBeVisibleAsync();
+
+        await _page.GotoAsync("/#/tenants?q=hostile");
+        await Assertions.Expect(_page.GetByTestId("tenant-hostile")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId("tenant-table")).ToContainTextAsync("<img src=x onerror=window.pwned=1>");
+        Assert.Equal(0, await _page.Locator("[data-testid=tenant-table] img").CountAsync());
+        Assert.Null(await _page.EvaluateAsync<object?>("window.pwned"));
+    }
+
+    private async Task LoginAsync()
+    {
+        await _page.GotoAsync("/");
+        await _page.GetByTestId("client-secret").FillAsync(RealHost.Secret);
+        await _page.GetByTestId("login").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToBeVisibleAsync();
+    }
+}
