@@ -99,6 +99,24 @@ internal sealed class TenantryApi : IDisposable
         return ids;
     }
 
+    /// <summary>Milliseconds from sending a GET to reading its whole 200 body.</summary>
+    public async Task<double> TimeGetAsync(string path, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var response = await _http.GetAsync(new Uri(path, UriKind.Relative), cancellationToken);
+        await response.Content.LoadIntoBufferAsync(cancellationToken);
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        await EnsureAsync(response, HttpStatusCode.OK, "GET /" + path, cancellationToken);
+        return elapsed;
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path, CancellationToken cancellationToken)
+    {
+        using var response = await _http.GetAsync(new Uri(path, UriKind.Relative), cancellationToken);
+        await EnsureAsync(response, HttpStatusCode.OK, "GET /" + path, cancellationToken);
+        return await response.Content.ReadFromJsonAsync<JsonElement>(Json, cancellationToken);
+    }
+
     public void Dispose() => _http.Dispose();
 
     private static async Task EnsureAsync(HttpResponseMessage response, HttpStatusCode expected, string call, CancellationToken cancellationToken)
