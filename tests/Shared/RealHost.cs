@@ -51,6 +51,8 @@ public sealed class RealHost : WebApplicationFactory<Program>
         builder.UseSetting("Tenantry:Ports:ControlPlane", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Tenantry:Operations:RetryDelay", "00:00:00.010");
         builder.UseSetting("Tenantry:Operations:PollInterval", "00:00:00.100");
+        // The control plane alone: the gateway and shared app would bind fixed ports shared by parallel tests.
+        builder.UseSetting("Tenantry:ApplicationPlane:Enabled", "false");
     }
 
     protected override void Dispose(bool disposing)

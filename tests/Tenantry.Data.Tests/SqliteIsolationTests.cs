@@ -184,4 +184,20 @@ public sealed class SqliteIsolationTests : IAsyncLifetime
         Assert.Equal(0, report.AppliedCount);
         Assert.All(report.Targets, t => Assert.Equal(3, t.AlreadyApplied));
     }
+
+    [Fact]
+    public async Task A_database_migrated_with_another_schema_is_reported_not_skipped()
+    {
+        var other = new TenantSchema("other-app",
+        [
+            new TenantMigration(1, "something else", new CreateTable(new TableDefinition("things", [new ColumnDefinition("id", ColumnType.Uuid)], ["id"]))),
+        ]);
+
+        var report = await new TenantMigrationRunner(other).RunAsync([MigrationTarget.SqliteDedicated("charlie", IsolationModel.Silo, SiloFile("charlie"))]);
+
+        var result = Assert.Single(report.Targets);
+        Assert.False(result.Succeeded);
+        Assert.Equal(1, result.FailedVersion);
+        Assert.Contains("applied as 'create orders'", result.Error, StringComparison.Ordinal);
+    }
 }

@@ -102,6 +102,19 @@ public sealed partial class TenantMigrationRunner
         };
     }
 
+    /// <summary>
+    /// The ledger keys migrations by version; a version applied under another name means the target
+    /// was migrated with a different schema, which must stop here rather than be skipped silently.
+    /// </summary>
+    private static void EnsureSameMigration(MigrationTarget target, TenantMigration migration, string appliedName)
+    {
+        if (!string.Equals(appliedName, migration.Name, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(
+                $"{target.Name}: version {migration.Version} was applied as '{appliedName}', not '{migration.Name}'; this database was migrated with another schema.");
+        }
+    }
+
     private async Task MigratePostgresAsync(MigrationTarget target, NpgsqlDataSource source, Progress progress, CancellationToken cancellationToken)
     {
         var schema = TenantNames.Quote(TenantNames.ValidateIdentifier(target.Schema));
@@ -123,20 +136,22 @@ public sealed partial class TenantMigrationRunner
             await transaction.CommitAsync(cancellationToken);
         }
 
-        var applied = new HashSet<int>();
-        await using (var command = new NpgsqlCommand($"SELECT version FROM {ledger}", connection))
+        var applied = new Dictionary<int, string>();
+        await using (var command = new NpgsqlCommand($"SELECT version, name FROM {ledger}", connection))
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                applied.Add(reader.GetInt32(0));
+                applied[reader.GetInt32(0)] = reader.GetString(1);
             }
         }
 
         foreach (var migration in _schema.Migrations)
         {
-            if (applied.Contains(migration.Version))
+            if (applied.TryGetValue(migration.Version, out var appliedName))
             {
+                progress.Current = migration.Version;
+                EnsureSameMigration(target, migration, appliedName);
                 progress.AlreadyApplied++;
                 continue;
             }
@@ -232,10 +247,11 @@ public sealed partial class TenantMigrationRunner
             await using (var check = connection.CreateCommand())
             {
                 check.Transaction = transaction;
-                check.CommandText = $"SELECT count(*) FROM {Ledger} WHERE version = @v";
+                check.CommandText = $"SELECT name FROM {Ledger} WHERE version = @v";
                 check.Parameters.AddWithValue("@v", migration.Version);
-                if (Convert.ToInt64(await check.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) > 0)
+                if (await check.ExecuteScalarAsync(cancellationToken) is string appliedName)
                 {
+                    EnsureSameMigration(target, migration, appliedName);
                     progress.AlreadyApplied++;
                     continue;
                 }
