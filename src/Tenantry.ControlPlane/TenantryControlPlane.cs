@@ -50,6 +50,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
 
         services.TryAddSingleton<ClientStore>();
+        services.TryAddSingleton<TenantUserStore>();
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
@@ -97,6 +98,7 @@ public static class TenantryControlPlane
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
+            .MapTenantIdentityApi()
             .MapOperationsApi()
             .MapAuditApi();
         routes.MapHealthChecks("/healthz");
