@@ -13,6 +13,7 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Routing;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.ControlPlane.Tenants;
 
@@ -46,11 +47,15 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ITenantDatabaseProvider, SqliteTenantDatabaseProvider>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
+        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<LocalAppSupervisor>();
+        services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
 
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<TenantUserStore>();
+        services.TryAddSingleton<ITenantRouteTable, TenantRouteTable>();
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
@@ -99,6 +104,7 @@ public static class TenantryControlPlane
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
             .MapTenantIdentityApi()
+            .MapRoutesApi()
             .MapOperationsApi()
             .MapAuditApi();
         routes.MapHealthChecks("/healthz");
