@@ -49,6 +49,7 @@ internal sealed partial class TenantResolutionMiddleware(
     IOptions<TenantryAppOptions> options,
     ILogger<TenantResolutionMiddleware> logger)
 {
+    private static readonly Func<ILogger, Guid, IDisposable?> TenantScope = LoggerMessage.DefineScope<Guid>("Tenant {TenantId}");
     private readonly TenantryAppOptions _options = options.Value;
 
     public Task InvokeAsync(HttpContext http)
@@ -74,7 +75,7 @@ internal sealed partial class TenantResolutionMiddleware(
         }
 
         http.Features.Set(tenant);
-        using (logger.BeginScope("Tenant {TenantId}", tenant.TenantId))
+        using (TenantScope(logger, tenant.TenantId))
         {
             return next(http);
         }

@@ -9,12 +9,15 @@ namespace Tenantry.AspNetCore;
 /// </summary>
 public static class TenantStorage
 {
-    private static readonly SearchValues<char> Forbidden = SearchValues.Create("/\\:*?\"<>|\0");
+    private static readonly SearchValues<char> Punctuation = SearchValues.Create("._-+=,@() ");
 
-    /// <summary>True for a safe file name (1-128 characters, no path tricks).</summary>
+    /// <summary>
+    /// True for a safe file name: 1-128 letters, digits and <c>._-+=,@() </c>, not starting with a dot
+    /// or space and not ending with a space. Separators, <c>%</c>, control characters and dot segments are never allowed.
+    /// </summary>
     public static bool IsSafeName(string? name) =>
-        !string.IsNullOrEmpty(name) && name.Length <= 128 && name != "." && name != ".." && !name.StartsWith('.')
-        && name.Trim() == name && !name.AsSpan().ContainsAny(Forbidden) && !name.Any(char.IsControl);
+        !string.IsNullOrEmpty(name) && name.Length <= 128 && name[0] is not ('.' or ' ') && name[^1] != ' '
+        && name.All(c => char.IsLetterOrDigit(c) || Punctuation.Contains(c));
 
     /// <summary>The absolute path of <paramref name="segments"/> under the tenant's uploads folder; throws for an unsafe segment.</summary>
     public static string UploadPath(string dataDir, ITenantContext tenant, params string[] segments)

@@ -12,9 +12,9 @@ namespace Tenantry.ControlPlane.Providers;
 /// suspended, removed at offboarding). The routing table lives in the control-plane store, where
 /// the gateway reads it.
 /// </summary>
-internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<TenantryOptions> options, TimeProvider time, LocalAppSupervisor supervisor) : ITenantComputeProvider
+internal sealed class LocalComputeProvider(
+    IControlPlaneDatabase db, IOptions<TenantryOptions> options, IOptions<LocalComputeOptions> compute, TimeProvider time, LocalAppSupervisor supervisor) : ITenantComputeProvider
 {
-    private const int FirstDedicatedPort = 5300;
     private readonly string _root = Path.Combine(options.Value.DataPath, "compute");
 
     public async Task<JsonObject> DeployAsync(TenantRef tenant, CancellationToken cancellationToken)
@@ -34,7 +34,7 @@ internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<Te
                 {
                     var taken = (await c.QueryAsync("SELECT upstream FROM tenant_routes WHERE mode = 'dedicated'", tx, r => r.GetString(0)))
                         .Select(u => int.Parse(u[(u.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)).ToHashSet();
-                    var port = FirstDedicatedPort;
+                    var port = compute.Value.FirstDedicatedPort;
                     while (taken.Contains(port) || port == options.Value.Ports.ControlPlane || port == options.Value.Ports.Gateway)
                     {
                         port++;

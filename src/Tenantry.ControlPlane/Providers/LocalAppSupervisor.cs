@@ -23,6 +23,10 @@ public sealed class LocalComputeOptions
 
     public IList<string> AppArguments { get; } = [];
 
+    /// <summary>Dedicated instances get ports from here up (skipping the control-plane and gateway ports).</summary>
+    [Range(1024, 65000)]
+    public int FirstDedicatedPort { get; set; } = 5300;
+
     /// <summary>Stop the dedicated instances when the host stops gracefully (they are started again on the next start).</summary>
     public bool StopAppsOnShutdown { get; set; } = true;
 
