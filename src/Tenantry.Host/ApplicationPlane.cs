@@ -93,6 +93,8 @@ internal sealed partial class ApplicationPlaneService(
             ["Tenantry:Gateway:ContextKeyFile"] = Path.Combine(o.DataPath, "keys", "tenant-context.key"),
         });
         gateway.Configuration.AddConfiguration(configuration);
+        // YARP logs every forwarded request at Information; the gateway logs its own decisions.
+        gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
         gateway.Services.AddSingleton(routes);
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
