@@ -8,6 +8,8 @@ need_apt=()
 command -v dotnet >/dev/null || { echo "The .NET SDK 10 is required (https://dot.net)." >&2; exit 2; }
 # The PostgreSQL tests start private servers of their own (initdb into a temp dir, random port).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The gateway's shared rate-limit tests start a private redis-server (random port, no persistence).
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing what the tests need: ${need_apt[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -30,6 +30,12 @@ public sealed class GatewayOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan MaxStaleness { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// A Redis configuration string (<c>host:port,…</c>). When set, rate-limit and quota counters live
+    /// in Redis, shared by every gateway replica; the daily quota is then per UTC calendar day.
+    /// </summary>
+    public string? Redis { get; set; }
+
     /// <summary>File with the key that signs the tenant context for upstream apps (shared with them).</summary>
     [Required]
     public string? ContextKeyFile { get; set; }

@@ -72,8 +72,16 @@ public static class TenantGateway
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
             limiter.OnRejected = RateLimitRejected;
         });
-        services.AddOptions<RateLimiterOptions>().Configure<IOptions<GatewayOptions>>((limiter, gateway) =>
-            limiter.GlobalLimiter = TenantLimiter(gateway.Value));
+        services.AddOptions<RateLimiterOptions>().Configure<IServiceProvider>((limiter, sp) =>
+        {
+            var gateway = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            var local = TenantLimiter(gateway);
+            limiter.GlobalLimiter = string.IsNullOrWhiteSpace(gateway.Redis)
+                ? local
+                : new RedisTenantRateLimiter(
+                    sp.GetRequiredService<RedisConnection>().Multiplexer, gateway, local, sp.GetRequiredService<ILogger<RedisTenantRateLimiter>>());
+        });
+        services.TryAddSingleton(sp => new RedisConnection(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Redis!));
         return services;
     }
 
@@ -143,6 +151,28 @@ public static class TenantGateway
             quota ? "quota-exceeded" : "rate-limited",
             quota ? "The tenant's daily request quota is used up." : "Too many requests for this tenant.",
             $"The {tenant.Route.Tier} plan allows this tenant fewer requests; retry after {seconds} s.");
+    }
+}
+
+/// <summary>The gateway's Redis connection (only made when <see cref="GatewayOptions.Redis"/> is set).</summary>
+internal sealed class RedisConnection(string configuration) : IDisposable
+{
+    private readonly Lazy<StackExchange.Redis.ConnectionMultiplexer> _multiplexer = new(() =>
+    {
+        var options = StackExchange.Redis.ConfigurationOptions.Parse(configuration);
+        // Start even while Redis is down; the limiter falls back to local counters until it answers.
+        options.AbortOnConnectFail = false;
+        return StackExchange.Redis.ConnectionMultiplexer.Connect(options);
+    });
+
+    public StackExchange.Redis.IConnectionMultiplexer Multiplexer => _multiplexer.Value;
+
+    public void Dispose()
+    {
+        if (_multiplexer.IsValueCreated)
+        {
+            _multiplexer.Value.Dispose();
+        }
     }
 }
 
