@@ -47,6 +47,20 @@ public sealed class TenantIdentityTests(TenantryFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task A_user_invited_while_the_tenant_is_provisioning_can_log_in_once_it_is_active()
+    {
+        using var client = await factory.OperatorAsync();
+        using var created = await client.CreateTenantAsync(new { name = "Early", slug = "idp-early", tier = "basic", adminEmail = "a@idp-early.test" });
+        var id = (await created.JsonAsync()).GetProperty("id").GetString()!;
+        using var invite = await client.PostAsJsonAsync($"/v1/tenants/{id}/users", new { email = "early@idp-early.test", role = "member" });
+        Assert.Equal(HttpStatusCode.Created, invite.StatusCode);
+        var password = (await invite.JsonAsync()).GetProperty("initialPassword").GetString()!;
+        await client.WaitForStatusAsync(id, "active");
+        using var anonymous = factory.CreateClient();
+        Assert.Equal(id, Claims(await LoginAsync(anonymous, "early@idp-early.test", password, "idp-early")).GetProperty("tenant_id").GetString());
+    }
+
+    [Fact]
     public async Task Bad_invites_are_validation_problems()
     {
         using var client = await factory.OperatorAsync();

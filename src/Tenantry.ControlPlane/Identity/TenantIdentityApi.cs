@@ -130,8 +130,9 @@ public static class TenantIdentityApi
         var clientId = $"{tenant.Slug}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6))}";
         var secret = ClientStore.NewSecret();
         await clients.UpsertAsync(clientId, secret, name, tenant.Id, [], http.RequestAborted);
-        if (tenant.Status != TenantStatus.Active)
+        if (tenant.Status == TenantStatus.Suspended)
         {
+            // Reactivation enables it with the tenant's other clients; a provisioning tenant's client simply gets no token until it is active.
             await db.WriteAsync((c, tx) => c.ExecuteAsync("UPDATE clients SET disabled = 1 WHERE client_id = @id", tx, ("@id", clientId)), http.RequestAborted);
         }
 

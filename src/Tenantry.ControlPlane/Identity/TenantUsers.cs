@@ -68,7 +68,7 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
                     VALUES (@t, @e, @role, 'invited', @off, @now)
                     ON CONFLICT (tenant_id, email) DO UPDATE SET role = excluded.role
                     """,
-                    tx, ("@t", tenant.Id), ("@e", email), ("@role", role), ("@off", tenant.Status != TenantStatus.Active), ("@now", now));
+                    tx, ("@t", tenant.Id), ("@e", email), ("@role", role), ("@off", tenant.Status == TenantStatus.Suspended), ("@now", now));
                 await c.ExecuteAsync(
                     "INSERT INTO tenant_user_credentials (tenant_id, email, password_hash, updated_at) VALUES (@t, @e, @hash, @now)",
                     tx, ("@t", tenant.Id), ("@e", email), ("@hash", Hasher.HashPassword(email, password)), ("@now", now));
