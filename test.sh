@@ -10,6 +10,8 @@ command -v dotnet >/dev/null || { echo "The .NET SDK 10 is required (https://dot
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The console's browser tests drive Debian's Chromium by path (Playwright downloads nothing).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The gateway's shared rate-limit tests start a private redis-server (random port, no persistence).
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing what the tests need: ${need_apt[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -107,6 +107,8 @@ internal sealed class HostProcess : IDisposable
             start.ArgumentList.Add(port.ToString(CultureInfo.InvariantCulture));
             start.ArgumentList.Add("--operator-secret");
             start.ArgumentList.Add(secret);
+            // The control plane alone (no gateway on the fixed port 5081, no app processes), unless hostArgs say otherwise.
+            start.ArgumentList.Add("--Tenantry:ApplicationPlane:Enabled=false");
             foreach (var arg in hostArgs)
             {
                 start.ArgumentList.Add(arg);

@@ -18,6 +18,7 @@ using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
 using Tenantry.Data;
+using Tenantry.ControlPlane.Routing;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.ControlPlane.Tenants;
 
@@ -60,10 +61,15 @@ public static class TenantryControlPlane
                 : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
+        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<LocalAppSupervisor>();
+        services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
 
         services.TryAddSingleton<ClientStore>();
+        services.TryAddSingleton<TenantUserStore>();
+        services.TryAddSingleton<ITenantRouteTable, TenantRouteTable>();
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
@@ -111,6 +117,8 @@ public static class TenantryControlPlane
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
+            .MapTenantIdentityApi()
+            .MapRoutesApi()
             .MapOperationsApi()
             .MapAuditApi()
             .MapMigrationsApi()

@@ -11,10 +11,21 @@ if (args.Any(a => a is "--help" or "-h" or "-?"))
     return 0;
 }
 
+// A silo tenant's dedicated Orders.Api instance: this program again, started by the local compute provider.
+if (args.FirstOrDefault() == ApplicationPlane.AppCommand)
+{
+    await Orders.Api.OrdersApp.Build(args[1..]).RunAsync();
+    return 0;
+}
+
 // Content root = the app folder, so appsettings.json is found wherever the host is started from.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);
+// The tenant app this host runs is Orders.Api: its schema is the one the control plane applies to
+// every tenant database at onboarding and in fleet migrations (POST /v1/migrations).
+builder.Services.AddSingleton(Orders.Api.OrdersSchema.Schema);
 builder.Services.AddTenantryControlPlane();
+builder.AddApplicationPlane();
 var settings = builder.Configuration.GetSection(TenantryOptions.Section).Get<TenantryOptions>() ?? new TenantryOptions();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, settings.Ports.ControlPlane));
 

@@ -775,7 +775,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
                 RedirectStandardError = true,
                 WorkingDirectory = AppContext.BaseDirectory,
             };
-            foreach (var argument in new[] { HostDll, "--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret })
+            foreach (var argument in new[] { HostDll, "--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false" })
             {
                 info.ArgumentList.Add(argument);
             }

@@ -107,14 +107,16 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
             Assert.NotNull(context);
             contexts[slug] = context;
             await using var session = await data.OpenSessionAsync(context);
-            await session.ExecuteAsync("INSERT INTO tenant_settings (name, value) VALUES ('owner', @v)", [("@v", slug)]);
+            await session.ExecuteAsync(
+                "INSERT INTO orders (id, number, amount, note, created_by, created_at) VALUES (@id, @number, 10.5, @note, 'test', @at)",
+                [("@id", Guid.NewGuid()), ("@number", "A-1"), ("@note", slug), ("@at", DateTimeOffset.UtcNow)]);
             await session.CommitAsync();
         }
 
         foreach (var (slug, context) in contexts)
         {
             await using var session = await data.OpenSessionAsync(context);
-            var owners = await session.QueryAsync("SELECT value FROM tenant_settings WHERE name = 'owner'", r => r.GetString(0));
+            var owners = await session.QueryAsync("SELECT note FROM orders", r => r.GetString(0));
             Assert.Equal([slug], owners);
         }
 
@@ -137,9 +139,9 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
         {
             var gone = await client.WaitForStatusAsync(id, "offboarded", seconds: 60);
             using var zip = ZipFile.OpenRead(gone.GetProperty("resources").GetProperty("archive").GetProperty("path").GetString()!);
-            using var reader = new StreamReader(zip.GetEntry("database/tenant_settings.jsonl")!.Open());
+            using var reader = new StreamReader(zip.GetEntry("database/orders.jsonl")!.Open());
             var rows = (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(slug, Assert.Single(rows, r => r.Contains("\"owner\"", StringComparison.Ordinal)).Split("\"value\":\"")[1].TrimEnd('"', '}'));
+            Assert.Equal(slug, JsonDocument.Parse(Assert.Single(rows)).RootElement.GetProperty("note").GetString());
             Assert.DoesNotContain(rows, r => r.Contains("pg-neighbour", StringComparison.Ordinal));
         }
 
@@ -150,8 +152,8 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
         }
 
         Assert.Equal(0L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_bridge", "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant\\_pg\\_%'"));
-        Assert.Equal(0L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM tenant_settings WHERE tenant_id = $1", Guid.Parse(basic)));
-        Assert.Equal(1L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM tenant_settings WHERE tenant_id = $1", Guid.Parse(neighbour)));
+        Assert.Equal(0L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM orders WHERE tenant_id = $1", Guid.Parse(basic)));
+        Assert.Equal(1L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM orders WHERE tenant_id = $1", Guid.Parse(neighbour)));
         foreach (var id in new[] { basic, standard, premium })
         {
             Assert.Equal(0L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT count(*) FROM tenant_credentials WHERE tenant_id = $id", id));
@@ -195,18 +197,18 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
 
         // The bridge tenant is left behind (its table and ledger gone); the silo tenant's ledger lies,
         // so re-applying version 1 there fails on the table that is still there.
-        await TwoPostgresServers.ScalarAsync<object>(bridgeServer, "tenantry_bridge", "DROP TABLE tenant_mig_bridge.tenant_settings; DELETE FROM tenant_mig_bridge.schema_migrations");
+        await TwoPostgresServers.ScalarAsync<object>(bridgeServer, "tenantry_bridge", "DROP TABLE tenant_mig_bridge.orders, tenant_mig_bridge.order_attachments; DELETE FROM tenant_mig_bridge.schema_migrations");
         await TwoPostgresServers.ScalarAsync<object>(siloServer, "tenant_mig_silo", "DELETE FROM schema_migrations");
 
         var second = await RunMigrationsAsync(client);
         Assert.False(second.GetProperty("succeeded").GetBoolean());
         var results = second.GetProperty("results").EnumerateArray().ToDictionary(r => r.GetProperty("target").GetString()!);
-        Assert.Equal([1], results["mig-bridge"].GetProperty("applied").EnumerateArray().Select(v => v.GetInt32()));
+        Assert.Equal([1, 2], results["mig-bridge"].GetProperty("applied").EnumerateArray().Select(v => v.GetInt32()));
         Assert.Equal(bridge, results["mig-bridge"].GetProperty("tenantId").GetString());
         Assert.Equal(1, results["mig-silo"].GetProperty("failedVersion").GetInt32());
-        Assert.Contains("tenant_settings", results["mig-silo"].GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Contains("orders", results["mig-silo"].GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Null, results["pool"].GetProperty("error").ValueKind);
-        Assert.Equal(1L, await TwoPostgresServers.ScalarAsync<long>(bridgeServer, "tenantry_bridge", "SELECT count(*) FROM tenant_mig_bridge.schema_migrations"));
+        Assert.Equal(2L, await TwoPostgresServers.ScalarAsync<long>(bridgeServer, "tenantry_bridge", "SELECT count(*) FROM tenant_mig_bridge.schema_migrations"));
         _ = pool;
 
         var audit = await client.GetJsonAsync("/v1/audit?limit=200");

@@ -22,6 +22,8 @@ public sealed class TenantryFactory : WebApplicationFactory<Program>
         builder.UseSetting("Tenantry:OperatorSecret", OperatorSecret);
         builder.UseSetting("Tenantry:Operations:RetryDelay", "00:00:00.010");
         builder.UseSetting("Tenantry:Operations:PollInterval", "00:00:00.100");
+        // In-process API tests: no gateway listener, no app processes (the end-to-end tests run the real host).
+        builder.UseSetting("Tenantry:ApplicationPlane:Enabled", "false");
         foreach (var (key, value) in Settings)
         {
             builder.UseSetting(key, value);

@@ -10,6 +10,8 @@ using OpenIddict.Abstractions;
 using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
 using OpenIddict.Validation.AspNetCore;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Tenants;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Tenantry.ControlPlane.Identity;
@@ -20,6 +22,12 @@ public static class IdentityApi
     public const string AdminScope = "tenantry:admin";
     public const string AdminPolicy = "tenantry-admin";
     public const string OperatorClientId = "operator";
+    public const string TenantIdClaim = "tenant_id";
+    public const string TenantSlugClaim = "tenant_slug";
+    public const string TierClaim = "tier";
+
+    /// <summary>Scopes a tenant user may ask for at login.</summary>
+    private static readonly string[] UserScopes = [Scopes.OpenId, Scopes.Email, Scopes.Roles, Scopes.Profile];
 
     internal static void AddTenantryIdentity(this IServiceCollection services)
     {
@@ -27,8 +35,14 @@ public static class IdentityApi
             .AddServer(server =>
             {
                 server.SetTokenEndpointUris("connect/token");
+                server.SetConfigurationEndpointUris(".well-known/openid-configuration");
+                server.SetJsonWebKeySetEndpointUris(".well-known/jwks");
                 server.AllowClientCredentialsFlow();
-                server.RegisterScopes(AdminScope);
+                // Tenant users log in with the password grant (a CLI or a first-party app); it has no client secret.
+                server.AllowPasswordFlow();
+                server.AcceptAnonymousClients();
+                server.RegisterScopes(AdminScope, Scopes.OpenId, Scopes.Email, Scopes.Roles, Scopes.Profile);
+                server.RegisterClaims(Claims.Subject, Claims.Email, Claims.Role, TenantIdClaim, TierClaim, TenantSlugClaim);
                 server.DisableAccessTokenEncryption();
                 // Clients live in Tenantry's own store, so OpenIddict runs without its EF stores
                 // and the handler below authenticates clients.
@@ -68,13 +82,18 @@ public static class IdentityApi
         return routes;
     }
 
-    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients)
+    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
+        if (request.IsPasswordGrantType())
+        {
+            return await IssueUserToken(http, request, users);
+        }
+
         if (!request.IsClientCredentialsGrantType() || request.ClientId is null)
         {
-            return Forbid(Errors.UnsupportedGrantType, "Only the client_credentials grant is supported.");
+            return Forbid(Errors.UnsupportedGrantType, "Supported grants: client_credentials, password.");
         }
 
         var client = await clients.FindAsync(request.ClientId, http.RequestAborted);
@@ -88,12 +107,50 @@ public static class IdentityApi
         identity.SetClaim(Claims.Name, client.DisplayName);
         if (client.TenantId is { } tenantId)
         {
-            identity.SetClaim("tenant_id", tenantId.ToString());
+            // A tenant's machine client gets tokens only while its tenant is active.
+            var tenant = await db.ReadAsync(c => TenantStore.GetAsync(c, null, tenantId), http.RequestAborted);
+            if (tenant is null || tenant.Status != TenantStatus.Active)
+            {
+                return Forbid(Errors.InvalidClient, "The client's tenant is not active.");
+            }
+
+            AddTenantClaims(identity, tenant);
+            identity.SetClaims(Claims.Role, [TenantRoles.Machine]);
         }
 
         identity.SetScopes(request.GetScopes().Intersect(client.Scopes, StringComparer.Ordinal));
         identity.SetDestinations(_ => [Destinations.AccessToken]);
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users)
+    {
+        var email = TenantUserStore.NormalizeEmail(request.Username);
+        var tenantParameter = (string?)request["tenant"];
+        var found = email is null || string.IsNullOrEmpty(request.Password)
+            ? null
+            : await users.VerifyAsync(string.IsNullOrEmpty(tenantParameter) ? null : tenantParameter, email, request.Password, http.RequestAborted);
+        if (found is not { } match)
+        {
+            return Forbid(Errors.InvalidGrant, "The user name or password is not valid, or the tenant is not active.");
+        }
+
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, $"{match.Tenant.Id}:{match.User.Email}");
+        identity.SetClaim(Claims.Name, match.User.Email);
+        identity.SetClaim(Claims.Email, match.User.Email);
+        AddTenantClaims(identity, match.Tenant);
+        identity.SetClaims(Claims.Role, [match.User.Role]);
+        identity.SetScopes(request.GetScopes().Intersect(UserScopes, StringComparer.Ordinal));
+        identity.SetDestinations(_ => [Destinations.AccessToken]);
+        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static void AddTenantClaims(ClaimsIdentity identity, Tenant tenant)
+    {
+        identity.SetClaim(TenantIdClaim, tenant.Id.ToString());
+        identity.SetClaim(TenantSlugClaim, tenant.Slug);
+        identity.SetClaim(TierClaim, tenant.Tier);
     }
 
     private static IResult Forbid(string error, string description) => Results.Forbid(
@@ -110,6 +167,17 @@ internal sealed class ClientCredentialsValidator(ClientStore clients) : IOpenIdd
 {
     public async ValueTask HandleAsync(OpenIddictServerEvents.ValidateTokenRequestContext context)
     {
+        if (context.Request.IsPasswordGrantType())
+        {
+            // Public clients: the user's password is checked when the token is issued.
+            if (string.IsNullOrEmpty(context.Request.Username) || string.IsNullOrEmpty(context.Request.Password))
+            {
+                context.Reject(Errors.InvalidRequest, "username and password are required.");
+            }
+
+            return;
+        }
+
         if (string.IsNullOrEmpty(context.ClientId) || string.IsNullOrEmpty(context.ClientSecret))
         {
             context.Reject(Errors.InvalidClient, "client_id and client_secret are required.");

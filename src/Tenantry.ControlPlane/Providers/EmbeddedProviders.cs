@@ -7,12 +7,14 @@ namespace Tenantry.ControlPlane.Providers;
 
 /// <summary>
 /// Compute on one machine: pool and bridge tenants are routed to the shared app instance, silo
-/// tenants get a dedicated port and a deployment manifest the local supervisor starts from.
-/// The routing table lives in the control-plane store, where the gateway reads it.
+/// tenants get a dedicated port, a deployment manifest and a dedicated app process that
+/// <see cref="LocalAppSupervisor"/> starts from it and keeps running (stopped while the tenant is
+/// suspended, removed at offboarding). The routing table lives in the control-plane store, where
+/// the gateway reads it.
 /// </summary>
-internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<TenantryOptions> options, TimeProvider time) : ITenantComputeProvider
+internal sealed class LocalComputeProvider(
+    IControlPlaneDatabase db, IOptions<TenantryOptions> options, IOptions<LocalComputeOptions> compute, TimeProvider time, LocalAppSupervisor supervisor) : ITenantComputeProvider
 {
-    private const int FirstDedicatedPort = 5300;
     private readonly string _root = Path.Combine(options.Value.DataPath, "compute");
 
     public async Task<JsonObject> DeployAsync(TenantRef tenant, CancellationToken cancellationToken)
@@ -32,7 +34,7 @@ internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<Te
                 {
                     var taken = (await c.QueryAsync("SELECT upstream FROM tenant_routes WHERE mode = 'dedicated'", tx, r => r.GetString(0)))
                         .Select(u => int.Parse(u[(u.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)).ToHashSet();
-                    var port = FirstDedicatedPort;
+                    var port = compute.Value.FirstDedicatedPort;
                     while (taken.Contains(port) || port == options.Value.Ports.ControlPlane || port == options.Value.Ports.Gateway)
                     {
                         port++;
@@ -62,19 +64,33 @@ internal sealed class LocalComputeProvider(IControlPlaneDatabase db, IOptions<Te
             }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
             AtomicFile.Write(manifest, body);
             result["manifest"] = manifest;
+            if (supervisor.Enabled)
+            {
+                await supervisor.EnsureRunningAsync(tenant.Slug, cancellationToken);
+                result["process"] = "supervised";
+            }
         }
 
         return result;
     }
 
-    public Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken) => db.WriteAsync(
-        (c, tx) => c.ExecuteAsync(
-            "UPDATE tenant_routes SET enabled = @enabled, updated_at = @now WHERE tenant_id = @id",
-            tx, ("@id", tenant.Id), ("@enabled", enabled), ("@now", time.GetUtcNow())),
-        cancellationToken);
+    public async Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken)
+    {
+        await db.WriteAsync(
+            (c, tx) => c.ExecuteAsync(
+                "UPDATE tenant_routes SET enabled = @enabled, updated_at = @now WHERE tenant_id = @id",
+                tx, ("@id", tenant.Id), ("@enabled", enabled), ("@now", time.GetUtcNow())),
+            cancellationToken);
+        if (tenant.Isolation == IsolationModel.Silo && File.Exists(Path.Combine(_root, tenant.Slug, "deployment.json")))
+        {
+            // A suspended silo tenant's instance is stopped; reactivation starts it again.
+            await (enabled ? supervisor.EnsureRunningAsync(tenant.Slug, cancellationToken) : supervisor.StopAsync(tenant.Slug, cancellationToken));
+        }
+    }
 
     public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
+        await supervisor.StopAsync(tenant.Slug, cancellationToken);
         await db.WriteAsync((c, tx) => c.ExecuteAsync("DELETE FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenant.Id)), cancellationToken);
         var folder = Path.Combine(_root, tenant.Slug);
         if (Directory.Exists(folder))

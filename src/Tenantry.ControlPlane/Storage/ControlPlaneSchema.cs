@@ -111,6 +111,14 @@ internal static class ControlPlaneSchema
             PRIMARY KEY (tenant_id, email)
         );
 
+        CREATE TABLE IF NOT EXISTS tenant_user_credentials (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+
         CREATE TABLE IF NOT EXISTS tenant_routes (
             tenant_id TEXT PRIMARY KEY,
             slug TEXT NOT NULL,

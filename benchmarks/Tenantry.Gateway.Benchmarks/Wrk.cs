@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Tenantry.Gateway.Benchmarks;
+
+/// <summary>One wrk run's figures.</summary>
+internal sealed record WrkResult(double RequestsPerSecond, double P50Ms, double P99Ms, long Requests, long Non2xx)
+{
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"{RequestsPerSecond,9:0} req/s  p50 {P50Ms,6:0.00} ms  p99 {P99Ms,6:0.00} ms  ({Requests} requests, {Non2xx} non-2xx)");
+}
+
+/// <summary>Runs <c>wrk</c> (installing the Debian package when it is missing) and parses its report.</summary>
+internal static partial class Wrk
+{
+    public static void EnsureInstalled()
+    {
+        if (Which("wrk") is not null)
+        {
+            return;
+        }
+
+        Console.WriteLine("wrk is missing: installing the Debian package (apt-get install wrk)...");
+        var sudo = Environment.UserName == "root" ? "" : "sudo ";
+        Run("/bin/sh", "-c", $"{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq wrk >/dev/null");
+        if (Which("wrk") is null)
+        {
+            throw new InvalidOperationException("wrk could not be installed; install it with: apt-get install wrk");
+        }
+    }
+
+    /// <summary>Runs wrk; <paramref name="delayMs"/> &gt; 0 paces each connection (a Lua delay between its requests).</summary>
+    public static async Task<WrkResult> RunAsync(Uri url, int connections, TimeSpan duration, IEnumerable<(string Name, string Value)> headers, int delayMs = 0, int threads = 1)
+    {
+        var args = new List<string>
+        {
+            "-t", threads.ToString(CultureInfo.InvariantCulture),
+            "-c", connections.ToString(CultureInfo.InvariantCulture),
+            "-d", ((int)duration.TotalSeconds).ToString(CultureInfo.InvariantCulture) + "s",
+            "--latency",
+        };
+        foreach (var (name, value) in headers)
+        {
+            args.Add("-H");
+            args.Add($"{name}: {value}");
+        }
+
+        string? script = null;
+        // Counts non-2xx responses (wrk prints only non-2xx/3xx) and, when asked, paces each connection.
+        script = Path.Combine(Path.GetTempPath(), $"wrk-{Guid.NewGuid():N}.lua");
+        await File.WriteAllTextAsync(script, delayMs > 0 ? $"function delay() return {delayMs} end\n" : "-- unpaced\n");
+        args.Add("-s");
+        args.Add(script);
+        args.Add(url.ToString());
+        try
+        {
+            var output = await RunAsync("wrk", args);
+            return Parse(output);
+        }
+        finally
+        {
+            File.Delete(script);
+        }
+    }
+
+    internal static WrkResult Parse(string output)
+    {
+        var rps = double.Parse(RequestsPerSecondLine().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
+        var requests = long.Parse(RequestsLine().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
+        var non2xx = NonSuccessLine().Match(output) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new WrkResult(rps, Percentile(output, "50%"), Percentile(output, "99%"), requests, non2xx);
+    }
+
+    private static double Percentile(string output, string label)
+    {
+        var match = Regex.Match(output, @"^\s*" + Regex.Escape(label) + @"\s+([0-9.]+)(us|ms|s)\s*$", RegexOptions.Multiline);
+        if (!match.Success)
+        {
+            throw new FormatException($"wrk printed no {label} latency:\n{output}");
+        }
+
+        var value = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+        return match.Groups[2].Value switch
+        {
+            "us" => value / 1000,
+            "s" => value * 1000,
+            _ => value,
+        };
+    }
+
+    private static async Task<string> RunAsync(string file, IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} exited with {process.ExitCode}: {await stderr}");
+        }
+
+        return await stdout;
+    }
+
+    private static void Run(string file, params string[] args) => RunAsync(file, args).GetAwaiter().GetResult();
+
+    private static string? Which(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    [GeneratedRegex(@"Requests/sec:\s+([0-9.]+)")]
+    private static partial Regex RequestsPerSecondLine();
+
+    [GeneratedRegex(@"([0-9]+) requests in")]
+    private static partial Regex RequestsLine();
+
+    [GeneratedRegex(@"Non-2xx or 3xx responses:\s+([0-9]+)")]
+    private static partial Regex NonSuccessLine();
+}

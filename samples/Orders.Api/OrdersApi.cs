@@ -1,0 +1,179 @@
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using Tenantry.AspNetCore;
+
+namespace Orders.Api;
+
+public sealed record CreateOrderRequest(string? Number, decimal? Amount, string? Note);
+
+public sealed record OrderResponse(Guid Id, string Number, decimal Amount, string? Note, string CreatedBy, DateTimeOffset CreatedAt);
+
+public sealed record OrderList(IReadOnlyList<OrderResponse> Items);
+
+public sealed record AttachmentResponse(Guid OrderId, string Name, long Bytes);
+
+/// <summary>Who served the request: lets operators (and tests) see which instance a tenant's traffic reaches.</summary>
+public sealed record InstanceResponse(int ProcessId, string Mode, Guid TenantId, string Slug, string Tier);
+
+/// <summary>The orders endpoints. Every query is plain SQL; Tenantry.Data keeps it inside the caller's tenant.</summary>
+public static class OrdersApi
+{
+    public const long MaxAttachmentBytes = 10 * 1024 * 1024;
+
+    public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder routes)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        routes.MapGet("/healthz", () => TypedResults.Ok(new { status = "healthy" }));
+        routes.MapGet("/instance", Instance);
+        var orders = routes.MapGroup("/orders");
+        orders.MapPost("/", Create);
+        orders.MapGet("/", List);
+        orders.MapGet("/{id:guid}", Get);
+        orders.MapPut("/{id:guid}/attachments/{name}", Upload);
+        orders.MapGet("/{id:guid}/attachments/{name}", Download);
+        return routes;
+    }
+
+    private static Ok<InstanceResponse> Instance(ITenantContext tenant, IOptions<TenantryAppOptions> options) =>
+        TypedResults.Ok(new InstanceResponse(Environment.ProcessId, options.Value.TenantId is null ? "shared" : "dedicated", tenant.TenantId, tenant.Slug, tenant.Tier));
+
+    private static async Task<Results<Created<OrderResponse>, ValidationProblem>> Create(
+        CreateOrderRequest body, ITenantContext tenant, OrdersData data, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (body.Amount is not { } amount || amount < 0 || amount > 1_000_000_000m)
+        {
+            errors["amount"] = ["An amount from 0 to 1,000,000,000 is required."];
+        }
+
+        if (body.Number is { } n && (n.Length is 0 or > 40 || n.Any(char.IsControl)))
+        {
+            errors["number"] = ["An order number has 1-40 printable characters."];
+        }
+
+        if (body.Note is { Length: > 2000 })
+        {
+            errors["note"] = ["A note has at most 2000 characters."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, type: "https://tenantry.dev/problems/validation");
+        }
+
+        var order = new OrderResponse(
+            Guid.CreateVersion7(),
+            body.Number ?? "ORD-" + Guid.CreateVersion7().ToString("N")[^10..].ToUpperInvariant(),
+            body.Amount!.Value,
+            body.Note,
+            tenant.Subject,
+            time.GetUtcNow());
+        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        await session.ExecuteAsync(
+            "INSERT INTO orders (id, number, amount, note, created_by, created_at) VALUES (@id, @number, @amount, @note, @by, @at)",
+            [("@id", order.Id), ("@number", order.Number), ("@amount", order.Amount), ("@note", order.Note), ("@by", order.CreatedBy), ("@at", order.CreatedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture))],
+            cancellationToken);
+        await session.CommitAsync(cancellationToken);
+        return TypedResults.Created($"/orders/{order.Id}", order);
+    }
+
+    private static async Task<Ok<OrderList>> List(ITenantContext tenant, OrdersData data, CancellationToken cancellationToken, int? limit = null)
+    {
+        var take = Math.Clamp(limit ?? 50, 1, 200);
+        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        var items = await session.QueryAsync(
+            "SELECT id, number, amount, note, created_by, created_at FROM orders ORDER BY created_at DESC, id DESC LIMIT @take",
+            Read, [("@take", take)], cancellationToken);
+        return TypedResults.Ok(new OrderList(items));
+    }
+
+    private static async Task<Results<Ok<OrderResponse>, ProblemHttpResult>> Get(Guid id, ITenantContext tenant, OrdersData data, CancellationToken cancellationToken)
+    {
+        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        var found = await session.QueryAsync(
+            "SELECT id, number, amount, note, created_by, created_at FROM orders WHERE id = @id", Read, [("@id", id)], cancellationToken);
+        return found.Count == 1 ? TypedResults.Ok(found[0]) : NotFound($"Order {id}");
+    }
+
+    private static async Task<Results<Created<AttachmentResponse>, ProblemHttpResult>> Upload(
+        Guid id, string name, HttpRequest request, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (!TenantStorage.IsSafeName(name))
+        {
+            return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
+                "A name is 1-128 characters without path separators, leading dots or control characters.");
+        }
+
+        if (request.ContentLength > MaxAttachmentBytes)
+        {
+            return Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.", $"At most {MaxAttachmentBytes} bytes.");
+        }
+
+        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        if (await session.ScalarAsync("SELECT 1 FROM orders WHERE id = @id", [("@id", id)], cancellationToken) is null)
+        {
+            return NotFound($"Order {id}");
+        }
+
+        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + ".upload";
+        long bytes;
+        await using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            await request.Body.CopyToAsync(file, cancellationToken);
+            bytes = file.Length;
+        }
+
+        if (bytes > MaxAttachmentBytes)
+        {
+            File.Delete(temp);
+            return Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.", $"At most {MaxAttachmentBytes} bytes.");
+        }
+
+        File.Move(temp, path, overwrite: true);
+        await session.ExecuteAsync("DELETE FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken);
+        await session.ExecuteAsync(
+            "INSERT INTO order_attachments (order_id, name, bytes, created_at) VALUES (@id, @name, @bytes, @at)",
+            [("@id", id), ("@name", name), ("@bytes", bytes), ("@at", time.GetUtcNow().UtcDateTime.ToString("O", CultureInfo.InvariantCulture))],
+            cancellationToken);
+        await session.CommitAsync(cancellationToken);
+        return TypedResults.Created($"/orders/{id}/attachments/{Uri.EscapeDataString(name)}", new AttachmentResponse(id, name, bytes));
+    }
+
+    private static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Download(
+        Guid id, string name, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, CancellationToken cancellationToken)
+    {
+        if (!TenantStorage.IsSafeName(name))
+        {
+            return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
+                "A name is 1-128 characters without path separators, leading dots or control characters.");
+        }
+
+        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        if (await session.ScalarAsync("SELECT 1 FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken) is null)
+        {
+            return NotFound($"Attachment {name} of order {id}");
+        }
+
+        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
+        return TypedResults.PhysicalFile(path, "application/octet-stream", name);
+    }
+
+    private static OrderResponse Read(DbDataReader r) => new(
+        Guid.Parse(r.GetString(0)),
+        r.GetString(1),
+        Convert.ToDecimal(r.GetValue(2), CultureInfo.InvariantCulture),
+        r.IsDBNull(3) ? null : r.GetString(3),
+        r.GetString(4),
+        DateTimeOffset.Parse(r.GetString(5), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal));
+
+    private static ProblemHttpResult NotFound(string what) =>
+        Problem(StatusCodes.Status404NotFound, "not-found", "Not found.", $"{what} does not exist.");
+
+    private static ProblemHttpResult Problem(int status, string kind, string title, string detail) =>
+        TypedResults.Problem(new ProblemDetails { Status = status, Type = "https://tenantry.dev/problems/" + kind, Title = title, Detail = detail });
+}

@@ -1,0 +1,32 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Tenantry.AspNetCore;
+
+/// <summary>
+/// Settings of an app behind the gateway, under <c>Tenantry:App</c>. A dedicated (silo) instance
+/// is started by the local compute provider with these set in its environment.
+/// </summary>
+public sealed class TenantryAppOptions
+{
+    public const string Section = "Tenantry:App";
+
+    /// <summary>The Tenantry data directory (tenant databases and storage folders).</summary>
+    [Required]
+    public string DataDir { get; set; } = ".tenantry";
+
+    /// <summary>File holding the key that signs the gateway's tenant context (default: {DataDir}/keys/tenant-context.key).</summary>
+    public string? ContextKeyFile { get; set; }
+
+    /// <summary>Set on a dedicated instance: the only tenant it serves. Requests for any other tenant get 403.</summary>
+    public Guid? TenantId { get; set; }
+
+    /// <summary>The dedicated tenant's slug.</summary>
+    public string? Slug { get; set; }
+
+    /// <summary>Paths served without a tenant (health probes).</summary>
+    public IList<string> AnonymousPaths { get; } = ["/healthz"];
+
+    public string DataPath => Path.GetFullPath(DataDir);
+
+    public string ContextKeyPath => ContextKeyFile ?? Path.Combine(DataPath, "keys", "tenant-context.key");
+}

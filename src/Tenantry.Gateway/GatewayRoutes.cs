@@ -1,0 +1,87 @@
+using System.Collections.Frozen;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Tenantry.Gateway;
+
+/// <summary>One tenant's entry in the routing table. <see cref="Upstream"/> null means the shared instance.</summary>
+public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, IsolationModel Isolation, bool Active, Uri? Upstream);
+
+/// <summary>Where the routing table comes from (the control plane's tenant registry and routes).</summary>
+public interface IGatewayRouteSource
+{
+    Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The current routing table: replaced whole on each refresh, read without locks.</summary>
+public sealed class GatewayRouteTable
+{
+    private volatile Snapshot _snapshot = new(FrozenDictionary<Guid, GatewayRoute>.Empty, FrozenDictionary<string, GatewayRoute>.Empty, DateTimeOffset.MinValue);
+
+    /// <summary>When the table was last loaded successfully.</summary>
+    public DateTimeOffset LoadedAt => _snapshot.LoadedAt;
+
+    public int Count => _snapshot.ById.Count;
+
+    public GatewayRoute? Find(Guid tenantId) => _snapshot.ById.GetValueOrDefault(tenantId);
+
+    public GatewayRoute? FindBySlug(string slug) => _snapshot.BySlug.GetValueOrDefault(slug);
+
+    public void Replace(IEnumerable<GatewayRoute> routes, DateTimeOffset loadedAt)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        var list = routes.ToList();
+        _snapshot = new Snapshot(
+            list.ToFrozenDictionary(r => r.TenantId),
+            list.GroupBy(r => r.Slug, StringComparer.Ordinal).ToFrozenDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal),
+            loadedAt);
+    }
+
+    private sealed record Snapshot(FrozenDictionary<Guid, GatewayRoute> ById, FrozenDictionary<string, GatewayRoute> BySlug, DateTimeOffset LoadedAt);
+}
+
+/// <summary>Reloads the routing table every <see cref="GatewayOptions.RefreshInterval"/>; tenants come and go without a restart.</summary>
+internal sealed partial class GatewayRouteRefresher(
+    IGatewayRouteSource source,
+    GatewayRouteTable table,
+    IOptions<GatewayOptions> options,
+    TimeProvider time,
+    ILogger<GatewayRouteRefresher> logger) : BackgroundService
+{
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // The first table is in place before the gateway takes requests.
+        await RefreshAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.RefreshInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            await RefreshAsync(stoppingToken);
+        }
+    }
+
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var routes = await source.LoadAsync(cancellationToken);
+            table.Replace(routes, time.GetUtcNow());
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Keep serving the last table; a tenant suspended meanwhile is refused once the source answers again.
+            Log.RefreshFailed(logger, ex);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Could not reload the gateway routing table; keeping the previous one")]
+        public static partial void RefreshFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,353 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using Tenantry.AspNetCore;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Tenantry.Gateway;
+
+/// <summary>
+/// The tenant-aware gateway: token → tenant → checks → per-tenant limits → forward. Every step
+/// that cannot establish an active tenant ends the request; nothing is forwarded without one.
+/// </summary>
+public static class TenantGateway
+{
+    internal const string TenantItem = "tenantry.gateway.tenant";
+
+    /// <summary>Registers the gateway; the routing table comes from <typeparamref name="TSource"/>.</summary>
+    public static IServiceCollection AddTenantryGateway<TSource>(this IServiceCollection services)
+        where TSource : class, IGatewayRouteSource
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.TryAddSingleton<IGatewayRouteSource, TSource>();
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<GatewayRouteTable>();
+        services.AddHostedService<GatewayRouteRefresher>();
+        services.TryAddSingleton(sp => new TenantContextHeaders(
+            TenantContextHeaders.LoadOrCreateKey(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ContextKeyFile!)));
+        services.AddHttpForwarder();
+        services.TryAddSingleton<TenantForwarder>();
+        services.AddProblemDetails();
+
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<IOptions<GatewayOptions>, TimeProvider>((jwt, gateway, time) =>
+        {
+            jwt.TokenHandlers.Clear();
+            jwt.TokenHandlers.Add(new CachingTokenHandler(time));
+            var authority = gateway.Value.Authority!;
+            jwt.Authority = authority.ToString();
+            jwt.RequireHttpsMetadata = authority.Scheme == Uri.UriSchemeHttps || !authority.IsLoopback;
+            jwt.MapInboundClaims = false;
+            jwt.RefreshOnIssuerKeyNotFound = true;
+            jwt.TokenValidationParameters = new TokenValidationParameters
+            {
+                // Tenant tokens are for the application plane as a whole; the tenant claim decides where they go.
+                ValidateAudience = false,
+                ValidateIssuer = true,
+                ValidateLifetime = true,
+                RequireExpirationTime = true,
+                RequireSignedTokens = true,
+                ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
+                ClockSkew = TimeSpan.FromSeconds(30),
+                NameClaimType = "sub",
+                RoleClaimType = "role",
+            };
+        });
+
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            limiter.OnRejected = RateLimitRejected;
+        });
+        services.AddOptions<RateLimiterOptions>().Configure<IServiceProvider>((limiter, sp) =>
+        {
+            var gateway = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            var local = TenantLimiter(gateway);
+            limiter.GlobalLimiter = string.IsNullOrWhiteSpace(gateway.Redis)
+                ? local
+                : new RedisTenantRateLimiter(
+                    sp.GetRequiredService<RedisConnection>().Multiplexer, gateway, local, sp.GetRequiredService<ILogger<RedisTenantRateLimiter>>());
+        });
+        services.TryAddSingleton(sp => new RedisConnection(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Redis!));
+        return services;
+    }
+
+    /// <summary>The gateway pipeline; it answers every request (a terminal middleware).</summary>
+    public static WebApplication UseTenantryGateway(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseMiddleware<GatewayHealthMiddleware>();
+        app.UseAuthentication();
+        app.UseMiddleware<TenantResolutionGatewayMiddleware>();
+        app.UseRateLimiter();
+        var forwarder = app.Services.GetRequiredService<TenantForwarder>();
+        app.Run(forwarder.ForwardAsync);
+        return app;
+    }
+
+    internal static ResolvedTenant Resolved(this HttpContext http) => (ResolvedTenant)http.Items[TenantItem]!;
+
+    /// <summary>A token bucket per tenant (rate and burst), chained with a daily window (quota), sized by the tenant's plan.</summary>
+    internal static PartitionedRateLimiter<HttpContext> TenantLimiter(GatewayOptions options)
+    {
+        var buckets = PartitionedRateLimiter.Create<HttpContext, (Guid, string)>(http =>
+        {
+            var tenant = http.Resolved();
+            var limits = options.LimitsFor(tenant.Route.Tier);
+            // Refill ten times a second, so a tenant's rate is smooth rather than a burst each second.
+            var perTick = Math.Max(1, (int)Math.Ceiling(limits.RequestsPerSecond / 10.0));
+            var period = TimeSpan.FromSeconds(perTick / (double)limits.RequestsPerSecond);
+            return RateLimitPartition.GetTokenBucketLimiter((tenant.Route.TenantId, tenant.Route.Tier), _ => new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = limits.EffectiveBurst,
+                TokensPerPeriod = perTick,
+                ReplenishmentPeriod = period,
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            });
+        });
+        var quotas = PartitionedRateLimiter.Create<HttpContext, (Guid, string)>(http =>
+        {
+            var tenant = http.Resolved();
+            var quota = options.LimitsFor(tenant.Route.Tier).DailyQuota;
+            return quota == 0
+                ? RateLimitPartition.GetNoLimiter((tenant.Route.TenantId, tenant.Route.Tier))
+                : RateLimitPartition.GetFixedWindowLimiter((tenant.Route.TenantId, tenant.Route.Tier), _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = (int)quota,
+                    Window = TimeSpan.FromDays(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+        });
+        return PartitionedRateLimiter.CreateChained(buckets, quotas);
+    }
+
+    private static async ValueTask RateLimitRejected(OnRejectedContext context, CancellationToken cancellationToken)
+    {
+        var http = context.HttpContext;
+        var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        var quota = retryAfter > TimeSpan.FromMinutes(1);
+        var tenant = http.Resolved();
+        GatewayLog.Limited(http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(TenantGateway)), tenant.Route.TenantId, quota ? "daily quota" : "rate limit");
+        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        await GatewayProblems.WriteAsync(
+            http,
+            StatusCodes.Status429TooManyRequests,
+            quota ? "quota-exceeded" : "rate-limited",
+            quota ? "The tenant's daily request quota is used up." : "Too many requests for this tenant.",
+            $"The {tenant.Route.Tier} plan allows this tenant fewer requests; retry after {seconds} s.");
+    }
+}
+
+/// <summary>The gateway's Redis connection (only made when <see cref="GatewayOptions.Redis"/> is set).</summary>
+internal sealed class RedisConnection(string configuration) : IDisposable
+{
+    private readonly Lazy<StackExchange.Redis.ConnectionMultiplexer> _multiplexer = new(() =>
+    {
+        var options = StackExchange.Redis.ConfigurationOptions.Parse(configuration);
+        // Start even while Redis is down; the limiter falls back to local counters until it answers.
+        options.AbortOnConnectFail = false;
+        return StackExchange.Redis.ConnectionMultiplexer.Connect(options);
+    });
+
+    public StackExchange.Redis.IConnectionMultiplexer Multiplexer => _multiplexer.Value;
+
+    public void Dispose()
+    {
+        if (_multiplexer.IsValueCreated)
+        {
+            _multiplexer.Value.Dispose();
+        }
+    }
+}
+
+/// <summary>The tenant a request was resolved to.</summary>
+internal sealed record ResolvedTenant(GatewayRoute Route, TenantContext Context);
+
+internal static class GatewayProblems
+{
+    public static Task WriteAsync(HttpContext http, int status, string kind, string title, string detail)
+    {
+        http.Response.StatusCode = status;
+        return http.Response.WriteAsJsonAsync(
+            new ProblemDetails { Status = status, Type = "https://tenantry.dev/problems/" + kind, Title = title, Detail = detail },
+            (System.Text.Json.JsonSerializerOptions?)null,
+            "application/problem+json");
+    }
+}
+
+/// <summary>Answers the gateway's own health probe (before authentication).</summary>
+internal sealed class GatewayHealthMiddleware(RequestDelegate next, GatewayRouteTable table)
+{
+    public Task InvokeAsync(HttpContext http)
+    {
+        if (http.Request.Path.Equals("/healthz", StringComparison.Ordinal) && HttpMethods.IsGet(http.Request.Method))
+        {
+            return http.Response.WriteAsJsonAsync(new { status = "healthy", routes = table.Count, loadedAt = table.LoadedAt });
+        }
+
+        return next(http);
+    }
+}
+
+internal sealed class TenantResolutionGatewayMiddleware(
+    RequestDelegate next,
+    GatewayRouteTable table,
+    IOptions<GatewayOptions> options,
+    TimeProvider time,
+    ILogger<TenantResolutionGatewayMiddleware> logger)
+{
+    private readonly GatewayOptions _options = options.Value;
+    private readonly string? _hostSuffix = string.IsNullOrEmpty(options.Value.Domain) ? null : "." + options.Value.Domain;
+
+    public Task InvokeAsync(HttpContext http)
+    {
+        var user = http.User;
+        if (user.Identity?.IsAuthenticated != true)
+        {
+            var presented = http.Request.Headers.Authorization.Count > 0;
+            http.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
+            return GatewayProblems.WriteAsync(http, StatusCodes.Status401Unauthorized, "unauthorized", "A valid tenant token is required.",
+                presented ? "The bearer token is not valid (signature, issuer, algorithm or lifetime)." : "Send Authorization: Bearer <token>.");
+        }
+
+        if (!Guid.TryParse(user.FindFirst("tenant_id")?.Value, out var tenantId))
+        {
+            return GatewayProblems.WriteAsync(http, StatusCodes.Status403Forbidden, "not-a-tenant-token", "The token names no tenant.",
+                "Tenant traffic needs a tenant user's or tenant client's token.");
+        }
+
+        if (time.GetUtcNow() - table.LoadedAt > _options.MaxStaleness)
+        {
+            GatewayLog.Stale(logger, tenantId);
+            return GatewayProblems.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "routing-unavailable", "The routing table is out of date.",
+                "The gateway cannot confirm the tenant is active; try again shortly.");
+        }
+
+        var route = table.Find(tenantId);
+        if (route is null || !route.Active)
+        {
+            GatewayLog.Inactive(logger, tenantId);
+            return GatewayProblems.WriteAsync(http, StatusCodes.Status403Forbidden, "tenant-inactive", "The tenant is not active.",
+                "The tenant is suspended, offboarded or not provisioned.");
+        }
+
+        if (_options.AllowTenantHeader && http.Request.Headers.TryGetValue(TenantContextHeaders.TenantId, out var named)
+            && (named.Count != 1 || !Names(route, named[0])))
+        {
+            GatewayLog.Mismatch(logger, tenantId, "header");
+            return Mismatch(http);
+        }
+
+        if (_hostSuffix is not null)
+        {
+            var host = http.Request.Host.Host;
+            if (host.EndsWith(_hostSuffix, StringComparison.OrdinalIgnoreCase)
+                && !string.Equals(host[..^_hostSuffix.Length], route.Slug, StringComparison.OrdinalIgnoreCase))
+            {
+                GatewayLog.Mismatch(logger, tenantId, "host");
+                return Mismatch(http);
+            }
+        }
+
+        var context = new TenantContext
+        {
+            TenantId = route.TenantId,
+            Slug = route.Slug,
+            Tier = route.Tier,
+            Isolation = route.Isolation,
+            Subject = user.FindFirst("sub")?.Value ?? "",
+            Roles = [.. user.FindAll("role").Select(c => c.Value)],
+        };
+        http.Items[TenantGateway.TenantItem] = new ResolvedTenant(route, context);
+        return next(http);
+    }
+
+    private static bool Names(GatewayRoute route, string? value) =>
+        value is not null && (string.Equals(value, route.Slug, StringComparison.Ordinal)
+            || (Guid.TryParse(value, out var id) && id == route.TenantId));
+
+    private static Task Mismatch(HttpContext http) =>
+        GatewayProblems.WriteAsync(http, StatusCodes.Status403Forbidden, "tenant-mismatch", "The request names another tenant.",
+            "The tenant named by the host or X-Tenant-Id header is not the token's tenant.");
+}
+
+/// <summary>Forwards with YARP's <see cref="IHttpForwarder"/> to the tenant's upstream, carrying the signed tenant context.</summary>
+internal sealed class TenantForwarder(IHttpForwarder forwarder, TenantContextHeaders contextHeaders, IOptions<GatewayOptions> options) : IDisposable
+{
+    private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
+    });
+
+    private readonly string _shared = options.Value.SharedUpstream!.ToString();
+    private readonly ContextTransformer _transformer = new(contextHeaders);
+    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromSeconds(100) };
+
+    public async Task ForwardAsync(HttpContext http)
+    {
+        var tenant = http.Resolved();
+        var destination = tenant.Route.Upstream?.ToString() ?? _shared;
+        var error = await forwarder.SendAsync(http, destination, _client, _config, _transformer);
+        if (error != ForwarderError.None && !http.Response.HasStarted)
+        {
+            await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
+                "The gateway could not reach the tenant's app instance; try again shortly.");
+        }
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    private sealed class ContextTransformer(TenantContextHeaders contextHeaders) : HttpTransformer
+    {
+        public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+        {
+            await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+            // Whatever the client sent in the tenant-context family is dropped; only the gateway's own values go upstream.
+            foreach (var name in TenantContextHeaders.All)
+            {
+                proxyRequest.Headers.Remove(name);
+            }
+
+            // The app gets the verified context, not the caller's credential.
+            proxyRequest.Headers.Authorization = null;
+            var headers = proxyRequest.Headers;
+            contextHeaders.Write((name, value) => headers.TryAddWithoutValidation(name, value), httpContext.Resolved().Context);
+        }
+    }
+}
+
+internal static partial class GatewayLog
+{
+    [LoggerMessage(1, LogLevel.Information, "Refused tenant {TenantId}: not active or not routable")]
+    public static partial void Inactive(ILogger logger, Guid tenantId);
+
+    [LoggerMessage(2, LogLevel.Warning, "Refused tenant {TenantId}: the {Source} names another tenant")]
+    public static partial void Mismatch(ILogger logger, Guid tenantId, string source);
+
+    [LoggerMessage(3, LogLevel.Warning, "Refused tenant {TenantId}: the routing table is stale")]
+    public static partial void Stale(ILogger logger, Guid tenantId);
+
+    [LoggerMessage(4, LogLevel.Debug, "Tenant {TenantId} hit its {Limit}")]
+    public static partial void Limited(ILogger logger, Guid tenantId, string limit);
+}

@@ -1,0 +1,156 @@
+using System.Net;
+using System.Reflection;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Routing;
+using Tenantry.Gateway;
+
+namespace Tenantry.Host;
+
+/// <summary>
+/// The application plane next to the control plane, in the same process: the gateway
+/// (<c>Tenantry:Ports:Gateway</c>, 5081) and the shared Orders.Api instance
+/// (<c>Tenantry:Ports:SharedApp</c>, 5082). Silo tenants' dedicated instances are separate
+/// processes of this same program (<c>Tenantry.Host orders-app</c>), started by the local compute provider.
+/// Off with <c>Tenantry:ApplicationPlane:Enabled=false</c>.
+/// </summary>
+internal static class ApplicationPlane
+{
+    public const string AppCommand = "orders-app";
+
+    public static bool Enabled(IConfiguration configuration) => configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true);
+
+    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", 5082);
+
+    /// <summary>Wires the application plane into the control-plane host.</summary>
+    public static void AddApplicationPlane(this WebApplicationBuilder builder)
+    {
+        if (!Enabled(builder.Configuration))
+        {
+            return;
+        }
+
+        // Silo instances run this program again in app mode, unless configured otherwise.
+        if (string.IsNullOrEmpty(builder.Configuration["Tenantry:Compute:AppCommand"]))
+        {
+            var (command, arguments) = SelfCommand();
+            var defaults = new Dictionary<string, string?> { ["Tenantry:Compute:AppCommand"] = command };
+            for (var i = 0; i < arguments.Length; i++)
+            {
+                defaults[$"Tenantry:Compute:AppArguments:{i}"] = arguments[i];
+            }
+
+            builder.Configuration.AddInMemoryCollection(defaults);
+        }
+
+        builder.Services.AddHostedService<ApplicationPlaneService>();
+    }
+
+    /// <summary>How to run this program again: <c>dotnet Tenantry.Host.dll orders-app</c> or <c>Tenantry.Host orders-app</c>.</summary>
+    private static (string Command, string[] Arguments) SelfCommand()
+    {
+        var process = Environment.ProcessPath ?? "dotnet";
+        var assembly = Assembly.GetEntryAssembly()?.Location ?? typeof(ApplicationPlane).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? (process, [assembly, AppCommand])
+            : (process, [AppCommand]);
+    }
+
+    /// <summary>The settings an app instance reads (data dir), layered under the host's own configuration.</summary>
+    public static Dictionary<string, string?> AppDefaults(TenantryOptions options) => new()
+    {
+        ["Tenantry:App:DataDir"] = options.DataPath,
+    };
+}
+
+/// <summary>Starts the shared app and the gateway after the control plane's services, stops them first.</summary>
+internal sealed partial class ApplicationPlaneService(
+    IConfiguration configuration,
+    IOptions<TenantryOptions> options,
+    ITenantRouteTable routes,
+    ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
+{
+    private WebApplication? _app;
+    private WebApplication? _gateway;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var appPort = ApplicationPlane.SharedAppPort(configuration);
+        _app = Orders.Api.OrdersApp.Build([], b =>
+        {
+            b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
+            b.Configuration.AddConfiguration(configuration);
+            b.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, appPort));
+        });
+
+        var gateway = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        var issuer = o.Issuer ?? new Uri($"http://127.0.0.1:{o.Ports.ControlPlane}/");
+        gateway.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Tenantry:Gateway:Authority"] = issuer.ToString(),
+            ["Tenantry:Gateway:SharedUpstream"] = $"http://127.0.0.1:{appPort}/",
+            ["Tenantry:Gateway:ContextKeyFile"] = Path.Combine(o.DataPath, "keys", "tenant-context.key"),
+        });
+        gateway.Configuration.AddConfiguration(configuration);
+        // YARP logs every forwarded request at Information; the gateway logs its own decisions.
+        gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
+        gateway.Services.AddSingleton(routes);
+        gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
+        gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
+        _gateway = gateway.Build();
+        _gateway.UseTenantryGateway();
+
+        await _app.StartAsync(cancellationToken);
+        await _gateway.StartAsync(cancellationToken);
+        Log.Started(logger, o.Ports.Gateway, appPort);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_gateway is not null)
+        {
+            await _gateway.StopAsync(cancellationToken);
+        }
+
+        if (_app is not null)
+        {
+            await _app.StopAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_gateway is not null)
+        {
+            await _gateway.DisposeAsync();
+        }
+
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Tenant gateway listening on http://127.0.0.1:{GatewayPort}; shared Orders.Api instance on http://127.0.0.1:{AppPort}")]
+        public static partial void Started(ILogger logger, int gatewayPort, int appPort);
+    }
+}
+
+/// <summary>The gateway's routing table, read from the control plane in the same process.</summary>
+internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatewayRouteSource
+{
+    public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
+    {
+        var entries = await routes.ListAsync(cancellationToken);
+        return [.. entries.Select(e => new GatewayRoute(
+            e.TenantId,
+            e.Slug,
+            e.Tier,
+            TenantryNames.ParseIsolation(e.Isolation),
+            e.Active,
+            e.Mode == "dedicated" ? new Uri(e.Upstream) : null))];
+    }
+}

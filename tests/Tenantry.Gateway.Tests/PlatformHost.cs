@@ -1,0 +1,316 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Tenantry.Gateway.Tests;
+
+/// <summary>
+/// The real host (<c>dotnet Tenantry.Host.dll</c>) with control plane, gateway and shared app on free
+/// loopback ports and a temporary data directory, as an operator would run it.
+/// </summary>
+public sealed class PlatformHost : IAsyncDisposable
+{
+    public const string OperatorSecret = "gateway-tests-operator-secret-0123";
+    private static readonly string HostDll = Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
+    private readonly ConcurrentQueue<string> _output = new();
+    private Process? _process;
+
+    public PlatformHost(string? dataDir = null, int[]? ports = null)
+    {
+        DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "tenantry-gateway-tests", Guid.NewGuid().ToString("N"));
+        var p = ports ?? FreePorts(4);
+        Ports = p;
+        ControlPlane = new Uri($"http://127.0.0.1:{p[0]}");
+        Gateway = new Uri($"http://127.0.0.1:{p[1]}");
+        SharedApp = new Uri($"http://127.0.0.1:{p[2]}");
+    }
+
+    public string DataDir { get; }
+
+    public int[] Ports { get; }
+
+    public Uri ControlPlane { get; }
+
+    public Uri Gateway { get; }
+
+    public Uri SharedApp { get; }
+
+    public int ProcessId => _process?.Id ?? 0;
+
+    public string Output => string.Join('\n', _output.TakeLast(80));
+
+    /// <summary>Extra tiers and plans the tests use: <c>trial</c> (2 r/s, burst 3) and <c>metered</c> (quota 5 a day).</summary>
+    public static readonly string[] TestSettings =
+    [
+        "--Tenantry:Tiers:trial=pool",
+        "--Tenantry:Tiers:metered=pool",
+        "--Tenantry:Gateway:Plans:trial:RequestsPerSecond=2",
+        "--Tenantry:Gateway:Plans:trial:Burst=3",
+        "--Tenantry:Gateway:Plans:metered:RequestsPerSecond=100",
+        "--Tenantry:Gateway:Plans:metered:DailyQuota=5",
+        "--Tenantry:Gateway:Domain=tenants.test",
+        "--Tenantry:Gateway:RefreshInterval=00:00:00.200",
+        "--Tenantry:Operations:RetryDelay=00:00:00.050",
+        "--Tenantry:Operations:PollInterval=00:00:00.100",
+        "--Tenantry:Compute:CheckInterval=00:00:00.200",
+    ];
+
+    public async Task StartAsync()
+    {
+        Assert.True(File.Exists(HostDll), $"{HostDll} is missing: the test project must reference Tenantry.Host.");
+        var info = new ProcessStartInfo(DotnetPath())
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        string[] args =
+        [
+            HostDll, "--data-dir", DataDir, "--port", Ports[0].ToString(CultureInfo.InvariantCulture),
+            "--gateway-port", Ports[1].ToString(CultureInfo.InvariantCulture),
+            "--Tenantry:Ports:SharedApp=" + Ports[2].ToString(CultureInfo.InvariantCulture),
+            "--Tenantry:Compute:FirstDedicatedPort=" + Ports[3].ToString(CultureInfo.InvariantCulture),
+            "--operator-secret", OperatorSecret,
+            .. TestSettings,
+        ];
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("Tenantry__", StringComparison.OrdinalIgnoreCase)
+            || k.StartsWith("TENANTRY_", StringComparison.OrdinalIgnoreCase) || k.StartsWith("ASPNETCORE_URLS", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            info.Environment.Remove(name);
+        }
+
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        _process = new Process { StartInfo = info };
+        _process.OutputDataReceived += (_, e) => Record(e.Data);
+        _process.ErrorDataReceived += (_, e) => Record(e.Data);
+        Assert.True(_process.Start());
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            Assert.False(_process.HasExited, $"The host exited with code {(_process.HasExited ? _process.ExitCode : 0)}:\n{Output}");
+            try
+            {
+                using var cp = await http.GetAsync(new Uri(ControlPlane, "/healthz"));
+                using var gw = await http.GetAsync(new Uri(Gateway, "/healthz"));
+                if (cp.IsSuccessStatusCode && gw.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        Assert.Fail("The host did not become healthy:\n" + Output);
+    }
+
+    /// <summary>SIGKILL, as a crash: the dedicated instances it started keep running.</summary>
+    public void Crash()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: false);
+            _process.WaitForExit(10_000);
+        }
+    }
+
+    public async Task<HttpClient> OperatorAsync()
+    {
+        var client = new HttpClient { BaseAddress = ControlPlane };
+        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = "operator",
+            ["client_secret"] = OperatorSecret,
+            ["scope"] = "tenantry:admin",
+        });
+        using var response = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), form);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        var token = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>Onboards a tenant, waits until it is active, invites its admin and logs in: returns its id and a gateway client with the admin's token.</summary>
+    public async Task<TenantHandle> OnboardAsync(HttpClient op, string slug, string tier)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/tenants")
+        {
+            Content = JsonContent.Create(new { name = $"Tenant {slug}", slug, tier, adminEmail = $"admin@{slug}.test" }),
+        };
+        request.Headers.Add("Idempotency-Key", "onboard-" + slug);
+        using var created = await op.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        await WaitForStatusAsync(op, id, "active");
+        using var invite = await op.PostAsJsonAsync($"/v1/tenants/{id}/users", new { email = $"admin@{slug}.test", role = "admin" });
+        Assert.Equal(HttpStatusCode.Created, invite.StatusCode);
+        var password = (await invite.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("initialPassword").GetString()!;
+        var token = await LoginAsync($"admin@{slug}.test", password, slug);
+        return new TenantHandle(Guid.Parse(id), slug, tier, token, password, this);
+    }
+
+    public async Task<string> LoginAsync(string email, string password, string tenant)
+    {
+        using var http = new HttpClient { BaseAddress = ControlPlane };
+        using var response = await PasswordGrantAsync(http, email, password, tenant);
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
+    }
+
+    public static Task<HttpResponseMessage> PasswordGrantAsync(HttpClient http, string email, string password, string tenant) =>
+        http.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password",
+            ["username"] = email,
+            ["password"] = password,
+            ["tenant"] = tenant,
+        }));
+
+    public static async Task WaitForStatusAsync(HttpClient op, string id, string status)
+    {
+        var clock = Stopwatch.StartNew();
+        var last = "";
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            var tenant = await op.GetFromJsonAsync<JsonElement>(new Uri($"/v1/tenants/{id}", UriKind.Relative));
+            last = tenant.GetProperty("status").GetString()!;
+            if (last == status)
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail($"Tenant {id} stayed {last}, expected {status}.");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is not null)
+        {
+            if (!_process.HasExited)
+            {
+                // A graceful stop: the host stops the dedicated instances it runs.
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+
+            _process.Dispose();
+        }
+
+        KillLeftovers(DataDir);
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Kills dedicated instances still running for this data directory (after a crash test).</summary>
+    public static void KillLeftovers(string dataDir)
+    {
+        var compute = Path.Combine(dataDir, "compute");
+        if (!Directory.Exists(compute))
+        {
+            return;
+        }
+
+        foreach (var pidFile in Directory.GetFiles(compute, "app.pid", SearchOption.AllDirectories))
+        {
+            if (int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid) && IsInstance(pid, dataDir))
+            {
+                try
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                    process.WaitForExit(5000);
+                }
+                catch (ArgumentException)
+                {
+                }
+            }
+        }
+    }
+
+    public static bool IsInstance(int pid, string dataDir)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X')
+                && File.ReadAllText($"/proc/{pid}/cmdline").Contains(dataDir, StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private void Record(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        while (_output.Count > 400)
+        {
+            _output.TryDequeue(out _);
+        }
+    }
+
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+
+    private static string DotnetPath()
+    {
+        var current = Environment.ProcessPath;
+        if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
+        {
+            return current;
+        }
+
+        return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+    }
+}
+
+/// <summary>An onboarded tenant and its admin's token.</summary>
+public sealed record TenantHandle(Guid Id, string Slug, string Tier, string Token, string Password, PlatformHost Host)
+{
+    /// <summary>A client of the gateway with this tenant's token.</summary>
+    public HttpClient Client(string? token = null)
+    {
+        var client = new HttpClient { BaseAddress = Host.Gateway };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token ?? Token);
+        return client;
+    }
+}

@@ -1,0 +1,74 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Http;
+using Tenantry.AspNetCore;
+
+namespace Tenantry.Gateway.Tests;
+
+/// <summary>The signed tenant context and the storage-name rules, on their own.</summary>
+public sealed class TenantContextTests
+{
+    private static readonly TenantContext Acme = new()
+    {
+        TenantId = Guid.CreateVersion7(), Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool, Subject = "u1", Roles = ["member"],
+    };
+
+    [Fact]
+    public void A_signed_context_reads_back_and_any_changed_field_is_refused()
+    {
+        var signer = new TenantContextHeaders(RandomNumberGenerator.GetBytes(32));
+        var headers = new HeaderDictionary();
+        signer.Write((n, v) => headers[n] = v, Acme);
+        var read = signer.Read(headers);
+        Assert.NotNull(read);
+        Assert.Equal(Acme.TenantId, read.TenantId);
+        Assert.Equal(["member"], read.Roles);
+
+        foreach (var (name, value) in new[]
+        {
+            (TenantContextHeaders.TenantId, Guid.CreateVersion7().ToString()),
+            (TenantContextHeaders.Slug, "mega"),
+            (TenantContextHeaders.Tier, "premium"),
+            (TenantContextHeaders.Isolation, "silo"),
+            (TenantContextHeaders.Roles, "admin"),
+            (TenantContextHeaders.Subject, "someone-else"),
+        })
+        {
+            var tampered = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
+            tampered[name] = value;
+            Assert.Null(signer.Read(tampered));
+        }
+
+        var twice = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
+        twice.Append(TenantContextHeaders.TenantId, Guid.CreateVersion7().ToString());
+        Assert.Null(signer.Read(twice));
+        Assert.Null(new TenantContextHeaders(RandomNumberGenerator.GetBytes(32)).Read(headers));
+    }
+
+    [Theory]
+    [InlineData("invoice.pdf", true)]
+    [InlineData("Rechnung (2).pdf", true)]
+    [InlineData("..", false)]
+    [InlineData(".", false)]
+    [InlineData("../x", false)]
+    [InlineData("a/b", false)]
+    [InlineData("a\\b", false)]
+    [InlineData(".env", false)]
+    [InlineData("a%2Fb", false)]
+    [InlineData("x\0y", false)]
+    [InlineData("x\ny", false)]
+    [InlineData("", false)]
+    [InlineData(" lead", false)]
+    public void Storage_names_allow_plain_file_names_only(string name, bool safe)
+    {
+        Assert.Equal(safe, TenantStorage.IsSafeName(name));
+        var root = Path.Combine(Path.GetTempPath(), "tenantry-storage-names");
+        if (safe)
+        {
+            Assert.StartsWith(Path.Combine(root, "tenants", "acme", "uploads") + Path.DirectorySeparatorChar, TenantStorage.UploadPath(root, Acme, name), StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Throws<ArgumentException>(() => TenantStorage.UploadPath(root, Acme, name));
+        }
+    }
+}
