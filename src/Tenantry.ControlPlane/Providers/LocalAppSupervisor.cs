@@ -56,6 +56,7 @@ internal sealed partial class LocalAppSupervisor(
     private readonly string _root = Path.Combine(tenantry.Value.DataPath, "compute");
     private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(2) };
     private readonly CancellationTokenSource _stopping = new();
+    private bool _disposed;
 
     public bool Enabled => !string.IsNullOrWhiteSpace(options.Value.AppCommand);
 
@@ -149,6 +150,12 @@ internal sealed partial class LocalAppSupervisor(
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // A host disposed before it was stopped (WebApplicationFactory.DisposeAsync does so) has nothing left to stop.
+        if (Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         if (options.Value.StopAppsOnShutdown)
         {
@@ -162,6 +169,7 @@ internal sealed partial class LocalAppSupervisor(
 
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         _probe.Dispose();
         _stopping.Dispose();
     }
