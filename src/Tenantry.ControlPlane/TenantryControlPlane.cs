@@ -12,6 +12,7 @@ using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.ControlPlane.Tenants;
@@ -53,6 +54,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
+        services.TryAddSingleton<PolicyCatalog>();
         // Start order matters: the operator client exists before requests, the worker resumes last.
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
@@ -98,7 +100,8 @@ public static class TenantryControlPlane
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
             .MapOperationsApi()
-            .MapAuditApi();
+            .MapAuditApi()
+            .MapPoliciesApi();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;

@@ -316,3 +316,13 @@ public readonly record struct PolicyVariable(string Key, string? Default)
         return true;
     }
 }
+
+/// <summary>IAM wildcard matching (<c>*</c>, <c>?</c>) for callers outside the evaluator.</summary>
+public static class Wildcards
+{
+    public static bool IsMatch(string pattern, string text, bool ignoreCase)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return Pattern.Compile(pattern, ignoreCase, wildcards: true, variables: false).IsMatch(text, null);
+    }
+}
