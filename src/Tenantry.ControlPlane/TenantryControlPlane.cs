@@ -11,6 +11,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Objects;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
@@ -55,6 +56,8 @@ public static class TenantryControlPlane
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
         services.TryAddSingleton<PolicyCatalog>();
+        services.TryAddSingleton<IObjectStoreProvider, LocalObjectStore>();
+        services.TryAddSingleton<ITenantStorage, TenantStorage>();
         // Start order matters: the operator client exists before requests, the worker resumes last.
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
@@ -101,7 +104,8 @@ public static class TenantryControlPlane
             .MapTenantsApi()
             .MapOperationsApi()
             .MapAuditApi()
-            .MapPoliciesApi();
+            .MapPoliciesApi()
+            .MapObjectsApi();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;

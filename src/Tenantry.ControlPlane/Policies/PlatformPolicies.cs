@@ -10,6 +10,7 @@ public sealed record TenantPrincipal(Guid TenantId, string Slug, string Tier, st
     public const string MemberRole = "member";
     public const string UserType = "user";
     public const string ClientType = "client";
+    public const string OperatorType = "operator";
 }
 
 /// <summary>
