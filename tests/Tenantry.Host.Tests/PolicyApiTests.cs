@@ -228,3 +228,83 @@ public sealed class PolicyApiTests(TenantryFactory factory) : IClassFixture<Tena
         Assert.Contains((await unscoped.JsonAsync()).GetProperty("warnings").EnumerateArray(), w => w.GetProperty("code").GetString() == "template-not-tenant-scoped");
     }
 }
+
+public sealed class ObjectApiTests(TenantryFactory factory) : IClassFixture<TenantryFactory>
+{
+    [Fact]
+    public async Task Objects_round_trip_through_the_api_into_the_tenant_folder()
+    {
+        using var client = await factory.OperatorAsync();
+        var id = await client.CreateActiveTenantAsync("obj-acme");
+        using var put = await client.PutAsync(new Uri($"/v1/tenants/{id}/objects/uploads/report.txt", UriKind.Relative), new ByteArrayContent("quarterly"u8.ToArray()));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal("tenants/obj-acme/uploads/report.txt", (await put.JsonAsync()).GetProperty("key").GetString());
+        Assert.Equal("quarterly", await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "tenants", "obj-acme", "uploads", "report.txt")));
+
+        Assert.Equal("quarterly", await client.GetStringAsync(new Uri("/v1/tenants/obj-acme/objects/uploads/report.txt", UriKind.Relative)));
+        var list = await client.GetJsonAsync($"/v1/tenants/{id}/objects?prefix=uploads/");
+        Assert.Equal("tenants/obj-acme/uploads/report.txt", Assert.Single(list.GetProperty("items").EnumerateArray()).GetProperty("key").GetString());
+
+        using var delete = await client.DeleteAsync(new Uri($"/v1/tenants/{id}/objects/uploads/report.txt", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using var gone = await client.GetAsync(new Uri($"/v1/tenants/{id}/objects/uploads/report.txt", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("a%2F..%2F..%2Fobj-beta%2Fsecret.txt")]
+    [InlineData("%252e%252e/%252e%252e/obj-beta/secret.txt")]
+    [InlineData("a%5C..%5C..%5Cobj-beta%5Csecret.txt")]
+    [InlineData("a%01b")]
+    [InlineData("a//b")]
+    public async Task Encoded_traversal_in_the_url_is_a_400_problem_and_audited(string key)
+    {
+        using var client = await factory.OperatorAsync();
+        var id = await client.CreateActiveTenantAsync("obj-" + Guid.NewGuid().ToString("N")[..8]);
+        using var response = await client.PutAsync(new Uri($"/v1/tenants/{id}/objects/{key}", UriKind.Relative), new ByteArrayContent("x"u8.ToArray()));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("https://tenantry.dev/problems/invalid-object-key", (await response.JsonAsync()).GetProperty("type").GetString());
+        var audit = await client.GetJsonAsync($"/v1/audit?tenantId={id}");
+        Assert.Contains(audit.GetProperty("items").EnumerateArray(), e => e.GetProperty("action").GetString() == "storage:PutObject" && e.GetProperty("outcome").GetString() == "rejected");
+    }
+
+    [Fact]
+    public async Task Guardrail_deny_is_a_403_problem_naming_the_statement_and_audited()
+    {
+        await using var own = new TenantryFactory();
+        using var client = await own.OperatorAsync();
+        var id = await client.CreateActiveTenantAsync("obj-guard");
+        using var put = await client.PutAsync(new Uri($"/v1/tenants/{id}/objects/keep.txt", UriKind.Relative), new ByteArrayContent("x"u8.ToArray()));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        using var guardrails = await client.PutAsJsonAsync("/v1/guardrails", new
+        {
+            items = new[]
+            {
+                new { name = "full-access", document = JsonDocument.Parse("""{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}""").RootElement },
+                new { name = "no-deletes", document = JsonDocument.Parse("""{"Version":"2012-10-17","Statement":{"Sid":"NoDeletes","Effect":"Deny","Action":"storage:DeleteObject","Resource":"*"}}""").RootElement },
+            },
+        });
+        Assert.Equal(HttpStatusCode.OK, guardrails.StatusCode);
+
+        using var delete = await client.DeleteAsync(new Uri($"/v1/tenants/{id}/objects/keep.txt", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        var problem = await delete.JsonAsync();
+        Assert.Equal("https://tenantry.dev/problems/access-denied", problem.GetProperty("type").GetString());
+        Assert.Contains("guardrail:no-deletes/NoDeletes", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(own.DataDir, "tenants", "obj-guard", "keep.txt")));
+
+        var audit = await client.GetJsonAsync($"/v1/audit?tenantId={id}");
+        var denied = Assert.Single(audit.GetProperty("items").EnumerateArray(), e => e.GetProperty("outcome").GetString() == "denied");
+        Assert.Equal("storage:DeleteObject", denied.GetProperty("action").GetString());
+        Assert.Equal("NoDeletes", denied.GetProperty("detail").GetProperty("sid").GetString());
+        Assert.Equal("trn:tenantry:storage::obj-guard:tenants/obj-guard/keep.txt", denied.GetProperty("detail").GetProperty("resource").GetString());
+    }
+
+    [Fact]
+    public async Task Objects_of_an_unknown_tenant_are_404()
+    {
+        using var client = await factory.OperatorAsync();
+        using var response = await client.GetAsync(new Uri("/v1/tenants/no-such-tenant/objects/a.txt", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+}
