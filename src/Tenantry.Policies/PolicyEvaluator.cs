@@ -82,13 +82,12 @@ internal sealed class CompiledStatement
 
     public MatchedStatement Reference { get; }
 
-    public bool Matches(in AccessRequest request)
-    {
-        if (AnyMatch(_actions, request.Action, null) == _notAction)
-        {
-            return false;
-        }
+    public bool AdmitsAction(string action) => AnyMatch(_actions, action, null) != _notAction;
 
+    public bool Matches(in AccessRequest request) => AdmitsAction(request.Action) && MatchesResourceAndConditions(request);
+
+    public bool MatchesResourceAndConditions(in AccessRequest request)
+    {
         if (_notResource)
         {
             // A NotResource entry whose variable has no value matches nothing, so it excludes nothing.
@@ -137,9 +136,15 @@ internal sealed class CompiledStatement
 /// </summary>
 public sealed class PolicySet
 {
+    private const int MaxCachedActions = 512;
+
     private readonly CompiledStatement[] _identity;
     private readonly CompiledStatement[]? _session;
     private readonly CompiledStatement[]? _guardrails;
+
+    // Per action, the statements whose Action/NotAction admits it: evaluation then skips the rest.
+    // Actions are a small, fixed vocabulary, so the cache stays small; it is bounded anyway.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
 
     public PolicySet(IEnumerable<CompiledPolicy> identity, IEnumerable<CompiledPolicy>? session = null, IEnumerable<CompiledPolicy>? guardrails = null)
     {
@@ -164,22 +169,23 @@ public sealed class PolicySet
         ArgumentNullException.ThrowIfNull(request.Action);
         ArgumentNullException.ThrowIfNull(request.Resource);
         ArgumentNullException.ThrowIfNull(request.Context);
-        if ((FirstDeny(_guardrails, request) ?? FirstDeny(_session, request) ?? FirstDeny(_identity, request)) is { } deny)
+        var relevant = RelevantTo(request.Action);
+        if ((First(relevant.GuardrailDenies, request) ?? First(relevant.SessionDenies, request) ?? First(relevant.IdentityDenies, request)) is { } deny)
         {
             return new PolicyDecision(Decision.ExplicitDeny, deny, null);
         }
 
-        if (_guardrails is not null && FirstAllow(_guardrails, request) is null)
+        if (relevant.GuardrailAllows is not null && First(relevant.GuardrailAllows, request) is null)
         {
             return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Guardrail);
         }
 
-        if (_session is not null && FirstAllow(_session, request) is null)
+        if (relevant.SessionAllows is not null && First(relevant.SessionAllows, request) is null)
         {
             return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Session);
         }
 
-        return FirstAllow(_identity, request) is { } allow
+        return First(relevant.IdentityAllows, request) is { } allow
             ? new PolicyDecision(Decision.Allow, allow, null)
             : new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Identity);
     }
@@ -209,7 +215,39 @@ public sealed class PolicySet
         return new PolicyExplanation(decision.Decision, matched, decision.MissingAllow);
     }
 
-    private static MatchedStatement? FirstDeny(CompiledStatement[]? statements, in AccessRequest request)
+    private Relevant RelevantTo(string action)
+    {
+        if (_byAction.TryGetValue(action, out var relevant))
+        {
+            return relevant;
+        }
+
+        relevant = new Relevant(
+            Filter(_identity, action, PolicyEffect.Deny), Filter(_identity, action, PolicyEffect.Allow)!,
+            Filter(_session, action, PolicyEffect.Deny), Filter(_session, action, PolicyEffect.Allow),
+            Filter(_guardrails, action, PolicyEffect.Deny), Filter(_guardrails, action, PolicyEffect.Allow));
+        if (_byAction.Count < MaxCachedActions)
+        {
+            _byAction.TryAdd(action, relevant);
+        }
+
+        return relevant;
+    }
+
+    /// <summary>
+    /// The statements of one effect that can match the action. A policy kind that is absent stays
+    /// null, so a session policy or guardrail that is present but allows nothing still denies.
+    /// </summary>
+    private static CompiledStatement[]? Filter(CompiledStatement[]? statements, string action, PolicyEffect effect) =>
+        statements is null ? null : [.. statements.Where(s => s.Effect == effect && s.AdmitsAction(action))];
+
+    private sealed record Relevant(
+        CompiledStatement[]? IdentityDenies, CompiledStatement[] IdentityAllows,
+        CompiledStatement[]? SessionDenies, CompiledStatement[]? SessionAllows,
+        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows);
+
+    /// <summary>The first statement that matches resource and conditions (its action is known to match).</summary>
+    private static MatchedStatement? First(CompiledStatement[]? statements, in AccessRequest request)
     {
         if (statements is null)
         {
@@ -218,20 +256,7 @@ public sealed class PolicySet
 
         foreach (var statement in statements)
         {
-            if (statement.Effect == PolicyEffect.Deny && statement.Matches(request))
-            {
-                return statement.Reference;
-            }
-        }
-
-        return null;
-    }
-
-    private static MatchedStatement? FirstAllow(CompiledStatement[] statements, in AccessRequest request)
-    {
-        foreach (var statement in statements)
-        {
-            if (statement.Effect == PolicyEffect.Allow && statement.Matches(request))
+            if (statement.MatchesResourceAndConditions(request))
             {
                 return statement.Reference;
             }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Objects;
 
@@ -11,10 +10,7 @@ public sealed class InvalidObjectKeyException(string reason) : Exception(reason)
 }
 
 /// <summary>A validated object name: <c>tenants/{Slug}/{Path}</c>.</summary>
-public readonly record struct ObjectKey(string Slug, string Path)
-{
-    public string FullKey => ObjectKeys.TenantPrefix(Slug) + Path;
-}
+public readonly record struct ObjectKey(string Slug, string Path, string FullKey);
 
 /// <summary>
 /// Object keys are checked before any policy or provider sees them, because an IAM prefix match
@@ -53,7 +49,7 @@ public static class ObjectKeys
         }
 
         var slug = text[Root.Length..slash];
-        if (TenantRules.CheckSlug(slug) is not null && !IsLegacySlug(slug))
+        if (!IsSlugShaped(slug))
         {
             throw new InvalidObjectKeyException($"'{slug}' is not a tenant slug.");
         }
@@ -69,11 +65,11 @@ public static class ObjectKeys
             throw new InvalidObjectKeyException($"'{OwnerFile}' is reserved by the platform.");
         }
 
-        return new ObjectKey(slug, path);
+        return new ObjectKey(slug, path, text);
     }
 
-    /// <summary>Reserved slugs are refused for new tenants but keep the same shape.</summary>
-    private static bool IsLegacySlug(string slug) => slug.Length is >= 3 and <= 40 && slug.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+    /// <summary>The shape of a tenant slug (reserved words included: they are refused at onboarding, not here).</summary>
+    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && slug.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
 
     private static string Normalise(string? key, bool isPrefix)
     {
@@ -97,7 +93,9 @@ public static class ObjectKeys
             }
         }
 
-        if (!key.IsNormalized(NormalizationForm.FormC))
+        // Most keys are ASCII: no Unicode normalisation can change them.
+        var ascii = Ascii.IsValid(key);
+        if (!ascii && !key.IsNormalized(NormalizationForm.FormC))
         {
             key = key.Normalize(NormalizationForm.FormC);
         }
@@ -133,8 +131,8 @@ public static class ObjectKeys
             CheckSegments(decoded, isPrefix: true, " once percent-decoded");
         }
 
-        var compatible = key.Normalize(NormalizationForm.FormKC);
-        if (compatible != key)
+        var compatible = ascii ? key : key.Normalize(NormalizationForm.FormKC);
+        if (!ascii && compatible != key)
         {
             CheckSegments(compatible.Replace('\\', '/'), isPrefix: true, " once Unicode-normalised");
         }
@@ -144,25 +142,34 @@ public static class ObjectKeys
 
     private static void CheckSegments(string key, bool isPrefix, string how)
     {
-        var segments = key.Split('/');
-        for (var i = 0; i < segments.Length; i++)
+        var rest = key.AsSpan();
+        while (true)
         {
-            var segment = segments[i];
+            var slash = rest.IndexOf('/');
+            var segment = slash < 0 ? rest : rest[..slash];
+            var last = slash < 0;
             if (segment is "." or "..")
             {
                 throw new InvalidObjectKeyException($"An object key cannot contain '.' or '..' segments{how}.");
             }
 
             // An empty last segment is a trailing '/': fine for a listing prefix only.
-            if (segment.Length == 0 && !(isPrefix && i == segments.Length - 1))
+            if (segment.IsEmpty && !(isPrefix && last))
             {
                 throw new InvalidObjectKeyException($"An object key cannot contain empty segments ('//' or a trailing '/'){how}.");
             }
 
-            if (Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
+            if (segment.Length > MaxSegmentBytes / 3 && Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
             {
                 throw new InvalidObjectKeyException($"A segment of an object key is at most {MaxSegmentBytes.ToString(CultureInfo.InvariantCulture)} bytes.");
             }
+
+            if (last)
+            {
+                return;
+            }
+
+            rest = rest[(slash + 1)..];
         }
     }
 }

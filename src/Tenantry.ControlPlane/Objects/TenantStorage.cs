@@ -91,7 +91,7 @@ internal sealed partial class TenantStorage(
         }
 
         var policies = await catalog.ForAsync(principal, cancellationToken);
-        var resource = $"trn:tenantry:storage::{objectKey.Slug}:{objectKey.FullKey}";
+        var resource = string.Concat("trn:tenantry:storage::", objectKey.Slug, ":", objectKey.FullKey);
         var context = prefix ? policies.Context.With("storage:prefix", objectKey.FullKey) : policies.Context;
         var decision = policies.Set.Evaluate(new AccessRequest(action, resource, context));
         if (!decision.IsAllowed)
