@@ -26,7 +26,7 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
             snapshot = await LoadAsync(cancellationToken);
         }
 
-        return snapshot.Principals.GetOrAdd(principal, p => Build(snapshot, p));
+        return snapshot.Principals.GetOrAdd(principal, static (p, s) => Build(s, p), snapshot);
     }
 
     public async Task<IReadOnlyList<StoredPolicy>> GuardrailsAsync(CancellationToken cancellationToken = default) =>
