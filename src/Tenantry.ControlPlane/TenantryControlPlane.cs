@@ -56,8 +56,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
         services.TryAddSingleton<PolicyCatalog>();
-        services.TryAddSingleton<IObjectStoreProvider, LocalObjectStore>();
-        services.TryAddSingleton<ITenantStorage, TenantStorage>();
+        services.AddTenantryObjectStorage();
         // Start order matters: the operator client exists before requests, the worker resumes last.
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());

@@ -10,28 +10,33 @@ using Tenantry.Policies;
 
 namespace Tenantry.ControlPlane.Tests.Objects;
 
-/// <summary>Attacks on tenant storage with the embedded provider on real files, the real evaluator and a real SQLite store.</summary>
-public sealed class TenantStorageTests : IDisposable
+/// <summary>
+/// Attacks on tenant storage through the real evaluator and a real SQLite store, run against each
+/// provider: local folders and S3 (a private s3rver).
+/// </summary>
+public abstract class TenantStorageContract : IDisposable
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "tenantry-unit", Guid.NewGuid().ToString("N"));
-    private readonly SqliteDatabase _db;
-    private readonly PolicyCatalog _catalog;
-    private readonly TenantStorage _storage;
-    private readonly TenantPrincipal _acme = new(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
-    private readonly TenantPrincipal _beta = new(Guid.NewGuid(), "beta", "basic", "bob@beta.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
+    private protected readonly string _dir = Path.Combine(Path.GetTempPath(), "tenantry-unit", Guid.NewGuid().ToString("N"));
+    private protected readonly SqliteDatabase _db;
+    private protected readonly PolicyCatalog _catalog;
+    private protected readonly TenantStorage _storage;
+    private protected readonly TenantPrincipal _acme = new(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
+    private protected readonly TenantPrincipal _beta = new(Guid.NewGuid(), "beta", "basic", "bob@beta.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
 
-    public TenantStorageTests()
+    private protected TenantStorageContract(Func<string, IObjectStoreProvider> provider)
     {
         Directory.CreateDirectory(_dir);
         _db = new SqliteDatabase(Path.Combine(_dir, "control.db"), ControlPlaneSchema.Sqlite);
         _catalog = new PolicyCatalog(_db, TimeProvider.System);
-        var options = Options.Create(new TenantryOptions { DataDir = _dir });
-        _storage = new TenantStorage(new LocalObjectStore(options), _catalog, _db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
+        Provider = provider(_dir);
+        _storage = new TenantStorage(Provider, _catalog, _db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
     }
 
-    private static MemoryStream Body(string text) => new(Encoding.UTF8.GetBytes(text));
+    private protected IObjectStoreProvider Provider { get; }
 
-    private async Task<string> ReadAsync(TenantPrincipal principal, string key)
+    private protected static MemoryStream Body(string text) => new(Encoding.UTF8.GetBytes(text));
+
+    private protected async Task<string> ReadAsync(TenantPrincipal principal, string key)
     {
         await using var content = await _storage.GetAsync(principal, key);
         Assert.NotNull(content);
@@ -39,7 +44,7 @@ public sealed class TenantStorageTests : IDisposable
         return await reader.ReadToEndAsync();
     }
 
-    private Task<List<AuditEvent>> AuditAsync() => _db.ReadAsync(c => AuditLog.ListAsync(c, null, 0, 1000));
+    private protected Task<List<AuditEvent>> AuditAsync() => _db.ReadAsync(c => AuditLog.ListAsync(c, null, 0, 1000));
 
     [Fact]
     public async Task Tenant_puts_reads_lists_and_deletes_its_own_objects_on_disk()
@@ -47,7 +52,6 @@ public sealed class TenantStorageTests : IDisposable
         var stored = await _storage.PutAsync(_acme, "tenants/acme/uploads/a.txt", Body("hello"));
         Assert.Equal("tenants/acme/uploads/a.txt", stored.Key);
         Assert.Equal(5, stored.Size);
-        Assert.True(File.Exists(Path.Combine(_dir, "tenants", "acme", "uploads", "a.txt")));
         await _storage.PutAsync(_acme, "tenants/acme/b.txt", Body("b"));
         Assert.Equal("hello", await ReadAsync(_acme, "tenants/acme/uploads/a.txt"));
         Assert.Equal(["tenants/acme/b.txt", "tenants/acme/uploads/a.txt"], (await _storage.ListAsync(_acme, "tenants/acme/")).Select(o => o.Key));
@@ -130,7 +134,6 @@ public sealed class TenantStorageTests : IDisposable
         var denied = await Assert.ThrowsAsync<StorageAccessDeniedException>(() => _storage.DeleteAsync(_acme, "tenants/acme/a.txt"));
         Assert.Equal(Decision.ExplicitDeny, denied.Decision.Decision);
         Assert.Equal("guardrail:no-deletes", denied.Decision.DecidedBy!.Policy);
-        Assert.True(File.Exists(Path.Combine(_dir, "tenants", "acme", "a.txt")));
         var audit = Assert.Single(await AuditAsync(), e => e.Outcome == "denied");
         Assert.Equal("NoDeletes", audit.Detail!["sid"]!.GetValue<string>());
         Assert.Equal("$.Statement", audit.Detail["statement"]!.GetValue<string>());
@@ -146,7 +149,7 @@ public sealed class TenantStorageTests : IDisposable
         _catalog.Invalidate();
         var denied = await Assert.ThrowsAsync<StorageAccessDeniedException>(() => _storage.PutAsync(_acme, "tenants/acme/a.txt", Body("x")));
         Assert.Equal(PolicyKind.Guardrail, denied.Decision.MissingAllow);
-        Assert.False(File.Exists(Path.Combine(_dir, "tenants", "acme", "a.txt")));
+        Assert.Null(await Provider.GetAsync(ObjectKeys.Parse("tenants/acme/a.txt"), default));
     }
 
     [Fact]
@@ -156,6 +159,35 @@ public sealed class TenantStorageTests : IDisposable
         await _storage.PutAsync(member, "tenants/acme/m.txt", Body("m"));
         var denied = await Assert.ThrowsAsync<StorageAccessDeniedException>(() => _storage.DeleteAsync(member, "tenants/acme/m.txt"));
         Assert.Equal(PolicyKind.Identity, denied.Decision.MissingAllow);
+    }
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        (Provider as IDisposable)?.Dispose();
+        _db.Dispose();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+public sealed class LocalTenantStorageTests() : TenantStorageContract(dir => new LocalObjectStore(Options.Create(new TenantryOptions { DataDir = dir })))
+{
+    [Fact]
+    public async Task Objects_are_files_in_the_tenant_folder()
+    {
+        await _storage.PutAsync(_acme, "tenants/acme/uploads/a.txt", Body("hello"));
+        Assert.Equal("hello", await File.ReadAllTextAsync(Path.Combine(_dir, "tenants", "acme", "uploads", "a.txt")));
     }
 
     [Fact]
@@ -177,15 +209,19 @@ public sealed class TenantStorageTests : IDisposable
         await Assert.ThrowsAsync<ObjectConflictException>(() => _storage.PutAsync(_acme, "tenants/acme/d", Body("x")));
     }
 
-    public void Dispose()
+}
+
+public sealed class S3TenantStorageTests(S3rverServer s3) : TenantStorageContract(_ => S3(s3)), IClassFixture<S3rverServer>
+{
+    private static S3ObjectStore S3(S3rverServer server)
     {
-        _db.Dispose();
-        try
+        // A bucket per test: tests share the server, never their objects.
+        var bucket = "t" + Guid.NewGuid().ToString("N")[..20];
+        using (var admin = new Amazon.S3.AmazonS3Client(new Amazon.Runtime.BasicAWSCredentials(S3rverServer.AccessKey, S3rverServer.SecretKey), new Amazon.S3.AmazonS3Config { ServiceURL = server.ServiceUrl, ForcePathStyle = true, AuthenticationRegion = "us-east-1" }))
         {
-            Directory.Delete(_dir, recursive: true);
+            admin.PutBucketAsync(bucket).GetAwaiter().GetResult();
         }
-        catch (IOException)
-        {
-        }
+
+        return new S3ObjectStore(new S3ObjectStoreOptions { ServiceUrl = server.ServiceUrl, Bucket = bucket, AccessKey = S3rverServer.AccessKey, SecretKey = S3rverServer.SecretKey }, TimeProvider.System);
     }
 }
