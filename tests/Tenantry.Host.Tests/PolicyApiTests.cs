@@ -301,6 +301,29 @@ public sealed class ObjectApiTests(TenantryFactory factory) : IClassFixture<Tena
     }
 
     [Fact]
+    public async Task Offboarding_exports_the_tenant_objects_then_deletes_them()
+    {
+        using var client = await factory.OperatorAsync();
+        var id = await client.CreateActiveTenantAsync("obj-leaving");
+        using var put = await client.PutAsync(new Uri($"/v1/tenants/{id}/objects/reports/q1.txt", UriKind.Relative), new ByteArrayContent("q1"u8.ToArray()));
+        Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+
+        using var offboard = await client.DeleteAsync(new Uri($"/v1/tenants/{id}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Accepted, offboard.StatusCode);
+        var tenant = await client.WaitForStatusAsync(id, "offboarded");
+        var archive = tenant.GetProperty("resources").GetProperty("archive").GetProperty("path").GetString()!;
+        using (var zip = System.IO.Compression.ZipFile.OpenRead(archive))
+        {
+            using var reader = new StreamReader(zip.GetEntry("files/reports/q1.txt")!.Open());
+            Assert.Equal("q1", await reader.ReadToEndAsync());
+        }
+
+        Assert.False(File.Exists(Path.Combine(factory.DataDir, "tenants", "obj-leaving", "reports", "q1.txt")));
+        using var gone = await client.GetAsync(new Uri($"/v1/tenants/{id}/objects/reports/q1.txt", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Conflict, gone.StatusCode);
+    }
+
+    [Fact]
     public async Task Objects_of_an_unknown_tenant_are_404()
     {
         using var client = await factory.OperatorAsync();
