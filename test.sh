@@ -12,10 +12,18 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The gateway's shared rate-limit tests start a private redis-server (random port, no persistence).
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The S3 provider tests run against s3rver (an S3-compatible server from npm), kept in tests/.tools.
+s3rver=tests/.tools/node_modules/.bin/s3rver
+[ -x "$s3rver" ] || command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing what the tests need: ${need_apt[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$s3rver" ]; then
+  echo "Installing what the tests need: s3rver (npm) into tests/.tools"
+  npm install --silent --no-audit --no-fund --prefix tests/.tools s3rver@3.7.1 >/dev/null
 fi
 
 log=$(mktemp)

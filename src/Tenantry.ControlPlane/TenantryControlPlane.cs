@@ -14,7 +14,9 @@ using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
+using Tenantry.ControlPlane.Objects;
 using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
 using Tenantry.Data;
@@ -73,6 +75,8 @@ public static class TenantryControlPlane
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
+        services.TryAddSingleton<PolicyCatalog>();
+        services.AddTenantryObjectStorage();
         // Start order matters: the operator client exists before requests, the worker resumes last.
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
@@ -122,7 +126,9 @@ public static class TenantryControlPlane
             .MapOperationsApi()
             .MapAuditApi()
             .MapMigrationsApi()
-            .MapFleetApi();
+            .MapFleetApi()
+            .MapPoliciesApi()
+            .MapObjectsApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

@@ -142,5 +142,12 @@ internal static class ControlPlaneSchema
             placed_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS tenant_placements_server ON tenant_placements(server);
+        CREATE TABLE IF NOT EXISTS access_policies (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            document TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (kind, name)
+        );
         """;
 }

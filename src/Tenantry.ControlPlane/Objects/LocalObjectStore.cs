@@ -1,0 +1,123 @@
+using Microsoft.Extensions.Options;
+
+namespace Tenantry.ControlPlane.Objects;
+
+/// <summary>
+/// Objects as files in the tenant's storage folder (<c>{DataDir}/tenants/{slug}/…</c>, the folder
+/// <see cref="Providers.LocalFolderStorageProvider"/> provisions). Writes land in a staging file
+/// and are renamed into place, so a reader never sees half an object.
+/// </summary>
+internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObjectStoreProvider
+{
+    private readonly string _root = Path.GetFullPath(Path.Combine(options.Value.DataPath, "tenants"));
+
+    public string Name => "local";
+
+    public async Task<StoredObject> PutAsync(ObjectKey key, Stream content, CancellationToken cancellationToken)
+    {
+        var path = FilePath(key);
+        var staging = Path.Combine(_root, ".staging");
+        Directory.CreateDirectory(staging);
+        var temp = Path.Combine(staging, Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.Asynchronous))
+            {
+                await content.CopyToAsync(file, cancellationToken);
+            }
+
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                if (Directory.Exists(path))
+                {
+                    throw new ObjectConflictException($"'{key.FullKey}' is a folder of other objects.");
+                }
+
+                File.Move(temp, path, overwrite: true);
+            }
+            catch (IOException ex) when (ex is not FileNotFoundException)
+            {
+                throw new ObjectConflictException($"'{key.FullKey}' cannot be stored: a parent of it is an object.");
+            }
+
+            var info = new FileInfo(path);
+            return new StoredObject(key.FullKey, info.Length, info.LastWriteTimeUtc);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    public Task<ObjectContent?> GetAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        var path = FilePath(key);
+        try
+        {
+            var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 4096, FileOptions.SequentialScan);
+            var info = new FileInfo(path);
+            return Task.FromResult<ObjectContent?>(new ObjectContent(new StoredObject(key.FullKey, stream.Length, info.LastWriteTimeUtc), stream));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            // UnauthorizedAccess: the key names a folder; for an object store that is "no such object".
+            return Task.FromResult<ObjectContent?>(null);
+        }
+    }
+
+    public Task<IReadOnlyList<StoredObject>> ListAsync(ObjectKey prefix, int limit, CancellationToken cancellationToken)
+    {
+        var folder = TenantFolder(prefix.Slug);
+        var result = new List<StoredObject>();
+        if (Directory.Exists(folder))
+        {
+            // Start from the deepest folder the prefix names, then filter by the rest.
+            var lastSlash = prefix.Path.LastIndexOf('/');
+            var start = lastSlash < 0 ? folder : Path.Combine(folder, prefix.Path[..lastSlash]);
+            if (Directory.Exists(start))
+            {
+                foreach (var file in Directory.EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
+                    if (relative.StartsWith(prefix.Path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
+                    {
+                        var info = new FileInfo(file);
+                        result.Add(new StoredObject(ObjectKeys.TenantPrefix(prefix.Slug) + relative, info.Length, info.LastWriteTimeUtc));
+                    }
+                }
+            }
+        }
+
+        result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        return Task.FromResult<IReadOnlyList<StoredObject>>(result.Count > limit ? result[..limit] : result);
+    }
+
+    public Task<bool> DeleteAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        var path = FilePath(key);
+        if (!File.Exists(path))
+        {
+            return Task.FromResult(false);
+        }
+
+        File.Delete(path);
+        return Task.FromResult(true);
+    }
+
+    private string TenantFolder(string slug) => Path.Combine(_root, slug);
+
+    private string FilePath(ObjectKey key)
+    {
+        // Keys are validated already; this is the second lock on the same door.
+        var folder = TenantFolder(key.Slug);
+        var path = Path.GetFullPath(Path.Combine(folder, key.Path));
+        if (!path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new InvalidObjectKeyException("The object key resolves outside the tenant's folder.");
+        }
+
+        return path;
+    }
+}

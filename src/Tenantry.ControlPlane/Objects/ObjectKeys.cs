@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Text;
+
+namespace Tenantry.ControlPlane.Objects;
+
+/// <summary>A refused object key or prefix; the API answers 400 with <see cref="Reason"/>.</summary>
+public sealed class InvalidObjectKeyException(string reason) : Exception(reason)
+{
+    public string Reason { get; } = reason;
+}
+
+/// <summary>A validated object name: <c>tenants/{Slug}/{Path}</c>.</summary>
+public readonly record struct ObjectKey(string Slug, string Path, string FullKey);
+
+/// <summary>
+/// Object keys are checked before any policy or provider sees them, because an IAM prefix match
+/// alone would let <c>tenants/acme/../beta/x</c> through. Refused: <c>.</c>/<c>..</c> and empty
+/// segments, absolute paths, backslashes, percent-encoded traversal, control characters,
+/// characters that normalise into traversal, and keys over S3's 1024 bytes. Keys are NFC-normalised.
+/// </summary>
+public static class ObjectKeys
+{
+    public const int MaxKeyBytes = 1024;
+    public const int MaxSegmentBytes = 255;
+    private const string Root = "tenants/";
+    internal const string OwnerFile = ".tenant-id";
+    internal const string ExportsFolder = "exports";
+
+    public static string TenantPrefix(string slug) => $"{Root}{slug}/";
+
+    /// <summary>Validates a full object key (<c>tenants/{slug}/…</c>).</summary>
+    public static ObjectKey Parse(string? key) => Split(key, isPrefix: false);
+
+    /// <summary>Validates a listing prefix: <c>tenants/{slug}/</c> followed by any partial key.</summary>
+    public static ObjectKey ParsePrefix(string? prefix) => Split(prefix, isPrefix: true);
+
+    private static ObjectKey Split(string? key, bool isPrefix)
+    {
+        var text = Normalise(key, isPrefix);
+        if (!text.StartsWith(Root, StringComparison.Ordinal))
+        {
+            throw new InvalidObjectKeyException($"An object key starts with {Root}{{tenant}}/.");
+        }
+
+        var slash = text.IndexOf('/', Root.Length);
+        if (slash < 0)
+        {
+            throw new InvalidObjectKeyException($"An object key starts with {Root}{{tenant}}/.");
+        }
+
+        var slug = text[Root.Length..slash];
+        if (!IsSlugShaped(slug))
+        {
+            throw new InvalidObjectKeyException($"'{slug}' is not a tenant slug.");
+        }
+
+        var path = text[(slash + 1)..];
+        if (!isPrefix && path.Length == 0)
+        {
+            throw new InvalidObjectKeyException("The object name after the tenant prefix is empty.");
+        }
+
+        if (path == OwnerFile || path.StartsWith(OwnerFile + "/", StringComparison.Ordinal))
+        {
+            throw new InvalidObjectKeyException($"'{OwnerFile}' is reserved by the platform.");
+        }
+
+        return new ObjectKey(slug, path, text);
+    }
+
+    /// <summary>The shape of a tenant slug (reserved words included: they are refused at onboarding, not here).</summary>
+    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && slug.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+
+    private static string Normalise(string? key, bool isPrefix)
+    {
+        if (string.IsNullOrEmpty(key))
+        {
+            throw new InvalidObjectKeyException("The object key is empty.");
+        }
+
+        if (key.Length > MaxKeyBytes || Encoding.UTF8.GetByteCount(key) > MaxKeyBytes)
+        {
+            throw new InvalidObjectKeyException($"An object key is at most {MaxKeyBytes} bytes.");
+        }
+
+        for (var i = 0; i < key.Length; i++)
+        {
+            var c = key[i];
+            var unpaired = char.IsHighSurrogate(c) ? i + 1 >= key.Length || !char.IsLowSurrogate(key[++i]) : char.IsLowSurrogate(c);
+            if (unpaired || char.IsControl(c) || c is '\u2028' or '\u2029' or '\uFEFF')
+            {
+                throw new InvalidObjectKeyException("An object key cannot contain control characters or broken Unicode.");
+            }
+        }
+
+        // Most keys are ASCII: no Unicode normalisation can change them.
+        var ascii = Ascii.IsValid(key);
+        if (!ascii && !key.IsNormalized(NormalizationForm.FormC))
+        {
+            key = key.Normalize(NormalizationForm.FormC);
+        }
+
+        if (key.Contains('\\', StringComparison.Ordinal))
+        {
+            throw new InvalidObjectKeyException("An object key uses '/' as separator; backslashes are refused.");
+        }
+
+        if (key[0] == '/' || key[0] == '~' || (key.Length > 1 && key[1] == ':' && char.IsAsciiLetter(key[0])))
+        {
+            throw new InvalidObjectKeyException("An object key is relative: no leading '/', '~' or drive letter.");
+        }
+
+        CheckSegments(key, isPrefix, "");
+
+        // What a proxy, an S3 gateway or a later decode could turn into traversal.
+        var decoded = key;
+        for (var i = 0; i < 3 && decoded.Contains('%', StringComparison.Ordinal); i++)
+        {
+            var next = Uri.UnescapeDataString(decoded);
+            if (next == decoded)
+            {
+                break;
+            }
+
+            decoded = next;
+            if (decoded.Contains('\\', StringComparison.Ordinal) || decoded.Any(char.IsControl) || decoded.StartsWith('/'))
+            {
+                throw new InvalidObjectKeyException("An object key cannot hide separators or control characters in percent-encoding.");
+            }
+
+            CheckSegments(decoded, isPrefix: true, " once percent-decoded");
+        }
+
+        var compatible = ascii ? key : key.Normalize(NormalizationForm.FormKC);
+        if (!ascii && compatible != key)
+        {
+            CheckSegments(compatible.Replace('\\', '/'), isPrefix: true, " once Unicode-normalised");
+        }
+
+        return key;
+    }
+
+    private static void CheckSegments(string key, bool isPrefix, string how)
+    {
+        var rest = key.AsSpan();
+        while (true)
+        {
+            var slash = rest.IndexOf('/');
+            var segment = slash < 0 ? rest : rest[..slash];
+            var last = slash < 0;
+            if (segment is "." or "..")
+            {
+                throw new InvalidObjectKeyException($"An object key cannot contain '.' or '..' segments{how}.");
+            }
+
+            // An empty last segment is a trailing '/': fine for a listing prefix only.
+            if (segment.IsEmpty && !(isPrefix && last))
+            {
+                throw new InvalidObjectKeyException($"An object key cannot contain empty segments ('//' or a trailing '/'){how}.");
+            }
+
+            if (segment.Length > MaxSegmentBytes / 3 && Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
+            {
+                throw new InvalidObjectKeyException($"A segment of an object key is at most {MaxSegmentBytes.ToString(CultureInfo.InvariantCulture)} bytes.");
+            }
+
+            if (last)
+            {
+                return;
+            }
+
+            rest = rest[(slash + 1)..];
+        }
+    }
+}

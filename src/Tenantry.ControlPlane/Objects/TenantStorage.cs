@@ -1,0 +1,152 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Policies;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.Policies;
+
+namespace Tenantry.ControlPlane.Objects;
+
+/// <summary>A call the policies refused; the API answers 403 with the deciding statement.</summary>
+public sealed class StorageAccessDeniedException(string action, string resource, PolicyDecision decision)
+    : Exception($"{decision.Decision}: {action} on {resource}")
+{
+    public string Action { get; } = action;
+
+    public string Resource { get; } = resource;
+
+    public PolicyDecision Decision { get; } = decision;
+}
+
+/// <summary>
+/// Tenant object storage. Keys are full names (<c>tenants/{tenant}/…</c>, as in S3); every call is
+/// validated, then authorised by the policy evaluator with the principal's role policy, its tier's
+/// session policy and the guardrails — so a bug that names another tenant's key is refused like
+/// an attack. Refusals are audited with tenant, action, resource and deciding statement.
+/// </summary>
+public interface ITenantStorage
+{
+    Task<StoredObject> PutAsync(TenantPrincipal principal, string key, Stream content, CancellationToken cancellationToken = default);
+
+    /// <summary>The object, or null when there is none (after authorisation: a denied read throws).</summary>
+    Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<StoredObject>> ListAsync(TenantPrincipal principal, string prefix, int limit = TenantStorage.MaxList, CancellationToken cancellationToken = default);
+
+    Task<bool> DeleteAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default);
+}
+
+internal sealed partial class TenantStorage(
+    IObjectStoreProvider provider, PolicyCatalog catalog, IControlPlaneDatabase db, TimeProvider time, ILogger<TenantStorage> logger) : ITenantStorage
+{
+    public const int MaxList = 1000;
+
+    public async Task<StoredObject> PutAsync(TenantPrincipal principal, string key, Stream content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var objectKey = await AuthoriseAsync(principal, PlatformPolicies.PutObject, key, prefix: false, cancellationToken);
+        await RefuseExportsAsync(principal, PlatformPolicies.PutObject, objectKey, cancellationToken);
+        return await provider.PutAsync(objectKey, content, cancellationToken);
+    }
+
+    public async Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default)
+    {
+        var objectKey = await AuthoriseAsync(principal, PlatformPolicies.GetObject, key, prefix: false, cancellationToken);
+        return await provider.GetAsync(objectKey, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<StoredObject>> ListAsync(TenantPrincipal principal, string prefix, int limit = MaxList, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, MaxList);
+        var objectPrefix = await AuthoriseAsync(principal, PlatformPolicies.ListObjects, prefix, prefix: true, cancellationToken);
+        return await provider.ListAsync(objectPrefix, limit, cancellationToken);
+    }
+
+    public async Task<bool> DeleteAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default)
+    {
+        var objectKey = await AuthoriseAsync(principal, PlatformPolicies.DeleteObject, key, prefix: false, cancellationToken);
+        await RefuseExportsAsync(principal, PlatformPolicies.DeleteObject, objectKey, cancellationToken);
+        return await provider.DeleteAsync(objectKey, cancellationToken);
+    }
+
+    /// <summary>Validates the key, then asks the evaluator; both kinds of refusal are audited.</summary>
+    private async ValueTask<ObjectKey> AuthoriseAsync(TenantPrincipal principal, string action, string key, bool prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        ObjectKey objectKey;
+        try
+        {
+            objectKey = prefix ? ObjectKeys.ParsePrefix(key) : ObjectKeys.Parse(key);
+        }
+        catch (InvalidObjectKeyException ex)
+        {
+            Log.KeyRefused(logger, principal.TenantId, action, ex.Reason);
+            await AuditAsync(principal, action, "rejected", new JsonObject
+            {
+                ["key"] = key is { Length: > 300 } ? key[..300] + "…" : key,
+                ["reason"] = ex.Reason,
+            }, cancellationToken);
+            throw;
+        }
+
+        var policies = await catalog.ForAsync(principal, cancellationToken);
+        var resource = string.Concat("trn:tenantry:storage::", objectKey.Slug, ":", objectKey.FullKey);
+        var context = prefix ? policies.Context.With("storage:prefix", objectKey.FullKey) : policies.Context;
+        var decision = policies.Set.Evaluate(new AccessRequest(action, resource, context));
+        if (!decision.IsAllowed)
+        {
+            await DeniedAsync(principal, action, resource, decision, cancellationToken);
+        }
+
+        return objectKey;
+    }
+
+    private async Task RefuseExportsAsync(TenantPrincipal principal, string action, ObjectKey key, CancellationToken cancellationToken)
+    {
+        if (key.Path == ObjectKeys.ExportsFolder || key.Path.StartsWith(ObjectKeys.ExportsFolder + "/", StringComparison.Ordinal))
+        {
+            const string reason = "exports/ holds the platform's data exports; it is read-only.";
+            await AuditAsync(principal, action, "rejected", new JsonObject { ["key"] = key.FullKey, ["reason"] = reason }, cancellationToken);
+            throw new InvalidObjectKeyException(reason);
+        }
+    }
+
+    private async Task DeniedAsync(TenantPrincipal principal, string action, string resource, PolicyDecision decision, CancellationToken cancellationToken)
+    {
+        Log.Denied(logger, principal.TenantId, action, resource, decision.Decision, decision.DecidedBy?.Policy, decision.DecidedBy?.Sid);
+        await AuditAsync(principal, action, "denied", new JsonObject
+        {
+            ["resource"] = resource,
+            ["decision"] = decision.Decision.ToString(),
+            ["policy"] = decision.DecidedBy?.Policy,
+            ["sid"] = decision.DecidedBy?.Sid,
+            ["statement"] = decision.DecidedBy?.Path,
+            ["missingAllow"] = decision.MissingAllow?.ToString().ToLowerInvariant(),
+            ["principal"] = principal.Name,
+            ["role"] = principal.Role,
+        }, cancellationToken);
+        throw new StorageAccessDeniedException(action, resource, decision);
+    }
+
+    private Task AuditAsync(TenantPrincipal principal, string action, string outcome, JsonObject detail, CancellationToken cancellationToken) =>
+        db.WriteAsync((c, tx) => AuditLog.AppendAsync(c, tx, new AuditEvent
+        {
+            Id = Guid.NewGuid(),
+            Time = time.GetUtcNow(),
+            Actor = principal.Name,
+            TenantId = principal.TenantId,
+            Action = action,
+            Outcome = outcome,
+            Detail = detail,
+        }), cancellationToken);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Storage {Action} on {Resource} for tenant {TenantId}: {Decision} by {Policy}/{Sid}")]
+        public static partial void Denied(ILogger logger, Guid tenantId, string action, string resource, Decision decision, string? policy, string? sid);
+
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Storage {Action} for tenant {TenantId} refused: {Reason}")]
+        public static partial void KeyRefused(ILogger logger, Guid tenantId, string action, string reason);
+    }
+}

@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+using Tenantry.ControlPlane.Storage;
+using Tenantry.Policies;
+
+namespace Tenantry.ControlPlane.Policies;
+
+/// <summary>The policies that apply to a principal, compiled once and kept with its context.</summary>
+public sealed record PrincipalPolicies(PolicySet Set, RequestContext Context);
+
+/// <summary>
+/// Guardrails and tier templates read from the store and compiled, cached in memory. A change
+/// through this process applies at once; one made by another replica within <see cref="MaxAge"/>.
+/// </summary>
+public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
+{
+    public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(5);
+
+    private Snapshot? _snapshot;
+
+    public async ValueTask<PrincipalPolicies> ForAsync(TenantPrincipal principal, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        var snapshot = _snapshot;
+        if (snapshot is null || time.GetUtcNow() - snapshot.LoadedAt > MaxAge)
+        {
+            snapshot = await LoadAsync(cancellationToken);
+        }
+
+        return snapshot.Principals.GetOrAdd(principal, static (p, s) => Build(s, p), snapshot);
+    }
+
+    public async Task<IReadOnlyList<StoredPolicy>> GuardrailsAsync(CancellationToken cancellationToken = default) =>
+        (await LoadAsync(cancellationToken)).Guardrails;
+
+    /// <summary>The template text for a tier: the operator's, or the built-in default.</summary>
+    public async Task<(string Document, bool IsDefault)> TemplateAsync(string tier, CancellationToken cancellationToken = default)
+    {
+        var snapshot = await LoadAsync(cancellationToken);
+        return snapshot.Templates.TryGetValue(tier, out var stored) ? (stored.Document, false) : (PlatformPolicies.DefaultTemplate, true);
+    }
+
+    public async Task<IReadOnlyList<StoredPolicy>> TemplatesAsync(CancellationToken cancellationToken = default) =>
+        [.. (await LoadAsync(cancellationToken)).Templates.Values.OrderBy(t => t.Name, StringComparer.Ordinal)];
+
+    /// <summary>The session policy document of a tenant, from its tier's template.</summary>
+    public async Task<string> SessionDocumentAsync(Guid tenantId, string slug, string tier, CancellationToken cancellationToken = default)
+    {
+        var (template, _) = await TemplateAsync(tier, cancellationToken);
+        return PlatformPolicies.Render(template, slug, tenantId, tier);
+    }
+
+    public void Invalidate() => _snapshot = null;
+
+    private async Task<Snapshot> LoadAsync(CancellationToken cancellationToken)
+    {
+        var rows = await db.ReadAsync(c => PolicyStore.ListAsync(c, null), cancellationToken);
+        var guardrails = rows.Where(r => r.Kind == PolicyStore.GuardrailKind).ToList();
+        var snapshot = new Snapshot(
+            time.GetUtcNow(),
+            guardrails,
+            rows.Where(r => r.Kind == PolicyStore.TemplateKind).ToDictionary(r => r.Name, StringComparer.Ordinal),
+            [.. guardrails.Select(g => CompiledPolicy.Compile("guardrail:" + g.Name, PolicyKind.Guardrail, PolicyParser.ParseOrThrow(g.Document)))]);
+        _snapshot = snapshot;
+        return snapshot;
+    }
+
+    private static PrincipalPolicies Build(Snapshot snapshot, TenantPrincipal principal)
+    {
+        var template = snapshot.Templates.TryGetValue(principal.Tier, out var stored) ? stored.Document : PlatformPolicies.DefaultTemplate;
+        var session = PolicyParser.ParseOrThrow(PlatformPolicies.Render(template, principal.Slug, principal.TenantId, principal.Tier));
+        var identity = PolicyParser.ParseOrThrow(PlatformPolicies.RolePolicy(principal.Role));
+        var set = new PolicySet(
+            [CompiledPolicy.Compile("role:" + principal.Role, PolicyKind.Identity, identity)],
+            [CompiledPolicy.Compile("tier:" + principal.Tier, PolicyKind.Session, session)],
+            snapshot.CompiledGuardrails);
+        return new PrincipalPolicies(set, PlatformPolicies.Context(principal));
+    }
+
+    private sealed record Snapshot(
+        DateTimeOffset LoadedAt,
+        IReadOnlyList<StoredPolicy> Guardrails,
+        IReadOnlyDictionary<string, StoredPolicy> Templates,
+        CompiledPolicy[] CompiledGuardrails)
+    {
+        public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new();
+    }
+}

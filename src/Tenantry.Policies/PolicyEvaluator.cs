@@ -1,0 +1,267 @@
+namespace Tenantry.Policies;
+
+/// <summary>Which policies a set holds a document for: their role in the evaluation.</summary>
+public enum PolicyKind
+{
+    Identity,
+    Session,
+    Guardrail,
+}
+
+public enum Decision
+{
+    Allow,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+/// <summary>A statement that matched the request, named by its policy and Sid.</summary>
+public sealed record MatchedStatement(string Policy, PolicyKind Kind, string? Sid, PolicyEffect Effect, string Path);
+
+/// <summary>
+/// The fast answer: the decision and the statement that decided it (the first explicit deny; for
+/// an allow, the identity statement that allowed). For an implicit deny, <see cref="MissingAllow"/>
+/// says which kind of policy had no allowing statement.
+/// </summary>
+public readonly record struct PolicyDecision(Decision Decision, MatchedStatement? DecidedBy, PolicyKind? MissingAllow)
+{
+    public bool IsAllowed => Decision == Decision.Allow;
+}
+
+/// <summary>Every statement that matched, for the simulator and audits.</summary>
+public sealed record PolicyExplanation(Decision Decision, IReadOnlyList<MatchedStatement> Matched, PolicyKind? MissingAllow);
+
+/// <summary>A policy document compiled for evaluation under a name (e.g. <c>guardrail:no-deletes</c>).</summary>
+public sealed class CompiledPolicy
+{
+    internal CompiledPolicy(string name, PolicyKind kind, PolicyDocument document)
+    {
+        Name = name;
+        Kind = kind;
+        Document = document;
+        Statements = [.. document.Statements.Select(s => new CompiledStatement(s, new MatchedStatement(name, kind, s.Sid, s.Effect, s.Path), document.SupportsVariables))];
+    }
+
+    public string Name { get; }
+
+    public PolicyKind Kind { get; }
+
+    public PolicyDocument Document { get; }
+
+    internal CompiledStatement[] Statements { get; }
+
+    public static CompiledPolicy Compile(string name, PolicyKind kind, PolicyDocument document)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(document);
+        return new CompiledPolicy(name, kind, document);
+    }
+}
+
+internal sealed class CompiledStatement
+{
+    private readonly Pattern[] _actions;
+    private readonly bool _notAction;
+    private readonly Pattern[] _resources;
+    private readonly bool _notResource;
+    private readonly CompiledCondition[] _conditions;
+
+    public CompiledStatement(PolicyStatement statement, MatchedStatement reference, bool variables)
+    {
+        Effect = statement.Effect;
+        Reference = reference;
+        // Actions are case-insensitive and never hold variables; resources are case-sensitive.
+        _actions = [.. statement.Actions.Select(a => Pattern.Compile(a, ignoreCase: true, wildcards: true, variables: false))];
+        _notAction = statement.NotAction;
+        _resources = [.. statement.Resources.Select(r => Pattern.Compile(r, ignoreCase: false, wildcards: true, variables))];
+        _notResource = statement.NotResource;
+        _conditions = [.. statement.Conditions.Select(c => new CompiledCondition(c, variables))];
+    }
+
+    public PolicyEffect Effect { get; }
+
+    public MatchedStatement Reference { get; }
+
+    public bool AdmitsAction(string action) => AnyMatch(_actions, action, null) != _notAction;
+
+    public bool Matches(in AccessRequest request) => AdmitsAction(request.Action) && MatchesResourceAndConditions(request);
+
+    public bool MatchesResourceAndConditions(in AccessRequest request)
+    {
+        if (_notResource)
+        {
+            // A NotResource entry whose variable has no value matches nothing, so it excludes nothing.
+            if (AnyMatch(_resources, request.Resource, request.Context))
+            {
+                return false;
+            }
+        }
+        else if (!AnyMatch(_resources, request.Resource, request.Context))
+        {
+            return false;
+        }
+
+        foreach (var condition in _conditions)
+        {
+            if (!condition.Evaluate(request.Context))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool AnyMatch(Pattern[] patterns, string text, IPolicyVariables? variables)
+    {
+        foreach (var pattern in patterns)
+        {
+            if (pattern.IsMatch(text, variables))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>
+/// The policies that apply to a principal: identity policies, an optional session policy and
+/// optional guardrails (SCP-like). Evaluation follows the IAM policy evaluation logic
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
+/// an explicit deny in any policy wins; otherwise the request is allowed only when the guardrails
+/// (if any) allow it, the session policy (if any) allows it and an identity policy allows it.
+/// Immutable and thread-safe; build once, evaluate many times.
+/// </summary>
+public sealed class PolicySet
+{
+    private const int MaxCachedActions = 512;
+
+    private readonly CompiledStatement[] _identity;
+    private readonly CompiledStatement[]? _session;
+    private readonly CompiledStatement[]? _guardrails;
+
+    // Per action, the statements whose Action/NotAction admits it: evaluation then skips the rest.
+    // Actions are a small, fixed vocabulary, so the cache stays small; it is bounded anyway.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
+
+    public PolicySet(IEnumerable<CompiledPolicy> identity, IEnumerable<CompiledPolicy>? session = null, IEnumerable<CompiledPolicy>? guardrails = null)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        Identity = [.. identity];
+        Session = session is null ? [] : [.. session];
+        Guardrails = guardrails is null ? [] : [.. guardrails];
+        _identity = [.. Identity.SelectMany(p => p.Statements)];
+        _session = Session.Count == 0 ? null : [.. Session.SelectMany(p => p.Statements)];
+        _guardrails = Guardrails.Count == 0 ? null : [.. Guardrails.SelectMany(p => p.Statements)];
+    }
+
+    public IReadOnlyList<CompiledPolicy> Identity { get; }
+
+    public IReadOnlyList<CompiledPolicy> Session { get; }
+
+    public IReadOnlyList<CompiledPolicy> Guardrails { get; }
+
+    /// <summary>The decision and its deciding statement; allocates nothing.</summary>
+    public PolicyDecision Evaluate(in AccessRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request.Action);
+        ArgumentNullException.ThrowIfNull(request.Resource);
+        ArgumentNullException.ThrowIfNull(request.Context);
+        var relevant = RelevantTo(request.Action);
+        if ((First(relevant.GuardrailDenies, request) ?? First(relevant.SessionDenies, request) ?? First(relevant.IdentityDenies, request)) is { } deny)
+        {
+            return new PolicyDecision(Decision.ExplicitDeny, deny, null);
+        }
+
+        if (relevant.GuardrailAllows is not null && First(relevant.GuardrailAllows, request) is null)
+        {
+            return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Guardrail);
+        }
+
+        if (relevant.SessionAllows is not null && First(relevant.SessionAllows, request) is null)
+        {
+            return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Session);
+        }
+
+        return First(relevant.IdentityAllows, request) is { } allow
+            ? new PolicyDecision(Decision.Allow, allow, null)
+            : new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Identity);
+    }
+
+    /// <summary>The decision with every statement that matched (denies when denied, allows when allowed).</summary>
+    public PolicyExplanation Explain(in AccessRequest request)
+    {
+        var decision = Evaluate(request);
+        var matched = new List<MatchedStatement>();
+        var effect = decision.Decision == Decision.ExplicitDeny ? PolicyEffect.Deny : PolicyEffect.Allow;
+        foreach (var statements in new[] { _identity, _session, _guardrails })
+        {
+            if (statements is null)
+            {
+                continue;
+            }
+
+            foreach (var statement in statements)
+            {
+                if (statement.Effect == effect && statement.Matches(request))
+                {
+                    matched.Add(statement.Reference);
+                }
+            }
+        }
+
+        return new PolicyExplanation(decision.Decision, matched, decision.MissingAllow);
+    }
+
+    private Relevant RelevantTo(string action)
+    {
+        if (_byAction.TryGetValue(action, out var relevant))
+        {
+            return relevant;
+        }
+
+        relevant = new Relevant(
+            Filter(_identity, action, PolicyEffect.Deny), Filter(_identity, action, PolicyEffect.Allow)!,
+            Filter(_session, action, PolicyEffect.Deny), Filter(_session, action, PolicyEffect.Allow),
+            Filter(_guardrails, action, PolicyEffect.Deny), Filter(_guardrails, action, PolicyEffect.Allow));
+        if (_byAction.Count < MaxCachedActions)
+        {
+            _byAction.TryAdd(action, relevant);
+        }
+
+        return relevant;
+    }
+
+    /// <summary>
+    /// The statements of one effect that can match the action. A policy kind that is absent stays
+    /// null, so a session policy or guardrail that is present but allows nothing still denies.
+    /// </summary>
+    private static CompiledStatement[]? Filter(CompiledStatement[]? statements, string action, PolicyEffect effect) =>
+        statements is null ? null : [.. statements.Where(s => s.Effect == effect && s.AdmitsAction(action))];
+
+    private sealed record Relevant(
+        CompiledStatement[]? IdentityDenies, CompiledStatement[] IdentityAllows,
+        CompiledStatement[]? SessionDenies, CompiledStatement[]? SessionAllows,
+        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows);
+
+    /// <summary>The first statement that matches resource and conditions (its action is known to match).</summary>
+    private static MatchedStatement? First(CompiledStatement[]? statements, in AccessRequest request)
+    {
+        if (statements is null)
+        {
+            return null;
+        }
+
+        foreach (var statement in statements)
+        {
+            if (statement.MatchesResourceAndConditions(request))
+            {
+                return statement.Reference;
+            }
+        }
+
+        return null;
+    }
+}
