@@ -10,6 +10,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Providers;
@@ -59,6 +60,7 @@ public static class TenantryControlPlane
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+        services.AddTenantryBilling();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -98,7 +100,8 @@ public static class TenantryControlPlane
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
             .MapOperationsApi()
-            .MapAuditApi();
+            .MapAuditApi()
+            .MapBillingApi();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;
