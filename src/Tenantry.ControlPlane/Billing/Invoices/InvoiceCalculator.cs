@@ -92,7 +92,7 @@ public static class InvoiceCalculator
         {
             if (catalog.Meters.TryGetValue(meterKey, out var meter))
             {
-                events[meterKey] = await UsageReader.EventsAsync(c, tenant.Id, meter.EventType, period.Start, period.End);
+                events[meterKey] = await UsageReader.EventsAsync(c, tx, tenant.Id, meter.EventType, period.Start, period.End);
             }
         }
 

@@ -320,10 +320,12 @@ public static class PlansApi
             var closedFinalized = await c.ScalarAsync(
                 "SELECT 1 FROM invoices WHERE tenant_id = @tenant AND status = 'finalized' AND period >= @period", tx,
                 ("@tenant", tenant.Id), ("@period", BillingPeriod.Of(effective).ToString())) is not null;
-            if (effective < openFrom || effective < tenant.CreatedAt || closedFinalized)
+            // Whole seconds: a change "now" may round to just before a tenant created this very second.
+            var born = new DateTimeOffset(tenant.CreatedAt.UtcTicks - (tenant.CreatedAt.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+            if (effective < openFrom || effective < born || closedFinalized)
             {
                 return (null, ApiError.Conflict("period-closed", "The change would rewrite a closed billing period.",
-                    $"effectiveAt must be on or after {(effective < tenant.CreatedAt ? tenant.CreatedAt : openFrom):O} and in a period without a finalized invoice."), false);
+                    $"effectiveAt must be on or after {(effective < born ? born : openFrom):O} and in a period without a finalized invoice."), false);
             }
 
             var schedule = await TenantPlans.ListAsync(c, tx, tenant.Id);

@@ -284,7 +284,7 @@ public static class UsageApi
             }
         }
 
-        var events = await db.ReadAsync(c => UsageReader.EventsAsync(c, tenant, m.EventType, start, end));
+        var events = await db.ReadAsync(c => UsageReader.EventsAsync(c, null, tenant, m.EventType, start, end));
         var items = events
             .GroupBy(e => (e.TenantId, Window: WindowStart(e.Time, window), Group: groupBy is null ? null : GroupOf(e.Data, groupBy)))
             .Select(g => new UsagePoint(g.Key.TenantId.ToString(), m.Key, g.Key.Window, Aggregations.Aggregate(m, g.Select(e => e.Data)), g.Key.Group))
