@@ -60,6 +60,9 @@ public sealed class BillingCatalog(IControlPlaneDatabase db, TimeProvider time) 
         }
     }
 
+    /// <summary>The tenant id for a subject already resolved once, without a query.</summary>
+    public bool TryResolveCached(string subject, out Guid tenantId) => _tenants.TryGetValue(subject, out tenantId);
+
     /// <summary>The tenant id for a subject (tenant id or slug), or null when no such tenant exists.</summary>
     public async Task<Guid?> ResolveTenantAsync(string subject, CancellationToken cancellationToken = default)
     {

@@ -174,8 +174,8 @@ public static class UsageApi
             return (null, $"type is required: a string of 1-{MaxField} characters.");
         }
 
-        var meters = snapshot.MetersByType[type].ToList();
-        if (meters.Count == 0)
+        var meters = snapshot.MetersByType[type];
+        if (!meters.Any())
         {
             return (null, $"No meter counts events of type '{type}' (GET /v1/meters lists them).");
         }
@@ -185,7 +185,7 @@ public static class UsageApi
             return (null, "subject is required: the tenant's id or slug.");
         }
 
-        var tenant = await catalog.ResolveTenantAsync(subject, cancellationToken);
+        Guid? tenant = catalog.TryResolveCached(subject, out var cached) ? cached : await catalog.ResolveTenantAsync(subject, cancellationToken);
         if (tenant is null)
         {
             return (null, $"No tenant '{subject}'.");
@@ -195,7 +195,7 @@ public static class UsageApi
         if (e.TryGetProperty("time", out var timeElement) && timeElement.ValueKind != JsonValueKind.Null)
         {
             if (timeElement.ValueKind != JsonValueKind.String ||
-                !DateTimeOffset.TryParse(timeElement.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at))
+                !timeElement.TryGetDateTimeOffset(out at) && !DateTimeOffset.TryParse(timeElement.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at))
             {
                 return (null, "time is an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z.");
             }

@@ -25,9 +25,6 @@ public enum IngestOutcome
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
 {
-    private const string InsertSqlite =
-        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) VALUES (@s, @i, @t, @y, @m, @d) ON CONFLICT (source, id) DO NOTHING";
-
     private const string InsertPostgres =
         "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
         "ON CONFLICT (source, id) DO NOTHING RETURNING source, id";
@@ -166,21 +163,97 @@ public sealed partial class UsageIngestor(
         return outcomes;
     }
 
+    /// <summary>Multi-row inserts of up to <see cref="SqliteChunk"/> events each; RETURNING names the rows that were new.</summary>
     private static async Task InsertSqliteAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
     {
-        await using var command = c.Command(InsertSqlite, tx, ("@s", ""), ("@i", ""), ("@t", ""), ("@y", ""), ("@m", ""), ("@d", null));
-        command.Prepare();
-        var p = command.Parameters;
+        var inserted = new HashSet<(string, string)>();
+        DbCommand? full = null;
+        try
+        {
+            for (var start = 0; start < open.Count; start += SqliteChunk)
+            {
+                var n = Math.Min(SqliteChunk, open.Count - start);
+                DbCommand command;
+                if (n == SqliteChunk)
+                {
+                    full ??= SqliteInsert(c, tx, n);
+                    command = full;
+                }
+                else
+                {
+                    command = SqliteInsert(c, tx, n);
+                }
+
+                var p = command.Parameters;
+                for (var k = 0; k < n; k++)
+                {
+                    var e = events[open[start + k]];
+                    p[k * 6].Value = e.Source;
+                    p[k * 6 + 1].Value = e.Id;
+                    p[k * 6 + 2].Value = e.TenantId.ToString();
+                    p[k * 6 + 3].Value = e.Type;
+                    p[k * 6 + 4].Value = Sql.Time(e.Time);
+                    p[k * 6 + 5].Value = (object?)e.Data ?? DBNull.Value;
+                }
+
+                await using (var reader = await command.ExecuteReaderAsync())
+                {
+                    while (await reader.ReadAsync())
+                    {
+                        inserted.Add((reader.GetString(0), reader.GetString(1)));
+                    }
+                }
+
+                if (command != full)
+                {
+                    await command.DisposeAsync();
+                }
+            }
+        }
+        finally
+        {
+            if (full is not null)
+            {
+                await full.DisposeAsync();
+            }
+        }
+
+        MarkInserted(events, open, outcomes, inserted);
+    }
+
+    private const int SqliteChunk = 100;
+
+    private static DbCommand SqliteInsert(DbConnection c, DbTransaction tx, int rows)
+    {
+        var sql = new System.Text.StringBuilder("INSERT INTO usage_events (source, id, tenant_id, type, time, data) VALUES ");
+        var command = c.CreateCommand();
+        command.Transaction = tx;
+        for (var k = 0; k < rows; k++)
+        {
+            sql.Append(k == 0 ? "(" : ",(");
+            for (var f = 0; f < 6; f++)
+            {
+                var name = "@p" + (k * 6 + f).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                sql.Append(f == 0 ? "" : ",").Append(name);
+                var parameter = command.CreateParameter();
+                parameter.ParameterName = name;
+                command.Parameters.Add(parameter);
+            }
+
+            sql.Append(')');
+        }
+
+        command.CommandText = sql.Append(" ON CONFLICT (source, id) DO NOTHING RETURNING source, id").ToString();
+        return command;
+    }
+
+    /// <summary>Two copies of one event in the group: the first is the accepted one, the others duplicates.</summary>
+    private static void MarkInserted(List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes, HashSet<(string, string)> inserted)
+    {
         foreach (var i in open)
         {
             var e = events[i];
-            p[0].Value = e.Source;
-            p[1].Value = e.Id;
-            p[2].Value = e.TenantId.ToString();
-            p[3].Value = e.Type;
-            p[4].Value = Sql.Time(e.Time);
-            p[5].Value = (object?)e.Data ?? DBNull.Value;
-            outcomes[i] = await command.ExecuteNonQueryAsync() == 1 ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+            outcomes[i] = inserted.Remove((e.Source, e.Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
         }
     }
 
@@ -209,12 +282,7 @@ public sealed partial class UsageIngestor(
                 ("@s", sources), ("@i", ids), ("@t", tenants), ("@y", types), ("@m", times), ("@d", data)))
             .ToHashSet();
 
-        // Two copies of one event in the group: the first is the accepted one, the others duplicates.
-        foreach (var i in open)
-        {
-            var e = events[i];
-            outcomes[i] = inserted.Remove((e.Source, e.Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
-        }
+        MarkInserted(events, open, outcomes, inserted);
     }
 
     private sealed record Pending(IReadOnlyList<UsageEvent> Events)
