@@ -22,6 +22,7 @@ public sealed class BillingPostgresFixture : IAsyncLifetime
 }
 
 /// <summary>The billing scenarios with the control-plane store on PostgreSQL (<c>Tenantry:Store</c> set).</summary>
+[Collection(SoloCollection.Name)]
 public sealed class BillingOnPostgresTests(BillingPostgresFixture fixture) : BillingScenarios, IClassFixture<BillingPostgresFixture>
 {
     protected override async Task<string?> StoreAsync() => await fixture.NewDatabaseAsync();

@@ -17,6 +17,7 @@ namespace Tenantry.Host.Tests.Billing;
 /// acknowledged must then be in the store exactly once; unacknowledged batches are sent again
 /// after the last start and then everything is there exactly once.
 /// </summary>
+[Collection(SoloCollection.Name)]
 public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
 {
     private const string Secret = "ingest-crash-operator-secret-0123456789";
@@ -228,4 +229,14 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
         {
         }
     }
+}
+
+/// <summary>
+/// Heavy tests that run alone, after the parallel ones: their load must not skew the timing-driven
+/// crash tests running beside them on a 2-core machine.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SoloCollection
+{
+    public const string Name = "solo: heavy load";
 }

@@ -29,6 +29,7 @@ public sealed record EntitlementCheckRequest(string? Meter, decimal? Quantity);
 public sealed class EntitlementService(IControlPlaneDatabase db, BillingCatalog catalog, TimeProvider time)
 {
     private readonly ConcurrentDictionary<(Guid Tenant, string Period), long> _apiCalls = new();
+    private readonly ConcurrentDictionary<Guid, (BillingCatalog.Snapshot Snapshot, Plan? Plan)> _plans = new();
 
     public const string QuotaExceeded = "quota-exceeded";
 
@@ -95,6 +96,13 @@ public sealed class EntitlementService(IControlPlaneDatabase db, BillingCatalog 
         var snapshot = await catalog.GetAsync(cancellationToken);
         var now = time.GetUtcNow();
         var period = BillingPeriod.Of(now);
+        var plan = await CachedPlanAsync(tenantId, snapshot, now, cancellationToken);
+        var hard = plan?.Quotas.FirstOrDefault(q => q.Meter == ApiCallMeter.MeterKey && q.Kind == "hard");
+        if (hard is null)
+        {
+            return null; // Nothing to enforce: the request path stays free of queries.
+        }
+
         var key = (tenantId, period.ToString());
         if (!_apiCalls.TryGetValue(key, out _))
         {
@@ -108,9 +116,24 @@ public sealed class EntitlementService(IControlPlaneDatabase db, BillingCatalog 
         }
 
         var count = _apiCalls.AddOrUpdate(key, 1, (_, n) => n + 1);
+        return count > hard.Limit ? hard : null;
+    }
+
+    /// <summary>The tenant's plan now, cached as long as the catalog snapshot it came from.</summary>
+    private async Task<Plan?> CachedPlanAsync(Guid tenantId, BillingCatalog.Snapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_plans.TryGetValue(tenantId, out var cached) && ReferenceEquals(cached.Snapshot, snapshot))
+        {
+            return cached.Plan;
+        }
+
         var plan = await db.ReadAsync(async c => await TenantStore.GetAsync(c, null, tenantId) is { } t ? await PlanOfAsync(c, t, snapshot, now) : null, cancellationToken);
-        var hard = plan?.Quotas.FirstOrDefault(q => q.Meter == ApiCallMeter.MeterKey && q.Kind == "hard");
-        return hard is not null && count > hard.Limit ? hard : null;
+        if (_plans.Count < 100_000)
+        {
+            _plans[tenantId] = (snapshot, plan);
+        }
+
+        return plan;
     }
 
     internal static async Task<Plan?> PlanOfAsync(DbConnection c, Tenant tenant, BillingCatalog.Snapshot snapshot, DateTimeOffset at) =>

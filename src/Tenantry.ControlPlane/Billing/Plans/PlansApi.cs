@@ -357,6 +357,7 @@ public static class PlansApi
             http.Response.Headers["Idempotent-Replayed"] = "true";
         }
 
+        await catalog.ReloadAsync(); // Cached plans of tenants (quota checks) follow the change at once.
         return TypedResults.Ok(outcome.Value!);
     }
 

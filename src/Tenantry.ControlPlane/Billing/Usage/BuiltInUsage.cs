@@ -80,14 +80,23 @@ public sealed partial class BuiltInUsageWorker(
     public const string SamplerSource = "tenantry/sampler";
     private DateTimeOffset _lastSlot = DateTimeOffset.MinValue;
 
+    /// <summary>Sampling waits this long after start (or one interval if shorter), so a restart serves requests first.</summary>
+    public static readonly TimeSpan FirstSampleDelay = TimeSpan.FromSeconds(30);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var interval = billing.Value.SampleInterval;
+        var firstSample = time.GetUtcNow() + (interval < FirstSampleDelay ? interval : FirstSampleDelay);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
                 await FlushAsync(CancellationToken.None);
-                await SampleAsync(stoppingToken);
+                if (time.GetUtcNow() >= firstSample)
+                {
+                    await SampleAsync(stoppingToken);
+                }
+
                 await Task.Delay(billing.Value.ApiCallFlushInterval, time, stoppingToken);
             }
         }

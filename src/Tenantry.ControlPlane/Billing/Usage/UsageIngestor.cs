@@ -23,7 +23,7 @@ public enum IngestOutcome
 /// index makes a replay a no-op. A caller's task completes only after the commit.
 /// </summary>
 public sealed partial class UsageIngestor(
-    IControlPlaneDatabase db, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
+    IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
 {
     private const string InsertPostgres =
         "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
@@ -51,6 +51,13 @@ public sealed partial class UsageIngestor(
 
         // Not cancelled with the request: once queued the events are committed either way.
         return await pending.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Writes the default meters and plans before the host takes requests, so no request pays for it.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await catalog.ReloadAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
