@@ -433,6 +433,7 @@ public abstract class BillingScenarios : IAsyncLifetime
     }
 }
 
+[Collection(SoloCollection.Name)]
 public sealed class BillingOnSqliteTests : BillingScenarios
 {
     protected override Task<string?> StoreAsync() => Task.FromResult<string?>(null);

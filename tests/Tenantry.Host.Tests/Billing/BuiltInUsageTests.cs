@@ -1,9 +1,9 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 
 namespace Tenantry.Host.Tests.Billing;
 
 /// <summary>The platform meters itself: api_calls from its own API, storage_bytes and compute_seconds from samples.</summary>
+[Collection(SoloCollection.Name)]
 public sealed class BuiltInUsageTests : IDisposable
 {
     private readonly TenantryFactory _root = new();

@@ -232,8 +232,8 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
 }
 
 /// <summary>
-/// Heavy tests that run alone, after the parallel ones: their load must not skew the timing-driven
-/// crash tests running beside them on a 2-core machine.
+/// The billing host tests run one class at a time, after the parallel ones: their load must not skew
+/// the timing-driven crash tests (kills within 250 ms of a burst) on a 2-core machine.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class SoloCollection
