@@ -12,6 +12,7 @@ using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
+using Tenantry.ControlPlane.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.Objects;
@@ -83,6 +84,7 @@ public static class TenantryControlPlane
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+        services.AddTenantryBilling();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -128,7 +130,8 @@ public static class TenantryControlPlane
             .MapMigrationsApi()
             .MapFleetApi()
             .MapPoliciesApi()
-            .MapObjectsApi();
+            .MapObjectsApi()
+            .MapBillingApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

@@ -142,6 +142,7 @@ internal static class ControlPlaneSchema
             placed_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS tenant_placements_server ON tenant_placements(server);
+
         CREATE TABLE IF NOT EXISTS access_policies (
             kind TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -149,5 +150,65 @@ internal static class ControlPlaneSchema
             updated_at TEXT NOT NULL,
             PRIMARY KEY (kind, name)
         );
+
+        -- Billing (Billing/): plans, meters, usage, invoices, costs. Money is exact decimal text.
+        CREATE TABLE IF NOT EXISTS plans (
+            id TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS tenant_plans (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            plan_id TEXT NOT NULL,
+            effective_from TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (tenant_id, effective_from)
+        );
+
+        CREATE TABLE IF NOT EXISTS meters (
+            key TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS usage_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            tenant_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            time TEXT NOT NULL,
+            data TEXT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS usage_events_dedup ON usage_events(source, id);
+        CREATE INDEX IF NOT EXISTS usage_events_tenant_type_time ON usage_events(tenant_id, type, time);
+
+        CREATE TABLE IF NOT EXISTS invoices (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            period TEXT NOT NULL,
+            status TEXT NOT NULL,
+            total TEXT NOT NULL,
+            document TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS invoices_tenant_period ON invoices(tenant_id, period);
+
+        CREATE TABLE IF NOT EXISTS cost_lines (
+            id TEXT PRIMARY KEY,
+            resource TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            period TEXT NOT NULL,
+            tenant_id TEXT NULL,
+            tags TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS cost_lines_period ON cost_lines(period);
         """;
 }

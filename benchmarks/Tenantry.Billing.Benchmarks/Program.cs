@@ -1,0 +1,299 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Tenantry.Benchmarks;
+using Tenantry.Testing;
+
+namespace Tenantry.Billing.Benchmarks;
+
+/// <summary>
+/// Usage ingest over HTTP into the real host: batches of CloudEvents with a share of duplicates,
+/// sent by concurrent clients; throughput, ack latency, and a count afterwards that proves 0 lost
+/// and 0 duplicated. Each store is also run with one client at a time (no batches to commit
+/// together) as the baseline of the same run.
+/// </summary>
+internal static class IngestBenchmark
+{
+    private const string Help = """
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Billing.Benchmarks -- [options]
+
+          --store sqlite|postgres|both   stores to measure (default both)
+          --events N                     events per measured run, duplicates included (default 200000)
+          --batch N                      events per POST (default 100)
+          --duplicates F                 share of events that repeat an earlier one (default 0.05)
+          --concurrency N                clients sending at once (default 32)
+          --tenants N                    tenants the events are spread over (default 20)
+          --pg "Host=…;Username=…"       use this PostgreSQL server (a database is created on it);
+                                         default: start a private one (initdb, random loopback port)
+        Goals: >= 30000 events/s on SQLite, >= 100000 events/s on PostgreSQL, 0 lost, 0 duplicated.
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Any(a => a is "--help" or "-h"))
+        {
+            Console.WriteLine(Help);
+            return 0;
+        }
+
+        var options = Options.Parse(args);
+        if (options is null)
+        {
+            Console.Error.WriteLine(Help);
+            return 2;
+        }
+
+        Console.WriteLine($"# Usage ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, host build {HostProcess.HostBuildConfiguration() ?? "?"})");
+        Console.WriteLine();
+        Console.WriteLine($"{options.Events} events per run in batches of {options.Batch}, {options.Duplicates:P0} duplicates, {options.Concurrency} concurrent clients, {options.Tenants} tenants; baseline: 1 client, {options.Events / 5} events.");
+        Console.WriteLine();
+        Console.WriteLine("| store | clients | events/s | host CPU µs/event | ack p50 ms | ack p99 ms | sent | accepted | duplicates | stored | lost | duplicated | goal | ratio to goal |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        var failed = false;
+        if (options.Store is "sqlite" or "both")
+        {
+            failed |= !await RunStoreAsync("sqlite", null, options, 30_000);
+        }
+
+        if (options.Store is "postgres" or "both")
+        {
+            PostgresServer? server = null;
+            var pg = options.Postgres;
+            if (pg is null)
+            {
+                server = await PostgresServer.StartAsync();
+                pg = server.SuperuserConnectionString;
+            }
+
+            try
+            {
+                var database = "tenantry_bench_" + Guid.NewGuid().ToString("N")[..8];
+                await using (var admin = new Npgsql.NpgsqlConnection(pg))
+                {
+                    await admin.OpenAsync();
+                    await using var create = new Npgsql.NpgsqlCommand($"CREATE DATABASE {database}", admin);
+                    await create.ExecuteNonQueryAsync();
+                }
+
+                var store = new Npgsql.NpgsqlConnectionStringBuilder(pg) { Database = database, MaxPoolSize = 200 }.ConnectionString;
+                failed |= !await RunStoreAsync("postgresql", store, options, 100_000);
+            }
+            finally
+            {
+                if (server is not null)
+                {
+                    await server.DisposeAsync();
+                }
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(ServerNote);
+        return failed ? 1 : 0;
+    }
+
+    private const string ServerNote =
+        "SQLite: WAL, synchronous=FULL, one fsync per group commit. PostgreSQL from this program is a private throwaway server " +
+        "(fsync=off, synchronous_commit=off, like the test fixture); pass --pg to measure a durable server.";
+
+    private static async Task<bool> RunStoreAsync(string name, string? postgres, Options options, double goal)
+    {
+        using var host = await HostProcess.StartAsync(postgres is null ? [] : ["--Tenantry:Store=" + postgres], keepData: false, CancellationToken.None);
+        using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency + 4, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+        using var client = new HttpClient(handler) { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(120) };
+        using (var form = new FormUrlEncodedContent(new Dictionary<string, string>
+               {
+                   ["grant_type"] = "client_credentials", ["client_id"] = "operator", ["client_secret"] = host.Secret, ["scope"] = "tenantry:admin",
+               }))
+        using (var token = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), form))
+        {
+            token.EnsureSuccessStatusCode();
+            var json = await token.Content.ReadFromJsonAsync<JsonElement>();
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", json.GetProperty("access_token").GetString());
+        }
+
+        (await client.PostAsJsonAsync("/v1/meters", new { key = "bench", aggregation = "sum", property = "n" })).EnsureSuccessStatusCode();
+        var tenants = new List<string>();
+        for (var i = 0; i < options.Tenants; i++)
+        {
+            using var created = await client.PostAsJsonAsync("/v1/tenants", new { name = $"Bench {i}", slug = $"bench-{i:D3}", tier = "basic", adminEmail = $"admin@bench-{i}.test" });
+            created.EnsureSuccessStatusCode();
+            tenants.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
+        }
+
+        // Warm-up (JIT, connections, caches), its events kept apart under their own source.
+        await SendAllAsync(client, Batches("warmup", options.Events / 20, options, tenants), options.Concurrency);
+
+        var cpu0 = host.CpuTime;
+        var baseline = await MeasureAsync(client, "baseline", options.Events / 5, 1, options, tenants);
+        var cpu1 = host.CpuTime;
+        var run = await MeasureAsync(client, "run", options.Events, options.Concurrency, options, tenants);
+        var cpu2 = host.CpuTime;
+        baseline = baseline with { HostCpuMicrosPerEvent = (cpu1 - cpu0).TotalMicroseconds / baseline.Sent };
+        run = run with { HostCpuMicrosPerEvent = (cpu2 - cpu1).TotalMicroseconds / run.Sent };
+        var ok = true;
+        foreach (var (result, clients, isGoal) in new[] { (baseline, 1, false), (run, options.Concurrency, true) })
+        {
+            var stored = await StoredAsync(host, postgres, result.Source);
+            var lost = result.Unique - stored.Distinct;
+            var duplicated = stored.Rows - stored.Distinct;
+            ok &= lost == 0 && duplicated == 0 && result.Accepted == result.Unique && result.Failures == 0;
+            var tail = isGoal
+                ? string.Create(CultureInfo.InvariantCulture, $"{goal:0} | {Format.Ratio(result.PerSecond / goal)} |")
+                : $"baseline | {Format.Ratio(run.PerSecond / result.PerSecond)} run/baseline |";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {clients} | {result.PerSecond:0} | {result.HostCpuMicrosPerEvent:0.0} | {Format.Ms(result.Latency.P50)} | {Format.Ms(result.Latency.P99)} | {result.Sent} | {result.Accepted} | {result.Duplicates} | {stored.Rows} | {lost} | {duplicated} | ") + tail);
+        }
+
+        return ok;
+    }
+
+    private sealed record Result(string Source, int Sent, int Unique, int Accepted, int Duplicates, int Failures, double PerSecond, Distribution Latency)
+    {
+        public double HostCpuMicrosPerEvent { get; init; }
+    }
+
+    private static async Task<Result> MeasureAsync(HttpClient client, string source, int events, int concurrency, Options options, List<string> tenants)
+    {
+        var batches = Batches(source, events, options, tenants);
+        var unique = batches.Sum(b => b.Unique);
+        var clock = Stopwatch.StartNew();
+        var (latencies, accepted, duplicates, failures) = await SendAllAsync(client, batches, concurrency);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var sent = batches.Sum(b => b.Count);
+        return new Result(source, sent, unique, accepted, duplicates, failures, sent / seconds, Distribution.Of(latencies));
+    }
+
+    private sealed record Batch(byte[] Body, int Count, int Unique);
+
+    /// <summary>Pre-serialised batches; each holds (1 - duplicates) new events and copies of earlier ones.</summary>
+    private static List<Batch> Batches(string source, int events, Options options, List<string> tenants)
+    {
+        var rng = new Random(42);
+        var batches = new List<Batch>();
+        var next = 0;
+        var time = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+        var sent = 0;
+        while (sent < events)
+        {
+            var size = Math.Min(options.Batch, events - sent);
+            var body = new StringBuilder("[");
+            var fresh = 0;
+            for (var i = 0; i < size; i++)
+            {
+                int n;
+                if (next > options.Batch && rng.NextDouble() < options.Duplicates)
+                {
+                    n = rng.Next(0, next); // an event sent before (possibly by another client, in flight)
+                }
+                else
+                {
+                    n = next++;
+                    fresh++;
+                }
+
+                body.Append(i == 0 ? "" : ",")
+                    .Append("{\"specversion\":\"1.0\",\"id\":\"e").Append(n).Append("\",\"source\":\"").Append(source)
+                    .Append("\",\"type\":\"bench\",\"subject\":\"").Append(tenants[n % tenants.Count])
+                    .Append("\",\"time\":\"").Append(time).Append("\",\"data\":{\"n\":1,\"route\":\"/orders\"}}");
+            }
+
+            batches.Add(new Batch(Encoding.UTF8.GetBytes(body.Append(']').ToString()), size, fresh));
+            sent += size;
+        }
+
+        return batches;
+    }
+
+    private static async Task<(List<double> Latencies, int Accepted, int Duplicates, int Failures)> SendAllAsync(HttpClient client, List<Batch> batches, int concurrency)
+    {
+        var latencies = new List<double>(batches.Count);
+        int accepted = 0, duplicates = 0, failures = 0, index = -1;
+        var gate = new object();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            for (var i = Interlocked.Increment(ref index); i < batches.Count; i = Interlocked.Increment(ref index))
+            {
+                using var content = new ByteArrayContent(batches[i].Body);
+                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                var started = Stopwatch.GetTimestamp();
+                using var response = await client.PostAsync(new Uri("/v1/usage/events", UriKind.Relative), content);
+                var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                if (response.StatusCode != HttpStatusCode.Accepted)
+                {
+                    Interlocked.Increment(ref failures);
+                    continue;
+                }
+
+                var json = await response.Content.ReadFromJsonAsync<JsonElement>();
+                Interlocked.Add(ref accepted, json.GetProperty("accepted").GetInt32());
+                Interlocked.Add(ref duplicates, json.GetProperty("duplicates").GetInt32());
+                if (json.GetProperty("rejected").GetArrayLength() > 0)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+
+                lock (gate)
+                {
+                    latencies.Add(ms);
+                }
+            }
+        }));
+        return (latencies, accepted, duplicates, failures);
+    }
+
+    /// <summary>Rows and distinct (source, id) stored for one source, read from the store itself.</summary>
+    private static async Task<(long Rows, long Distinct)> StoredAsync(HostProcess host, string? postgres, string source)
+    {
+        const string sql = "SELECT count(*), count(DISTINCT id) FROM usage_events WHERE source = @source";
+        System.Data.Common.DbConnection connection = postgres is null
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(host.DataDir, "control.db")};Mode=ReadOnly;Pooling=False")
+            : new Npgsql.NpgsqlConnection(postgres);
+        await using (connection)
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "@source";
+            parameter.Value = source;
+            command.Parameters.Add(parameter);
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return (reader.GetInt64(0), reader.GetInt64(1));
+        }
+    }
+
+    private sealed record Options(string Store, int Events, int Batch, double Duplicates, int Concurrency, int Tenants, string? Postgres)
+    {
+        public static Options? Parse(string[] args)
+        {
+            var o = new Options("both", 200_000, 100, 0.05, 32, 20, null);
+            for (var i = 0; i + 1 < args.Length; i += 2)
+            {
+                var v = args[i + 1];
+                o = args[i] switch
+                {
+                    "--store" when v is "sqlite" or "postgres" or "both" => o with { Store = v },
+                    "--events" => o with { Events = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--batch" => o with { Batch = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--duplicates" => o with { Duplicates = double.Parse(v, CultureInfo.InvariantCulture) },
+                    "--concurrency" => o with { Concurrency = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--tenants" => o with { Tenants = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--pg" => o with { Postgres = v },
+                    _ => null,
+                };
+                if (o is null)
+                {
+                    return null;
+                }
+            }
+
+            return args.Length % 2 == 0 ? o : null;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+using System.Data.Common;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Billing.Usage;
+
+/// <summary>A validated usage event on its way to the store.</summary>
+public sealed record UsageEvent(string Source, string Id, Guid TenantId, string Type, DateTimeOffset Time, string? Data);
+
+public enum IngestOutcome
+{
+    Accepted,
+    Duplicate,
+    PeriodClosed,
+}
+
+/// <summary>
+/// Writes usage events with group commit: batches that arrive while a transaction is open wait
+/// and are then committed together, in one transaction of prepared inserts (SQLite) or one
+/// <c>unnest</c> insert (PostgreSQL). <c>ON CONFLICT DO NOTHING</c> on the unique (source, id)
+/// index makes a replay a no-op. A caller's task completes only after the commit.
+/// </summary>
+public sealed partial class UsageIngestor(
+    IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
+{
+    private const string InsertPostgres =
+        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
+        "ON CONFLICT (source, id) DO NOTHING RETURNING source, id";
+
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Raised after a commit with the tenants that got new events.</summary>
+    public event Action<IReadOnlyCollection<Guid>>? Committed;
+
+    /// <summary>Stores <paramref name="events"/>; one outcome per event, known once they are durable.</summary>
+    public async Task<IngestOutcome[]> IngestAsync(IReadOnlyList<UsageEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count == 0)
+        {
+            return [];
+        }
+
+        var pending = new Pending(events);
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            throw new InvalidOperationException("The usage store is shutting down.");
+        }
+
+        // Not cancelled with the request: once queued the events are committed either way.
+        return await pending.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Writes the default meters and plans before the host takes requests, so no request pays for it.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await catalog.ReloadAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var group = new List<Pending>();
+        var max = options.Value.MaxGroupCommit;
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync(stoppingToken))
+            {
+                group.Clear();
+                var count = 0;
+                while (count < max && _queue.Reader.TryRead(out var next))
+                {
+                    group.Add(next);
+                    count += next.Events.Count;
+                }
+
+                await CommitAsync(group, count);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+
+        _queue.Writer.TryComplete();
+        while (_queue.Reader.TryRead(out var left))
+        {
+            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+        }
+    }
+
+    private async Task CommitAsync(List<Pending> group, int count)
+    {
+        var all = new List<UsageEvent>(count);
+        foreach (var p in group)
+        {
+            all.AddRange(p.Events);
+        }
+
+        IngestOutcome[] outcomes;
+        try
+        {
+            outcomes = await db.WriteAsync((c, tx) => WriteGroupAsync(c, tx, all));
+        }
+        catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
+        {
+            Log.CommitFailed(logger, count, ex);
+            foreach (var p in group)
+            {
+                p.Done.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        var offset = 0;
+        var tenants = new HashSet<Guid>();
+        foreach (var p in group)
+        {
+            var slice = outcomes.AsSpan(offset, p.Events.Count).ToArray();
+            for (var i = 0; i < slice.Length; i++)
+            {
+                if (slice[i] == IngestOutcome.Accepted)
+                {
+                    tenants.Add(p.Events[i].TenantId);
+                }
+            }
+
+            offset += p.Events.Count;
+            p.Done.TrySetResult(slice);
+        }
+
+        if (tenants.Count > 0)
+        {
+            Committed?.Invoke(tenants);
+        }
+    }
+
+    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events)
+    {
+        var outcomes = new IngestOutcome[events.Count];
+        var oldest = events.Min(e => BillingPeriod.Of(e.Time)).ToString();
+        var closed = (await c.QueryAsync(
+                "SELECT tenant_id, period FROM invoices WHERE status = 'finalized' AND period >= @oldest", tx,
+                r => (Tenant: r.ReadGuid(0), Period: r.GetString(1)), ("@oldest", oldest)))
+            .ToHashSet();
+        var open = new List<int>(events.Count);
+        for (var i = 0; i < events.Count; i++)
+        {
+            if (closed.Count > 0 && closed.Contains((events[i].TenantId, BillingPeriod.Of(events[i].Time).ToString())))
+            {
+                outcomes[i] = IngestOutcome.PeriodClosed;
+            }
+            else
+            {
+                open.Add(i);
+            }
+        }
+
+        if (db.Engine == "postgresql")
+        {
+            await InsertPostgresAsync(c, tx, events, open, outcomes);
+        }
+        else
+        {
+            await InsertSqliteAsync(c, tx, events, open, outcomes);
+        }
+
+        return outcomes;
+    }
+
+    /// <summary>Multi-row inserts of up to <see cref="SqliteChunk"/> events each; RETURNING names the rows that were new.</summary>
+    private static async Task InsertSqliteAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
+    {
+        var inserted = new HashSet<(string, string)>();
+        DbCommand? full = null;
+        try
+        {
+            for (var start = 0; start < open.Count; start += SqliteChunk)
+            {
+                var n = Math.Min(SqliteChunk, open.Count - start);
+                DbCommand command;
+                if (n == SqliteChunk)
+                {
+                    full ??= SqliteInsert(c, tx, n);
+                    command = full;
+                }
+                else
+                {
+                    command = SqliteInsert(c, tx, n);
+                }
+
+                var p = command.Parameters;
+                for (var k = 0; k < n; k++)
+                {
+                    var e = events[open[start + k]];
+                    p[k * 6].Value = e.Source;
+                    p[k * 6 + 1].Value = e.Id;
+                    p[k * 6 + 2].Value = e.TenantId.ToString();
+                    p[k * 6 + 3].Value = e.Type;
+                    p[k * 6 + 4].Value = Sql.Time(e.Time);
+                    p[k * 6 + 5].Value = (object?)e.Data ?? DBNull.Value;
+                }
+
+                await using (var reader = await command.ExecuteReaderAsync())
+                {
+                    while (await reader.ReadAsync())
+                    {
+                        inserted.Add((reader.GetString(0), reader.GetString(1)));
+                    }
+                }
+
+                if (command != full)
+                {
+                    await command.DisposeAsync();
+                }
+            }
+        }
+        finally
+        {
+            if (full is not null)
+            {
+                await full.DisposeAsync();
+            }
+        }
+
+        MarkInserted(events, open, outcomes, inserted);
+    }
+
+    private const int SqliteChunk = 100;
+
+    private static DbCommand SqliteInsert(DbConnection c, DbTransaction tx, int rows)
+    {
+        var sql = new System.Text.StringBuilder("INSERT INTO usage_events (source, id, tenant_id, type, time, data) VALUES ");
+        var command = c.CreateCommand();
+        command.Transaction = tx;
+        for (var k = 0; k < rows; k++)
+        {
+            sql.Append(k == 0 ? "(" : ",(");
+            for (var f = 0; f < 6; f++)
+            {
+                var name = "@p" + (k * 6 + f).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                sql.Append(f == 0 ? "" : ",").Append(name);
+                var parameter = command.CreateParameter();
+                parameter.ParameterName = name;
+                command.Parameters.Add(parameter);
+            }
+
+            sql.Append(')');
+        }
+
+        command.CommandText = sql.Append(" ON CONFLICT (source, id) DO NOTHING RETURNING source, id").ToString();
+        return command;
+    }
+
+    /// <summary>Two copies of one event in the group: the first is the accepted one, the others duplicates.</summary>
+    private static void MarkInserted(List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes, HashSet<(string, string)> inserted)
+    {
+        foreach (var i in open)
+        {
+            var e = events[i];
+            outcomes[i] = inserted.Remove((e.Source, e.Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+        }
+    }
+
+    private static async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
+    {
+        var n = open.Count;
+        var sources = new string[n];
+        var ids = new string[n];
+        var tenants = new string[n];
+        var types = new string[n];
+        var times = new string[n];
+        var data = new string?[n];
+        for (var k = 0; k < n; k++)
+        {
+            var e = events[open[k]];
+            sources[k] = e.Source;
+            ids[k] = e.Id;
+            tenants[k] = e.TenantId.ToString();
+            types[k] = e.Type;
+            times[k] = Sql.Time(e.Time);
+            data[k] = e.Data;
+        }
+
+        var inserted = (await c.QueryAsync(
+                InsertPostgres, tx, r => (r.GetString(0), r.GetString(1)),
+                ("@s", sources), ("@i", ids), ("@t", tenants), ("@y", types), ("@m", times), ("@d", data)))
+            .ToHashSet();
+
+        MarkInserted(events, open, outcomes, inserted);
+    }
+
+    private sealed record Pending(IReadOnlyList<UsageEvent> Events)
+    {
+        public TaskCompletionSource<IngestOutcome[]> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
+        public static partial void CommitFailed(ILogger logger, int count, Exception exception);
+    }
+}

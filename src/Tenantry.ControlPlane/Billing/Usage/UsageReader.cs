@@ -1,0 +1,30 @@
+using System.Data.Common;
+using System.Text.Json;
+using Tenantry.ControlPlane.Storage;
+
+namespace Tenantry.ControlPlane.Billing.Usage;
+
+/// <summary>One stored event as aggregation needs it.</summary>
+public readonly record struct StoredEvent(Guid TenantId, DateTimeOffset Time, JsonElement? Data);
+
+/// <summary>Reads stored usage back, in time order (ties in arrival order), for queries, invoices and quotas.</summary>
+internal static class UsageReader
+{
+    public static Task<List<StoredEvent>> EventsAsync(DbConnection c, DbTransaction? tx, Guid? tenantId, string type, DateTimeOffset from, DateTimeOffset to) =>
+        c.QueryAsync(
+            "SELECT tenant_id, time, data FROM usage_events WHERE type = @type AND time >= @from AND time < @to"
+                + (tenantId is null ? "" : " AND tenant_id = @tenant") + " ORDER BY time, seq",
+            tx,
+            r => new StoredEvent(r.ReadGuid(0), r.ReadTime(1), r.IsDBNull(2) ? null : JsonDocument.Parse(r.GetString(2)).RootElement.Clone()),
+            ("@type", type), ("@from", from), ("@to", to), ("@tenant", tenantId));
+
+    /// <summary>The meter's value for each tenant over [from, to).</summary>
+    public static async Task<Dictionary<Guid, decimal>> TotalsAsync(DbConnection c, Meter meter, Guid? tenantId, DateTimeOffset from, DateTimeOffset to)
+    {
+        var events = await EventsAsync(c, null, tenantId, meter.EventType, from, to);
+        return events.GroupBy(e => e.TenantId).ToDictionary(g => g.Key, g => Aggregations.Aggregate(meter, g.Select(e => e.Data)));
+    }
+
+    public static async Task<decimal> TotalAsync(DbConnection c, Meter meter, Guid tenantId, DateTimeOffset from, DateTimeOffset to) =>
+        Aggregations.Aggregate(meter, (await EventsAsync(c, null, tenantId, meter.EventType, from, to)).Select(e => e.Data));
+}
