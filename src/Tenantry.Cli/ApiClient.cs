@@ -16,11 +16,12 @@ internal static class ExitCodes
     public const int Rejected = 5;
     public const int Unreachable = 6;
     public const int OperationFailed = 7;
+    public const int Denied = 8;
 
     public const string Help = """
         Exit codes: 0 ok; 1 server error; 2 bad command line; 3 not found; 4 not logged in, token refused
         or not allowed; 5 request rejected (validation, conflict, stale ETag); 6 server unreachable or not
-        a Tenantry API; 7 the operation watched ended failed.
+        a Tenantry API; 7 the operation watched ended failed; 8 a simulated policy request was denied.
         """;
 }
 

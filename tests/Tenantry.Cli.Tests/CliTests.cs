@@ -179,6 +179,49 @@ public sealed class CliTests : IDisposable
         Assert.Contains("provision-storage", show.Out, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Policy_simulate_exits_0_on_allow_and_8_on_deny_and_validate_warns_of_traps()
+    {
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret)).ExitCode);
+        var folder = Path.GetDirectoryName(_config)!;
+        Directory.CreateDirectory(folder);
+        var allow = Path.Combine(folder, Guid.NewGuid().ToString("N") + "-allow.json");
+        await File.WriteAllTextAsync(allow, """
+            {"policies":{"identity":[{"Version":"2012-10-17","Statement":[{"Sid":"Read","Effect":"Allow","Action":"storage:GetObject","Resource":"trn:tenantry:storage::acme:tenants/acme/*"}]}]},
+             "request":{"action":"storage:GetObject","resource":"trn:tenantry:storage::acme:tenants/acme/a.txt","context":{}}}
+            """);
+        var deny = Path.Combine(folder, Guid.NewGuid().ToString("N") + "-deny.json");
+        await File.WriteAllTextAsync(deny, (await File.ReadAllTextAsync(allow)).Replace("tenants/acme/a.txt", "tenants/beta/a.txt", StringComparison.Ordinal));
+        var trap = Path.Combine(folder, Guid.NewGuid().ToString("N") + "-trap.json");
+        await File.WriteAllTextAsync(trap, """
+            {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:Query","Resource":"*","Condition":{"ForAllValues:StringEquals":{"dynamodb: LeadingKeys":["x"]}}}]}
+            """);
+        try
+        {
+            var allowed = await _cli.RunAsync("policy", "simulate", allow);
+            Assert.True(allowed.ExitCode == 0, allowed.ToString());
+            Assert.Contains("Allow", allowed.Out, StringComparison.Ordinal);
+            Assert.Contains("Read", allowed.Out, StringComparison.Ordinal);
+
+            var denied = await _cli.RunAsync("policy", "simulate", deny);
+            Assert.Equal(8, denied.ExitCode);
+            Assert.Contains("ImplicitDeny", denied.Out, StringComparison.Ordinal);
+
+            var warned = await _cli.RunAsync("policy", "validate", trap, "-o", "json");
+            Assert.True(warned.ExitCode == 0, warned.ToString());
+            Assert.Contains("LeadingKeys", warned.Out, StringComparison.Ordinal);
+
+            var missing = await _cli.RunAsync("policy", "simulate", Path.Combine(folder, "no-such-file.json"));
+            Assert.Equal(2, missing.ExitCode);
+        }
+        finally
+        {
+            File.Delete(allow);
+            File.Delete(deny);
+            File.Delete(trap);
+        }
+    }
+
     public void Dispose()
     {
         _host.Dispose();

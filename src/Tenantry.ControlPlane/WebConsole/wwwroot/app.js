@@ -154,6 +154,25 @@ async function renderBilling(slot) {
   const cost = Object.fromEntries(rows.map((r) => [r.slug || r.tenantId, Number(r.cost || 0)]));
   slot.replaceChildren(h('h2', {}, `Revenue vs cost, ${period}`), h('div', { class: 'grid' },
     barChart('Revenue per tenant', revenue, 'chart-revenue'), barChart('Cost per tenant', cost, 'chart-cost')));
+  try {
+    const usage = await api('GET', '/v1/usage?meter=api_calls&window=month');
+    const slugs = Object.fromEntries(rows.map((r) => [r.tenantId, r.slug]));
+    const perTenant = {};
+    for (const p of usage.items) {
+      const key = slugs[p.tenantId] || p.tenantId.slice(0, 8);
+      perTenant[key] = (perTenant[key] || 0) + Number(p.value);
+    }
+    slot.append(h('div', { class: 'grid' }, barChart(`API calls per tenant, ${period}`, perTenant, 'chart-usage')));
+  } catch { /* no usage yet */ }
+}
+
+// A tenant's metered API calls per day this billing period (hidden until metering answers).
+async function renderTenantUsage(slot, tenantId, mine) {
+  let usage;
+  try { usage = await api('GET', `/v1/usage?tenantId=${tenantId}&meter=api_calls&window=day`); } catch { return; }
+  if (mine !== viewId || !usage.items.length) return;
+  const perDay = Object.fromEntries(usage.items.map((p) => [p.windowStart.slice(0, 10), Number(p.value)]));
+  slot.replaceChildren(h('h2', {}, 'Usage'), barChart('API calls per day', perDay, 'chart-tenant-usage'));
 }
 
 const stat = (label, value, testid) => h('div', { class: 'card stat', testid }, h('div', { class: 'value' }, value), h('div', { class: 'label' }, label));
@@ -251,6 +270,7 @@ async function renderTenant(id) {
   const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
   const opSlot = h('div', { testid: 'operation-slot' });
   const auditSlot = h('div');
+  const usageSlot = h('div');
   const out = h('div');
   const act = (label, method, path, cls = '', confirmText) => h('button', { class: cls, testid: `action-${label.toLowerCase()}`, onclick: async () => {
     if (confirmText && !(await confirmDialog(confirmText, tenant.slug))) return;
@@ -273,7 +293,9 @@ async function renderTenant(id) {
     h('div', { class: 'actions' }, actions), out,
     h('h2', {}, 'Current operation'), opSlot,
     h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
+    usageSlot,
     h('h2', {}, 'Audit trail'), auditSlot);
+  renderTenantUsage(usageSlot, tenant.id, mine);
 
   api('GET', `/v1/audit?tenantId=${tenant.id}&limit=200`).then((page) => {
     if (mine !== viewId) return;
