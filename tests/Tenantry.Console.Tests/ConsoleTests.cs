@@ -165,6 +165,8 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await LoginAsync();
         await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToContainTextAsync("29");
         await Assertions.Expect(_page.GetByTestId("chart-tier")).ToContainTextAsync("premium");
+        // Metering is on: revenue against cost per tenant for this month.
+        await Assertions.Expect(_page.GetByTestId("chart-revenue")).ToContainTextAsync("fleet-");
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "fleet-overview.png"), FullPage = true });
 
         await _page.GetByTestId("nav-tenants").ClickAsync();
