@@ -30,6 +30,33 @@ public sealed class TenantIdentityTests(TenantryFactory factory) : IClassFixture
     }
 
     [Fact]
+    public async Task Users_who_log_in_are_metered_as_active_users_once_each()
+    {
+        using var client = await factory.OperatorAsync();
+        var id = await client.CreateActiveTenantAsync("idp-metered", "basic");
+        using var anonymous = factory.CreateClient();
+        foreach (var email in new[] { "one@idp-metered.test", "two@idp-metered.test" })
+        {
+            using var invite = await client.PostAsJsonAsync($"/v1/tenants/{id}/users", new { email, role = "member" });
+            var password = (await invite.JsonAsync()).GetProperty("initialPassword").GetString()!;
+            await LoginAsync(anonymous, email, password, "idp-metered");
+            await LoginAsync(anonymous, email, password, "idp-metered");
+        }
+
+        // Logins are written with the API-call buffer (flushed every second).
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        decimal users = 0;
+        while (DateTime.UtcNow < deadline && users < 2)
+        {
+            var usage = await client.GetJsonAsync($"/v1/usage?tenantId={id}&meter=active_users&window=month");
+            users = usage.GetProperty("items").EnumerateArray().Sum(p => p.GetProperty("value").GetDecimal());
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(2m, users);
+    }
+
+    [Fact]
     public async Task Wrong_password_unknown_user_and_other_tenant_get_no_token()
     {
         using var client = await factory.OperatorAsync();

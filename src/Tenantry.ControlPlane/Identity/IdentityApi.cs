@@ -82,13 +82,13 @@ public static class IdentityApi
         return routes;
     }
 
-    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db)
+    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db, Billing.Usage.ApiCallBuffer usage, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
         if (request.IsPasswordGrantType())
         {
-            return await IssueUserToken(http, request, users);
+            return await IssueUserToken(http, request, users, usage, time);
         }
 
         if (!request.IsClientCredentialsGrantType() || request.ClientId is null)
@@ -123,7 +123,7 @@ public static class IdentityApi
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
-    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users)
+    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users, Billing.Usage.ApiCallBuffer usage, TimeProvider time)
     {
         var email = TenantUserStore.NormalizeEmail(request.Username);
         var tenantParameter = (string?)request["tenant"];
@@ -143,6 +143,12 @@ public static class IdentityApi
         identity.SetClaims(Claims.Role, [match.User.Role]);
         identity.SetScopes(request.GetScopes().Intersect(UserScopes, StringComparer.Ordinal));
         identity.SetDestinations(_ => [Destinations.AccessToken]);
+
+        // Metering: a user who logs in is active (unique_count over userId); one event per user and day.
+        var now = time.GetUtcNow();
+        usage.Add(new Billing.Usage.UsageEvent(
+            "tenantry/identity", $"{match.Tenant.Id:N}:{match.User.Email}:{now:yyyy-MM-dd}", match.Tenant.Id, "active_users", now,
+            new System.Text.Json.Nodes.JsonObject { ["userId"] = match.User.Email }.ToJsonString()));
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
