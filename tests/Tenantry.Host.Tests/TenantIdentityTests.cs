@@ -43,7 +43,7 @@ public sealed class TenantIdentityTests(TenantryFactory factory) : IClassFixture
             await LoginAsync(anonymous, email, password, "idp-metered");
         }
 
-        // Logins are written with the API-call buffer (flushed every second).
+        // Logins are written with the built-in usage buffer (flushed every second).
         var deadline = DateTime.UtcNow.AddSeconds(15);
         decimal users = 0;
         while (DateTime.UtcNow < deadline && users < 2)

@@ -20,7 +20,7 @@ public static class BillingServices
         services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<BillingCatalog>();
         services.TryAddSingleton<EntitlementService>();
-        services.TryAddSingleton<ApiCallBuffer>();
+        services.TryAddSingleton<BuiltInUsageBuffer>();
         services.TryAddSingleton<ApiCallMeter>();
         services.TryAddSingleton<UsageIngestor>();
         services.AddHostedService(sp => sp.GetRequiredService<UsageIngestor>());

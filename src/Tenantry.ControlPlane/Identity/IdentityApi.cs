@@ -82,7 +82,7 @@ public static class IdentityApi
         return routes;
     }
 
-    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db, Billing.Usage.ApiCallBuffer usage, TimeProvider time)
+    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
@@ -123,7 +123,7 @@ public static class IdentityApi
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
-    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users, Billing.Usage.ApiCallBuffer usage, TimeProvider time)
+    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
         var email = TenantUserStore.NormalizeEmail(request.Username);
         var tenantParameter = (string?)request["tenant"];

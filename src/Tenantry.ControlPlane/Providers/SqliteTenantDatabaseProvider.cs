@@ -1,7 +1,5 @@
 using System.Data.Common;
 using System.IO.Compression;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
@@ -246,18 +244,10 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
         var sql = tenantId is null ? $"SELECT * FROM {Quote(table)}" : $"SELECT * FROM {Quote(table)} WHERE tenant_id = @id";
         await using var command = c.Command(sql, null, ("@id", tenantId));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var entry = archive.CreateEntry($"database/{table}.jsonl", CompressionLevel.Fastest);
-        await using var stream = entry.Open();
-        await using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+        await using var writer = ExportRows.Entry(archive, table);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var row = new JsonObject();
-            for (var i = 0; i < reader.FieldCount; i++)
-            {
-                row[reader.GetName(i)] = reader.IsDBNull(i) ? null : JsonValue.Create(reader.GetValue(i) is byte[] bytes ? Convert.ToBase64String(bytes) : reader.GetValue(i).ToString());
-            }
-
-            await writer.WriteLineAsync(row.ToJsonString(JsonSerializerOptions.Default));
+            await ExportRows.WriteAsync(writer, reader);
         }
     }
 

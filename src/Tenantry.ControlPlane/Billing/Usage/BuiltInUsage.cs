@@ -16,7 +16,7 @@ namespace Tenantry.ControlPlane.Billing.Usage;
 /// <c>/v1/tenants/{id}</c>) is an <c>api_calls</c> event, buffered and written in batches. A
 /// tenant past a hard <c>api_calls</c> quota gets 429 problem details instead.
 /// </summary>
-public sealed class ApiCallMeter(BillingCatalog catalog, EntitlementService entitlements, ApiCallBuffer buffer, TimeProvider time, IOptions<BillingOptions> options) : IEndpointFilter
+public sealed class ApiCallMeter(BillingCatalog catalog, EntitlementService entitlements, BuiltInUsageBuffer buffer, TimeProvider time, IOptions<BillingOptions> options) : IEndpointFilter
 {
     public const string MeterKey = "api_calls";
     public const string Source = "tenantry/control-plane";
@@ -48,8 +48,8 @@ public sealed class ApiCallMeter(BillingCatalog catalog, EntitlementService enti
     }
 }
 
-/// <summary>API calls waiting to be written; flushed every <see cref="BillingOptions.ApiCallFlushInterval"/> and at shutdown.</summary>
-public sealed class ApiCallBuffer
+/// <summary>Usage the platform itself observes (API calls, user logins) waiting to be written; flushed every <see cref="BillingOptions.ApiCallFlushInterval"/> and at shutdown.</summary>
+public sealed class BuiltInUsageBuffer
 {
     private readonly ConcurrentQueue<UsageEvent> _events = new();
 
@@ -74,7 +74,7 @@ public sealed class ApiCallBuffer
 /// restart inside a slot does not count it twice.
 /// </summary>
 public sealed partial class BuiltInUsageWorker(
-    ApiCallBuffer buffer, UsageIngestor ingestor, IControlPlaneDatabase db, IOptions<BillingOptions> billing, IOptions<TenantryOptions> tenantry,
+    BuiltInUsageBuffer buffer, UsageIngestor ingestor, IControlPlaneDatabase db, IOptions<BillingOptions> billing, IOptions<TenantryOptions> tenantry,
     TimeProvider time, ILogger<BuiltInUsageWorker> logger) : BackgroundService
 {
     public const string SamplerSource = "tenantry/sampler";

@@ -1,6 +1,4 @@
-using System.Data.Common;
 using System.IO.Compression;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
@@ -132,10 +130,8 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         await using var session = await data.OpenSessionAsync(context, cancellationToken);
         foreach (var table in await TablesAsync(session, cancellationToken))
         {
-            var rows = await session.QueryAsync($"SELECT * FROM {TenantNames.Quote(table)}", ReadRow, cancellationToken: cancellationToken);
-            var entry = archive.CreateEntry($"database/{table}.jsonl", CompressionLevel.Fastest);
-            await using var stream = entry.Open();
-            await using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+            var rows = await session.QueryAsync($"SELECT * FROM {TenantNames.Quote(table)}", ExportRows.Read, cancellationToken: cancellationToken);
+            await using var writer = ExportRows.Entry(archive, table);
             foreach (var row in rows)
             {
                 await writer.WriteLineAsync(row.ToJsonString(JsonSerializerOptions.Default));
@@ -201,15 +197,15 @@ internal sealed partial class PostgresTenantDatabaseProvider(
 
         foreach (var tenant in tenants.Where(t => t.Isolation != IsolationModel.Pool))
         {
-            var server = await placement.FindAsync(tenant.Id, cancellationToken);
-            if (server is null || await ConnectAsync(tenant, cancellationToken) is not { } context)
+            switch ((await ConnectAsync(tenant, cancellationToken))?.Target)
             {
-                continue;
+                case PostgresSiloTarget silo:
+                    targets.Add(MigrationTarget.PostgresSilo(tenant.Slug, silo) with { TenantId = tenant.Id });
+                    break;
+                case PostgresBridgeTarget bridge when ServerOf(bridge.Server) is { } server:
+                    targets.Add(MigrationTarget.PostgresBridge(server.AdminConnectionStringFor(options.BridgeDatabase), tenant.Slug) with { TenantId = tenant.Id });
+                    break;
             }
-
-            targets.Add(context.Target is PostgresSiloTarget silo
-                ? MigrationTarget.PostgresSilo(tenant.Slug, silo) with { TenantId = tenant.Id }
-                : MigrationTarget.PostgresBridge(server.AdminConnectionStringFor(options.BridgeDatabase), tenant.Slug) with { TenantId = tenant.Id });
         }
 
         return await Runner().RunAsync(targets, cancellationToken);
@@ -302,23 +298,6 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             r => r.GetString(0),
             cancellationToken: cancellationToken);
 
-    private static JsonObject ReadRow(DbDataReader reader)
-    {
-        var row = new JsonObject();
-        for (var i = 0; i < reader.FieldCount; i++)
-        {
-            row[reader.GetName(i)] = reader.IsDBNull(i) ? null : JsonValue.Create(reader.GetValue(i) switch
-            {
-                byte[] bytes => Convert.ToBase64String(bytes),
-                DateTime d => d.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
-                IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
-                var v => v.ToString(),
-            });
-        }
-
-        return row;
-    }
-
     private JsonObject Resources(TenantRef tenant, TenantDataContext context)
     {
         var resources = new JsonObject { ["engine"] = "postgresql", ["model"] = tenant.Isolation.ToWire() };
@@ -354,8 +333,10 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         return resources;
     }
 
-    private string ServerName(PostgresEndpoint endpoint) =>
-        servers.All.FirstOrDefault(s => s.Host == endpoint.Host && s.Port == endpoint.Port)?.Name ?? endpoint.ToString();
+    private PostgresServerInfo? ServerOf(PostgresEndpoint endpoint) =>
+        servers.All.FirstOrDefault(s => s.Host == endpoint.Host && s.Port == endpoint.Port);
+
+    private string ServerName(PostgresEndpoint endpoint) => ServerOf(endpoint)?.Name ?? endpoint.ToString();
 
     private static partial class Log
     {

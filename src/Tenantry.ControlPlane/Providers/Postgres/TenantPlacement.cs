@@ -43,12 +43,6 @@ internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers 
     public Task ReleaseAsync(Guid tenantId, CancellationToken cancellationToken) =>
         db.WriteAsync((c, tx) => c.ExecuteAsync("DELETE FROM tenant_placements WHERE tenant_id = @id", tx, ("@id", tenantId)), cancellationToken);
 
-    /// <summary>Tenants placed on each server (for the fleet view and tests).</summary>
-    public Task<Dictionary<string, long>> CountsAsync(CancellationToken cancellationToken) => db.ReadAsync(
-        async c => (await c.QueryAsync("SELECT server, COUNT(*) FROM tenant_placements GROUP BY server", null, r => (r.GetString(0), Convert.ToInt64(r.GetValue(1), System.Globalization.CultureInfo.InvariantCulture))))
-            .ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal),
-        cancellationToken);
-
     private PostgresServerInfo Resolve(string name) =>
         servers.Find(name) ?? throw new PermanentStepException($"The tenant was placed on PostgreSQL server '{name}', which is no longer in Tenantry:Postgres:Servers.");
 }
