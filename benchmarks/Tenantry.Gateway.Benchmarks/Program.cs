@@ -30,18 +30,6 @@ var (benchId, benchToken) = await host.OnboardAsync(op, "bench-a", "bench");
 using (var seed = new HttpClient { BaseAddress = host.Gateway })
 {
     seed.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", benchToken);
-    // The gateway reloads its routing table every second: wait until it knows the new tenant.
-    for (var wait = 0; wait < 100; wait++)
-    {
-        using var probe = await seed.GetAsync(new Uri("/instance", UriKind.Relative));
-        if (probe.IsSuccessStatusCode)
-        {
-            break;
-        }
-
-        await Task.Delay(100);
-    }
-
     for (var i = 0; i < 10; i++)
     {
         using var r = await seed.PostAsJsonAsync("/orders", new { amount = 10 + i, note = "seed" });

@@ -49,6 +49,36 @@ internal sealed partial class GatewayRouteRefresher(
     TimeProvider time,
     ILogger<GatewayRouteRefresher> logger) : BackgroundService
 {
+    private readonly SemaphoreSlim _onDemand = new(1, 1);
+
+    /// <summary>
+    /// Reloads now, unless a reload finished since the caller asked (callers that arrive together
+    /// share one reload). For a valid token naming a tenant the table does not know yet: a tenant
+    /// onboarded since the last periodic reload works at once instead of a second later.
+    /// </summary>
+    public async Task RefreshNowAsync(CancellationToken cancellationToken)
+    {
+        var asked = time.GetUtcNow();
+        await _onDemand.WaitAsync(cancellationToken);
+        try
+        {
+            if (table.LoadedAt < asked)
+            {
+                await RefreshAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            _onDemand.Release();
+        }
+    }
+
+    public override void Dispose()
+    {
+        _onDemand.Dispose();
+        base.Dispose();
+    }
+
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         // The first table is in place before the gateway takes requests.

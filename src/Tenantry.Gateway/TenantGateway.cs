@@ -35,7 +35,8 @@ public static class TenantGateway
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRouteTable>();
-        services.AddHostedService<GatewayRouteRefresher>();
+        services.TryAddSingleton<GatewayRouteRefresher>();
+        services.AddHostedService(sp => sp.GetRequiredService<GatewayRouteRefresher>());
         services.TryAddSingleton(sp => new TenantContextHeaders(
             TenantContextHeaders.LoadOrCreateKey(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ContextKeyFile!)));
         services.AddHttpForwarder();
@@ -208,12 +209,23 @@ internal sealed class GatewayHealthMiddleware(RequestDelegate next, GatewayRoute
 internal sealed class TenantResolutionGatewayMiddleware(
     RequestDelegate next,
     GatewayRouteTable table,
+    GatewayRouteRefresher refresher,
     IOptions<GatewayOptions> options,
     TimeProvider time,
     ILogger<TenantResolutionGatewayMiddleware> logger)
 {
+    private const string ReloadedKey = "tenantry.gateway.routes-reloaded";
+
     private readonly GatewayOptions _options = options.Value;
     private readonly string? _hostSuffix = string.IsNullOrEmpty(options.Value.Domain) ? null : "." + options.Value.Domain;
+
+    /// <summary>A signed token for a tenant the table does not know: reload once (shared with concurrent callers), then decide.</summary>
+    private async Task RetryAfterReloadAsync(HttpContext http)
+    {
+        http.Items[ReloadedKey] = true;
+        await refresher.RefreshNowAsync(http.RequestAborted);
+        await InvokeAsync(http);
+    }
 
     public Task InvokeAsync(HttpContext http)
     {
@@ -240,6 +252,11 @@ internal sealed class TenantResolutionGatewayMiddleware(
         }
 
         var route = table.Find(tenantId);
+        if (route is null && !http.Items.ContainsKey(ReloadedKey))
+        {
+            return RetryAfterReloadAsync(http);
+        }
+
         if (route is null || !route.Active)
         {
             GatewayLog.Inactive(logger, tenantId);

@@ -165,8 +165,6 @@ public sealed class PlatformHost : IAsyncDisposable
         Assert.Equal(HttpStatusCode.Created, invite.StatusCode);
         var password = (await invite.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("initialPassword").GetString()!;
         var token = await LoginAsync($"admin@{slug}.test", password, slug);
-        // The gateway reloads its routing table every 200 ms here: give it two reloads to learn the tenant.
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
         return new TenantHandle(Guid.Parse(id), slug, tier, token, password, this);
     }
 
