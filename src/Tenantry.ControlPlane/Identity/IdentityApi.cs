@@ -1,9 +1,11 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
@@ -16,7 +18,10 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Tenantry.ControlPlane.Identity;
 
-/// <summary>The OIDC issuer (OpenIddict): client credentials at <c>/connect/token</c>, JWT access tokens.</summary>
+/// <summary>
+/// The OIDC issuer (OpenIddict): client credentials and the password grant at <c>/connect/token</c>, the
+/// authorization code flow with PKCE (S256) at <c>/connect/authorize</c> for public clients, JWT access tokens.
+/// </summary>
 public static class IdentityApi
 {
     public const string AdminScope = "tenantry:admin";
@@ -35,11 +40,19 @@ public static class IdentityApi
             .AddServer(server =>
             {
                 server.SetTokenEndpointUris("connect/token");
+                server.SetAuthorizationEndpointUris("connect/authorize");
                 server.SetConfigurationEndpointUris(".well-known/openid-configuration");
                 server.SetJsonWebKeySetEndpointUris(".well-known/jwks");
                 server.AllowClientCredentialsFlow();
                 // Tenant users log in with the password grant (a CLI or a first-party app); it has no client secret.
                 server.AllowPasswordFlow();
+                // SPAs and CLIs: the authorization code flow with PKCE, S256 only (plain is refused), single-use codes.
+                server.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange();
+                server.Configure(o =>
+                {
+                    o.CodeChallengeMethods.Clear();
+                    o.CodeChallengeMethods.Add(CodeChallengeMethods.Sha256);
+                });
                 server.AcceptAnonymousClients();
                 server.RegisterScopes(AdminScope, Scopes.OpenId, Scopes.Email, Scopes.Roles, Scopes.Profile);
                 server.RegisterClaims(Claims.Subject, Claims.Email, Claims.Role, TenantIdClaim, TierClaim, TenantSlugClaim);
@@ -47,9 +60,11 @@ public static class IdentityApi
                 // Clients live in Tenantry's own store, so OpenIddict runs without its EF stores
                 // and the handler below authenticates clients.
                 server.EnableDegradedMode();
-                server.UseAspNetCore().EnableTokenEndpointPassthrough().DisableTransportSecurityRequirement();
+                server.UseAspNetCore().EnableTokenEndpointPassthrough().EnableAuthorizationEndpointPassthrough().DisableTransportSecurityRequirement();
                 server.AddEventHandler<OpenIddictServerEvents.ValidateTokenRequestContext>(handler =>
                     handler.UseScopedHandler<ClientCredentialsValidator>());
+                server.AddEventHandler<OpenIddictServerEvents.ValidateAuthorizationRequestContext>(handler =>
+                    handler.UseSingletonHandler<PublicClientRedirectValidator>());
             })
             .AddValidation(validation =>
             {
@@ -57,9 +72,13 @@ public static class IdentityApi
                 validation.UseAspNetCore();
             });
 
-        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>>((server, tenantry) =>
+        services.AddOptions<TenantLoginOptions>().BindConfiguration(TenantLoginOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantLoginOptions>, TenantLoginOptionsValidator>());
+        services.AddAntiforgery();
+        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>>((server, tenantry, login) =>
         {
             var o = tenantry.Value;
+            server.AuthorizationCodeLifetime = login.Value.AuthorizationCodeLifetime;
             server.Issuer = o.Issuer ?? new Uri($"http://127.0.0.1:{o.Ports.ControlPlane}/");
             server.AccessTokenLifetime = o.AccessTokenLifetime;
             var signing = SigningKeys.LoadOrCreate(o.DataPath, "signing");
@@ -79,6 +98,7 @@ public static class IdentityApi
     public static IEndpointRouteBuilder MapIdentityApi(this IEndpointRouteBuilder routes)
     {
         routes.MapPost("/connect/token", IssueToken).ExcludeFromDescription();
+        routes.MapMethods("/connect/authorize", [HttpMethods.Get, HttpMethods.Post], LoginPage.AuthorizeAsync).ExcludeFromDescription();
         return routes;
     }
 
@@ -91,9 +111,14 @@ public static class IdentityApi
             return await IssueUserToken(http, request, users, usage, time);
         }
 
+        if (request.IsAuthorizationCodeGrantType())
+        {
+            return await RedeemCode(http, request, users, db, time);
+        }
+
         if (!request.IsClientCredentialsGrantType() || request.ClientId is null)
         {
-            return Forbid(Errors.UnsupportedGrantType, "Supported grants: client_credentials, password.");
+            return Forbid(Errors.UnsupportedGrantType, "Supported grants: client_credentials, password, authorization_code.");
         }
 
         var client = await clients.FindAsync(request.ClientId, http.RequestAborted);
@@ -135,21 +160,55 @@ public static class IdentityApi
             return Forbid(Errors.InvalidGrant, "The user name or password is not valid, or the tenant is not active.");
         }
 
-        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
-        identity.SetClaim(Claims.Subject, $"{match.Tenant.Id}:{match.User.Email}");
-        identity.SetClaim(Claims.Name, match.User.Email);
-        identity.SetClaim(Claims.Email, match.User.Email);
-        AddTenantClaims(identity, match.Tenant);
-        identity.SetClaims(Claims.Role, [match.User.Role]);
-        identity.SetScopes(request.GetScopes().Intersect(UserScopes, StringComparer.Ordinal));
-        identity.SetDestinations(_ => [Destinations.AccessToken]);
+        RecordLogin(usage, time, match.User, match.Tenant);
+        return Results.SignIn(new ClaimsPrincipal(UserIdentity(match.User, match.Tenant, request.GetScopes())), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
 
-        // Metering: a user who logs in is active (unique_count over userId); one event per user and day.
+    /// <summary>
+    /// OpenIddict has checked the code (signature, lifetime, client, redirect URI, code_verifier). Degraded
+    /// mode keeps no token store, so single use is enforced here; and the user and tenant are looked up
+    /// again, as either may have been disabled or suspended since the code was issued.
+    /// </summary>
+    private static async Task<IResult> RedeemCode(HttpContext http, OpenIddictRequest request, TenantUserStore users, IControlPlaneDatabase db, TimeProvider time)
+    {
+        var code = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal;
+        if (code is null || !await AuthorizationCodes.TryRedeemAsync(db, time, request.Code!, http.RequestAborted))
+        {
+            return Forbid(Errors.InvalidGrant, "The authorization code is invalid or was already used.");
+        }
+
+        var found = Guid.TryParse(code.GetClaim(TenantIdClaim), out var tenantId) && code.GetClaim(Claims.Email) is { } email
+            ? await users.FindActiveAsync(tenantId, email, http.RequestAborted)
+            : null;
+        if (found is not { } match)
+        {
+            return Forbid(Errors.InvalidGrant, "The user or the tenant is no longer active.");
+        }
+
+        return Results.SignIn(new ClaimsPrincipal(UserIdentity(match.User, match.Tenant, code.GetScopes())), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    /// <summary>A tenant user's token claims, whichever way the user logged in.</summary>
+    internal static ClaimsIdentity UserIdentity(TenantUser user, Tenant tenant, IEnumerable<string> scopes)
+    {
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, $"{tenant.Id}:{user.Email}");
+        identity.SetClaim(Claims.Name, user.Email);
+        identity.SetClaim(Claims.Email, user.Email);
+        AddTenantClaims(identity, tenant);
+        identity.SetClaims(Claims.Role, [user.Role]);
+        identity.SetScopes(scopes.Intersect(UserScopes, StringComparer.Ordinal));
+        identity.SetDestinations(_ => [Destinations.AccessToken]);
+        return identity;
+    }
+
+    /// <summary>Metering: a user who logs in is active (unique_count over userId); one event per user and day.</summary>
+    internal static void RecordLogin(Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time, TenantUser user, Tenant tenant)
+    {
         var now = time.GetUtcNow();
         usage.Add(new Billing.Usage.UsageEvent(
-            "tenantry/identity", $"{match.Tenant.Id:N}:{match.User.Email}:{now:yyyy-MM-dd}", match.Tenant.Id, "active_users", now,
-            new System.Text.Json.Nodes.JsonObject { ["userId"] = match.User.Email }.ToJsonString()));
-        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+            "tenantry/identity", $"{tenant.Id:N}:{user.Email}:{now:yyyy-MM-dd}", tenant.Id, "active_users", now,
+            new System.Text.Json.Nodes.JsonObject { ["userId"] = user.Email }.ToJsonString()));
     }
 
     private static void AddTenantClaims(ClaimsIdentity identity, Tenant tenant)
@@ -168,11 +227,26 @@ public static class IdentityApi
         [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
 }
 
-/// <summary>Authenticates the client of a token request against the client store.</summary>
-internal sealed class ClientCredentialsValidator(ClientStore clients) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
+/// <summary>Authenticates the client of a token request against the client store (public clients against their registration).</summary>
+internal sealed class ClientCredentialsValidator(ClientStore clients, IOptions<TenantLoginOptions> login) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
 {
     public async ValueTask HandleAsync(OpenIddictServerEvents.ValidateTokenRequestContext context)
     {
+        if (context.Request.IsAuthorizationCodeGrantType())
+        {
+            // A public client has no secret: the code_verifier (checked by OpenIddict against the code) proves the caller.
+            if (string.IsNullOrEmpty(context.ClientId) || !login.Value.PublicClients.ContainsKey(context.ClientId))
+            {
+                context.Reject(Errors.InvalidClient, "The client_id is not a registered public client.");
+            }
+            else if (!string.IsNullOrEmpty(context.ClientSecret))
+            {
+                context.Reject(Errors.InvalidClient, "A public client sends no client_secret.");
+            }
+
+            return;
+        }
+
         if (context.Request.IsPasswordGrantType())
         {
             // Public clients: the user's password is checked when the token is issued.

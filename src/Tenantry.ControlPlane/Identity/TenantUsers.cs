@@ -149,6 +149,21 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
         return (u with { Status = "active" }, owner);
     }
 
+    /// <summary>The user and its tenant when the user is enabled and the tenant active (a code issued earlier is being redeemed).</summary>
+    public async Task<(TenantUser User, Tenant Tenant)?> FindActiveAsync(Guid tenantId, string email, CancellationToken cancellationToken)
+    {
+        var found = await db.ReadAsync(
+            async c =>
+            {
+                var user = (await c.QueryAsync(
+                    "SELECT tenant_id, email, role, status, disabled, created_at FROM tenant_users WHERE tenant_id = @t AND email = @e",
+                    null, Read, ("@t", tenantId), ("@e", email))).SingleOrDefault();
+                return user is null ? default : (user, await TenantStore.GetAsync(c, null, tenantId));
+            },
+            cancellationToken);
+        return found is ({ Disabled: false } u, { Status: TenantStatus.Active } t) ? (u, t) : null;
+    }
+
     private static readonly string DummyHash = Hasher.HashPassword("nobody", "not-a-password");
 
     private static TenantUser Read(System.Data.Common.DbDataReader r) =>

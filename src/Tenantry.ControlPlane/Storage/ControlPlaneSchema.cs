@@ -119,6 +119,11 @@ internal static class ControlPlaneSchema
             PRIMARY KEY (tenant_id, email)
         );
 
+        CREATE TABLE IF NOT EXISTS redeemed_authorization_codes (
+            code_hash TEXT PRIMARY KEY,
+            expires_at TEXT NOT NULL
+        );
+
         CREATE TABLE IF NOT EXISTS tenant_routes (
             tenant_id TEXT PRIMARY KEY,
             slug TEXT NOT NULL,
