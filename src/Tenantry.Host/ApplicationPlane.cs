@@ -145,12 +145,15 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
     public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
     {
         var entries = await routes.ListAsync(cancellationToken);
-        return [.. entries.Select(e => new GatewayRoute(
-            e.TenantId,
-            e.Slug,
-            e.Tier,
-            TenantryNames.ParseIsolation(e.Isolation),
-            e.Active,
-            e.Mode == "dedicated" ? new Uri(e.Upstream) : null))];
+        return [.. entries.Select(ToGatewayRoute)];
     }
+
+    /// <summary>The control plane's route entry as the gateway reads it (also for replicas that read <c>/v1/routes</c>).</summary>
+    public static GatewayRoute ToGatewayRoute(TenantRouteEntry e) => new(
+        e.TenantId,
+        e.Slug,
+        e.Tier,
+        TenantryNames.ParseIsolation(e.Isolation),
+        e.Active,
+        e.Mode == "dedicated" ? new Uri(e.Upstream) : null);
 }

@@ -18,6 +18,13 @@ if (args.FirstOrDefault() == ApplicationPlane.AppCommand)
     return 0;
 }
 
+// One more gateway replica, apart from the control plane (routing table over HTTP, limits shared through Redis).
+if (args.FirstOrDefault() == GatewayReplica.Command)
+{
+    await GatewayReplica.Build(args[1..]).RunAsync();
+    return 0;
+}
+
 // Content root = the app folder, so appsettings.json is found wherever the host is started from.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);

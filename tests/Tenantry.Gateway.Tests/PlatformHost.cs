@@ -18,10 +18,14 @@ public sealed class PlatformHost : IAsyncDisposable
     public const string OperatorSecret = "gateway-tests-operator-secret-0123";
     private static readonly string HostDll = Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly string[] _settings;
+    private readonly List<Process> _replicas = [];
     private Process? _process;
 
-    public PlatformHost(string? dataDir = null, int[]? ports = null)
+    /// <param name="settings">More <c>--key=value</c> settings, after <see cref="TestSettings"/>.</param>
+    public PlatformHost(string? dataDir = null, int[]? ports = null, string[]? settings = null)
     {
+        _settings = settings ?? [];
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "tenantry-gateway-tests", Guid.NewGuid().ToString("N"));
         var p = ports ?? FreePorts(4);
         Ports = p;
@@ -44,7 +48,7 @@ public sealed class PlatformHost : IAsyncDisposable
 
     public string Output => string.Join('\n', _output.TakeLast(80));
 
-    /// <summary>Extra tiers and plans the tests use: <c>trial</c> (2 r/s, burst 3) and <c>metered</c> (quota 5 a day).</summary>
+    /// <summary>Extra tiers and plans the tests use: <c>trial</c> (2 r/s, burst 3) and <c>metered</c> (quota 5 a day); a SPA public client <c>orders-spa</c>.</summary>
     public static readonly string[] TestSettings =
     [
         "--Tenantry:Tiers:trial=pool",
@@ -58,9 +62,49 @@ public sealed class PlatformHost : IAsyncDisposable
         "--Tenantry:Operations:RetryDelay=00:00:00.050",
         "--Tenantry:Operations:PollInterval=00:00:00.100",
         "--Tenantry:Compute:CheckInterval=00:00:00.200",
+        "--Tenantry:Identity:PublicClients:orders-spa:RedirectUris:0=https://spa.tenants.test/callback",
     ];
 
     public async Task StartAsync()
+    {
+        _process = await LaunchAsync(
+            [
+                "--data-dir", DataDir, "--port", Ports[0].ToString(CultureInfo.InvariantCulture),
+                "--gateway-port", Ports[1].ToString(CultureInfo.InvariantCulture),
+                "--Tenantry:Ports:SharedApp=" + Ports[2].ToString(CultureInfo.InvariantCulture),
+                "--Tenantry:Compute:FirstDedicatedPort=" + Ports[3].ToString(CultureInfo.InvariantCulture),
+                "--operator-secret", OperatorSecret,
+                .. TestSettings,
+                .. _settings,
+            ],
+            ControlPlane,
+            Gateway);
+    }
+
+    /// <summary>
+    /// One more gateway replica (<c>Tenantry.Host gateway</c>) in front of this host's control plane and shared
+    /// app, on its own free port; stopped with the host.
+    /// </summary>
+    public async Task<Uri> StartGatewayReplicaAsync(params string[] settings)
+    {
+        var port = FreePorts(1)[0];
+        var replica = new Uri($"http://127.0.0.1:{port}");
+        _replicas.Add(await LaunchAsync(
+            [
+                "gateway", "--gateway-port", port.ToString(CultureInfo.InvariantCulture),
+                "--Tenantry:Gateway:Authority=" + ControlPlane,
+                "--Tenantry:Gateway:SharedUpstream=" + SharedApp,
+                "--Tenantry:Gateway:ContextKeyFile=" + Path.Combine(DataDir, "keys", "tenant-context.key"),
+                "--Tenantry:Gateway:ClientSecret=" + OperatorSecret,
+                .. TestSettings,
+                .. settings,
+            ],
+            replica));
+        return replica;
+    }
+
+    /// <summary>Runs <c>dotnet Tenantry.Host.dll</c> with <paramref name="arguments"/> until every health URI answers.</summary>
+    private async Task<Process> LaunchAsync(string[] arguments, params Uri[] health)
     {
         Assert.True(File.Exists(HostDll), $"{HostDll} is missing: the test project must reference Tenantry.Host.");
         var info = new ProcessStartInfo(DotnetPath())
@@ -70,16 +114,8 @@ public sealed class PlatformHost : IAsyncDisposable
             RedirectStandardError = true,
             WorkingDirectory = AppContext.BaseDirectory,
         };
-        string[] args =
-        [
-            HostDll, "--data-dir", DataDir, "--port", Ports[0].ToString(CultureInfo.InvariantCulture),
-            "--gateway-port", Ports[1].ToString(CultureInfo.InvariantCulture),
-            "--Tenantry:Ports:SharedApp=" + Ports[2].ToString(CultureInfo.InvariantCulture),
-            "--Tenantry:Compute:FirstDedicatedPort=" + Ports[3].ToString(CultureInfo.InvariantCulture),
-            "--operator-secret", OperatorSecret,
-            .. TestSettings,
-        ];
-        foreach (var a in args)
+        info.ArgumentList.Add(HostDll);
+        foreach (var a in arguments)
         {
             info.ArgumentList.Add(a);
         }
@@ -91,35 +127,44 @@ public sealed class PlatformHost : IAsyncDisposable
         }
 
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        _process = new Process { StartInfo = info };
-        _process.OutputDataReceived += (_, e) => Record(e.Data);
-        _process.ErrorDataReceived += (_, e) => Record(e.Data);
-        Assert.True(_process.Start());
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        var process = new Process { StartInfo = info };
+        process.OutputDataReceived += (_, e) => Record(e.Data);
+        process.ErrorDataReceived += (_, e) => Record(e.Data);
+        Assert.True(process.Start());
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(60))
         {
-            Assert.False(_process.HasExited, $"The host exited with code {(_process.HasExited ? _process.ExitCode : 0)}:\n{Output}");
+            Assert.False(process.HasExited, $"The host exited with code {(process.HasExited ? process.ExitCode : 0)}:\n{Output}");
             try
             {
-                using var cp = await http.GetAsync(new Uri(ControlPlane, "/healthz"));
-                using var gw = await http.GetAsync(new Uri(Gateway, "/healthz"));
-                if (cp.IsSuccessStatusCode && gw.IsSuccessStatusCode)
+                var healthy = true;
+                foreach (var uri in health)
                 {
-                    return;
+                    using var response = await http.GetAsync(new Uri(uri, "/healthz"));
+                    healthy &= response.IsSuccessStatusCode;
+                }
+
+                if (healthy)
+                {
+                    return process;
                 }
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
+                // Not listening yet, or slow to answer on a loaded machine: ask again.
             }
 
             await Task.Delay(100);
         }
 
+        process.Kill(entireProcessTree: true);
+        process.Dispose();
         Assert.Fail("The host did not become healthy:\n" + Output);
+        return null!;
     }
 
     /// <summary>SIGKILL, as a crash: the dedicated instances it started keep running.</summary>
@@ -206,6 +251,17 @@ public sealed class PlatformHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var replica in _replicas)
+        {
+            if (!replica.HasExited)
+            {
+                replica.Kill(entireProcessTree: true);
+                await replica.WaitForExitAsync();
+            }
+
+            replica.Dispose();
+        }
+
         if (_process is not null)
         {
             if (!_process.HasExited)
@@ -282,7 +338,7 @@ public sealed class PlatformHost : IAsyncDisposable
         }
     }
 
-    private static int[] FreePorts(int count)
+    public static int[] FreePorts(int count)
     {
         var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
         listeners.ForEach(l => l.Start());
@@ -291,7 +347,7 @@ public sealed class PlatformHost : IAsyncDisposable
         return ports;
     }
 
-    private static string DotnetPath()
+    public static string DotnetPath()
     {
         var current = Environment.ProcessPath;
         if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -12,53 +9,11 @@ namespace Tenantry.Gateway.Tests;
 /// <summary>Shared limits on a real redis-server started by the test: two gateway replicas draw from one bucket per tenant.</summary>
 public sealed class RedisRateLimitTests : IAsyncLifetime
 {
-    private readonly int _port = FreePort();
-    private Process? _redis;
-    private ConnectionMultiplexer? _connection;
+    private readonly RedisServer _redis = new();
 
-    public async Task InitializeAsync()
-    {
-        var start = new ProcessStartInfo("redis-server") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "--port", _port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
-        {
-            start.ArgumentList.Add(a);
-        }
+    public Task InitializeAsync() => _redis.StartAsync();
 
-        _redis = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start (apt-get install redis-server).");
-        _redis.BeginOutputReadLine();
-        _redis.BeginErrorReadLine();
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                _connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_port},connectTimeout=1000");
-                await _connection.GetDatabase().PingAsync();
-                return;
-            }
-            catch (RedisConnectionException) when (clock.Elapsed < TimeSpan.FromSeconds(20))
-            {
-                _connection?.Dispose();
-                await Task.Delay(100);
-            }
-        }
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_connection is not null)
-        {
-            await _connection.DisposeAsync();
-        }
-
-        if (_redis is { HasExited: false })
-        {
-            _redis.Kill();
-            await _redis.WaitForExitAsync();
-        }
-
-        _redis?.Dispose();
-    }
+    public async Task DisposeAsync() => await _redis.DisposeAsync();
 
     [Fact]
     public async Task Two_replicas_share_one_bucket_per_tenant_and_other_tenants_are_unaffected()
@@ -122,7 +77,7 @@ public sealed class RedisRateLimitTests : IAsyncLifetime
         var options = new GatewayOptions();
         // A quota, not a rate: the count does not depend on how long each failed Redis call takes.
         options.Plans["shared"] = new PlanLimits { RequestsPerSecond = 1000, DailyQuota = 2 };
-        using var down = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{FreePort()},abortConnect=false,connectTimeout=200,syncTimeout=200,asyncTimeout=200");
+        using var down = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{PlatformHost.FreePorts(1)[0]},abortConnect=false,connectTimeout=200,syncTimeout=200,asyncTimeout=200");
         using var limiter = new RedisTenantRateLimiter(down, options, TenantGateway.TenantLimiter(options), NullLogger<RedisTenantRateLimiter>.Instance);
         var tenant = Request(Guid.CreateVersion7(), "shared");
         var granted = 0;
@@ -136,7 +91,7 @@ public sealed class RedisRateLimitTests : IAsyncLifetime
     }
 
     private RedisTenantRateLimiter Limiter(GatewayOptions options) =>
-        new(_connection!, options, TenantGateway.TenantLimiter(options), NullLogger<RedisTenantRateLimiter>.Instance);
+        new(_redis.Connection, options, TenantGateway.TenantLimiter(options), NullLogger<RedisTenantRateLimiter>.Instance);
 
     private static DefaultHttpContext Request(Guid tenantId, string tier)
     {
@@ -147,14 +102,5 @@ public sealed class RedisRateLimitTests : IAsyncLifetime
             TenantId = tenantId, Slug = route.Slug, Tier = tier, Isolation = IsolationModel.Pool, Subject = "s", Roles = [],
         });
         return http;
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }

@@ -1,0 +1,102 @@
+using System.ComponentModel.DataAnnotations;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Routing;
+using Tenantry.Gateway;
+
+namespace Tenantry.Host;
+
+/// <summary>
+/// <c>Tenantry.Host gateway</c>: one more gateway replica, apart from the control plane. It reads the
+/// routing table from <c>GET /v1/routes</c> of the control plane (<c>Tenantry:Gateway:Authority</c>, also
+/// the token issuer) with a client that holds <c>tenantry:admin</c>, forwards pool and bridge tenants to
+/// <c>Tenantry:Gateway:SharedUpstream</c>, and signs the tenant context with the shared
+/// <c>Tenantry:Gateway:ContextKeyFile</c>. With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
+/// tenant's rate-limit bucket and quota.
+/// </summary>
+internal static class GatewayReplica
+{
+    public const string Command = "gateway";
+
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        builder.Services.AddOptions<ReplicaOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(
+            sp, new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) }));
+        builder.Services.AddTenantryGateway<HttpRouteSource>();
+        var port = builder.Configuration.GetValue("Tenantry:Ports:Gateway", 5081);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        var app = builder.Build();
+        app.UseTenantryGateway();
+        return app;
+    }
+}
+
+/// <summary>The replica's credentials for the control plane's routing table (<c>Tenantry:Gateway:ClientId</c>, <c>:ClientSecret</c>).</summary>
+internal sealed class ReplicaOptions
+{
+    [Required]
+    public string ClientId { get; set; } = "operator";
+
+    [Required]
+    [MinLength(16)]
+    public string? ClientSecret { get; set; }
+}
+
+/// <summary>The routing table over HTTP: <c>GET /v1/routes</c> with a client-credentials token, renewed before it expires.</summary>
+internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> options, IOptions<GatewayOptions> gateway, TimeProvider time) : IGatewayRouteSource, IDisposable
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private string? _token;
+    private DateTimeOffset _expires;
+
+    public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway.Value.Authority!, "v1/routes"));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(options.Value, cancellationToken));
+        using var response = await http.SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            _token = null;
+        }
+
+        response.EnsureSuccessStatusCode();
+        var page = await response.Content.ReadFromJsonAsync<RoutesPage>(Json, cancellationToken)
+            ?? throw new InvalidOperationException("The control plane sent an empty routing table.");
+        return [.. page.Items.Select(ControlPlaneRouteSource.ToGatewayRoute)];
+    }
+
+    private async Task<string> TokenAsync(ReplicaOptions o, CancellationToken cancellationToken)
+    {
+        if (_token is not null && time.GetUtcNow() < _expires)
+        {
+            return _token;
+        }
+
+        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = o.ClientId,
+            ["client_secret"] = o.ClientSecret!,
+            ["scope"] = "tenantry:admin",
+        });
+        using var response = await http.PostAsync(new Uri(gateway.Value.Authority!, "connect/token"), form, cancellationToken);
+        response.EnsureSuccessStatusCode();
+        var token = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        _token = token.GetProperty("access_token").GetString();
+        // Renew a minute early (or halfway for short lifetimes), so a reload never presents an expired token.
+        var lifetime = TimeSpan.FromSeconds(token.TryGetProperty("expires_in", out var e) ? e.GetInt32() : 300);
+        _expires = time.GetUtcNow() + (lifetime > TimeSpan.FromMinutes(2) ? lifetime - TimeSpan.FromMinutes(1) : lifetime / 2);
+        return _token!;
+    }
+
+    public void Dispose() => http.Dispose();
+
+    private sealed record RoutesPage(List<TenantRouteEntry> Items);
+}

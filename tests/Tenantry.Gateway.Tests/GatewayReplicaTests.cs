@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Tenantry.Gateway.Tests;
+
+/// <summary>
+/// Two real gateway replicas, end to end: the host's own gateway and a second <c>Tenantry.Host gateway</c>
+/// process on another port, both on one redis-server started here and on the same control plane. One
+/// tenant's traffic, alternating between them, draws from one bucket and one quota.
+/// </summary>
+public sealed class GatewayReplicaTests : IAsyncLifetime
+{
+    private const int Rate = 1;
+    private const int Burst = 5;
+    private readonly RedisServer _redis = new();
+    private PlatformHost _host = null!;
+    private Uri _replica = null!;
+    private HttpClient _operator = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _redis.StartAsync();
+        string[] shared =
+        [
+            "--Tenantry:Gateway:Redis=" + _redis.Configuration,
+            "--Tenantry:Tiers:replicated=pool",
+            $"--Tenantry:Gateway:Plans:replicated:RequestsPerSecond={Rate}",
+            $"--Tenantry:Gateway:Plans:replicated:Burst={Burst}",
+        ];
+        _host = new PlatformHost(settings: shared);
+        await _host.StartAsync();
+        _replica = await _host.StartGatewayReplicaAsync(shared);
+        _operator = await _host.OperatorAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _operator?.Dispose();
+        await _host.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task One_tenant_alternating_between_two_replicas_gets_one_bucket_not_two()
+    {
+        var noisy = await _host.OnboardAsync(_operator, "noisy", "replicated");
+        var quiet = await _host.OnboardAsync(_operator, "quiet", "replicated");
+        using var first = Client(_host.Gateway, noisy.Token);
+        using var second = Client(_replica, noisy.Token);
+
+        var clock = Stopwatch.StartNew();
+        // Both replicas serve the tenant (the second one reads the routing table over HTTP).
+        using (var a = await first.GetAsync(new Uri("/instance", UriKind.Relative)))
+        using (var b = await second.GetAsync(new Uri("/instance", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, a.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, b.StatusCode);
+        }
+
+        var accepted = 2;
+        var refusedBy = new HashSet<int>();
+        for (var i = 0; i < 4 * Burst && clock.Elapsed < TimeSpan.FromSeconds(60); i++)
+        {
+            using var response = await (i % 2 == 0 ? first : second).GetAsync(new Uri("/instance", UriKind.Relative));
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                accepted++;
+                continue;
+            }
+
+            Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+            refusedBy.Add(i % 2);
+            Assert.True(int.Parse(response.Headers.GetValues("Retry-After").Single(), CultureInfo.InvariantCulture) >= 1);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal("https://tenantry.dev/problems/rate-limited", problem.GetProperty("type").GetString());
+            Assert.Equal(429, problem.GetProperty("status").GetInt32());
+        }
+
+        var window = clock.Elapsed;
+        // One bucket: the burst plus what refilled while the loop ran (the measured window, rounded up, plus a
+        // token for the refill in flight); two independent buckets would have let through twice the burst at once.
+        var bound = Burst + (int)Math.Ceiling(window.TotalSeconds * Rate) + 1;
+        Assert.InRange(accepted, Burst, bound);
+        Assert.Equal([0, 1], refusedBy.Order());
+
+        // The other tenant on the same plan is not held back, on either replica.
+        using var quietFirst = Client(_host.Gateway, quiet.Token);
+        using var quietSecond = Client(_replica, quiet.Token);
+        using var q1 = await quietFirst.GetAsync(new Uri("/instance", UriKind.Relative));
+        using var q2 = await quietSecond.GetAsync(new Uri("/instance", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, q1.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, q2.StatusCode);
+        Assert.Equal(quiet.Id, (await q2.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("tenantId").GetGuid());
+    }
+
+    [Fact]
+    public async Task The_daily_quota_is_counted_once_across_replicas()
+    {
+        // metered: 100 r/s, 5 requests a day (PlatformHost.TestSettings), so the count does not depend on timing.
+        var tenant = await _host.OnboardAsync(_operator, "quota", "metered");
+        using var first = Client(_host.Gateway, tenant.Token);
+        using var second = Client(_replica, tenant.Token);
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 8; i++)
+        {
+            using var response = await (i % 2 == 0 ? first : second).GetAsync(new Uri("/instance", UriKind.Relative));
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                Assert.True(int.Parse(response.Headers.GetValues("Retry-After").Single(), CultureInfo.InvariantCulture) > 60);
+                var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+                Assert.Equal("https://tenantry.dev/problems/quota-exceeded", problem.GetProperty("type").GetString());
+            }
+        }
+
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
+        Assert.Equal(3, statuses.Count(s => s == HttpStatusCode.TooManyRequests));
+    }
+
+    private static HttpClient Client(Uri gateway, string token)
+    {
+        var client = new HttpClient { BaseAddress = gateway };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+}
