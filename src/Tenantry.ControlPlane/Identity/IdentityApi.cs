@@ -44,7 +44,7 @@ public static class IdentityApi
                 server.SetConfigurationEndpointUris(".well-known/openid-configuration");
                 server.SetJsonWebKeySetEndpointUris(".well-known/jwks");
                 server.AllowClientCredentialsFlow();
-                // Tenant users log in with the password grant (a CLI or a first-party app); it has no client secret.
+                // The password grant stays for scripts and tests (no client secret); browsers and CLIs use the code flow below.
                 server.AllowPasswordFlow();
                 // SPAs and CLIs: the authorization code flow with PKCE, S256 only (plain is refused), single-use codes.
                 server.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange();

@@ -91,9 +91,9 @@ internal static class LoginPage
 
         foreach (var (name, value) in request.GetParameters())
         {
-            if (!FormFields.Contains(name) && (string?)value is { } text)
+            if (!FormFields.Contains(name))
             {
-                html.Append("<input type=\"hidden\" name=\"").Append(Encode(name)).Append("\" value=\"").Append(Encode(text)).Append("\">\n");
+                html.Append("<input type=\"hidden\" name=\"").Append(Encode(name)).Append("\" value=\"").Append(Encode(value.ToString())).Append("\">\n");
             }
         }
 
