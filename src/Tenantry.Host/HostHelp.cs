@@ -29,6 +29,11 @@ internal static class HostHelp
           --Tenantry:<key>=<value> any configuration key, e.g. --Tenantry:Operations:MaxParallel=8
           -h, --help               this text
 
+        One more gateway replica (apart from the control plane; share limits with --Tenantry:Gateway:Redis=host:port):
+          dotnet Tenantry.Host.dll gateway --gateway-port <n> --Tenantry:Gateway:Authority=<control plane URL>
+            --Tenantry:Gateway:SharedUpstream=<shared app URL> --Tenantry:Gateway:ContextKeyFile=<data-dir>/keys/tenant-context.key
+            --Tenantry:Gateway:ClientSecret=<secret of the 'operator' client>
+
         Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
         Structured JSON logs: --Logging:Console:FormatterName=json
 

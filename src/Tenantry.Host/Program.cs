@@ -21,8 +21,15 @@ if (args.FirstOrDefault() == ApplicationPlane.AppCommand)
 // One more gateway replica, apart from the control plane (routing table over HTTP, limits shared through Redis).
 if (args.FirstOrDefault() == GatewayReplica.Command)
 {
-    await GatewayReplica.Build(args[1..]).RunAsync();
-    return 0;
+    try
+    {
+        await GatewayReplica.Build(args[1..]).RunAsync();
+        return 0;
+    }
+    catch (OptionsValidationException ex)
+    {
+        return InvalidConfiguration(ex);
+    }
 }
 
 // Content root = the app folder, so appsettings.json is found wherever the host is started from.
@@ -56,13 +63,7 @@ try
 }
 catch (OptionsValidationException ex)
 {
-    Console.Error.WriteLine("Tenantry cannot start, the configuration is not valid:");
-    foreach (var failure in ex.Failures)
-    {
-        Console.Error.WriteLine("  - " + failure);
-    }
-
-    return 2;
+    return InvalidConfiguration(ex);
 }
 catch (InvalidOperationException ex) when (ex.Message.StartsWith("Another Tenantry host", StringComparison.Ordinal))
 {
@@ -73,6 +74,17 @@ catch (IOException ex) when (ex.Message.Contains("address already in use", Strin
 {
     Console.Error.WriteLine($"Tenantry cannot listen on port {settings.Ports.ControlPlane}: it is in use. Start with --port <other port>.");
     return 4;
+}
+
+static int InvalidConfiguration(OptionsValidationException ex)
+{
+    Console.Error.WriteLine("Tenantry cannot start, the configuration is not valid:");
+    foreach (var failure in ex.Failures)
+    {
+        Console.Error.WriteLine("  - " + failure);
+    }
+
+    return 2;
 }
 
 /// <summary>Exposed for WebApplicationFactory in the tests.</summary>

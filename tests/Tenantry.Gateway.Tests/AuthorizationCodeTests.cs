@@ -30,7 +30,7 @@ public sealed partial class AuthorizationCodeTests(PlatformFixture platform)
 
         using var signedIn = await PostFormAsync(browser, html, platform.Acme.Slug, $"admin@{platform.Acme.Slug}.test", platform.Acme.Password);
         Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
-        // The form's password passes through OpenIddict's request logging: redacted there.
+        // The password does not reach the host's log.
         Assert.DoesNotContain(platform.Acme.Password, platform.Host.Output, StringComparison.Ordinal);
         var location = signedIn.Headers.Location!;
         Assert.StartsWith(CliRedirect + "?", location.ToString(), StringComparison.Ordinal);
@@ -117,6 +117,8 @@ public sealed partial class AuthorizationCodeTests(PlatformFixture platform)
     [Theory]
     [InlineData(Cli, "http://127.0.0.1:53682/other")]
     [InlineData(Cli, "http://localhost:53682/callback")]
+    [InlineData(Cli, "http://[::1]:53682/callback")]
+    [InlineData(Cli, "http://127.0.0.1:53682/callback?x=1")]
     [InlineData(Cli, "https://evil.test/callback")]
     [InlineData(Cli, "http://127.0.0.1:53682/callback#x")]
     [InlineData("orders-spa", "https://spa.tenants.test/callback/../evil")]
@@ -128,6 +130,18 @@ public sealed partial class AuthorizationCodeTests(PlatformFixture platform)
         using var response = await browser.GetAsync(AuthorizeUri(client, redirect, Pkce.New().Challenge, "S256", state: "s"));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Null(response.Headers.Location);
+    }
+
+    [Fact]
+    public async Task Prompt_none_gets_login_required_on_the_redirect_uri()
+    {
+        using var browser = Browser();
+        using var response = await browser.GetAsync(new Uri(AuthorizeUri(Cli, CliRedirect, Pkce.New().Challenge, "S256", state: "pn") + "&prompt=none", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        var query = ParseQuery(response.Headers.Location!.Query);
+        Assert.Equal("login_required", query["error"]);
+        Assert.Equal("pn", query["state"]);
+        Assert.False(query.ContainsKey("code"));
     }
 
     [Fact]
