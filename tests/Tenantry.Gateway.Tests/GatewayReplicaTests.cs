@@ -15,7 +15,7 @@ namespace Tenantry.Gateway.Tests;
 public sealed class GatewayReplicaTests : IAsyncLifetime
 {
     private const int Rate = 1;
-    private const int Burst = 5;
+    private const int Burst = 10;
     private readonly RedisServer _redis = new();
     private PlatformHost _host = null!;
     private Uri _replica = null!;
