@@ -104,6 +104,32 @@ public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database
     public static PostgresSiloTarget For(PostgresEndpoint server, string slug, string password) =>
         new(server, TenantNames.SiloDatabase(slug), TenantNames.SiloRole(slug), password);
 
+    /// <summary>
+    /// The target an Npgsql connection string names (host, port, database, user and password
+    /// required; other settings such as SSL mode are kept), as a silo tenant's dedicated instance receives it.
+    /// </summary>
+    public static PostgresSiloTarget FromConnectionString(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(builder.Host) || string.IsNullOrEmpty(builder.Database) || string.IsNullOrEmpty(builder.Username) || string.IsNullOrEmpty(builder.Password))
+        {
+            throw new ArgumentException("A silo connection string names Host, Database, Username and Password.", nameof(connectionString));
+        }
+
+        var extra = new NpgsqlConnectionStringBuilder(connectionString);
+        foreach (var key in new[] { "Host", "Port", "Database", "Username", "Password" })
+        {
+            extra.Remove(key);
+        }
+
+        var server = new PostgresEndpoint(builder.Host, builder.Port) { ExtraSettings = extra.ConnectionString.Length == 0 ? null : extra.ConnectionString };
+        return new(server, builder.Database, builder.Username, builder.Password);
+    }
+
+    /// <summary>The Npgsql connection string of the tenant's own role; it carries the password, so it goes only to the tenant's own processes.</summary>
+    public string ToConnectionString() => Server.Builder(Database, Role, Password).ConnectionString;
+
     public override string ToString() => $"PostgresSiloTarget {{ Server = {Server}, Database = {Database}, Role = {Role} }}";
 }
 
