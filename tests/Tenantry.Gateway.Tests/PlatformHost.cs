@@ -18,10 +18,13 @@ public sealed class PlatformHost : IAsyncDisposable
     public const string OperatorSecret = "gateway-tests-operator-secret-0123";
     private static readonly string HostDll = Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly IReadOnlyList<string> _settings;
     private Process? _process;
 
-    public PlatformHost(string? dataDir = null, int[]? ports = null)
+    /// <param name="settings">More <c>--key=value</c> arguments for the host (PostgreSQL servers, say).</param>
+    public PlatformHost(string? dataDir = null, int[]? ports = null, IReadOnlyList<string>? settings = null)
     {
+        _settings = settings ?? [];
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "tenantry-gateway-tests", Guid.NewGuid().ToString("N"));
         var p = ports ?? FreePorts(4);
         Ports = p;
@@ -78,6 +81,7 @@ public sealed class PlatformHost : IAsyncDisposable
             "--Tenantry:Compute:FirstDedicatedPort=" + Ports[3].ToString(CultureInfo.InvariantCulture),
             "--operator-secret", OperatorSecret,
             .. TestSettings,
+            .. _settings,
         ];
         foreach (var a in args)
         {
