@@ -119,6 +119,10 @@ public sealed class PlatformHost : IAsyncDisposable
             catch (HttpRequestException)
             {
             }
+            catch (TaskCanceledException)
+            {
+                // A probe that took over 5 s (a loaded machine, the first request JIT-compiling): ask again until the deadline.
+            }
 
             await Task.Delay(100);
         }
