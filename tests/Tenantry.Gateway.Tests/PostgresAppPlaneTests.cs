@@ -8,14 +8,14 @@ namespace Tenantry.Gateway.Tests;
 
 /// <summary>
 /// The application plane on the PostgreSQL data plane: a real host (control-plane store and tenant
-/// databases on a private PostgreSQL server), its gateway, the shared Orders.Api and a silo tenant's
-/// dedicated process, all through real ports.
+/// databases on a private PostgreSQL server), its gateway, the shared Orders.Api (pool and bridge
+/// tenants) and a silo tenant's dedicated process, all through real ports.
 /// </summary>
 [Trait("Category", "PostgreSQL")]
 public sealed class PostgresAppPlaneTests
 {
     [Fact]
-    public async Task Pool_and_silo_tenants_keep_their_orders_in_PostgreSQL_and_see_only_their_own()
+    public async Task Pool_bridge_and_silo_tenants_keep_their_orders_in_PostgreSQL_and_see_only_their_own()
     {
         await using var pg = await PostgresServer.StartAsync();
         await pg.ExecuteAsync("CREATE DATABASE tenantry_control");
@@ -30,7 +30,8 @@ public sealed class PostgresAppPlaneTests
         var tenants = await Task.WhenAll(
             host.OnboardAsync(op, "pg-shop", "basic"),
             host.OnboardAsync(op, "pg-kiosk", "basic"),
-            host.OnboardAsync(op, "pg-bank", "premium"));
+            host.OnboardAsync(op, "pg-bank", "premium"),
+            host.OnboardAsync(op, "pg-firm", "standard"));
         var (shop, kiosk, bank) = (tenants[0], tenants[1], tenants[2]);
 
         // Each logs in (done by OnboardAsync), creates orders and lists them through the gateway.
@@ -78,13 +79,16 @@ public sealed class PostgresAppPlaneTests
         Assert.False(File.Exists(Path.Combine(host.DataDir, "databases", "pool.db")), "The shared instance fell back to embedded SQLite.");
         Assert.False(File.Exists(Path.Combine(host.DataDir, "databases", "silo", "pg-bank.db")), "The dedicated instance fell back to embedded SQLite.");
 
-        // In PostgreSQL: pool rows in the pool database carry their tenant's id; the silo tenant's rows are in its own database only.
+        // In PostgreSQL: pool rows in the pool database carry their tenant's id; the silo tenant's rows are in its own
+        // database only, the bridge tenant's in its schema.
         var poolRows = await QueryAsync(pg, "tenantry_pool", "SELECT tenant_id, id, note FROM orders", r => (r.GetGuid(0), r.GetGuid(1), r.GetString(2)));
         Assert.Equal(
             orders["pg-shop"].Select(id => (shop.Id, id, "pg-shop")).Concat(orders["pg-kiosk"].Select(id => (kiosk.Id, id, "pg-kiosk"))).Order(),
             poolRows.Order());
         var siloRows = await QueryAsync(pg, "tenant_pg_bank", "SELECT id, note FROM orders", r => (r.GetGuid(0), r.GetString(1)));
         Assert.Equal(orders["pg-bank"].Select(id => (id, "pg-bank")).Order(), siloRows.Order());
+        var bridgeRows = await QueryAsync(pg, "tenantry_bridge", "SELECT id, note FROM tenant_pg_firm.orders", r => (r.GetGuid(0), r.GetString(1)));
+        Assert.Equal(orders["pg-firm"].Select(id => (id, "pg-firm")).Order(), bridgeRows.Order());
 
         // Row-level security: the pool app role sees nothing without the tenant setting, only that tenant's rows with it,
         // and cannot write a row for another tenant.
