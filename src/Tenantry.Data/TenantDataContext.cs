@@ -61,6 +61,25 @@ public sealed record PostgresEndpoint(string Host, int Port = 5432)
 
     public override string ToString() => $"{Host}:{Port}";
 
+    /// <summary>The server a connection string names: its host, port and other settings (SSL, timeouts), without database or credentials.</summary>
+    public static PostgresEndpoint FromConnectionString(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(builder.Host))
+        {
+            throw new ArgumentException("The connection string names no Host.", nameof(connectionString));
+        }
+
+        var extra = new NpgsqlConnectionStringBuilder(connectionString);
+        foreach (var key in new[] { "Host", "Port", "Database", "Username", "Password", "Passfile" })
+        {
+            extra.Remove(key);
+        }
+
+        return new(builder.Host, builder.Port) { ExtraSettings = extra.ConnectionString.Length == 0 ? null : extra.ConnectionString };
+    }
+
     internal NpgsqlConnectionStringBuilder Builder(string database, string user, string password) =>
         new(ExtraSettings ?? "")
         {
@@ -117,14 +136,7 @@ public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database
             throw new ArgumentException("A silo connection string names Host, Database, Username and Password.", nameof(connectionString));
         }
 
-        var extra = new NpgsqlConnectionStringBuilder(connectionString);
-        foreach (var key in new[] { "Host", "Port", "Database", "Username", "Password" })
-        {
-            extra.Remove(key);
-        }
-
-        var server = new PostgresEndpoint(builder.Host, builder.Port) { ExtraSettings = extra.ConnectionString.Length == 0 ? null : extra.ConnectionString };
-        return new(server, builder.Database, builder.Username, builder.Password);
+        return new(PostgresEndpoint.FromConnectionString(connectionString), builder.Database, builder.Username, builder.Password);
     }
 
     /// <summary>The Npgsql connection string of the tenant's own role; it carries the password, so it goes only to the tenant's own processes.</summary>
