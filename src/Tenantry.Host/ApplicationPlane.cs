@@ -166,6 +166,8 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
             e.Tier,
             TenantryNames.ParseIsolation(e.Isolation),
             e.Active,
-            e.Mode == "dedicated" ? new Uri(e.Upstream) : null))];
+            e.Mode == "dedicated" ? new Uri(e.Upstream) : null,
+            e.Plan,
+            e.Limits is { } l ? new PlanLimits { RequestsPerSecond = l.PermitsPerSecond, Burst = l.Burst, DailyQuota = l.DailyQuota } : null))];
     }
 }

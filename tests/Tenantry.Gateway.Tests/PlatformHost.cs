@@ -102,9 +102,10 @@ public sealed class PlatformHost : IAsyncDisposable
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        // A cold host on a loaded machine can take several seconds to answer its first request.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        while (clock.Elapsed < TimeSpan.FromSeconds(90))
         {
             Assert.False(_process.HasExited, $"The host exited with code {(_process.HasExited ? _process.ExitCode : 0)}:\n{Output}");
             try
@@ -121,7 +122,6 @@ public sealed class PlatformHost : IAsyncDisposable
             }
             catch (TaskCanceledException)
             {
-                // A probe that took over 5 s (a loaded machine, the first request JIT-compiling): ask again until the deadline.
             }
 
             await Task.Delay(100);
