@@ -18,7 +18,11 @@ public sealed record AttachmentResponse(Guid OrderId, string Name, long Bytes);
 /// <summary>Who served the request: lets operators (and tests) see which instance a tenant's traffic reaches.</summary>
 public sealed record InstanceResponse(int ProcessId, string Mode, Guid TenantId, string Slug, string Tier);
 
-/// <summary>The orders endpoints. Every query is plain SQL; Tenantry.Data keeps it inside the caller's tenant.</summary>
+/// <summary>
+/// The orders endpoints. Every query is plain SQL that runs unchanged on PostgreSQL and SQLite (values
+/// go in as parameters: Guid and DateTimeOffset bind as uuid/timestamptz or as text); Tenantry.Data keeps
+/// it inside the caller's tenant.
+/// </summary>
 public static class OrdersApi
 {
     public const long MaxAttachmentBytes = 10 * 1024 * 1024;
@@ -74,7 +78,7 @@ public static class OrdersApi
         await using var session = await data.OpenAsync(tenant, cancellationToken);
         await session.ExecuteAsync(
             "INSERT INTO orders (id, number, amount, note, created_by, created_at) VALUES (@id, @number, @amount, @note, @by, @at)",
-            [("@id", order.Id), ("@number", order.Number), ("@amount", order.Amount), ("@note", order.Note), ("@by", order.CreatedBy), ("@at", order.CreatedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture))],
+            [("@id", order.Id), ("@number", order.Number), ("@amount", order.Amount), ("@note", order.Note), ("@by", order.CreatedBy), ("@at", order.CreatedAt)],
             cancellationToken);
         await session.CommitAsync(cancellationToken);
         return TypedResults.Created($"/orders/{order.Id}", order);
@@ -138,7 +142,7 @@ public static class OrdersApi
         await session.ExecuteAsync("DELETE FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken);
         await session.ExecuteAsync(
             "INSERT INTO order_attachments (order_id, name, bytes, created_at) VALUES (@id, @name, @bytes, @at)",
-            [("@id", id), ("@name", name), ("@bytes", bytes), ("@at", time.GetUtcNow().UtcDateTime.ToString("O", CultureInfo.InvariantCulture))],
+            [("@id", id), ("@name", name), ("@bytes", bytes), ("@at", time.GetUtcNow())],
             cancellationToken);
         await session.CommitAsync(cancellationToken);
         return TypedResults.Created($"/orders/{id}/attachments/{Uri.EscapeDataString(name)}", new AttachmentResponse(id, name, bytes));
@@ -163,13 +167,14 @@ public static class OrdersApi
         return TypedResults.PhysicalFile(path, "application/octet-stream", name);
     }
 
+    // Engine-neutral reads: uuid / timestamptz on PostgreSQL, TEXT on SQLite; both readers convert.
     private static OrderResponse Read(DbDataReader r) => new(
-        Guid.Parse(r.GetString(0)),
+        r.GetGuid(0),
         r.GetString(1),
         Convert.ToDecimal(r.GetValue(2), CultureInfo.InvariantCulture),
         r.IsDBNull(3) ? null : r.GetString(3),
         r.GetString(4),
-        DateTimeOffset.Parse(r.GetString(5), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal));
+        r.GetFieldValue<DateTimeOffset>(5).ToUniversalTime());
 
     private static ProblemHttpResult NotFound(string what) =>
         Problem(StatusCodes.Status404NotFound, "not-found", "Not found.", $"{what} does not exist.");

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
 using Tenantry.AspNetCore;
 using Tenantry.Data;
 
@@ -13,6 +15,7 @@ public static class OrdersApp
         builder.Services.AddTenantryApp();
         builder.Services.AddTenantryData();
         builder.Services.AddSingleton<OrdersData>();
+        builder.Services.AddExceptionHandler<TenantDataUnavailableHandler>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()));
 
@@ -22,5 +25,32 @@ public static class OrdersApp
         app.UseTenantResolution();
         app.MapOrdersApi();
         return app;
+    }
+}
+
+/// <summary>A tenant without a reachable database gets a 503 problem (retry shortly), not a 500.</summary>
+internal sealed class TenantDataUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        if (exception is not TenantDataUnavailableException)
+        {
+            return false;
+        }
+
+        httpContext.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        httpContext.Response.Headers.RetryAfter = "1";
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Type = "https://tenantry.dev/problems/tenant-data-unavailable",
+                Title = "The tenant's data is not available.",
+                Detail = "The tenant's database is not ready yet or no longer exists.",
+            },
+        });
     }
 }

@@ -8,44 +8,88 @@ using Tenantry.Data.Migrations;
 namespace Orders.Api;
 
 /// <summary>
-/// Where a tenant's orders live on the embedded default: pool tenants share
-/// <c>databases/pool.db</c> (enforced tenant filter), bridge and silo tenants have their own file.
-/// Each target is migrated once, on its first request.
+/// Where a tenant's orders live, learnt one way, never from the request beyond the signed tenant context:
+/// <list type="bullet">
+/// <item>next to a control plane (the shared instance in the Tenantry host), its
+/// <see cref="ITenantDataLocator"/> names each tenant's placement and credentials: the PostgreSQL pool
+/// (as the RLS-bound app role), the tenant's bridge schema or silo database, or the embedded SQLite files;</item>
+/// <item>a dedicated instance whose tenant lives on PostgreSQL gets its database in <c>Tenantry:App:Database</c>;</item>
+/// <item>otherwise the embedded layout under the data directory: pool tenants share <c>databases/pool.db</c>
+/// (enforced tenant filter), bridge and silo tenants have their own file.</item>
+/// </list>
+/// SQLite targets are migrated once, on their first request. PostgreSQL targets are not: the control
+/// plane applies <see cref="OrdersSchema"/> at onboarding and in fleet migrations, and the pool and
+/// bridge roles the app logs in as may not run DDL anyway.
 /// </summary>
-internal sealed class OrdersData(ITenantDataSource data, IOptions<TenantryAppOptions> options, ILogger<TenantMigrationRunner> logger)
+internal sealed class OrdersData(
+    ITenantDataSource data,
+    IOptions<TenantryAppOptions> options,
+    ILogger<TenantMigrationRunner> logger,
+    ITenantDataLocator? locator = null)
 {
     private readonly ConcurrentDictionary<string, Lazy<Task>> _migrated = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, TenantDataContext> _located = new();
     private readonly string _dataDir = options.Value.DataPath;
+    private readonly PostgresSiloTarget? _dedicated = options.Value.Database is { Length: > 0 } database ? PostgresSiloTarget.FromConnectionString(database) : null;
 
     public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken)
     {
-        var (target, migration) = tenant.Isolation == IsolationModel.Pool
-            ? ((TenantDataTarget)new SqlitePoolTarget(PoolFile), MigrationTarget.SqlitePool(PoolFile))
-            : Dedicated(tenant);
-        var path = migration.Connection;
-        var ready = _migrated.GetOrAdd(path, _ => new Lazy<Task>(() => MigrateAsync(migration)));
-        try
+        var context = await LocateAsync(tenant, cancellationToken);
+        if (Migration(context) is { } migration)
         {
-            await ready.Value.WaitAsync(cancellationToken);
-        }
-        catch (InvalidOperationException)
-        {
-            _migrated.TryRemove(path, out _);
-            throw;
+            var ready = _migrated.GetOrAdd(migration.Connection, _ => new Lazy<Task>(() => MigrateAsync(migration)));
+            try
+            {
+                await ready.Value.WaitAsync(cancellationToken);
+            }
+            catch (InvalidOperationException)
+            {
+                _migrated.TryRemove(migration.Connection, out _);
+                throw;
+            }
         }
 
-        return await data.OpenSessionAsync(
-            new TenantDataContext { TenantId = tenant.TenantId, Slug = tenant.Slug, Isolation = tenant.Isolation, Target = target },
-            cancellationToken);
+        return await data.OpenSessionAsync(context, cancellationToken);
     }
 
-    private string PoolFile => Path.Combine(_dataDir, "databases", "pool.db");
-
-    private (TenantDataTarget, MigrationTarget) Dedicated(ITenantContext tenant)
+    private async Task<TenantDataContext> LocateAsync(ITenantContext tenant, CancellationToken cancellationToken)
     {
-        var target = SqliteFileTarget.ForEmbedded(_dataDir, tenant.Isolation, tenant.Slug);
-        return (target, MigrationTarget.SqliteDedicated(tenant.Slug, tenant.Isolation, target.FilePath));
+        if (_located.TryGetValue(tenant.TenantId, out var known) && known.Isolation == tenant.Isolation && known.Slug == tenant.Slug)
+        {
+            return known;
+        }
+
+        TenantDataContext context;
+        if (_dedicated is not null)
+        {
+            // A dedicated instance serves only its own tenant (tenant resolution refuses any other).
+            context = Context(tenant, _dedicated);
+        }
+        else if (locator is not null)
+        {
+            context = await locator.LocateAsync(tenant.TenantId, tenant.Slug, tenant.Isolation, cancellationToken)
+                ?? throw new TenantDataUnavailableException(tenant.TenantId);
+        }
+        else
+        {
+            context = Context(tenant, tenant.Isolation == IsolationModel.Pool
+                ? new SqlitePoolTarget(Path.Combine(_dataDir, "databases", "pool.db"))
+                : SqliteFileTarget.ForEmbedded(_dataDir, tenant.Isolation, tenant.Slug));
+        }
+
+        _located[tenant.TenantId] = context;
+        return context;
     }
+
+    private static TenantDataContext Context(ITenantContext tenant, TenantDataTarget target) =>
+        new() { TenantId = tenant.TenantId, Slug = tenant.Slug, Isolation = tenant.Isolation, Target = target };
+
+    private static MigrationTarget? Migration(TenantDataContext context) => context.Target switch
+    {
+        SqlitePoolTarget pool => MigrationTarget.SqlitePool(pool.FilePath),
+        SqliteFileTarget file => MigrationTarget.SqliteDedicated(context.Slug, context.Isolation, file.FilePath),
+        _ => null,
+    };
 
     private async Task MigrateAsync(MigrationTarget target)
     {
@@ -56,4 +100,11 @@ internal sealed class OrdersData(ITenantDataSource data, IOptions<TenantryAppOpt
             throw new InvalidOperationException($"Migrating {target} failed: {string.Join("; ", report.Failed.Select(f => f.Error))}");
         }
     }
+}
+
+/// <summary>The tenant has no database this instance can reach (not provisioned yet, or gone): answered with 503.</summary>
+internal sealed class TenantDataUnavailableException(Guid tenantId)
+    : Exception($"Tenant {tenantId} has no database yet.")
+{
+    public Guid TenantId { get; } = tenantId;
 }

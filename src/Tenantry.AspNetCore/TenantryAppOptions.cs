@@ -23,6 +23,13 @@ public sealed class TenantryAppOptions
     /// <summary>The dedicated tenant's slug.</summary>
     public string? Slug { get; set; }
 
+    /// <summary>
+    /// Set on a dedicated instance whose tenant lives on PostgreSQL: the tenant's database as an
+    /// Npgsql connection string with its own role (the supervisor passes it in the environment).
+    /// Unset: the embedded SQLite files under <see cref="DataDir"/>.
+    /// </summary>
+    public string? Database { get; set; }
+
     /// <summary>Paths served without a tenant (health probes).</summary>
     public IList<string> AnonymousPaths { get; } = ["/healthz"];
 

@@ -61,6 +61,25 @@ public sealed record PostgresEndpoint(string Host, int Port = 5432)
 
     public override string ToString() => $"{Host}:{Port}";
 
+    /// <summary>The server a connection string names: its host, port and other settings (SSL, timeouts), without database or credentials.</summary>
+    public static PostgresEndpoint FromConnectionString(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(builder.Host))
+        {
+            throw new ArgumentException("The connection string names no Host.", nameof(connectionString));
+        }
+
+        var extra = new NpgsqlConnectionStringBuilder(connectionString);
+        foreach (var key in new[] { "Host", "Port", "Database", "Username", "Password", "Passfile" })
+        {
+            extra.Remove(key);
+        }
+
+        return new(builder.Host, builder.Port) { ExtraSettings = extra.ConnectionString.Length == 0 ? null : extra.ConnectionString };
+    }
+
     internal NpgsqlConnectionStringBuilder Builder(string database, string user, string password) =>
         new(ExtraSettings ?? "")
         {
@@ -103,6 +122,25 @@ public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database
     /// <summary>The target for <paramref name="slug"/> with the names provisioning gives it.</summary>
     public static PostgresSiloTarget For(PostgresEndpoint server, string slug, string password) =>
         new(server, TenantNames.SiloDatabase(slug), TenantNames.SiloRole(slug), password);
+
+    /// <summary>
+    /// The target an Npgsql connection string names (host, port, database, user and password
+    /// required; other settings such as SSL mode are kept), as a silo tenant's dedicated instance receives it.
+    /// </summary>
+    public static PostgresSiloTarget FromConnectionString(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(builder.Host) || string.IsNullOrEmpty(builder.Database) || string.IsNullOrEmpty(builder.Username) || string.IsNullOrEmpty(builder.Password))
+        {
+            throw new ArgumentException("A silo connection string names Host, Database, Username and Password.", nameof(connectionString));
+        }
+
+        return new(PostgresEndpoint.FromConnectionString(connectionString), builder.Database, builder.Username, builder.Password);
+    }
+
+    /// <summary>The Npgsql connection string of the tenant's own role; it carries the password, so it goes only to the tenant's own processes.</summary>
+    public string ToConnectionString() => Server.Builder(Database, Role, Password).ConnectionString;
 
     public override string ToString() => $"PostgresSiloTarget {{ Server = {Server}, Database = {Database}, Role = {Role} }}";
 }

@@ -40,7 +40,10 @@ public sealed class GatewayOptions
     [Required]
     public string? ContextKeyFile { get; set; }
 
-    /// <summary>Limits per tier (plan); a tier not listed gets <see cref="DefaultLimits"/>.</summary>
+    /// <summary>
+    /// Limits per tier, for routes that carry no plan limits of their own (the control plane's routes
+    /// carry the limits of the tenant's plan from the plan catalog); a tier not listed gets <see cref="DefaultLimits"/>.
+    /// </summary>
     public Dictionary<string, PlanLimits> Plans { get; set; } = new(StringComparer.Ordinal)
     {
         ["basic"] = new() { RequestsPerSecond = 50, DailyQuota = 1_000_000 },
@@ -51,10 +54,17 @@ public sealed class GatewayOptions
     public PlanLimits DefaultLimits { get; set; } = new() { RequestsPerSecond = 50, DailyQuota = 1_000_000 };
 
     public PlanLimits LimitsFor(string tier) => Plans.TryGetValue(tier, out var limits) ? limits : DefaultLimits;
+
+    /// <summary>The route's own limits (its plan's), else its tier's.</summary>
+    public PlanLimits LimitsFor(GatewayRoute route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        return route.Limits ?? LimitsFor(route.Tier);
+    }
 }
 
 /// <summary>A plan's traffic limits.</summary>
-public sealed class PlanLimits
+public sealed record PlanLimits
 {
     /// <summary>Sustained rate (token-bucket refill).</summary>
     public int RequestsPerSecond { get; set; } = 50;

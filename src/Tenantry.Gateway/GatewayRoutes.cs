@@ -5,8 +5,12 @@ using Microsoft.Extensions.Options;
 
 namespace Tenantry.Gateway;
 
-/// <summary>One tenant's entry in the routing table. <see cref="Upstream"/> null means the shared instance.</summary>
-public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, IsolationModel Isolation, bool Active, Uri? Upstream);
+/// <summary>
+/// One tenant's entry in the routing table. <see cref="Upstream"/> null means the shared instance.
+/// <see cref="Plan"/> and <see cref="Limits"/> are the tenant's plan in effect now and its traffic
+/// limits; a route source without plans leaves them null, and the tier's configured limits apply.
+/// </summary>
+public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, IsolationModel Isolation, bool Active, Uri? Upstream, string? Plan = null, PlanLimits? Limits = null);
 
 /// <summary>Where the routing table comes from (the control plane's tenant registry and routes).</summary>
 public interface IGatewayRouteSource

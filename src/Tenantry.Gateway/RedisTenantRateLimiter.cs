@@ -60,8 +60,8 @@ internal sealed partial class RedisTenantRateLimiter(
     protected override async ValueTask<RateLimitLease> AcquireAsyncCore(HttpContext resource, int permitCount, CancellationToken cancellationToken)
     {
         var route = resource.Resolved().Route;
-        var limits = options.LimitsFor(route.Tier);
-        var prefix = $"{{tenantry:rl:{route.TenantId}:{route.Tier}}}";
+        var limits = options.LimitsFor(route);
+        var prefix = $"{{tenantry:rl:{route.TenantId}}}";
         try
         {
             var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(

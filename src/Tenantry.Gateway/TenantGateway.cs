@@ -104,14 +104,15 @@ public static class TenantGateway
     /// <summary>A token bucket per tenant (rate and burst), chained with a daily window (quota), sized by the tenant's plan.</summary>
     internal static PartitionedRateLimiter<HttpContext> TenantLimiter(GatewayOptions options)
     {
-        var buckets = PartitionedRateLimiter.Create<HttpContext, (Guid, string)>(http =>
+        // Partitioned by tenant and limits: a plan change gives the tenant a bucket of the new size.
+        var buckets = PartitionedRateLimiter.Create<HttpContext, (Guid, int, int)>(http =>
         {
             var tenant = http.Resolved();
-            var limits = options.LimitsFor(tenant.Route.Tier);
+            var limits = options.LimitsFor(tenant.Route);
             // Refill ten times a second, so a tenant's rate is smooth rather than a burst each second.
             var perTick = Math.Max(1, (int)Math.Ceiling(limits.RequestsPerSecond / 10.0));
             var period = TimeSpan.FromSeconds(perTick / (double)limits.RequestsPerSecond);
-            return RateLimitPartition.GetTokenBucketLimiter((tenant.Route.TenantId, tenant.Route.Tier), _ => new TokenBucketRateLimiterOptions
+            return RateLimitPartition.GetTokenBucketLimiter((tenant.Route.TenantId, limits.RequestsPerSecond, limits.EffectiveBurst), _ => new TokenBucketRateLimiterOptions
             {
                 TokenLimit = limits.EffectiveBurst,
                 TokensPerPeriod = perTick,
@@ -120,13 +121,13 @@ public static class TenantGateway
                 AutoReplenishment = true,
             });
         });
-        var quotas = PartitionedRateLimiter.Create<HttpContext, (Guid, string)>(http =>
+        var quotas = PartitionedRateLimiter.Create<HttpContext, (Guid, long)>(http =>
         {
             var tenant = http.Resolved();
-            var quota = options.LimitsFor(tenant.Route.Tier).DailyQuota;
+            var quota = options.LimitsFor(tenant.Route).DailyQuota;
             return quota == 0
-                ? RateLimitPartition.GetNoLimiter((tenant.Route.TenantId, tenant.Route.Tier))
-                : RateLimitPartition.GetFixedWindowLimiter((tenant.Route.TenantId, tenant.Route.Tier), _ => new FixedWindowRateLimiterOptions
+                ? RateLimitPartition.GetNoLimiter((tenant.Route.TenantId, quota))
+                : RateLimitPartition.GetFixedWindowLimiter((tenant.Route.TenantId, quota), _ => new FixedWindowRateLimiterOptions
                 {
                     PermitLimit = (int)quota,
                     Window = TimeSpan.FromDays(1),
@@ -151,7 +152,7 @@ public static class TenantGateway
             StatusCodes.Status429TooManyRequests,
             quota ? "quota-exceeded" : "rate-limited",
             quota ? "The tenant's daily request quota is used up." : "Too many requests for this tenant.",
-            $"The {tenant.Route.Tier} plan allows this tenant fewer requests; retry after {seconds} s.");
+            $"The {tenant.Route.Plan ?? tenant.Route.Tier} plan allows this tenant fewer requests; retry after {seconds} s.");
     }
 }
 

@@ -2,7 +2,9 @@ using System.Net;
 using System.Reflection;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
+using Tenantry.Data;
 using Tenantry.Gateway;
 
 namespace Tenantry.Host;
@@ -68,6 +70,7 @@ internal sealed partial class ApplicationPlaneService(
     IConfiguration configuration,
     IOptions<TenantryOptions> options,
     ITenantRouteTable routes,
+    ITenantDatabaseProvider databases,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -81,6 +84,7 @@ internal sealed partial class ApplicationPlaneService(
         {
             b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
             b.Configuration.AddConfiguration(configuration);
+            b.Services.AddSingleton<ITenantDataLocator>(new ControlPlaneDataLocator(databases));
             b.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, appPort));
         });
 
@@ -139,6 +143,17 @@ internal sealed partial class ApplicationPlaneService(
     }
 }
 
+/// <summary>
+/// Where the shared app finds each tenant's data: the placement and credentials the control plane
+/// keeps (PostgreSQL pool, bridge schema or silo database, or the embedded SQLite files), read in
+/// the same process, so no password travels in a request.
+/// </summary>
+internal sealed class ControlPlaneDataLocator(ITenantDatabaseProvider databases) : ITenantDataLocator
+{
+    public Task<TenantDataContext?> LocateAsync(Guid tenantId, string slug, IsolationModel isolation, CancellationToken cancellationToken = default) =>
+        databases.ConnectAsync(new TenantRef(tenantId, slug, slug, "", isolation, ""), cancellationToken);
+}
+
 /// <summary>The gateway's routing table, read from the control plane in the same process.</summary>
 internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatewayRouteSource
 {
@@ -155,5 +170,7 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
         e.Tier,
         TenantryNames.ParseIsolation(e.Isolation),
         e.Active,
-        e.Mode == "dedicated" ? new Uri(e.Upstream) : null);
+        e.Mode == "dedicated" ? new Uri(e.Upstream) : null,
+        e.Plan,
+        e.Limits is { } l ? new PlanLimits { RequestsPerSecond = l.PermitsPerSecond, Burst = l.Burst, DailyQuota = l.DailyQuota } : null);
 }

@@ -63,6 +63,18 @@ public sealed class DdlTests
     }
 
     [Fact]
+    public void A_silo_target_travels_as_a_connection_string_and_comes_back_the_same()
+    {
+        var target = PostgresSiloTarget.For(new PostgresEndpoint("db.internal", 6432) { ExtraSettings = "SSL Mode=Require;Timeout=7" }, "acme-corp", "long-enough-password");
+        var back = PostgresSiloTarget.FromConnectionString(target.ToConnectionString());
+        Assert.Equal((target.Server.Host, target.Server.Port, target.Database, target.Role, target.Password), (back.Server.Host, back.Server.Port, back.Database, back.Role, back.Password));
+        Assert.Contains("SSL Mode=Require", back.Server.ExtraSettings, StringComparison.Ordinal);
+        Assert.DoesNotContain("long-enough-password", back.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("long-enough-password", back.Server.ExtraSettings, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => PostgresSiloTarget.FromConnectionString("Host=db.internal;Database=tenant_acme;Username=tenant_acme_owner"));
+    }
+
+    [Fact]
     public void Migration_versions_must_increase()
     {
         Assert.Throws<ArgumentException>(() => new TenantSchema("x", [new TenantMigration(2, "b"), new TenantMigration(1, "a")]));

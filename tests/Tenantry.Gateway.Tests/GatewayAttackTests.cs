@@ -288,6 +288,79 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
         last.Dispose();
     }
 
+    [Fact]
+    public async Task A_plan_change_gives_the_tenant_its_new_plans_limits_at_the_gateway_without_a_restart()
+    {
+        var tenant = await platform.Host.OnboardAsync(platform.Operator, "upgrade", "basic");
+        using var client = tenant.Client();
+
+        // On the basic plan (50 r/s, burst 50) ten requests in a row all pass.
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await client.GetAsync(new Uri("/orders", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        using (var plan = await platform.Operator.PostAsJsonAsync("/v1/plans", new
+        {
+            id = "trickle", name = "Trickle", tier = "basic", isolation = "pool", basePrice = 1m,
+            rateLimits = new[] { new { name = "api", permitsPerSecond = 1, burst = 2, dailyQuota = 0 } },
+        }))
+        {
+            Assert.Equal(HttpStatusCode.Created, plan.StatusCode);
+        }
+
+        using (var change = await platform.Operator.PostAsJsonAsync($"/v1/tenants/{tenant.Id}/plan", new { planId = "trickle" }))
+        {
+            Assert.True(change.IsSuccessStatusCode, await change.Content.ReadAsStringAsync());
+        }
+
+        // The control plane's routing table names the plan in effect and its limits.
+        var routes = await platform.Operator.GetFromJsonAsync<JsonElement>(new Uri("/v1/routes", UriKind.Relative));
+        var route = routes.GetProperty("items").EnumerateArray().Single(r => r.GetProperty("tenantId").GetGuid() == tenant.Id);
+        Assert.Equal("trickle", route.GetProperty("plan").GetString());
+        Assert.Equal(2, route.GetProperty("limits").GetProperty("burst").GetInt32());
+
+        // The gateway picks it up at its next reload (every second): bursts of ten then mostly fail.
+        var clock = Stopwatch.StartNew();
+        int passed;
+        HttpResponseMessage? limited = null;
+        do
+        {
+            await Task.Delay(200);
+            passed = 0;
+            for (var i = 0; i < 10; i++)
+            {
+                var response = await client.GetAsync(new Uri("/orders", UriKind.Relative));
+                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    limited?.Dispose();
+                    limited = response;
+                }
+                else
+                {
+                    passed++;
+                    response.Dispose();
+                }
+            }
+        }
+        while (passed > 4 && clock.Elapsed < TimeSpan.FromSeconds(20));
+
+        // Burst 2, refilled at 1 r/s: a burst of ten gets a few through, never all.
+        Assert.True(passed <= 4, $"{passed} of 10 passed on a plan of 1 r/s, burst 2");
+        Assert.NotNull(limited);
+        using (limited)
+        {
+            var problem = await limited.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Contains("trickle", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        // Other tenants keep their own plans' limits.
+        using var acme = platform.Acme.Client();
+        using var other = await acme.GetAsync(new Uri("/orders", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
+
     private static bool Holds(string path, byte[] content)
     {
         try

@@ -18,12 +18,12 @@ public sealed class PlatformHost : IAsyncDisposable
     public const string OperatorSecret = "gateway-tests-operator-secret-0123";
     private static readonly string HostDll = Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
     private readonly ConcurrentQueue<string> _output = new();
-    private readonly string[] _settings;
+    private readonly IReadOnlyList<string> _settings;
     private readonly List<Process> _replicas = [];
     private Process? _process;
 
-    /// <param name="settings">More <c>--key=value</c> settings, after <see cref="TestSettings"/>.</param>
-    public PlatformHost(string? dataDir = null, int[]? ports = null, string[]? settings = null)
+    /// <param name="settings">More <c>--key=value</c> arguments for the host (PostgreSQL servers, Redis, say), after <see cref="TestSettings"/>.</param>
+    public PlatformHost(string? dataDir = null, int[]? ports = null, IReadOnlyList<string>? settings = null)
     {
         _settings = settings ?? [];
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "tenantry-gateway-tests", Guid.NewGuid().ToString("N"));
@@ -134,9 +134,10 @@ public sealed class PlatformHost : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        // A cold host on a loaded machine can take several seconds to answer its first request.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        while (clock.Elapsed < TimeSpan.FromSeconds(90))
         {
             Assert.False(process.HasExited, $"The host exited with code {(process.HasExited ? process.ExitCode : 0)}:\n{Output}");
             try

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.Data;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -43,13 +44,16 @@ public sealed class LocalComputeOptions
 /// Runs silo tenants' dedicated app instances as local processes and keeps them running: a dead
 /// instance is started again (with back-off), an instance left running by an earlier host (after a
 /// crash) is adopted, and on start every deployed, enabled instance is brought back. Each instance
-/// gets <c>Tenantry:App:*</c> settings naming its tenant and writes its log to
+/// gets <c>Tenantry:App:*</c> settings naming its tenant (and, when the tenant's database is on
+/// PostgreSQL, its connection string with the tenant's own role, in the environment, never on the
+/// command line) and writes its log to
 /// <c>compute/{slug}/app.log</c>; its pid is kept in <c>compute/{slug}/app.pid</c>.
 /// </summary>
 internal sealed partial class LocalAppSupervisor(
     IOptions<LocalComputeOptions> options,
     IOptions<TenantryOptions> tenantry,
     IControlPlaneDatabase db,
+    ITenantDatabaseProvider databases,
     ILogger<LocalAppSupervisor> logger) : IHostedService, IDisposable
 {
     private readonly ConcurrentDictionary<string, Instance> _instances = new(StringComparer.Ordinal);
@@ -73,6 +77,7 @@ internal sealed partial class LocalAppSupervisor(
 
         var manifest = ReadManifest(slug) ?? throw new InvalidOperationException($"No deployment manifest for '{slug}'.");
         var instance = _instances.GetOrAdd(slug, _ => new Instance(manifest));
+        instance.Database ??= await DatabaseAsync(manifest, cancellationToken);
         await instance.Gate.WaitAsync(cancellationToken);
         try
         {
@@ -188,6 +193,13 @@ internal sealed partial class LocalAppSupervisor(
         return new Manifest(Guid.Parse(json["tenantId"]!.GetValue<string>()), json["slug"]!.GetValue<string>(), upstream, path, folder);
     }
 
+    /// <summary>The silo tenant's PostgreSQL database as its own role sees it; null on the embedded default (the app finds its file).</summary>
+    private async Task<string?> DatabaseAsync(Manifest manifest, CancellationToken cancellationToken)
+    {
+        var tenant = new TenantRef(manifest.TenantId, manifest.Slug, manifest.Slug, "", IsolationModel.Silo, "");
+        return (await databases.ConnectAsync(tenant, cancellationToken))?.Target is PostgresSiloTarget silo ? silo.ToConnectionString() : null;
+    }
+
     private bool TryAdopt(Instance instance)
     {
         if (ReadPid(instance.Manifest.Folder) is { } pid && IsAlive(pid, instance.Manifest.Path))
@@ -222,6 +234,11 @@ internal sealed partial class LocalAppSupervisor(
         start.Environment["Tenantry__App__DataDir"] = tenantry.Value.DataPath;
         start.Environment["Tenantry__App__TenantId"] = m.TenantId.ToString();
         start.Environment["Tenantry__App__Slug"] = m.Slug;
+        if (instance.Database is not null)
+        {
+            start.Environment["Tenantry__App__Database"] = instance.Database;
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {o.AppCommand}.");
         instance.Pid = process.Id;
         instance.StartedAt = DateTimeOffset.UtcNow;
@@ -387,6 +404,9 @@ internal sealed partial class LocalAppSupervisor(
         public int Restarts { get; set; }
 
         public bool Stopped { get; set; }
+
+        /// <summary>The tenant's PostgreSQL connection string, when it has one.</summary>
+        public string? Database { get; set; }
 
         public Task? Watch { get; set; }
     }

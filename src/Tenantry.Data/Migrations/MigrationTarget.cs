@@ -60,7 +60,7 @@ public sealed record MigrationTarget
     public static MigrationTarget PostgresSilo(string slug, PostgresSiloTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
-        return PostgresSilo(slug, target.Server.Builder(target.Database, target.Role, target.Password).ConnectionString);
+        return PostgresSilo(slug, target.ToConnectionString());
     }
 
     public static MigrationTarget SqlitePool(string path) => new()

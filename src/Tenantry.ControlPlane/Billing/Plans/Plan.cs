@@ -46,8 +46,15 @@ public sealed record PriceTier(decimal? UpTo, decimal UnitPrice, decimal FlatPri
 /// <summary>A monthly limit on a meter: <c>hard</c> refuses past it, <c>soft</c> allows and raises an event.</summary>
 public sealed record Quota(string Meter, decimal Limit, string Kind);
 
-/// <summary>A request rate limit the gateway enforces for the plan's tenants.</summary>
-public sealed record RateLimit(string Name, int PermitsPerSecond, int Burst);
+/// <summary>
+/// A request rate limit the gateway enforces for the plan's tenants: a token bucket (sustained
+/// <see cref="PermitsPerSecond"/>, up to <see cref="Burst"/> at once) and requests per day
+/// (<see cref="DailyQuota"/>; 0 means none). The gateway applies the one named <c>api</c>.
+/// </summary>
+public sealed record RateLimit(string Name, int PermitsPerSecond, int Burst, long DailyQuota = 0)
+{
+    public const string Api = "api";
+}
 
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record PlanRequest
@@ -82,7 +89,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "active_users", Model = "per_unit", Included = 10, UnitPrice = 4m },
             ],
             Quotas = [new Quota("api_calls", 1_000_000, "hard"), new Quota("storage_bytes", 20 * GiB, "soft")],
-            RateLimits = [new RateLimit("api", 20, 40)],
+            RateLimits = [new RateLimit(RateLimit.Api, 50, 50, 1_000_000)],
             HeavyLifterShare = 0.25m,
         },
         new Plan
@@ -99,7 +106,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "active_users", Model = "per_unit", Included = 50, UnitPrice = 3m },
             ],
             Quotas = [new Quota("api_calls", 20_000_000, "soft"), new Quota("storage_bytes", 200 * GiB, "soft")],
-            RateLimits = [new RateLimit("api", 100, 200)],
+            RateLimits = [new RateLimit(RateLimit.Api, 100, 100, 5_000_000)],
             HeavyLifterShare = 0.4m,
         },
         new Plan
@@ -116,7 +123,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "compute_seconds", Model = "per_unit", Included = 2_592_000, UnitPrice = 0.00005m },
             ],
             Quotas = [new Quota("storage_bytes", 2_000 * GiB, "soft")],
-            RateLimits = [new RateLimit("api", 500, 1000)],
+            RateLimits = [new RateLimit(RateLimit.Api, 300, 300, 20_000_000)],
             HeavyLifterShare = 0.6m,
         },
     ];

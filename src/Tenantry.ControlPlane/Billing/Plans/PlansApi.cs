@@ -236,9 +236,10 @@ public static class PlansApi
         for (var i = 0; i < plan.RateLimits.Count; i++)
         {
             var limit = plan.RateLimits[i];
-            if (limit is null || string.IsNullOrWhiteSpace(limit.Name) || limit.PermitsPerSecond < 1 || limit.Burst < limit.PermitsPerSecond)
+            if (limit is null || string.IsNullOrWhiteSpace(limit.Name) || limit.PermitsPerSecond is < 1 or > 1_000_000
+                || limit.Burst < limit.PermitsPerSecond || limit.Burst > 10_000_000 || limit.DailyQuota is < 0 or > int.MaxValue)
             {
-                Add($"rateLimits[{i}]", "A rate limit has a name, permitsPerSecond >= 1 and burst >= permitsPerSecond.");
+                Add($"rateLimits[{i}]", "A rate limit has a name, permitsPerSecond 1-1000000, burst from permitsPerSecond to 10000000 and dailyQuota 0 (none) to 2147483647.");
             }
         }
 

@@ -27,6 +27,18 @@ internal static class TenantPlans
         r => new PlanAssignment(r.GetString(0), r.ReadGuid(1), r.GetString(2), r.ReadTime(3), r.GetString(4), r.ReadTime(5)),
         ("@id", id))).SingleOrDefault();
 
+    /// <summary>Each tenant with a plan change in effect at <paramref name="at"/>, and that plan (tenants without one are on their tier's plan).</summary>
+    public static async Task<Dictionary<Guid, string>> InEffectAsync(DbConnection c, DateTimeOffset at)
+    {
+        var rows = await c.QueryAsync(
+            "SELECT tenant_id, plan_id, effective_from FROM tenant_plans",
+            null,
+            r => (Tenant: r.ReadGuid(0), Plan: r.GetString(1), From: r.ReadTime(2)));
+        return rows.Where(r => r.From <= at)
+            .GroupBy(r => r.Tenant)
+            .ToDictionary(g => g.Key, g => g.MaxBy(r => r.From).Plan);
+    }
+
     public static Task InsertAsync(DbConnection c, DbTransaction tx, PlanAssignment a) => c.ExecuteAsync(
         "INSERT INTO tenant_plans (id, tenant_id, plan_id, effective_from, actor, created_at) VALUES (@id, @tenant, @plan, @from, @actor, @now)",
         tx, ("@id", a.Id), ("@tenant", a.TenantId), ("@plan", a.PlanId), ("@from", a.EffectiveFrom), ("@actor", a.Actor), ("@now", a.CreatedAt));

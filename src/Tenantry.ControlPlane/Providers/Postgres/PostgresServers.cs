@@ -27,16 +27,7 @@ internal sealed record PostgresServerInfo(string Name, int Capacity, string Admi
     }
 
     /// <summary>Where tenants connect: the admin string's host, port and settings (SSL, timeouts), without its credentials.</summary>
-    public PostgresEndpoint Endpoint()
-    {
-        var extra = new NpgsqlConnectionStringBuilder(AdminConnectionString);
-        foreach (var key in new[] { "Host", "Port", "Database", "Username", "Password", "Passfile" })
-        {
-            extra.Remove(key);
-        }
-
-        return new PostgresEndpoint(Host, Port) { ExtraSettings = extra.ConnectionString.Length == 0 ? null : extra.ConnectionString };
-    }
+    public PostgresEndpoint Endpoint() => PostgresEndpoint.FromConnectionString(AdminConnectionString);
 }
 
 /// <summary>The servers of <c>Tenantry:Postgres:Servers</c>, by name.</summary>
