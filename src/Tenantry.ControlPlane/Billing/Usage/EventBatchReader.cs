@@ -91,6 +91,7 @@ internal static class EventBatchReader
     {
         private string? _lastType;
         private Meter[] _lastMeters = [];
+        private byte[][] _lastProperties = [];
 
         public EventCandidate ReadEvent(ref Utf8JsonReader reader, ReadOnlySpan<byte> body)
         {
@@ -173,7 +174,7 @@ internal static class EventBatchReader
             }
 
             var data = dataStart < 0 ? ReadOnlySpan<byte>.Empty : body[(int)dataStart..(int)dataEnd];
-            var after = ReasonAfterTenant(time, badTime, badData, data, meters);
+            var after = ReasonAfterTenant(time, badTime, badData, data);
             return new EventCandidate(null, source, id, type, subject, time, dataStart < 0 ? null : Encoding.UTF8.GetString(data), after);
         }
 
@@ -182,13 +183,15 @@ internal static class EventBatchReader
             if (!string.Equals(type, _lastType, StringComparison.Ordinal))
             {
                 _lastMeters = [.. snapshot.MetersByType[type]];
+                _lastProperties = [.. _lastMeters.Select(m => Encoding.UTF8.GetBytes(m.Property ?? ""))];
                 _lastType = type;
             }
 
             return _lastMeters;
         }
 
-        private string? ReasonAfterTenant(DateTimeOffset time, bool badTime, bool badData, ReadOnlySpan<byte> data, Meter[] meters)
+        /// <summary>Checks after the tenant lookup; the meters are those of the event's type, just looked up.</summary>
+        private string? ReasonAfterTenant(DateTimeOffset time, bool badTime, bool badData, ReadOnlySpan<byte> data)
         {
             if (badTime)
             {
@@ -210,14 +213,15 @@ internal static class EventBatchReader
                 return "data is a JSON object.";
             }
 
-            foreach (var meter in meters)
+            for (var m = 0; m < _lastMeters.Length; m++)
             {
-                if (meter.NeedsNumber && !IsNumber(data, meter.Property!))
+                var meter = _lastMeters[m];
+                if (meter.NeedsNumber && !IsNumber(data, _lastProperties[m]))
                 {
                     return $"data.{meter.Property} must be a number (meter {meter.Key}).";
                 }
 
-                if (meter.Aggregation == Aggregations.UniqueCount && !TryDataValue(data, meter.Property!, out _))
+                if (meter.Aggregation == Aggregations.UniqueCount && !TryDataValue(data, _lastProperties[m], out _))
                 {
                     return $"data.{meter.Property} is required (meter {meter.Key}).";
                 }
@@ -242,7 +246,7 @@ internal static class EventBatchReader
     }
 
     /// <summary>Same rule as <see cref="Aggregations.TryNumber"/>: a JSON number, or a string holding one.</summary>
-    private static bool IsNumber(ReadOnlySpan<byte> data, string property)
+    private static bool IsNumber(ReadOnlySpan<byte> data, ReadOnlySpan<byte> property)
     {
         if (!TryDataValue(data, property, out var value))
         {
@@ -258,7 +262,7 @@ internal static class EventBatchReader
     }
 
     /// <summary>A reader on the value of <c>data.{property}</c> (its last occurrence); false when absent or null.</summary>
-    private static bool TryDataValue(ReadOnlySpan<byte> data, string property, out Utf8JsonReader value)
+    private static bool TryDataValue(ReadOnlySpan<byte> data, ReadOnlySpan<byte> property, out Utf8JsonReader value)
     {
         value = default;
         if (data.IsEmpty)
