@@ -56,7 +56,7 @@ internal static class IngestBenchmark
         var failed = false;
         if (options.Store is "sqlite" or "both")
         {
-            failed |= !await RunStoreAsync("sqlite", null, options, 30_000);
+            failed |= !await RunStoreAsync("sqlite", null, options, 30_000, null);
         }
 
         if (options.Store is "postgres" or "both")
@@ -80,7 +80,7 @@ internal static class IngestBenchmark
                 }
 
                 var store = new Npgsql.NpgsqlConnectionStringBuilder(pg) { Database = database, MaxPoolSize = 200 }.ConnectionString;
-                failed |= !await RunStoreAsync("postgresql", store, options, 100_000);
+                failed |= !await RunStoreAsync("postgresql", store, options, 100_000, server is null ? null : StoreServerCpu(server.DataDirectory));
             }
             finally
             {
@@ -100,7 +100,9 @@ internal static class IngestBenchmark
         "SQLite: WAL, synchronous=FULL, one fsync per group commit. PostgreSQL from this program is a private throwaway server " +
         "(fsync=off, synchronous_commit=off, like the test fixture); pass --pg to measure a durable server.";
 
-    private static async Task<bool> RunStoreAsync(string name, string? postgres, Options options, double goal)
+    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(20);
+
+    private static async Task<bool> RunStoreAsync(string name, string? postgres, Options options, double goal, Func<TimeSpan>? serverCpu)
     {
         using var host = await HostProcess.StartAsync(postgres is null ? [] : ["--Tenantry:Store=" + postgres], keepData: false, CancellationToken.None);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency + 4, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
@@ -125,16 +127,27 @@ internal static class IngestBenchmark
             tenants.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
         }
 
-        // Warm-up (JIT, connections, caches), its events kept apart under their own source.
-        await SendAllAsync(client, Batches("warmup", options.Events / 20, options, tenants), options.Concurrency);
+        // Warm-up until the JIT has reached its last tier (connections and caches too): at least
+        // WarmUp of steady load, its events kept apart under their own sources.
+        var warm = Stopwatch.StartNew();
+        for (var pass = 0; pass == 0 || warm.Elapsed < WarmUp; pass++)
+        {
+            await SendAllAsync(client, Batches($"warmup-{pass}", Math.Max(options.Events / 10, 1000), options, tenants), options.Concurrency);
+        }
+
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: warmed up in {warm.Elapsed.TotalSeconds:0} s, measuring"));
 
         var cpu0 = host.CpuTime;
         var baseline = await MeasureAsync(client, "baseline", options.Events / 5, 1, options, tenants);
         var cpu1 = host.CpuTime;
+        var server1 = serverCpu?.Invoke();
         var run = await MeasureAsync(client, "run", options.Events, options.Concurrency, options, tenants);
         var cpu2 = host.CpuTime;
+        var server2 = serverCpu?.Invoke();
         baseline = baseline with { HostCpuMicrosPerEvent = (cpu1 - cpu0).TotalMicroseconds / baseline.Sent };
         run = run with { HostCpuMicrosPerEvent = (cpu2 - cpu1).TotalMicroseconds / run.Sent };
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{name}: CPU per event in the {options.Concurrency}-client run: host {run.HostCpuMicrosPerEvent:0.0} µs, benchmark client {run.ClientCpuMicrosPerEvent:0.0} µs, PostgreSQL server {((server2 - server1)?.TotalMicroseconds / run.Sent)?.ToString("0.0", CultureInfo.InvariantCulture) ?? "-"} µs"));
         var ok = true;
         foreach (var (result, clients, isGoal) in new[] { (baseline, 1, false), (run, options.Concurrency, true) })
         {
@@ -152,7 +165,43 @@ internal static class IngestBenchmark
         return ok;
     }
 
-    private sealed record Result(string Source, int Sent, int Unique, int Accepted, int Duplicates, int Failures, double PerSecond, Distribution Latency)
+    /// <summary>CPU time of the private PostgreSQL server: its postmaster and every process it started (backends, writers), from /proc.</summary>
+    private static Func<TimeSpan>? StoreServerCpu(string dataDirectory)
+    {
+        var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
+        if (!File.Exists(pidFile) || !Directory.Exists("/proc"))
+        {
+            return null;
+        }
+
+        var postmaster = File.ReadLines(pidFile).First().Trim();
+        var ticksPerSecond = 100.0; // USER_HZ on Linux
+        return () =>
+        {
+            long ticks = 0;
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (stat fields 3, 4, 14, 15).
+                    if (Path.GetFileName(dir) == postmaster || fields[1] == postmaster)
+                    {
+                        ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException)
+                {
+                    // A process that ended while being read, or not a process directory.
+                }
+            }
+
+            return TimeSpan.FromSeconds(ticks / ticksPerSecond);
+        };
+    }
+
+    private sealed record Result(string Source, int Sent, int Unique, int Accepted, int Duplicates, int Failures, double PerSecond, Distribution Latency, double ClientCpuMicrosPerEvent)
     {
         public double HostCpuMicrosPerEvent { get; init; }
     }
@@ -161,11 +210,15 @@ internal static class IngestBenchmark
     {
         var batches = Batches(source, events, options, tenants);
         var unique = batches.Sum(b => b.Unique);
+        var sent = batches.Sum(b => b.Count);
+        using var self = Process.GetCurrentProcess();
+        var cpu = self.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         var (latencies, accepted, duplicates, failures) = await SendAllAsync(client, batches, concurrency);
         var seconds = clock.Elapsed.TotalSeconds;
-        var sent = batches.Sum(b => b.Count);
-        return new Result(source, sent, unique, accepted, duplicates, failures, sent / seconds, Distribution.Of(latencies));
+        self.Refresh();
+        var clientCpu = (self.TotalProcessorTime - cpu).TotalMicroseconds / sent;
+        return new Result(source, sent, unique, accepted, duplicates, failures, sent / seconds, Distribution.Of(latencies), clientCpu);
     }
 
     private sealed record Batch(byte[] Body, int Count, int Unique);

@@ -55,8 +55,9 @@ internal static class Sql
         return rows;
     }
 
+    /// <summary>yyyy-MM-ddTHH:mm:ss.fffffffZ: the round-trip format of a UTC time, which has a fast path.</summary>
     public static string Time(DateTimeOffset value) =>
-        value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+        value.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
 
     public static DateTimeOffset ReadTime(this DbDataReader reader, int ordinal) =>
         DateTimeOffset.Parse(reader.GetString(ordinal), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);

@@ -141,6 +141,48 @@ public abstract class BillingScenarios : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Events_are_read_whatever_their_field_order_escapes_and_repeats()
+    {
+        await CreateMeterAsync("widgets", "sum", "n");
+        await Client.CreateActiveTenantAsync("order-co");
+        const string body = """
+            [
+              {"data": {"n": "4"}, "subject": "order-co", "time": null, "type": "widgets", "source": "test", "id": "data-first"},
+              {"id": "first", "id": "repeated", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1, "n": 2}, "extra": {"x": [1, {"y": null}]}},
+              {"\u0069d": "escaped-name", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 3}},
+              {"id": "control\u0001", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1}},
+              {"id": "no-data", "source": "test", "type": "widgets", "subject": "order-co"},
+              {"id": "array-data", "source": "test", "type": "widgets", "subject": "order-co", "data": [1]},
+              {"id": "number-time", "source": "test", "type": "widgets", "subject": "order-co", "time": 42, "data": {"n": 1}}
+            ]
+            """;
+        using var response = await Client.PostAsync(new Uri("/v1/usage/events", UriKind.Relative), new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
+        var reply = await response.JsonAsync();
+        Assert.Equal(3, reply.GetProperty("accepted").GetInt32());
+        var rejected = reply.GetProperty("rejected").EnumerateArray().ToList();
+        Assert.Equal([3, 4, 5, 6], rejected.Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Contains("id", rejected[0].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("data.n", rejected[1].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("data", rejected[2].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("time", rejected[3].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(9m, await UsageTotalAsync("order-co", "widgets"));
+
+        // The repeated id counted as its last value: that is the event a replay hits.
+        var replay = await SendAsync([Event("repeated", "order-co", new { n = 2 })]);
+        Assert.Equal(1, replay.GetProperty("duplicates").GetInt32());
+
+        // A body that is not one JSON array of 1-MaxBatch events is refused whole.
+        foreach (var refused in new[] { "[{\"id\": \"a\"}] trailing", "[]", "[" + string.Join(",", Enumerable.Repeat("{}", 1001)) + "]", "" })
+        {
+            using var bad = await Client.PostAsync(new Uri("/v1/usage/events", UriKind.Relative), new StringContent(refused, System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        }
+
+        Assert.Equal(9m, await UsageTotalAsync("order-co", "widgets"));
+    }
+
+    [Fact]
     public async Task Invoice_prorates_a_mid_month_plan_change_and_is_reproducible_from_the_stored_events()
     {
         await CreateMeterAsync("widgets", "sum", "n");

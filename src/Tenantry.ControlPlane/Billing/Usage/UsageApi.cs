@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +22,6 @@ public sealed record UsageResponse(IReadOnlyList<UsagePoint> Items);
 public static class UsageApi
 {
     public const int MaxBodyBytes = 8 * 1024 * 1024;
-    private const int MaxField = 200;
 
     public static RouteGroupBuilder MapUsageApi(this RouteGroupBuilder v1)
     {
@@ -40,61 +40,79 @@ public static class UsageApi
     private static async Task<Results<Accepted<IngestResponse>, ProblemHttpResult>> Ingest(
         HttpContext http, BillingCatalog catalog, UsageIngestor ingestor, IOptions<BillingOptions> options, TimeProvider time)
     {
-        var (document, error) = await ReadArrayAsync(http.Request, options.Value.MaxBatch);
+        var snapshot = await catalog.GetAsync(http.RequestAborted);
+        var now = time.GetUtcNow();
+        var candidates = new List<EventCandidate>();
+        var error = await ReadBatchAsync(http.Request, options.Value.MaxBatch, snapshot, now, options.Value, candidates);
         if (error is not null)
         {
             return error.ToResult();
         }
 
-        using (document)
+        var rejected = new List<IngestRejection>();
+        var events = new List<UsageEvent>(candidates.Count);
+        var indexes = new List<int>(candidates.Count);
+        for (var index = 0; index < candidates.Count; index++)
         {
-            var snapshot = await catalog.GetAsync(http.RequestAborted);
-            var now = time.GetUtcNow();
-            var openFrom = OpenFrom(now, options.Value.LateEventGrace);
-            var latest = now + options.Value.MaxFutureSkew;
-            var rejected = new List<IngestRejection>();
-            var events = new List<UsageEvent>();
-            var indexes = new List<int>();
-            var index = 0;
-            foreach (var element in document!.RootElement.EnumerateArray())
+            var c = candidates[index];
+            if (c.Reason is not null)
             {
-                var (e, reason) = await ValidateAsync(element, snapshot, catalog, now, openFrom, latest, http.RequestAborted);
-                if (reason is not null)
-                {
-                    rejected.Add(new IngestRejection(index, reason));
-                }
-                else
-                {
-                    events.Add(e!);
-                    indexes.Add(index);
-                }
-
-                index++;
+                rejected.Add(new IngestRejection(index, c.Reason));
+                continue;
             }
 
-            IngestOutcome[] outcomes;
-            try
+            Guid? tenant = catalog.TryResolveCached(c.Subject!, out var cached) ? cached : await catalog.ResolveTenantAsync(c.Subject!, http.RequestAborted);
+            if (tenant is null)
             {
-                outcomes = await ingestor.IngestAsync(events, http.RequestAborted);
+                rejected.Add(new IngestRejection(index, $"No tenant '{c.Subject}'."));
             }
-            catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
+            else if (c.ReasonAfterTenant is not null)
             {
-                return new ApiError(StatusCodes.Status503ServiceUnavailable, "store-unavailable", "The usage store did not commit the batch.",
-                    "No event of this batch is acknowledged; send it again (replays are no-ops).").ToResult();
+                rejected.Add(new IngestRejection(index, c.ReasonAfterTenant));
             }
-
-            for (var i = 0; i < outcomes.Length; i++)
+            else
             {
-                if (outcomes[i] == IngestOutcome.PeriodClosed)
-                {
-                    rejected.Add(new IngestRejection(indexes[i], "The billing period of this event is closed: the tenant's invoice for it is finalized."));
-                }
+                events.Add(new UsageEvent(c.Source!, c.Id!, tenant.Value, c.Type!, c.Time, c.Data));
+                indexes.Add(index);
             }
-
-            rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
-            return TypedResults.Accepted((string?)null, new IngestResponse(
-                outcomes.Count(o => o == IngestOutcome.Accepted), outcomes.Count(o => o == IngestOutcome.Duplicate), rejected));
         }
+
+        IngestOutcome[] outcomes;
+        try
+        {
+            outcomes = await ingestor.IngestAsync(events, http.RequestAborted);
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
+        {
+            return new ApiError(StatusCodes.Status503ServiceUnavailable, "store-unavailable", "The usage store did not commit the batch.",
+                "No event of this batch is acknowledged; send it again (replays are no-ops).").ToResult();
+        }
+
+        int accepted = 0, duplicates = 0;
+        var closed = false;
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            switch (outcomes[i])
+            {
+                case IngestOutcome.Accepted:
+                    accepted++;
+                    break;
+                case IngestOutcome.Duplicate:
+                    duplicates++;
+                    break;
+                default:
+                    rejected.Add(new IngestRejection(indexes[i], "The billing period of this event is closed: the tenant's invoice for it is finalized."));
+                    closed = true;
+                    break;
+            }
+        }
+
+        if (closed)
+        {
+            rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
+        }
+
+        return TypedResults.Accepted((string?)null, new IngestResponse(accepted, duplicates, rejected));
     }
 
     /// <summary>The earliest event time still accepted: this month's start, or last month's while its grace runs.</summary>
@@ -104,144 +122,64 @@ public static class UsageApi
         return now < current.Start + grace ? current.Previous.Start : current.Start;
     }
 
-    private static async Task<(JsonDocument? Document, ApiError? Error)> ReadArrayAsync(HttpRequest request, int maxBatch)
+    /// <summary>Reads the body into a pooled buffer and parses it in one pass; the buffer goes back before the events are stored.</summary>
+    private static async Task<ApiError?> ReadBatchAsync(
+        HttpRequest request, int maxBatch, BillingCatalog.Snapshot snapshot, DateTimeOffset now, BillingOptions options, List<EventCandidate> candidates)
     {
         var type = request.ContentType?.Split(';')[0].Trim();
         if (!request.HasJsonContentType() && !string.Equals(type, "application/cloudevents-batch+json", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, new ApiError(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "The body must be JSON.", "Send Content-Type: application/json."));
+            return new ApiError(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "The body must be JSON.", "Send Content-Type: application/json.");
         }
 
         var tooLarge = new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The body is too large.", $"At most {MaxBodyBytes} bytes.");
         if (request.ContentLength > MaxBodyBytes)
         {
-            return (null, tooLarge);
+            return tooLarge;
         }
 
-        using var buffer = new MemoryStream();
-        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted);
-        if (buffer.Length > MaxBodyBytes)
-        {
-            return (null, tooLarge);
-        }
-
-        JsonDocument document;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)(request.ContentLength ?? 16 * 1024) + 1);
         try
         {
-            document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
-        }
-        catch (JsonException ex)
-        {
-            return (null, ApiError.BadRequest($"The body is not valid JSON (line {ex.LineNumber + 1}, position {ex.BytePositionInLine + 1})."));
-        }
+            var length = 0;
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
 
-        if (document.RootElement.ValueKind != JsonValueKind.Array)
-        {
-            document.Dispose();
-            return (null, ApiError.BadRequest("The body is a JSON array of events: [{id, source, type, subject, time, data}]."));
-        }
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), request.HttpContext.RequestAborted);
+                if (read == 0)
+                {
+                    break;
+                }
 
-        var count = document.RootElement.GetArrayLength();
-        if (count == 0 || count > maxBatch)
-        {
-            document.Dispose();
-            return (null, ApiError.Validation("events", $"A batch holds 1-{maxBatch} events."));
-        }
+                length += read;
+                if (length > MaxBodyBytes)
+                {
+                    return tooLarge;
+                }
+            }
 
-        return (document, null);
+            var openFrom = OpenFrom(now, options.LateEventGrace);
+            try
+            {
+                return EventBatchReader.Read(buffer.AsSpan(0, length), maxBatch, snapshot, now, openFrom, now + options.MaxFutureSkew, candidates);
+            }
+            catch (JsonException ex)
+            {
+                return ApiError.BadRequest($"The body is not valid JSON (line {ex.LineNumber + 1}, position {ex.BytePositionInLine + 1}).");
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
-
-    private static async Task<(UsageEvent? Event, string? Reason)> ValidateAsync(
-        JsonElement e, BillingCatalog.Snapshot snapshot, BillingCatalog catalog, DateTimeOffset now, DateTimeOffset openFrom, DateTimeOffset latest, CancellationToken cancellationToken)
-    {
-        if (e.ValueKind != JsonValueKind.Object)
-        {
-            return (null, "An event is a JSON object.");
-        }
-
-        if (Text(e, "id") is not { } id)
-        {
-            return (null, $"id is required: a string of 1-{MaxField} characters.");
-        }
-
-        if (Text(e, "source") is not { } source)
-        {
-            return (null, $"source is required: a string of 1-{MaxField} characters.");
-        }
-
-        if (Text(e, "type") is not { } type)
-        {
-            return (null, $"type is required: a string of 1-{MaxField} characters.");
-        }
-
-        var meters = snapshot.MetersByType[type];
-        if (!meters.Any())
-        {
-            return (null, $"No meter counts events of type '{type}' (GET /v1/meters lists them).");
-        }
-
-        if (Text(e, "subject") is not { } subject)
-        {
-            return (null, "subject is required: the tenant's id or slug.");
-        }
-
-        Guid? tenant = catalog.TryResolveCached(subject, out var cached) ? cached : await catalog.ResolveTenantAsync(subject, cancellationToken);
-        if (tenant is null)
-        {
-            return (null, $"No tenant '{subject}'.");
-        }
-
-        var at = now;
-        if (e.TryGetProperty("time", out var timeElement) && timeElement.ValueKind != JsonValueKind.Null)
-        {
-            if (timeElement.ValueKind != JsonValueKind.String ||
-                !timeElement.TryGetDateTimeOffset(out at) && !DateTimeOffset.TryParse(timeElement.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at))
-            {
-                return (null, "time is an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z.");
-            }
-        }
-
-        if (at < openFrom)
-        {
-            return (null, $"The event is older than the closed billing period: events from {openFrom:yyyy-MM-dd'T'HH:mm:ss'Z'} on are accepted.");
-        }
-
-        if (at > latest)
-        {
-            return (null, "The event's time is in the future.");
-        }
-
-        string? data = null;
-        JsonElement? dataElement = null;
-        if (e.TryGetProperty("data", out var d) && d.ValueKind != JsonValueKind.Null)
-        {
-            if (d.ValueKind != JsonValueKind.Object)
-            {
-                return (null, "data is a JSON object.");
-            }
-
-            dataElement = d;
-            data = d.GetRawText();
-        }
-
-        foreach (var meter in meters)
-        {
-            if (meter.NeedsNumber && !Aggregations.TryNumber(dataElement, meter.Property!, out _))
-            {
-                return (null, $"data.{meter.Property} must be a number (meter {meter.Key}).");
-            }
-
-            if (meter.Aggregation == Aggregations.UniqueCount && !Aggregations.TryProperty(dataElement, meter.Property!, out _))
-            {
-                return (null, $"data.{meter.Property} is required (meter {meter.Key}).");
-            }
-        }
-
-        return (new UsageEvent(source, id, tenant.Value, type, at, data), null);
-    }
-
-    private static string? Text(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 and <= MaxField } s && !s.Any(char.IsControl) ? s : null;
 
     private static async Task<Results<Ok<UsageResponse>, ProblemHttpResult>> Query(
         IControlPlaneDatabase db, BillingCatalog catalog, TimeProvider time, string? tenantId, string? meter, string? window, string? from, string? to, string? groupBy)

@@ -18,7 +18,7 @@ public enum IngestOutcome
 
 /// <summary>
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
-/// and are then committed together, in one transaction of prepared inserts (SQLite) or one
+/// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or one
 /// <c>unnest</c> insert (PostgreSQL). <c>ON CONFLICT DO NOTHING</c> on the unique (source, id)
 /// index makes a replay a no-op. A caller's task completes only after the commit.
 /// </summary>
@@ -170,88 +170,36 @@ public sealed partial class UsageIngestor(
         return outcomes;
     }
 
-    /// <summary>Multi-row inserts of up to <see cref="SqliteChunk"/> events each; RETURNING names the rows that were new.</summary>
+    /// <summary>
+    /// One single-row insert prepared once per group commit and stepped per event: its change count
+    /// says whether the row was new. (A multi-row insert binds its hundreds of named parameters by a
+    /// linear name search each, which cost more than the inserts.)
+    /// </summary>
     private static async Task InsertSqliteAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
     {
-        var inserted = new HashSet<(string, string)>();
-        DbCommand? full = null;
-        try
-        {
-            for (var start = 0; start < open.Count; start += SqliteChunk)
-            {
-                var n = Math.Min(SqliteChunk, open.Count - start);
-                DbCommand command;
-                if (n == SqliteChunk)
-                {
-                    full ??= SqliteInsert(c, tx, n);
-                    command = full;
-                }
-                else
-                {
-                    command = SqliteInsert(c, tx, n);
-                }
-
-                var p = command.Parameters;
-                for (var k = 0; k < n; k++)
-                {
-                    var e = events[open[start + k]];
-                    p[k * 6].Value = e.Source;
-                    p[k * 6 + 1].Value = e.Id;
-                    p[k * 6 + 2].Value = e.TenantId.ToString();
-                    p[k * 6 + 3].Value = e.Type;
-                    p[k * 6 + 4].Value = Sql.Time(e.Time);
-                    p[k * 6 + 5].Value = (object?)e.Data ?? DBNull.Value;
-                }
-
-                await using (var reader = await command.ExecuteReaderAsync())
-                {
-                    while (await reader.ReadAsync())
-                    {
-                        inserted.Add((reader.GetString(0), reader.GetString(1)));
-                    }
-                }
-
-                if (command != full)
-                {
-                    await command.DisposeAsync();
-                }
-            }
-        }
-        finally
-        {
-            if (full is not null)
-            {
-                await full.DisposeAsync();
-            }
-        }
-
-        MarkInserted(events, open, outcomes, inserted);
-    }
-
-    private const int SqliteChunk = 100;
-
-    private static DbCommand SqliteInsert(DbConnection c, DbTransaction tx, int rows)
-    {
-        var sql = new System.Text.StringBuilder("INSERT INTO usage_events (source, id, tenant_id, type, time, data) VALUES ");
-        var command = c.CreateCommand();
+        await using var command = c.CreateCommand();
         command.Transaction = tx;
-        for (var k = 0; k < rows; k++)
+        command.CommandText = "INSERT INTO usage_events (source, id, tenant_id, type, time, data) VALUES (@s, @i, @t, @y, @m, @d) ON CONFLICT (source, id) DO NOTHING";
+        var p = command.Parameters;
+        foreach (var name in (string[])["@s", "@i", "@t", "@y", "@m", "@d"])
         {
-            sql.Append(k == 0 ? "(" : ",(");
-            for (var f = 0; f < 6; f++)
-            {
-                var name = "@p" + (k * 6 + f).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                sql.Append(f == 0 ? "" : ",").Append(name);
-                var parameter = command.CreateParameter();
-                parameter.ParameterName = name;
-                command.Parameters.Add(parameter);
-            }
-
-            sql.Append(')');
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = name;
+            p.Add(parameter);
         }
 
-        command.CommandText = sql.Append(" ON CONFLICT (source, id) DO NOTHING RETURNING source, id").ToString();
-        return command;
+        command.Prepare();
+        foreach (var i in open)
+        {
+            var e = events[i];
+            p[0].Value = e.Source;
+            p[1].Value = e.Id;
+            p[2].Value = e.TenantId.ToString();
+            p[3].Value = e.Type;
+            p[4].Value = Sql.Time(e.Time);
+            p[5].Value = (object?)e.Data ?? DBNull.Value;
+            outcomes[i] = command.ExecuteNonQuery() == 1 ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+        }
     }
 
     /// <summary>Two copies of one event in the group: the first is the accepted one, the others duplicates.</summary>
