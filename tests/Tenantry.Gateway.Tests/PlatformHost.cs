@@ -6,6 +6,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -16,11 +17,10 @@ namespace Tenantry.Gateway.Tests;
 public sealed class PlatformHost : IAsyncDisposable
 {
     public const string OperatorSecret = "gateway-tests-operator-secret-0123";
-    private static readonly string HostDll = Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
     private readonly ConcurrentQueue<string> _output = new();
     private readonly IReadOnlyList<string> _settings;
-    private readonly List<Process> _replicas = [];
-    private Process? _process;
+    private readonly List<ChildHost> _replicas = [];
+    private ChildHost? _process;
 
     /// <param name="settings">More <c>--key=value</c> arguments for the host (PostgreSQL servers, Redis, say), after <see cref="TestSettings"/>.</param>
     public PlatformHost(string? dataDir = null, int[]? ports = null, IReadOnlyList<string>? settings = null)
@@ -44,7 +44,7 @@ public sealed class PlatformHost : IAsyncDisposable
 
     public Uri SharedApp { get; }
 
-    public int ProcessId => _process?.Id ?? 0;
+    public int ProcessId => _process?.ProcessId ?? 0;
 
     public string Output => string.Join('\n', _output.TakeLast(80));
 
@@ -104,94 +104,29 @@ public sealed class PlatformHost : IAsyncDisposable
     }
 
     /// <summary>Runs <c>dotnet Tenantry.Host.dll</c> with <paramref name="arguments"/> until every health URI answers.</summary>
-    private async Task<Process> LaunchAsync(string[] arguments, params Uri[] health)
+    private async Task<ChildHost> LaunchAsync(string[] arguments, params Uri[] health)
     {
-        Assert.True(File.Exists(HostDll), $"{HostDll} is missing: the test project must reference Tenantry.Host.");
-        var info = new ProcessStartInfo(DotnetPath())
+        var process = ChildHost.Start(arguments, Record);
+        var failure = await process.WaitHealthyAsync(TimeSpan.FromSeconds(90), health);
+        if (failure is not null)
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        info.ArgumentList.Add(HostDll);
-        foreach (var a in arguments)
-        {
-            info.ArgumentList.Add(a);
+            process.Dispose();
+            Assert.Fail($"The host did not become healthy ({failure}):\n{Output}");
         }
 
-        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("Tenantry__", StringComparison.OrdinalIgnoreCase)
-            || k.StartsWith("TENANTRY_", StringComparison.OrdinalIgnoreCase) || k.StartsWith("ASPNETCORE_URLS", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            info.Environment.Remove(name);
-        }
-
-        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        var process = new Process { StartInfo = info };
-        process.OutputDataReceived += (_, e) => Record(e.Data);
-        process.ErrorDataReceived += (_, e) => Record(e.Data);
-        Assert.True(process.Start());
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        // A cold host on a loaded machine can take several seconds to answer its first request.
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(90))
-        {
-            Assert.False(process.HasExited, $"The host exited with code {(process.HasExited ? process.ExitCode : 0)}:\n{Output}");
-            try
-            {
-                var healthy = true;
-                foreach (var uri in health)
-                {
-                    using var response = await http.GetAsync(new Uri(uri, "/healthz"));
-                    healthy &= response.IsSuccessStatusCode;
-                }
-
-                if (healthy)
-                {
-                    return process;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-            {
-                // Not listening yet, or slow to answer on a loaded machine: ask again.
-            }
-
-            await Task.Delay(100);
-        }
-
-        process.Kill(entireProcessTree: true);
-        process.Dispose();
-        Assert.Fail("The host did not become healthy:\n" + Output);
-        return null!;
+        return process;
     }
 
     /// <summary>SIGKILL, as a crash: the dedicated instances it started keep running.</summary>
     public void Crash()
     {
-        if (_process is { HasExited: false })
-        {
-            _process.Kill(entireProcessTree: false);
-            _process.WaitForExit(10_000);
-        }
+        _process?.Kill(entireProcessTree: false);
     }
 
     public async Task<HttpClient> OperatorAsync()
     {
         var client = new HttpClient { BaseAddress = ControlPlane };
-        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = "operator",
-            ["client_secret"] = OperatorSecret,
-            ["scope"] = "tenantry:admin",
-        });
-        using var response = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), form);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        var token = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(client, OperatorSecret));
         return client;
     }
 
@@ -252,28 +187,13 @@ public sealed class PlatformHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A graceful stop would stop the dedicated instances; SIGKILL of the whole tree does it at once.
         foreach (var replica in _replicas)
         {
-            if (!replica.HasExited)
-            {
-                replica.Kill(entireProcessTree: true);
-                await replica.WaitForExitAsync();
-            }
-
             replica.Dispose();
         }
 
-        if (_process is not null)
-        {
-            if (!_process.HasExited)
-            {
-                // A graceful stop: the host stops the dedicated instances it runs.
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-
-            _process.Dispose();
-        }
+        _process?.Dispose();
 
         KillLeftovers(DataDir);
         try
@@ -325,13 +245,8 @@ public sealed class PlatformHost : IAsyncDisposable
         }
     }
 
-    private void Record(string? line)
+    private void Record(string line)
     {
-        if (line is null)
-        {
-            return;
-        }
-
         _output.Enqueue(line);
         while (_output.Count > 400)
         {
@@ -339,25 +254,7 @@ public sealed class PlatformHost : IAsyncDisposable
         }
     }
 
-    public static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
-        listeners.ForEach(l => l.Start());
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
-    }
-
-    public static string DotnetPath()
-    {
-        var current = Environment.ProcessPath;
-        if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
-        {
-            return current;
-        }
-
-        return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-    }
+    public static int[] FreePorts(int count) => ChildHost.FreePorts(count);
 }
 
 /// <summary>An onboarded tenant and its admin's token.</summary>

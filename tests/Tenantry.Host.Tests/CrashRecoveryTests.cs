@@ -9,6 +9,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
+using Tenantry.Testing;
 using Xunit.Abstractions;
 
 namespace Tenantry.Host.Tests;
@@ -41,7 +42,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
 
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "tenantry-crash-tests", Guid.NewGuid().ToString("N"));
     private readonly HostOutput _hostOutput = new();
-    private ChildHost? _host;
+    private HostRun? _host;
     private int _sessions;
     private bool _passed;
     private bool _disposed;
@@ -108,7 +109,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             }
 
             await Task.Delay(killAfter);
-            host.Kill();
+            host.Process.Kill();
             await Task.WhenAll(requests);
             host.Dispose();
             _host = null;
@@ -193,16 +194,14 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         .GroupBy(p => p.IndexOfAny([':', '/', ' ']) is > 0 and var end ? p[..end] : p, StringComparer.Ordinal)
         .Select(g => $"{g.Key} ({g.Count()}):\n    " + string.Join("\n    ", g.Take(12)) + (g.Count() > 12 ? "\n    ..." : "")));
 
-    private static string HostDll => Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
-
-    private async Task<ChildHost> StartHostAsync()
+    private async Task<HostRun> StartHostAsync()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         for (var attempt = 1; ; attempt++)
         {
-            var host = ChildHost.Start(_dataDir, FreePort(), ++_sessions, _hostOutput);
+            var host = HostRun.Start(_dataDir, ChildHost.FreePorts(1)[0], ++_sessions, _hostOutput);
             _host = host;
-            var failure = await host.WaitHealthyAsync(HealthTimeout);
+            var failure = await host.Process.WaitHealthyAsync(HealthTimeout, host.BaseAddress);
             if (failure is null)
             {
                 return host;
@@ -211,7 +210,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             host.Dispose();
             _host = null;
             // Exit code 4: the port was taken between choosing and binding it; choose again.
-            if (host.ExitCode == 4 && attempt < 3)
+            if (host.Process.ExitCode == 4 && attempt < 3)
             {
                 continue;
             }
@@ -220,35 +219,10 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         }
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
-        {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
-        }
-    }
-
-    private static async Task<HttpClient> OperatorClientAsync(ChildHost host)
+    private static async Task<HttpClient> OperatorClientAsync(HostRun host)
     {
         var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = RequestTimeout };
-        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = "operator",
-            ["client_secret"] = OperatorSecret,
-            ["scope"] = "tenantry:admin",
-        });
-        using var response = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), form);
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"token: {(int)response.StatusCode} {body}");
-        using var json = JsonDocument.Parse(body);
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", json.RootElement.GetProperty("access_token").GetString());
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(client, OperatorSecret));
         return client;
     }
 
@@ -746,159 +720,22 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         }
     }
 
-    /// <summary><c>dotnet Tenantry.Host.dll</c> on a loopback port; killed with SIGKILL, never stopped politely.</summary>
-    private sealed class ChildHost : IDisposable
+    /// <summary>One start of the host (<see cref="Tenantry.Testing.ChildHost"/>) on a loopback port; its output is tagged with <see cref="Session"/>.</summary>
+    private sealed class HostRun(ChildHost process, int session, Uri baseAddress) : IDisposable
     {
-        private readonly Process _process;
-        private bool _gone;
+        public ChildHost Process { get; } = process;
 
-        private ChildHost(Process process, int port, int session)
-        {
-            _process = process;
-            Session = session;
-            BaseAddress = new Uri($"http://127.0.0.1:{port}");
-        }
+        public int Session { get; } = session;
 
-        public int Session { get; }
+        public Uri BaseAddress { get; } = baseAddress;
 
-        public Uri BaseAddress { get; }
+        public static HostRun Start(string dataDir, int port, int session, HostOutput sink) => new(
+            ChildHost.Start(
+                ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false"],
+                line => sink.Add(session, line)),
+            session,
+            new Uri($"http://127.0.0.1:{port}"));
 
-        public int? ExitCode { get; private set; }
-
-        public static ChildHost Start(string dataDir, int port, int session, HostOutput sink)
-        {
-            Assert.True(File.Exists(HostDll), $"{HostDll} is missing: the test project must reference Tenantry.Host.");
-            var info = new ProcessStartInfo(DotnetPath())
-            {
-                UseShellExecute = false,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                WorkingDirectory = AppContext.BaseDirectory,
-            };
-            foreach (var argument in new[] { HostDll, "--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false" })
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            // Only the command line configures the child, whatever this process's environment holds.
-            foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("Tenantry__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("TENANTRY_", StringComparison.OrdinalIgnoreCase)).ToList())
-            {
-                info.Environment.Remove(name);
-            }
-
-            var process = new Process { StartInfo = info };
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is not null)
-                {
-                    sink.Add(session, e.Data);
-                }
-            };
-            process.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is not null)
-                {
-                    sink.Add(session, "stderr: " + e.Data);
-                }
-            };
-            Assert.True(process.Start(), "The host process did not start.");
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return new ChildHost(process, port, session);
-        }
-
-        /// <summary>Null once /healthz answers; else why not.</summary>
-        public async Task<string?> WaitHealthyAsync(TimeSpan timeout)
-        {
-            using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
-            var clock = Stopwatch.StartNew();
-            while (clock.Elapsed < timeout)
-            {
-                if (_process.HasExited)
-                {
-                    ExitCode = _process.ExitCode;
-                    return $"the host exited with code {ExitCode}";
-                }
-
-                try
-                {
-                    using var response = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
-                    if (response.IsSuccessStatusCode)
-                    {
-                        return null;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                }
-                catch (TaskCanceledException)
-                {
-                }
-
-                await Task.Delay(50);
-            }
-
-            return $"/healthz did not answer within {timeout.TotalSeconds} s";
-        }
-
-        /// <summary>SIGKILL (Process.Kill on Linux), then waits until the process is gone and its output drained.</summary>
-        public void Kill()
-        {
-            if (_gone)
-            {
-                return;
-            }
-
-            try
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // Already exited.
-            }
-
-            if (_process.WaitForExit(TimeSpan.FromSeconds(30)))
-            {
-                _process.WaitForExit();
-                ExitCode ??= _process.ExitCode;
-                _gone = true;
-            }
-        }
-
-        /// <summary>SIGTERM, as a service manager stops the host; the exit code, or null if it did not exit in time.</summary>
-        public int? Terminate(TimeSpan timeout)
-        {
-            Assert.Equal(0, SendSignal(_process.Id, 15));
-            if (!_process.WaitForExit(timeout))
-            {
-                return null;
-            }
-
-            _process.WaitForExit();
-            ExitCode = _process.ExitCode;
-            _gone = true;
-            return ExitCode;
-        }
-
-        public void Dispose()
-        {
-            Kill();
-            _process.Dispose();
-        }
-
-        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-        private static extern int SendSignal(int pid, int signal);
-
-        private static string DotnetPath()
-        {
-            var current = Environment.ProcessPath;
-            if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
-            {
-                return current;
-            }
-
-            return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        }
+        public void Dispose() => Process.Dispose();
     }
 }

@@ -20,7 +20,7 @@ public sealed partial class CrashRecoveryTests
             }
         }
 
-        var exit = host.Terminate(TimeSpan.FromSeconds(40));
+        var exit = host.Process.Terminate(TimeSpan.FromSeconds(40));
         Assert.True(exit == 0, $"SIGTERM: exit code {exit?.ToString(CultureInfo.InvariantCulture) ?? "none (still running)"}\n{_hostOutput.Tail(30)}");
         host.Dispose();
         _host = null;

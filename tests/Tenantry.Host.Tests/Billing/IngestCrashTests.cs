@@ -7,6 +7,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Tenantry.Testing;
 using Xunit.Abstractions;
 
 namespace Tenantry.Host.Tests.Billing;
@@ -25,7 +26,7 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
     private const int Senders = 4;
     private const int BatchSize = 100;
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "tenantry-ingest-crash", Guid.NewGuid().ToString("N"));
-    private Process? _host;
+    private ChildHost? _host;
 
     [Fact]
     public async Task Events_acknowledged_before_a_sigkill_are_stored_exactly_once()
@@ -154,68 +155,22 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
 
     private async Task<HttpClient> StartAsync()
     {
-        var port = FreePort();
-        var info = new ProcessStartInfo(DotnetPath()) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = AppContext.BaseDirectory };
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll"), "--data-dir", _dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", Secret, "--Tenantry:ApplicationPlane:Enabled=false" })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("Tenantry__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("TENANTRY_", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            info.Environment.Remove(name);
-        }
-
-        _host = Process.Start(info)!;
-        _host.OutputDataReceived += (_, _) => { };
-        _host.ErrorDataReceived += (_, _) => { };
-        _host.BeginOutputReadLine();
-        _host.BeginErrorReadLine();
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            Assert.False(_host.HasExited, $"the host exited with {(_host.HasExited ? _host.ExitCode : 0)}");
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the host did not become healthy");
-            try
-            {
-                using var health = await client.GetAsync(new Uri("/healthz", UriKind.Relative));
-                if (health.IsSuccessStatusCode)
-                {
-                    break;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(50);
-        }
-
+        var port = ChildHost.FreePorts(1)[0];
+        var address = new Uri($"http://127.0.0.1:{port}");
+        _host = ChildHost.Start(["--data-dir", _dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", Secret, "--Tenantry:ApplicationPlane:Enabled=false"]);
+        var failure = await _host.WaitHealthyAsync(TimeSpan.FromSeconds(60), address);
+        Assert.True(failure is null, failure);
+        var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
         var token = await TenantryFactory.TokenAsync(client, "operator", Secret, "tenantry:admin");
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return client;
     }
 
+    /// <summary>SIGKILL.</summary>
     private void Kill()
     {
-        if (_host is { HasExited: false })
-        {
-            _host.Kill(); // SIGKILL
-            _host.WaitForExit();
-        }
-
         _host?.Dispose();
         _host = null;
-    }
-
-    private static string DotnetPath() => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public void Dispose()
