@@ -19,10 +19,14 @@ internal static class Program
 {
     private const string Help = """
         Usage: dotnet run -c Release --project benchmarks/Tenantry.Policies.Benchmarks -- [--rounds N] [--reads N] [--evaluations N]
+               dotnet run -c Release --project benchmarks/Tenantry.Policies.Benchmarks -- --mode bare|authorised|authorisation --count N
 
           --rounds N        rounds of paired reads (default 15)
           --reads N         pairs per round: a bare read next to an authorised one (default 4000)
           --evaluations N   evaluations for the evaluator-only figures (default 2000000)
+          --mode M          only N operations of one kind after the warm-up, for instruction counts:
+                            run under valgrind --tool=callgrind once per mode and once with --count 0,
+                            and compare (benchmarks/Tenantry.Policies.Benchmarks/instructions.sh does it)
 
         Prints a markdown report: per-read times (median of rounds), the overhead ratio against the
         5% goal, evaluations per second and bytes allocated per evaluation and per authorisation.
@@ -39,6 +43,13 @@ internal static class Program
         var rounds = Option(args, "--rounds", 15);
         var reads = Option(args, "--reads", 4000);
         var evaluations = Option(args, "--evaluations", 2_000_000);
+        var mode = Text(args, "--mode");
+        var count = Option(args, "--count", 0, allowZero: true);
+        if (mode is not (null or "bare" or "authorised" or "authorisation"))
+        {
+            Console.Error.WriteLine("--mode is bare, authorised or authorisation.");
+            return 2;
+        }
 
         var dir = Path.Combine(Path.GetTempPath(), "tenantry-policies-bench", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
@@ -46,7 +57,9 @@ internal static class Program
         {
             using var db = new SqliteDatabase(Path.Combine(dir, "control.db"), ControlPlaneSchema.Sqlite);
             await SeedPoliciesAsync(db);
-            var catalog = new PolicyCatalog(db, TimeProvider.System);
+            // Counting instructions runs ~50 times slower, so the catalog's 5-second refresh would
+            // reload the policies every few hundred reads there: its clock stands still in that mode.
+            var catalog = new PolicyCatalog(db, mode is null ? TimeProvider.System : new StillTime());
             var provider = new LocalObjectStore(Options.Create(new TenantryOptions { DataDir = dir }));
             var storage = new TenantStorage(provider, catalog, db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
             var principal = new TenantPrincipal(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.MemberRole, TenantPrincipal.UserType);
@@ -69,11 +82,39 @@ internal static class Program
                 return await ReadAllAsync(content!.Stream, buffer);
             }
 
+            // Everything a read adds before touching the file: key validation, policy lookup, evaluation.
+            async Task<long> AuthorisationAsync()
+            {
+                var parsed = ObjectKeys.Parse(key);
+                var set = await catalog.ForAsync(principal);
+                return set.Set.Evaluate(new AccessRequest(PlatformPolicies.GetObject, string.Concat("trn:tenantry:storage::", parsed.Slug, ":", parsed.FullKey), set.Context)).IsAllowed ? 1 : 0;
+            }
+
             // Warm-up: JIT, page cache, policy cache.
             for (var i = 0; i < 2000; i++)
             {
                 await BareAsync();
                 await AuthorisedAsync();
+                await AuthorisationAsync();
+            }
+
+            // Instruction counting (callgrind): only one kind of read, so two runs compare instruction
+            // counts; a run with --count 0 gives the start-up and warm-up to subtract.
+            if (mode is not null)
+            {
+                long bytes = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    bytes += mode switch
+                    {
+                        "authorised" => await AuthorisedAsync(),
+                        "authorisation" => await AuthorisationAsync(),
+                        _ => await BareAsync(),
+                    };
+                }
+
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{mode}: {count} reads, {bytes} bytes"));
+                return 0;
             }
 
             // Paired samples: each bare read is next to an authorised one (order alternating), and
@@ -172,9 +213,7 @@ internal static class Program
             watch.Restart();
             for (var i = 0; i < authorisations; i++)
             {
-                var parsed = ObjectKeys.Parse(key);
-                var set = await catalog.ForAsync(principal);
-                set.Set.Evaluate(new AccessRequest(PlatformPolicies.GetObject, $"trn:tenantry:storage::{parsed.Slug}:{parsed.FullKey}", set.Context));
+                await AuthorisationAsync();
             }
 
             var authAllocated = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)authorisations;
@@ -216,6 +255,13 @@ internal static class Program
         }
     }
 
+    private sealed class StillTime : TimeProvider
+    {
+        private readonly DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+    }
+
     private static async Task<long> ReadAllAsync(Stream stream, byte[] buffer)
     {
         long total = 0;
@@ -234,10 +280,16 @@ internal static class Program
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    private static int Option(string[] args, string name, int fallback)
+    private static int Option(string[] args, string name, int fallback, bool allowZero = false)
     {
         var at = Array.IndexOf(args, name);
-        return at >= 0 && at + 1 < args.Length && int.TryParse(args[at + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0 ? value : fallback;
+        return at >= 0 && at + 1 < args.Length && int.TryParse(args[at + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && (value > 0 || allowZero) ? value : fallback;
+    }
+
+    private static string? Text(string[] args, string name)
+    {
+        var at = Array.IndexOf(args, name);
+        return at >= 0 && at + 1 < args.Length ? args[at + 1] : null;
     }
 
     /// <summary>

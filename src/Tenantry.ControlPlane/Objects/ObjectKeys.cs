@@ -31,6 +31,20 @@ public static class ObjectKeys
     /// <summary>Validates a full object key (<c>tenants/{slug}/…</c>).</summary>
     public static ObjectKey Parse(string? key) => Split(key, isPrefix: false);
 
+    /// <summary>Whether a key is valid, without saying why not.</summary>
+    public static bool IsValid(string? key)
+    {
+        try
+        {
+            Parse(key);
+            return true;
+        }
+        catch (InvalidObjectKeyException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Validates a listing prefix: <c>tenants/{slug}/</c> followed by any partial key.</summary>
     public static ObjectKey ParsePrefix(string? prefix) => Split(prefix, isPrefix: true);
 

@@ -82,6 +82,19 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
         IReadOnlyDictionary<string, StoredPolicy> Templates,
         CompiledPolicy[] CompiledGuardrails)
     {
-        public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new();
+        public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new(PrincipalComparer.Instance);
+    }
+
+    /// <summary>
+    /// Looked up on every storage call: hashes the tenant id and the name only, where the record's
+    /// own hash would hash all six fields; equality still compares all six.
+    /// </summary>
+    private sealed class PrincipalComparer : IEqualityComparer<TenantPrincipal>
+    {
+        public static readonly PrincipalComparer Instance = new();
+
+        public bool Equals(TenantPrincipal? x, TenantPrincipal? y) => ReferenceEquals(x, y) || (x is not null && x.Equals(y));
+
+        public int GetHashCode(TenantPrincipal obj) => HashCode.Combine(obj.TenantId, obj.Name);
     }
 }
