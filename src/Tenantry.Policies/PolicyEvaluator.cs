@@ -146,6 +146,10 @@ public sealed class PolicySet
     // Actions are a small, fixed vocabulary, so the cache stays small; it is bounded anyway.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
 
+    // The platform asks with the same few action strings (constants) every time: found by
+    // reference first, without hashing the action. Replaced whole, so readers never see it torn.
+    private (string Action, Relevant Relevant)[] _recent = [];
+
     public PolicySet(IEnumerable<CompiledPolicy> identity, IEnumerable<CompiledPolicy>? session = null, IEnumerable<CompiledPolicy>? guardrails = null)
     {
         ArgumentNullException.ThrowIfNull(identity);
@@ -217,8 +221,22 @@ public sealed class PolicySet
 
     private Relevant RelevantTo(string action)
     {
+        var recent = Volatile.Read(ref _recent);
+        foreach (var entry in recent)
+        {
+            if (ReferenceEquals(entry.Action, action))
+            {
+                return entry.Relevant;
+            }
+        }
+
         if (_byAction.TryGetValue(action, out var relevant))
         {
+            if (recent.Length < 8)
+            {
+                Volatile.Write(ref _recent, [.. recent, (action, relevant)]);
+            }
+
             return relevant;
         }
 

@@ -190,7 +190,7 @@ public abstract class TenantStorageContract : IDisposable
         await storage.DeleteAsync(tenant, default);
         // Only the export archive is left (locally it sits in the tenant's exports/ folder).
         var left = await Provider.ListAsync(ObjectKeys.ParsePrefix("tenants/acme/"), 1000, default);
-        Assert.Empty(left.Where(o => !o.Key.StartsWith("tenants/acme/exports/", StringComparison.Ordinal)));
+        Assert.DoesNotContain(left, o => !o.Key.StartsWith("tenants/acme/exports/", StringComparison.Ordinal));
         Assert.Equal("B", await ReadAsync(_beta, "tenants/beta/uploads/a.txt"));
         Assert.True(File.Exists(path));
     }
