@@ -4,8 +4,8 @@
 #   benchmarks/Tenantry.Policies.Benchmarks/instructions.sh [count] [build output folder]
 # Builds nothing: run `dotnet build -c Release benchmarks/Tenantry.Policies.Benchmarks` first.
 # Four runs (start-up only, N bare reads, N authorised reads, N authorisations without a file),
-# two at a time; per operation = (run - start-up) / N. Tiering without its 100 ms delay and
-# without PGO, so the 2000 warm-up rounds leave every hot method at tier 1 in every run.
+# two at a time; per operation = (run - start-up) / N. The tiered JIT is off (everything is
+# compiled optimised at once) and the warm-up is a fixed 2000 rounds, so runs repeat exactly.
 # Counts are user-space instructions only: the bare read's cost is mostly in the kernel (open,
 # fstat, flock, read, close), so this ratio is far above the time ratio; it is the robust
 # before/after measure of what authorisation itself executes.
@@ -14,7 +14,7 @@ count=${1:-3000}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${2:-$here/bin/Release/net10.0}
 out=$(mktemp -d)
-export DOTNET_TC_CallCountingDelayMs=0 DOTNET_TieredPGO=0 DOTNET_gcServer=0 DOTNET_GCgen0size=0x4000000
+export DOTNET_TieredCompilation=0 DOTNET_gcServer=0 DOTNET_GCgen0size=0x4000000
 run() { # label mode count
   valgrind --tool=callgrind --callgrind-out-file="$out/$1.cg" "$bin/Tenantry.Policies.Benchmarks" --mode "$2" --count "$3" >"$out/$1.log" 2>&1
   grep -o 'refs: *[0-9,]*' "$out/$1.log" | tr -d ', ' | cut -d: -f2 >"$out/$1.ir"

@@ -78,9 +78,36 @@ internal sealed class CompiledStatement
         _conditions = [.. statement.Conditions.Select(c => new CompiledCondition(c, variables))];
     }
 
+    private CompiledStatement(CompiledStatement source)
+    {
+        Effect = source.Effect;
+        Reference = source.Reference;
+        _actions = source._actions;
+        _notAction = source._notAction;
+        _resources = source._resources;
+        _notResource = source._notResource;
+        _conditions = [];
+    }
+
     public PolicyEffect Effect { get; }
 
     public MatchedStatement Reference { get; }
+
+    /// <summary>The same statement with its conditions decided already (they held).</summary>
+    public CompiledStatement WithoutConditions() => _conditions.Length == 0 ? this : new CompiledStatement(this);
+
+    public bool ConditionsHold(RequestContext context)
+    {
+        foreach (var condition in _conditions)
+        {
+            if (!condition.Evaluate(context))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     public bool AdmitsAction(string action) => AnyMatch(_actions, action, null) != _notAction;
 
@@ -173,7 +200,21 @@ public sealed class PolicySet
         ArgumentNullException.ThrowIfNull(request.Action);
         ArgumentNullException.ThrowIfNull(request.Resource);
         ArgumentNullException.ThrowIfNull(request.Context);
-        var relevant = RelevantTo(request.Action);
+        return Decide(RelevantTo(request.Action), request);
+    }
+
+    /// <summary>
+    /// This set bound to one request context (a principal's), whose conditions are then decided
+    /// once per action instead of on every request. See <see cref="BoundPolicySet"/>.
+    /// </summary>
+    public BoundPolicySet Bind(RequestContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return new BoundPolicySet(this, context);
+    }
+
+    internal static PolicyDecision Decide(Relevant relevant, in AccessRequest request)
+    {
         if ((First(relevant.GuardrailDenies, request) ?? First(relevant.SessionDenies, request) ?? First(relevant.IdentityDenies, request)) is { } deny)
         {
             return new PolicyDecision(Decision.ExplicitDeny, deny, null);
@@ -219,7 +260,7 @@ public sealed class PolicySet
         return new PolicyExplanation(decision.Decision, matched, decision.MissingAllow);
     }
 
-    private Relevant RelevantTo(string action)
+    internal Relevant RelevantTo(string action)
     {
         var recent = Volatile.Read(ref _recent);
         foreach (var entry in recent)
@@ -259,10 +300,20 @@ public sealed class PolicySet
     private static CompiledStatement[]? Filter(CompiledStatement[]? statements, string action, PolicyEffect effect) =>
         statements is null ? null : [.. statements.Where(s => s.Effect == effect && s.AdmitsAction(action))];
 
-    private sealed record Relevant(
+    internal sealed record Relevant(
         CompiledStatement[]? IdentityDenies, CompiledStatement[] IdentityAllows,
         CompiledStatement[]? SessionDenies, CompiledStatement[]? SessionAllows,
-        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows);
+        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows)
+    {
+        /// <summary>The statements whose conditions hold in <paramref name="context"/>, stripped of them.</summary>
+        public Relevant Bind(RequestContext context) => new(
+            Keep(IdentityDenies, context), Keep(IdentityAllows, context)!,
+            Keep(SessionDenies, context), Keep(SessionAllows, context),
+            Keep(GuardrailDenies, context), Keep(GuardrailAllows, context));
+
+        private static CompiledStatement[]? Keep(CompiledStatement[]? statements, RequestContext context) =>
+            statements is null ? null : [.. statements.Where(s => s.ConditionsHold(context)).Select(s => s.WithoutConditions())];
+    }
 
     /// <summary>The first statement that matches resource and conditions (its action is known to match).</summary>
     private static MatchedStatement? First(CompiledStatement[]? statements, in AccessRequest request)
@@ -281,5 +332,68 @@ public sealed class PolicySet
         }
 
         return null;
+    }
+}
+
+/// <summary>
+/// A <see cref="PolicySet"/> bound to one request context, typically a principal's. Conditions
+/// only read the context, so with the context fixed each statement's conditions have one answer:
+/// they are decided once per action, and an evaluation only matches the action and the resource.
+/// The decision is exactly the set's for a request with this context — time or source-IP
+/// conditions included, since their keys are in the context or not once and for all. Requests
+/// whose context differs (a listing's <c>storage:prefix</c>, a request's own time or address) go
+/// to <see cref="PolicySet.Evaluate"/>. The context is copied, so later changes to it do not apply.
+/// </summary>
+public sealed class BoundPolicySet
+{
+    private const int MaxCachedActions = 512;
+
+    private readonly PolicySet _set;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PolicySet.Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
+    private (string Action, PolicySet.Relevant Relevant)[] _recent = [];
+
+    internal BoundPolicySet(PolicySet set, RequestContext context)
+    {
+        _set = set;
+        Context = context.Copy();
+    }
+
+    /// <summary>The context every evaluation of this set uses.</summary>
+    public RequestContext Context { get; }
+
+    /// <summary>The decision for the action on the resource, with <see cref="Context"/>; allocates nothing.</summary>
+    public PolicyDecision Evaluate(string action, string resource)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        ArgumentNullException.ThrowIfNull(resource);
+        return PolicySet.Decide(RelevantTo(action), new AccessRequest(action, resource, Context));
+    }
+
+    private PolicySet.Relevant RelevantTo(string action)
+    {
+        var recent = Volatile.Read(ref _recent);
+        foreach (var entry in recent)
+        {
+            if (ReferenceEquals(entry.Action, action))
+            {
+                return entry.Relevant;
+            }
+        }
+
+        if (!_byAction.TryGetValue(action, out var relevant))
+        {
+            relevant = _set.RelevantTo(action).Bind(Context);
+            if (_byAction.Count < MaxCachedActions)
+            {
+                _byAction.TryAdd(action, relevant);
+            }
+        }
+
+        if (recent.Length < 8)
+        {
+            Volatile.Write(ref _recent, [.. recent, (action, relevant)]);
+        }
+
+        return relevant;
     }
 }

@@ -27,6 +27,8 @@ public static class ObjectKeys
     internal const string OwnerFile = ".tenant-id";
     internal const string ExportsFolder = "exports";
 
+    private static readonly SearchValues<char> SlugCharacters = SearchValues.Create("abcdefghijklmnopqrstuvwxyz0123456789-");
+
     /// <summary>ASCII characters that send a key down the full check: controls, backslash, percent.</summary>
     private static readonly SearchValues<char> AsciiSpecial = SearchValues.Create(
         "\\%\u007F\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u0009\u000A\u000B\u000C\u000D\u000E\u000F" +
@@ -89,7 +91,7 @@ public static class ObjectKeys
     }
 
     /// <summary>The shape of a tenant slug (reserved words included: they are refused at onboarding, not here).</summary>
-    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && slug.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && !slug.AsSpan().ContainsAnyExcept(SlugCharacters);
 
     private static string Normalise(string? key, bool isPrefix)
     {

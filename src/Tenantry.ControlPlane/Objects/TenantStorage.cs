@@ -105,8 +105,11 @@ internal sealed partial class TenantStorage(
     private ValueTask<ObjectKey> Decide(TenantPrincipal principal, string action, ObjectKey objectKey, bool prefix, PrincipalPolicies policies, CancellationToken cancellationToken)
     {
         var resource = string.Concat("trn:tenantry:storage::", objectKey.Slug, ":", objectKey.FullKey);
-        var context = prefix ? policies.Context.With("storage:prefix", objectKey.FullKey) : policies.Context;
-        var decision = policies.Set.Evaluate(new AccessRequest(action, resource, context));
+        // A listing adds its prefix to the context; the other calls ask with the principal's own,
+        // whose conditions the bound set has decided already.
+        var decision = prefix
+            ? policies.Set.Evaluate(new AccessRequest(action, resource, policies.Context.With("storage:prefix", objectKey.FullKey)))
+            : policies.Bound.Evaluate(action, resource);
         return decision.IsAllowed ? new ValueTask<ObjectKey>(objectKey) : DeniedAsync(principal, action, resource, decision, cancellationToken);
     }
 
