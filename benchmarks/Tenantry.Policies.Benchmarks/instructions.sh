@@ -14,7 +14,8 @@ count=${1:-3000}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${2:-$here/bin/Release/net10.0}
 out=$(mktemp -d)
-export DOTNET_TieredCompilation=0 DOTNET_gcServer=0 DOTNET_GCgen0size=0x4000000
+# Idle thread-pool workers spin a while before sleeping, a count that depends on timing: off.
+export DOTNET_TieredCompilation=0 DOTNET_gcServer=0 DOTNET_GCgen0size=0x4000000 DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0
 run() { # label mode count
   valgrind --tool=callgrind --callgrind-out-file="$out/$1.cg" "$bin/Tenantry.Policies.Benchmarks" --mode "$2" --count "$3" >"$out/$1.log" 2>&1
   grep -o 'refs: *[0-9,]*' "$out/$1.log" | tr -d ', ' | cut -d: -f2 >"$out/$1.ir"
