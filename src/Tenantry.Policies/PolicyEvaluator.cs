@@ -163,19 +163,12 @@ internal sealed class CompiledStatement
 /// </summary>
 public sealed class PolicySet
 {
-    private const int MaxCachedActions = 512;
-
     private readonly CompiledStatement[] _identity;
     private readonly CompiledStatement[]? _session;
     private readonly CompiledStatement[]? _guardrails;
 
     // Per action, the statements whose Action/NotAction admits it: evaluation then skips the rest.
-    // Actions are a small, fixed vocabulary, so the cache stays small; it is bounded anyway.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
-
-    // The platform asks with the same few action strings (constants) every time: found by
-    // reference first, without hashing the action. Replaced whole, so readers never see it torn.
-    private (string Action, Relevant Relevant)[] _recent = [];
+    private readonly ActionTable<Relevant> _byAction = new();
 
     public PolicySet(IEnumerable<CompiledPolicy> identity, IEnumerable<CompiledPolicy>? session = null, IEnumerable<CompiledPolicy>? guardrails = null)
     {
@@ -260,38 +253,10 @@ public sealed class PolicySet
         return new PolicyExplanation(decision.Decision, matched, decision.MissingAllow);
     }
 
-    internal Relevant RelevantTo(string action)
-    {
-        var recent = Volatile.Read(ref _recent);
-        foreach (var entry in recent)
-        {
-            if (ReferenceEquals(entry.Action, action))
-            {
-                return entry.Relevant;
-            }
-        }
-
-        if (_byAction.TryGetValue(action, out var relevant))
-        {
-            if (recent.Length < 8)
-            {
-                Volatile.Write(ref _recent, [.. recent, (action, relevant)]);
-            }
-
-            return relevant;
-        }
-
-        relevant = new Relevant(
-            Filter(_identity, action, PolicyEffect.Deny), Filter(_identity, action, PolicyEffect.Allow)!,
-            Filter(_session, action, PolicyEffect.Deny), Filter(_session, action, PolicyEffect.Allow),
-            Filter(_guardrails, action, PolicyEffect.Deny), Filter(_guardrails, action, PolicyEffect.Allow));
-        if (_byAction.Count < MaxCachedActions)
-        {
-            _byAction.TryAdd(action, relevant);
-        }
-
-        return relevant;
-    }
+    internal Relevant RelevantTo(string action) => _byAction.Get(action, this, static (set, a) => new Relevant(
+        Filter(set._identity, a, PolicyEffect.Deny), Filter(set._identity, a, PolicyEffect.Allow)!,
+        Filter(set._session, a, PolicyEffect.Deny), Filter(set._session, a, PolicyEffect.Allow),
+        Filter(set._guardrails, a, PolicyEffect.Deny), Filter(set._guardrails, a, PolicyEffect.Allow)));
 
     /// <summary>
     /// The statements of one effect that can match the action. A policy kind that is absent stays
@@ -346,11 +311,8 @@ public sealed class PolicySet
 /// </summary>
 public sealed class BoundPolicySet
 {
-    private const int MaxCachedActions = 512;
-
     private readonly PolicySet _set;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PolicySet.Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
-    private (string Action, PolicySet.Relevant Relevant)[] _recent = [];
+    private readonly ActionTable<PolicySet.Relevant> _byAction = new();
 
     internal BoundPolicySet(PolicySet set, RequestContext context)
     {
@@ -369,31 +331,49 @@ public sealed class BoundPolicySet
         return PolicySet.Decide(RelevantTo(action), new AccessRequest(action, resource, Context));
     }
 
-    private PolicySet.Relevant RelevantTo(string action)
+    private PolicySet.Relevant RelevantTo(string action) =>
+        _byAction.Get(action, this, static (bound, a) => bound._set.RelevantTo(a).Bind(bound.Context));
+}
+
+/// <summary>
+/// What a set keeps per action. Actions are a small, fixed vocabulary, so the table stays small (it
+/// is bounded anyway); the platform asks with the same few constant strings, found by reference
+/// first without hashing. The recent list is replaced whole, so readers never see it torn.
+/// </summary>
+internal sealed class ActionTable<T>
+    where T : class
+{
+    private const int MaxActions = 512;
+    private const int MaxRecent = 8;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, T> _byAction = new(StringComparer.OrdinalIgnoreCase);
+    private (string Action, T Value)[] _recent = [];
+
+    public T Get<TState>(string action, TState state, Func<TState, string, T> build)
     {
         var recent = Volatile.Read(ref _recent);
         foreach (var entry in recent)
         {
             if (ReferenceEquals(entry.Action, action))
             {
-                return entry.Relevant;
+                return entry.Value;
             }
         }
 
-        if (!_byAction.TryGetValue(action, out var relevant))
+        if (!_byAction.TryGetValue(action, out var value))
         {
-            relevant = _set.RelevantTo(action).Bind(Context);
-            if (_byAction.Count < MaxCachedActions)
+            value = build(state, action);
+            if (_byAction.Count < MaxActions)
             {
-                _byAction.TryAdd(action, relevant);
+                _byAction.TryAdd(action, value);
             }
         }
 
-        if (recent.Length < 8)
+        if (recent.Length < MaxRecent)
         {
-            Volatile.Write(ref _recent, [.. recent, (action, relevant)]);
+            Volatile.Write(ref _recent, [.. recent, (action, value)]);
         }
 
-        return relevant;
+        return value;
     }
 }
