@@ -25,9 +25,11 @@ internal static class Program
           --rounds N        rounds of paired reads (default 15)
           --reads N         pairs per round: a bare read next to an authorised one (default 4000)
           --evaluations N   evaluations for the evaluator-only figures (default 2000000)
-          --mode M          only N operations of one kind after the warm-up, for instruction counts:
-                            run under valgrind --tool=callgrind once per mode and once with --count 0,
-                            and compare (benchmarks/Tenantry.Policies.Benchmarks/instructions.sh does it)
+          --mode M          only N operations of one kind after a fixed warm-up, for profiling, e.g.
+                            DOTNET_TieredCompilation=0 DOTNET_PerfMapEnabled=1 valgrind --tool=callgrind …
+                            (JIT-compiled functions are named in /tmp/perf-PID.map); total counts
+                            move by ~20 k instructions per read between identical runs (runtime
+                            threads), so compare functions, not totals
 
         Prints a markdown report: per-read times (median of rounds), the overhead ratio against the
         5% goal, evaluations per second and bytes allocated per evaluation and per authorisation.
