@@ -130,8 +130,10 @@ public static class TenantryControlPlane
             .MapMigrationsApi()
             .MapFleetApi()
             .MapPoliciesApi()
-            .MapObjectsApi()
             .MapBillingApi();
+        routes.MapGroup("/v1")
+            .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
+            .MapObjectsApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

@@ -158,6 +158,18 @@ internal sealed class Pattern
             var found = false;
             for (var at = start; at <= end; at++)
             {
+                // A segment that starts with literal text can only match where that text is: jump there.
+                if (segment[0].Kind == TokenKind.Literal)
+                {
+                    var next = span[at..end].IndexOf(segment[0].Text, _comparison);
+                    if (next < 0)
+                    {
+                        break;
+                    }
+
+                    at += next;
+                }
+
                 if (MatchAt(segment, span, at, end, variables, out var length))
                 {
                     start = at + length;

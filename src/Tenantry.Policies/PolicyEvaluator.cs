@@ -78,9 +78,36 @@ internal sealed class CompiledStatement
         _conditions = [.. statement.Conditions.Select(c => new CompiledCondition(c, variables))];
     }
 
+    private CompiledStatement(CompiledStatement source)
+    {
+        Effect = source.Effect;
+        Reference = source.Reference;
+        _actions = source._actions;
+        _notAction = source._notAction;
+        _resources = source._resources;
+        _notResource = source._notResource;
+        _conditions = [];
+    }
+
     public PolicyEffect Effect { get; }
 
     public MatchedStatement Reference { get; }
+
+    /// <summary>The same statement with its conditions decided already (they held).</summary>
+    public CompiledStatement WithoutConditions() => _conditions.Length == 0 ? this : new CompiledStatement(this);
+
+    public bool ConditionsHold(RequestContext context)
+    {
+        foreach (var condition in _conditions)
+        {
+            if (!condition.Evaluate(context))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     public bool AdmitsAction(string action) => AnyMatch(_actions, action, null) != _notAction;
 
@@ -136,15 +163,12 @@ internal sealed class CompiledStatement
 /// </summary>
 public sealed class PolicySet
 {
-    private const int MaxCachedActions = 512;
-
     private readonly CompiledStatement[] _identity;
     private readonly CompiledStatement[]? _session;
     private readonly CompiledStatement[]? _guardrails;
 
     // Per action, the statements whose Action/NotAction admits it: evaluation then skips the rest.
-    // Actions are a small, fixed vocabulary, so the cache stays small; it is bounded anyway.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Relevant> _byAction = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ActionTable<Relevant> _byAction = new();
 
     public PolicySet(IEnumerable<CompiledPolicy> identity, IEnumerable<CompiledPolicy>? session = null, IEnumerable<CompiledPolicy>? guardrails = null)
     {
@@ -169,7 +193,21 @@ public sealed class PolicySet
         ArgumentNullException.ThrowIfNull(request.Action);
         ArgumentNullException.ThrowIfNull(request.Resource);
         ArgumentNullException.ThrowIfNull(request.Context);
-        var relevant = RelevantTo(request.Action);
+        return Decide(RelevantTo(request.Action), request);
+    }
+
+    /// <summary>
+    /// This set bound to one request context (a principal's), whose conditions are then decided
+    /// once per action instead of on every request. See <see cref="BoundPolicySet"/>.
+    /// </summary>
+    public BoundPolicySet Bind(RequestContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return new BoundPolicySet(this, context);
+    }
+
+    internal static PolicyDecision Decide(Relevant relevant, in AccessRequest request)
+    {
         if ((First(relevant.GuardrailDenies, request) ?? First(relevant.SessionDenies, request) ?? First(relevant.IdentityDenies, request)) is { } deny)
         {
             return new PolicyDecision(Decision.ExplicitDeny, deny, null);
@@ -215,24 +253,10 @@ public sealed class PolicySet
         return new PolicyExplanation(decision.Decision, matched, decision.MissingAllow);
     }
 
-    private Relevant RelevantTo(string action)
-    {
-        if (_byAction.TryGetValue(action, out var relevant))
-        {
-            return relevant;
-        }
-
-        relevant = new Relevant(
-            Filter(_identity, action, PolicyEffect.Deny), Filter(_identity, action, PolicyEffect.Allow)!,
-            Filter(_session, action, PolicyEffect.Deny), Filter(_session, action, PolicyEffect.Allow),
-            Filter(_guardrails, action, PolicyEffect.Deny), Filter(_guardrails, action, PolicyEffect.Allow));
-        if (_byAction.Count < MaxCachedActions)
-        {
-            _byAction.TryAdd(action, relevant);
-        }
-
-        return relevant;
-    }
+    internal Relevant RelevantTo(string action) => _byAction.Get(action, this, static (set, a) => new Relevant(
+        Filter(set._identity, a, PolicyEffect.Deny), Filter(set._identity, a, PolicyEffect.Allow)!,
+        Filter(set._session, a, PolicyEffect.Deny), Filter(set._session, a, PolicyEffect.Allow),
+        Filter(set._guardrails, a, PolicyEffect.Deny), Filter(set._guardrails, a, PolicyEffect.Allow)));
 
     /// <summary>
     /// The statements of one effect that can match the action. A policy kind that is absent stays
@@ -241,10 +265,20 @@ public sealed class PolicySet
     private static CompiledStatement[]? Filter(CompiledStatement[]? statements, string action, PolicyEffect effect) =>
         statements is null ? null : [.. statements.Where(s => s.Effect == effect && s.AdmitsAction(action))];
 
-    private sealed record Relevant(
+    internal sealed record Relevant(
         CompiledStatement[]? IdentityDenies, CompiledStatement[] IdentityAllows,
         CompiledStatement[]? SessionDenies, CompiledStatement[]? SessionAllows,
-        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows);
+        CompiledStatement[]? GuardrailDenies, CompiledStatement[]? GuardrailAllows)
+    {
+        /// <summary>The statements whose conditions hold in <paramref name="context"/>, stripped of them.</summary>
+        public Relevant Bind(RequestContext context) => new(
+            Keep(IdentityDenies, context), Keep(IdentityAllows, context)!,
+            Keep(SessionDenies, context), Keep(SessionAllows, context),
+            Keep(GuardrailDenies, context), Keep(GuardrailAllows, context));
+
+        private static CompiledStatement[]? Keep(CompiledStatement[]? statements, RequestContext context) =>
+            statements is null ? null : [.. statements.Where(s => s.ConditionsHold(context)).Select(s => s.WithoutConditions())];
+    }
 
     /// <summary>The first statement that matches resource and conditions (its action is known to match).</summary>
     private static MatchedStatement? First(CompiledStatement[]? statements, in AccessRequest request)
@@ -263,5 +297,83 @@ public sealed class PolicySet
         }
 
         return null;
+    }
+}
+
+/// <summary>
+/// A <see cref="PolicySet"/> bound to one request context, typically a principal's. Conditions
+/// only read the context, so with the context fixed each statement's conditions have one answer:
+/// they are decided once per action, and an evaluation only matches the action and the resource.
+/// The decision is exactly the set's for a request with this context — time or source-IP
+/// conditions included, since their keys are in the context or not once and for all. Requests
+/// whose context differs (a listing's <c>storage:prefix</c>, a request's own time or address) go
+/// to <see cref="PolicySet.Evaluate"/>. The context is copied, so later changes to it do not apply.
+/// </summary>
+public sealed class BoundPolicySet
+{
+    private readonly PolicySet _set;
+    private readonly ActionTable<PolicySet.Relevant> _byAction = new();
+
+    internal BoundPolicySet(PolicySet set, RequestContext context)
+    {
+        _set = set;
+        Context = context.Copy();
+    }
+
+    /// <summary>The context every evaluation of this set uses.</summary>
+    public RequestContext Context { get; }
+
+    /// <summary>The decision for the action on the resource, with <see cref="Context"/>; allocates nothing.</summary>
+    public PolicyDecision Evaluate(string action, string resource)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        ArgumentNullException.ThrowIfNull(resource);
+        return PolicySet.Decide(RelevantTo(action), new AccessRequest(action, resource, Context));
+    }
+
+    private PolicySet.Relevant RelevantTo(string action) =>
+        _byAction.Get(action, this, static (bound, a) => bound._set.RelevantTo(a).Bind(bound.Context));
+}
+
+/// <summary>
+/// What a set keeps per action. Actions are a small, fixed vocabulary, so the table stays small (it
+/// is bounded anyway); the platform asks with the same few constant strings, found by reference
+/// first without hashing. The recent list is replaced whole, so readers never see it torn.
+/// </summary>
+internal sealed class ActionTable<T>
+    where T : class
+{
+    private const int MaxActions = 512;
+    private const int MaxRecent = 8;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, T> _byAction = new(StringComparer.OrdinalIgnoreCase);
+    private (string Action, T Value)[] _recent = [];
+
+    public T Get<TState>(string action, TState state, Func<TState, string, T> build)
+    {
+        var recent = Volatile.Read(ref _recent);
+        foreach (var entry in recent)
+        {
+            if (ReferenceEquals(entry.Action, action))
+            {
+                return entry.Value;
+            }
+        }
+
+        if (!_byAction.TryGetValue(action, out var value))
+        {
+            value = build(state, action);
+            if (_byAction.Count < MaxActions)
+            {
+                _byAction.TryAdd(action, value);
+            }
+        }
+
+        if (recent.Length < MaxRecent)
+        {
+            Volatile.Write(ref _recent, [.. recent, (action, value)]);
+        }
+
+        return value;
     }
 }

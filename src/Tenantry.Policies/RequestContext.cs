@@ -34,6 +34,9 @@ public sealed class RequestContext : IPolicyVariables
     public RequestContext With(string key, params string[] values) =>
         new RequestContext(new Dictionary<string, string[]>(_values, StringComparer.OrdinalIgnoreCase)).Set(key, values);
 
+    /// <summary>A copy of the keys and values, independent of later changes to this one.</summary>
+    public RequestContext Copy() => new(_values.ToDictionary(v => v.Key, v => v.Value.ToArray(), StringComparer.OrdinalIgnoreCase));
+
     public bool TryGetValues(string key, out string[] values) => _values.TryGetValue(key, out values!);
 
     public bool TryGetVariable(string key, out string value)

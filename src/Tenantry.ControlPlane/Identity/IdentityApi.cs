@@ -26,6 +26,9 @@ public static class IdentityApi
 {
     public const string AdminScope = "tenantry:admin";
     public const string AdminPolicy = "tenantry-admin";
+
+    /// <summary>An operator token, or a token of a tenant principal (a user or machine client, with a <c>tenant_id</c> claim).</summary>
+    public const string TenantOrAdminPolicy = "tenantry-tenant-or-admin";
     public const string OperatorClientId = "operator";
     public const string TenantIdClaim = "tenant_id";
     public const string TenantSlugClaim = "tenant_slug";
@@ -92,7 +95,11 @@ public static class IdentityApi
             .AddPolicy(AdminPolicy, policy => policy
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
                 .RequireAuthenticatedUser()
-                .RequireAssertion(context => context.User.HasScope(AdminScope)));
+                .RequireAssertion(context => context.User.HasScope(AdminScope)))
+            .AddPolicy(TenantOrAdminPolicy, policy => policy
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(context => context.User.HasScope(AdminScope) || context.User.HasClaim(c => c.Type == TenantIdClaim)));
     }
 
     public static IEndpointRouteBuilder MapIdentityApi(this IEndpointRouteBuilder routes)

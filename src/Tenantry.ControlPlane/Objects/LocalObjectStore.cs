@@ -55,9 +55,12 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
         var path = FilePath(key);
         try
         {
-            var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 4096, FileOptions.SequentialScan);
-            var info = new FileInfo(path);
-            return Task.FromResult<ObjectContent?>(new ObjectContent(new StoredObject(key.FullKey, stream.Length, info.LastWriteTimeUtc), stream));
+            // Unbuffered (callers copy in large blocks) and no read-ahead hint (a syscall that
+            // small objects do not need); length and time both come from the open file, so
+            // they describe the content read even when the object is replaced meanwhile.
+            var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0);
+            var modified = File.GetLastWriteTimeUtc(stream.SafeFileHandle);
+            return Task.FromResult<ObjectContent?>(new ObjectContent(new StoredObject(key.FullKey, stream.Length, modified), stream));
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {
@@ -68,30 +71,35 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
 
     public Task<IReadOnlyList<StoredObject>> ListAsync(ObjectKey prefix, int limit, CancellationToken cancellationToken)
     {
-        var folder = TenantFolder(prefix.Slug);
-        var result = new List<StoredObject>();
-        if (Directory.Exists(folder))
-        {
-            // Start from the deepest folder the prefix names, then filter by the rest.
-            var lastSlash = prefix.Path.LastIndexOf('/');
-            var start = lastSlash < 0 ? folder : Path.Combine(folder, prefix.Path[..lastSlash]);
-            if (Directory.Exists(start))
-            {
-                foreach (var file in Directory.EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
-                    if (relative.StartsWith(prefix.Path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
-                    {
-                        var info = new FileInfo(file);
-                        result.Add(new StoredObject(ObjectKeys.TenantPrefix(prefix.Slug) + relative, info.Length, info.LastWriteTimeUtc));
-                    }
-                }
-            }
-        }
-
+        var result = Files(prefix, cancellationToken).ToList();
         result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         return Task.FromResult<IReadOnlyList<StoredObject>>(result.Count > limit ? result[..limit] : result);
+    }
+
+    public IAsyncEnumerable<StoredObject> EnumerateAsync(ObjectKey prefix, CancellationToken cancellationToken) =>
+        Files(prefix, cancellationToken).ToAsyncEnumerable();
+
+    private IEnumerable<StoredObject> Files(ObjectKey prefix, CancellationToken cancellationToken)
+    {
+        // Start from the deepest folder the prefix names, then filter by the rest.
+        var folder = TenantFolder(prefix.Slug);
+        var lastSlash = prefix.Path.LastIndexOf('/');
+        var start = lastSlash < 0 ? folder : Path.Combine(folder, prefix.Path[..lastSlash]);
+        if (!Directory.Exists(start))
+        {
+            yield break;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint }))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (relative.StartsWith(prefix.Path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
+            {
+                var info = new FileInfo(file);
+                yield return new StoredObject(ObjectKeys.TenantPrefix(prefix.Slug) + relative, info.Length, info.LastWriteTimeUtc);
+            }
+        }
     }
 
     public Task<bool> DeleteAsync(ObjectKey key, CancellationToken cancellationToken)
@@ -113,7 +121,7 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
         // Keys are validated already; this is the second lock on the same door.
         var folder = TenantFolder(key.Slug);
         var path = Path.GetFullPath(Path.Combine(folder, key.Path));
-        if (!path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        if (path.Length <= folder.Length + 1 || !path.StartsWith(folder, StringComparison.Ordinal) || path[folder.Length] != Path.DirectorySeparatorChar)
         {
             throw new InvalidObjectKeyException("The object key resolves outside the tenant's folder.");
         }

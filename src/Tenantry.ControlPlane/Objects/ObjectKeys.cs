@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -26,10 +27,31 @@ public static class ObjectKeys
     internal const string OwnerFile = ".tenant-id";
     internal const string ExportsFolder = "exports";
 
+    private static readonly SearchValues<char> SlugCharacters = SearchValues.Create("abcdefghijklmnopqrstuvwxyz0123456789-");
+
+    /// <summary>ASCII characters that send a key down the full check: controls, backslash, percent.</summary>
+    private static readonly SearchValues<char> AsciiSpecial = SearchValues.Create(
+        "\\%\u007F\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u0009\u000A\u000B\u000C\u000D\u000E\u000F" +
+        "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F");
+
     public static string TenantPrefix(string slug) => $"{Root}{slug}/";
 
     /// <summary>Validates a full object key (<c>tenants/{slug}/…</c>).</summary>
     public static ObjectKey Parse(string? key) => Split(key, isPrefix: false);
+
+    /// <summary>Whether a key is valid, without saying why not.</summary>
+    public static bool IsValid(string? key)
+    {
+        try
+        {
+            Parse(key);
+            return true;
+        }
+        catch (InvalidObjectKeyException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Validates a listing prefix: <c>tenants/{slug}/</c> followed by any partial key.</summary>
     public static ObjectKey ParsePrefix(string? prefix) => Split(prefix, isPrefix: true);
@@ -69,7 +91,7 @@ public static class ObjectKeys
     }
 
     /// <summary>The shape of a tenant slug (reserved words included: they are refused at onboarding, not here).</summary>
-    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && slug.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && !slug.AsSpan().ContainsAnyExcept(SlugCharacters);
 
     private static string Normalise(string? key, bool isPrefix)
     {
@@ -78,7 +100,21 @@ public static class ObjectKeys
             throw new InvalidObjectKeyException("The object key is empty.");
         }
 
-        if (key.Length > MaxKeyBytes || Encoding.UTF8.GetByteCount(key) > MaxKeyBytes)
+        if (key.Length > MaxKeyBytes)
+        {
+            throw new InvalidObjectKeyException($"An object key is at most {MaxKeyBytes} bytes.");
+        }
+
+        // Most keys are printable ASCII without '\' or '%': nothing to decode or normalise, one
+        // byte per character, so only the shape and the segments need checking (two vector scans).
+        if (Ascii.IsValid(key) && key.AsSpan().IndexOfAny(AsciiSpecial) < 0)
+        {
+            CheckShape(key);
+            CheckSegments(key, isPrefix, "");
+            return key;
+        }
+
+        if (Encoding.UTF8.GetByteCount(key) > MaxKeyBytes)
         {
             throw new InvalidObjectKeyException($"An object key is at most {MaxKeyBytes} bytes.");
         }
@@ -105,11 +141,7 @@ public static class ObjectKeys
             throw new InvalidObjectKeyException("An object key uses '/' as separator; backslashes are refused.");
         }
 
-        if (key[0] == '/' || key[0] == '~' || (key.Length > 1 && key[1] == ':' && char.IsAsciiLetter(key[0])))
-        {
-            throw new InvalidObjectKeyException("An object key is relative: no leading '/', '~' or drive letter.");
-        }
-
+        CheckShape(key);
         CheckSegments(key, isPrefix, "");
 
         // What a proxy, an S3 gateway or a later decode could turn into traversal.
@@ -138,6 +170,14 @@ public static class ObjectKeys
         }
 
         return key;
+    }
+
+    private static void CheckShape(string key)
+    {
+        if (key[0] == '/' || key[0] == '~' || (key.Length > 1 && key[1] == ':' && char.IsAsciiLetter(key[0])))
+        {
+            throw new InvalidObjectKeyException("An object key is relative: no leading '/', '~' or drive letter.");
+        }
     }
 
     private static void CheckSegments(string key, bool isPrefix, string how)

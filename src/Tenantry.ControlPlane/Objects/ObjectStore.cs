@@ -33,4 +33,7 @@ public interface IObjectStoreProvider
     Task<IReadOnlyList<StoredObject>> ListAsync(ObjectKey prefix, int limit, CancellationToken cancellationToken);
 
     Task<bool> DeleteAsync(ObjectKey key, CancellationToken cancellationToken);
+
+    /// <summary>Every object whose key starts with the prefix, in no set order: what offboarding exports and deletes.</summary>
+    IAsyncEnumerable<StoredObject> EnumerateAsync(ObjectKey prefix, CancellationToken cancellationToken);
 }

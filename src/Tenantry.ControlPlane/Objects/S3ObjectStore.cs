@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
@@ -68,6 +69,21 @@ internal sealed class S3ObjectStore : IObjectStoreProvider, IDisposable
     public async Task<IReadOnlyList<StoredObject>> ListAsync(ObjectKey prefix, int limit, CancellationToken cancellationToken)
     {
         var result = new List<StoredObject>();
+        await foreach (var o in Pages(prefix, limit, cancellationToken))
+        {
+            result.Add(o);
+        }
+
+        result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        return result;
+    }
+
+    public IAsyncEnumerable<StoredObject> EnumerateAsync(ObjectKey prefix, CancellationToken cancellationToken) =>
+        Pages(prefix, int.MaxValue, cancellationToken);
+
+    private async IAsyncEnumerable<StoredObject> Pages(ObjectKey prefix, int limit, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var count = 0;
         string? token = null;
         do
         {
@@ -75,21 +91,19 @@ internal sealed class S3ObjectStore : IObjectStoreProvider, IDisposable
             {
                 BucketName = _bucket,
                 Prefix = prefix.FullKey,
-                MaxKeys = Math.Min(1000, limit - result.Count),
+                MaxKeys = Math.Min(1000, limit - count),
                 ContinuationToken = token,
             }, cancellationToken);
             foreach (var o in page.S3Objects ?? [])
             {
                 var modified = o.LastModified is { } m ? new DateTimeOffset(DateTime.SpecifyKind(m, DateTimeKind.Utc)) : _time.GetUtcNow();
-                result.Add(new StoredObject(o.Key, o.Size ?? 0, modified));
+                count++;
+                yield return new StoredObject(o.Key, o.Size ?? 0, modified);
             }
 
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
         }
-        while (token is not null && result.Count < limit);
-
-        result.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
-        return result;
+        while (token is not null && count < limit);
     }
 
     public async Task<bool> DeleteAsync(ObjectKey key, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Tenantry.ControlPlane.Audit;
@@ -49,11 +50,16 @@ internal sealed partial class TenantStorage(
         return await provider.PutAsync(objectKey, content, cancellationToken);
     }
 
-    public async Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default)
+    public Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default)
     {
-        var objectKey = await AuthoriseAsync(principal, PlatformPolicies.GetObject, key, prefix: false, cancellationToken);
-        return await provider.GetAsync(objectKey, cancellationToken);
+        // Reads are the hot path: when authorisation completes at once (the usual case), the
+        // provider's task is returned as is, with no state machine in between.
+        var authorised = AuthoriseAsync(principal, PlatformPolicies.GetObject, key, prefix: false, cancellationToken);
+        return authorised.IsCompletedSuccessfully ? provider.GetAsync(authorised.Result, cancellationToken) : GetAfterAsync(authorised, cancellationToken);
     }
+
+    private async Task<ObjectContent?> GetAfterAsync(ValueTask<ObjectKey> authorised, CancellationToken cancellationToken) =>
+        await provider.GetAsync(await authorised, cancellationToken);
 
     public async Task<IReadOnlyList<StoredObject>> ListAsync(TenantPrincipal principal, string prefix, int limit = MaxList, CancellationToken cancellationToken = default)
     {
@@ -70,8 +76,11 @@ internal sealed partial class TenantStorage(
         return await provider.DeleteAsync(objectKey, cancellationToken);
     }
 
-    /// <summary>Validates the key, then asks the evaluator; both kinds of refusal are audited.</summary>
-    private async ValueTask<ObjectKey> AuthoriseAsync(TenantPrincipal principal, string action, string key, bool prefix, CancellationToken cancellationToken)
+    /// <summary>
+    /// Validates the key, then asks the evaluator; both kinds of refusal are audited. Completes
+    /// synchronously unless the policy catalog has to be (re)loaded or a refusal is audited.
+    /// </summary>
+    private ValueTask<ObjectKey> AuthoriseAsync(TenantPrincipal principal, string action, string key, bool prefix, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(principal);
         ObjectKey objectKey;
@@ -81,25 +90,39 @@ internal sealed partial class TenantStorage(
         }
         catch (InvalidObjectKeyException ex)
         {
-            Log.KeyRefused(logger, principal.TenantId, action, ex.Reason);
-            await AuditAsync(principal, action, "rejected", new JsonObject
-            {
-                ["key"] = key is { Length: > 300 } ? key[..300] + "…" : key,
-                ["reason"] = ex.Reason,
-            }, cancellationToken);
-            throw;
+            return KeyRefusedAsync(principal, action, key, ex, cancellationToken);
         }
 
-        var policies = await catalog.ForAsync(principal, cancellationToken);
+        var policies = catalog.ForAsync(principal, cancellationToken);
+        return policies.IsCompletedSuccessfully
+            ? Decide(principal, action, objectKey, prefix, policies.Result, cancellationToken)
+            : DecideAfterAsync(principal, action, objectKey, prefix, policies, cancellationToken);
+    }
+
+    private async ValueTask<ObjectKey> DecideAfterAsync(TenantPrincipal principal, string action, ObjectKey objectKey, bool prefix, ValueTask<PrincipalPolicies> policies, CancellationToken cancellationToken) =>
+        await Decide(principal, action, objectKey, prefix, await policies, cancellationToken);
+
+    private ValueTask<ObjectKey> Decide(TenantPrincipal principal, string action, ObjectKey objectKey, bool prefix, PrincipalPolicies policies, CancellationToken cancellationToken)
+    {
         var resource = string.Concat("trn:tenantry:storage::", objectKey.Slug, ":", objectKey.FullKey);
-        var context = prefix ? policies.Context.With("storage:prefix", objectKey.FullKey) : policies.Context;
-        var decision = policies.Set.Evaluate(new AccessRequest(action, resource, context));
-        if (!decision.IsAllowed)
-        {
-            await DeniedAsync(principal, action, resource, decision, cancellationToken);
-        }
+        // A listing adds its prefix to the context; the other calls ask with the principal's own,
+        // whose conditions the bound set has decided already.
+        var decision = prefix
+            ? policies.Set.Evaluate(new AccessRequest(action, resource, policies.Context.With("storage:prefix", objectKey.FullKey)))
+            : policies.Bound.Evaluate(action, resource);
+        return decision.IsAllowed ? new ValueTask<ObjectKey>(objectKey) : DeniedAsync(principal, action, resource, decision, cancellationToken);
+    }
 
-        return objectKey;
+    private async ValueTask<ObjectKey> KeyRefusedAsync(TenantPrincipal principal, string action, string key, InvalidObjectKeyException refusal, CancellationToken cancellationToken)
+    {
+        Log.KeyRefused(logger, principal.TenantId, action, refusal.Reason);
+        await AuditAsync(principal, action, "rejected", new JsonObject
+        {
+            ["key"] = key is { Length: > 300 } ? key[..300] + "…" : key,
+            ["reason"] = refusal.Reason,
+        }, cancellationToken);
+        ExceptionDispatchInfo.Throw(refusal);
+        return default;
     }
 
     private async Task RefuseExportsAsync(TenantPrincipal principal, string action, ObjectKey key, CancellationToken cancellationToken)
@@ -112,7 +135,7 @@ internal sealed partial class TenantStorage(
         }
     }
 
-    private async Task DeniedAsync(TenantPrincipal principal, string action, string resource, PolicyDecision decision, CancellationToken cancellationToken)
+    private async ValueTask<ObjectKey> DeniedAsync(TenantPrincipal principal, string action, string resource, PolicyDecision decision, CancellationToken cancellationToken)
     {
         Log.Denied(logger, principal.TenantId, action, resource, decision.Decision, decision.DecidedBy?.Policy, decision.DecidedBy?.Sid);
         await AuditAsync(principal, action, "denied", new JsonObject

@@ -4,8 +4,14 @@ using Tenantry.Policies;
 
 namespace Tenantry.ControlPlane.Policies;
 
-/// <summary>The policies that apply to a principal, compiled once and kept with its context.</summary>
-public sealed record PrincipalPolicies(PolicySet Set, RequestContext Context);
+/// <summary>
+/// The policies that apply to a principal, compiled once and kept with its context; <see cref="Bound"/>
+/// has the conditions decided for that context (get, put and delete ask with it unchanged).
+/// </summary>
+public sealed record PrincipalPolicies(PolicySet Set, RequestContext Context)
+{
+    public BoundPolicySet Bound { get; } = Set.Bind(Context);
+}
 
 /// <summary>
 /// Guardrails and tier templates read from the store and compiled, cached in memory. A change
@@ -21,7 +27,7 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(principal);
         var snapshot = _snapshot;
-        if (snapshot is null || time.GetUtcNow() - snapshot.LoadedAt > MaxAge)
+        if (snapshot is null || time.GetElapsedTime(snapshot.LoadedAt) > MaxAge)
         {
             snapshot = await LoadAsync(cancellationToken);
         }
@@ -56,7 +62,7 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
         var rows = await db.ReadAsync(c => PolicyStore.ListAsync(c, null), cancellationToken);
         var guardrails = rows.Where(r => r.Kind == PolicyStore.GuardrailKind).ToList();
         var snapshot = new Snapshot(
-            time.GetUtcNow(),
+            time.GetTimestamp(),
             guardrails,
             rows.Where(r => r.Kind == PolicyStore.TemplateKind).ToDictionary(r => r.Name, StringComparer.Ordinal),
             [.. guardrails.Select(g => CompiledPolicy.Compile("guardrail:" + g.Name, PolicyKind.Guardrail, PolicyParser.ParseOrThrow(g.Document)))]);
@@ -77,11 +83,24 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
     }
 
     private sealed record Snapshot(
-        DateTimeOffset LoadedAt,
+        long LoadedAt,
         IReadOnlyList<StoredPolicy> Guardrails,
         IReadOnlyDictionary<string, StoredPolicy> Templates,
         CompiledPolicy[] CompiledGuardrails)
     {
-        public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new();
+        public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new(PrincipalComparer.Instance);
+    }
+
+    /// <summary>
+    /// Looked up on every storage call: hashes the tenant id and the name only, where the record's
+    /// own hash would hash all six fields; equality still compares all six.
+    /// </summary>
+    private sealed class PrincipalComparer : IEqualityComparer<TenantPrincipal>
+    {
+        public static readonly PrincipalComparer Instance = new();
+
+        public bool Equals(TenantPrincipal? x, TenantPrincipal? y) => ReferenceEquals(x, y) || (x is not null && x.Equals(y));
+
+        public int GetHashCode(TenantPrincipal obj) => HashCode.Combine(obj.TenantId, obj.Name);
     }
 }

@@ -1,12 +1,18 @@
 using System.IO.Compression;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Objects;
 using Tenantry.ControlPlane.Storage;
 
 namespace Tenantry.ControlPlane.Providers;
 
-/// <summary>Tenant storage as local folders: <c>{DataDir}/tenants/{slug}/{uploads,exports}</c>.</summary>
-internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> options) : ITenantStorageProvider
+/// <summary>
+/// Tenant storage as local folders: <c>{DataDir}/tenants/{slug}/{uploads,exports}</c>, where export
+/// archives are kept. The tenant's objects are exported and deleted through
+/// <see cref="IObjectStoreProvider"/>, so offboarding works the same on local folders and on S3.
+/// </summary>
+internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> options, IObjectStoreProvider objects) : ITenantStorageProvider
 {
     private const string OwnerFile = ".tenant-id";
     private const string ExportsFolder = "exports";
@@ -40,27 +46,26 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
         };
     }
 
-    public Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken)
+    public async Task ExportAsync(TenantRef tenant, ZipArchive archive, CancellationToken cancellationToken)
     {
-        var folder = TenantFolder(tenant);
-        if (!Directory.Exists(folder))
+        await foreach (var key in ObjectKeysAsync(tenant, cancellationToken))
         {
-            return Task.CompletedTask;
-        }
-
-        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var relative = Path.GetRelativePath(folder, file).Replace('\\', '/');
-            if (relative.StartsWith(ExportsFolder + "/", StringComparison.Ordinal) || relative == OwnerFile)
+            if (!ObjectKeys.IsValid(key.FullKey))
             {
                 continue;
             }
 
-            archive.CreateEntryFromFile(file, "files/" + relative, CompressionLevel.Fastest);
-        }
+            await using var content = await objects.GetAsync(key, cancellationToken);
+            if (content is null)
+            {
+                continue; // Deleted since it was listed.
+            }
 
-        return Task.CompletedTask;
+            var entry = archive.CreateEntry("files/" + key.Path, CompressionLevel.Fastest);
+            entry.LastWriteTime = content.Info.LastModified;
+            await using var target = await entry.OpenAsync(cancellationToken);
+            await content.Stream.CopyToAsync(target, cancellationToken);
+        }
     }
 
     public async Task<string> SaveExportAsync(TenantRef tenant, string name, Func<Stream, Task> write, CancellationToken cancellationToken)
@@ -85,12 +90,25 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
         return target;
     }
 
-    public Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
+    public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
+        // Listed first, then deleted: a listing is not paged over keys being removed.
+        var keys = new List<ObjectKey>();
+        await foreach (var key in ObjectKeysAsync(tenant, cancellationToken))
+        {
+            keys.Add(key);
+        }
+
+        foreach (var key in keys)
+        {
+            await objects.DeleteAsync(key, cancellationToken);
+        }
+
+        // What is left of the folder (empty folders; with S3, the provisioned ones) goes too.
         var folder = TenantFolder(tenant);
         if (!Directory.Exists(folder))
         {
-            return Task.CompletedTask;
+            return;
         }
 
         foreach (var directory in Directory.EnumerateDirectories(folder))
@@ -108,8 +126,26 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
                 File.Delete(file);
             }
         }
+    }
 
-        return Task.CompletedTask;
+    /// <summary>
+    /// The tenant's objects but its exports. Keys are taken as listed, so an object written to the
+    /// bucket by other means (a key Tenantry would refuse) is deleted too; it is not exported, as
+    /// its name could climb out of the archive's folder.
+    /// </summary>
+    private async IAsyncEnumerable<ObjectKey> ObjectKeysAsync(TenantRef tenant, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var prefix = ObjectKeys.TenantPrefix(tenant.Slug);
+        await foreach (var o in objects.EnumerateAsync(new ObjectKey(tenant.Slug, "", prefix), cancellationToken))
+        {
+            var path = o.Key[prefix.Length..];
+            if (path.StartsWith(ExportsFolder + "/", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            yield return new ObjectKey(tenant.Slug, path, o.Key);
+        }
     }
 
     private string TenantFolder(TenantRef tenant)

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -5,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Objects;
 using Tenantry.ControlPlane.Policies;
+using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.Policies;
 
@@ -159,6 +161,38 @@ public abstract class TenantStorageContract : IDisposable
         await _storage.PutAsync(member, "tenants/acme/m.txt", Body("m"));
         var denied = await Assert.ThrowsAsync<StorageAccessDeniedException>(() => _storage.DeleteAsync(member, "tenants/acme/m.txt"));
         Assert.Equal(PolicyKind.Identity, denied.Decision.MissingAllow);
+    }
+
+    [Fact]
+    public async Task Offboarding_exports_the_tenant_objects_then_deletes_every_one_and_no_other_tenants()
+    {
+        var storage = new LocalFolderStorageProvider(Options.Create(new TenantryOptions { DataDir = _dir }), Provider);
+        var tenant = new TenantRef(_acme.TenantId, "acme", "Acme", "basic", IsolationModel.Pool, "admin@acme.test");
+        await storage.ProvisionAsync(tenant, default);
+        await _storage.PutAsync(_acme, "tenants/acme/uploads/a.txt", Body("A"));
+        await _storage.PutAsync(_acme, "tenants/acme/reports/2026/q1.csv", Body("q1"));
+        await _storage.PutAsync(_acme, "tenants/acme/top.txt", Body("top"));
+        await _storage.PutAsync(_beta, "tenants/beta/uploads/a.txt", Body("B"));
+
+        var path = await storage.SaveExportAsync(tenant, "export.zip", async stream =>
+        {
+            using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+            await storage.ExportAsync(tenant, zip, default);
+        }, default);
+        using (var zip = ZipFile.OpenRead(path))
+        {
+            Assert.Equal(["files/reports/2026/q1.csv", "files/top.txt", "files/uploads/a.txt"], zip.Entries.Select(e => e.FullName).Order(StringComparer.Ordinal));
+            using var reader = new StreamReader(zip.GetEntry("files/reports/2026/q1.csv")!.Open());
+            Assert.Equal("q1", await reader.ReadToEndAsync());
+        }
+
+        await storage.DeleteAsync(tenant, default);
+        await storage.DeleteAsync(tenant, default);
+        // Only the export archive is left (locally it sits in the tenant's exports/ folder).
+        var left = await Provider.ListAsync(ObjectKeys.ParsePrefix("tenants/acme/"), 1000, default);
+        Assert.DoesNotContain(left, o => !o.Key.StartsWith("tenants/acme/exports/", StringComparison.Ordinal));
+        Assert.Equal("B", await ReadAsync(_beta, "tenants/beta/uploads/a.txt"));
+        Assert.True(File.Exists(path));
     }
 
     public void Dispose()

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Objects;
 using Tenantry.ControlPlane.Providers;
 
 namespace Tenantry.ControlPlane.Tests.Providers;
@@ -55,7 +56,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [Fact]
     public async Task Storage_is_provisioned_once_exported_and_deleted_but_exports_stay()
     {
-        var storage = new LocalFolderStorageProvider(_options);
+        var storage = new LocalFolderStorageProvider(_options, new LocalObjectStore(_options));
         var t = Tenant("files");
         await storage.ProvisionAsync(t, default);
         await storage.ProvisionAsync(t, default);
@@ -82,7 +83,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [Fact]
     public async Task Storage_of_another_tenant_is_never_taken_over()
     {
-        var storage = new LocalFolderStorageProvider(_options);
+        var storage = new LocalFolderStorageProvider(_options, new LocalObjectStore(_options));
         await storage.ProvisionAsync(Tenant("taken"), default);
         var ex = await Assert.ThrowsAsync<PermanentStepException>(() => storage.ProvisionAsync(Tenant("taken"), default));
         Assert.Contains("another tenant", ex.Message, StringComparison.Ordinal);
@@ -93,7 +94,7 @@ public sealed class EmbeddedProviderTests : IDisposable
     [InlineData("/etc")]
     public async Task Slugs_that_climb_out_are_refused_by_the_providers_too(string slug)
     {
-        var storage = new LocalFolderStorageProvider(_options);
+        var storage = new LocalFolderStorageProvider(_options, new LocalObjectStore(_options));
         await Assert.ThrowsAsync<PermanentStepException>(() => storage.ProvisionAsync(Tenant(slug), default));
         Assert.False(Directory.Exists(Path.Combine(_dir, "outside")));
     }
