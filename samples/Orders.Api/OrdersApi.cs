@@ -87,7 +87,7 @@ public static class OrdersApi
     private static async Task<Ok<OrderList>> List(ITenantContext tenant, OrdersData data, CancellationToken cancellationToken, int? limit = null)
     {
         var take = Math.Clamp(limit ?? 50, 1, 200);
-        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        await using var session = await data.OpenAsync(tenant, cancellationToken, readOnly: true);
         var items = await session.QueryAsync(
             "SELECT id, number, amount, note, created_by, created_at FROM orders ORDER BY created_at DESC, id DESC LIMIT @take",
             Read, [("@take", take)], cancellationToken);
@@ -96,7 +96,7 @@ public static class OrdersApi
 
     private static async Task<Results<Ok<OrderResponse>, ProblemHttpResult>> Get(Guid id, ITenantContext tenant, OrdersData data, CancellationToken cancellationToken)
     {
-        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        await using var session = await data.OpenAsync(tenant, cancellationToken, readOnly: true);
         var found = await session.QueryAsync(
             "SELECT id, number, amount, note, created_by, created_at FROM orders WHERE id = @id", Read, [("@id", id)], cancellationToken);
         return found.Count == 1 ? TypedResults.Ok(found[0]) : NotFound($"Order {id}");
@@ -157,7 +157,7 @@ public static class OrdersApi
                 "A name is 1-128 characters without path separators, leading dots or control characters.");
         }
 
-        await using var session = await data.OpenAsync(tenant, cancellationToken);
+        await using var session = await data.OpenAsync(tenant, cancellationToken, readOnly: true);
         if (await session.ScalarAsync("SELECT 1 FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken) is null)
         {
             return NotFound($"Attachment {name} of order {id}");

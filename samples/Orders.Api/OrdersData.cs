@@ -32,7 +32,8 @@ internal sealed class OrdersData(
     private readonly string _dataDir = options.Value.DataPath;
     private readonly PostgresSiloTarget? _dedicated = options.Value.Database is { Length: > 0 } database ? PostgresSiloTarget.FromConnectionString(database) : null;
 
-    public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken)
+    /// <param name="readOnly">A request that only reads: on SQLite it takes no write lock, so readers never queue behind each other.</param>
+    public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken, bool readOnly = false)
     {
         var context = await LocateAsync(tenant, cancellationToken);
         if (Migration(context) is { } migration)
@@ -49,7 +50,7 @@ internal sealed class OrdersData(
             }
         }
 
-        return await data.OpenSessionAsync(context, cancellationToken);
+        return readOnly ? await data.OpenReadSessionAsync(context, cancellationToken) : await data.OpenSessionAsync(context, cancellationToken);
     }
 
     private async Task<TenantDataContext> LocateAsync(ITenantContext tenant, CancellationToken cancellationToken)

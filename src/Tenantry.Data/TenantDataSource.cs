@@ -27,7 +27,13 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
     private readonly ConcurrentDictionary<TenantDataTarget, Lazy<PoolEntry>> _sources = new();
     private int _disposed;
 
-    public async Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default)
+    public Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default) =>
+        OpenAsync(tenant, readOnly: false, cancellationToken);
+
+    public Task<TenantSession> OpenReadSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default) =>
+        OpenAsync(tenant, readOnly: true, cancellationToken);
+
+    private async Task<TenantSession> OpenAsync(TenantDataContext tenant, bool readOnly, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -35,7 +41,7 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
         switch (tenant.Target)
         {
             case SqlitePoolTarget or SqliteFileTarget:
-                return await SqliteTenantSession.OpenAsync(tenant, cancellationToken);
+                return await SqliteTenantSession.OpenAsync(tenant, deferred: readOnly, cancellationToken);
             default:
                 var entry = Entry(tenant.Target);
                 if (entry.Pool)

@@ -42,6 +42,14 @@ public interface ITenantDataSource : IAsyncDisposable
     /// <summary>Opens a connection for <paramref name="tenant"/> and begins a transaction in which only its data is visible.</summary>
     Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Opens a session for a request that only reads. On SQLite its transaction is deferred, so it takes
+    /// no write lock: readers of a shared file neither wait for each other nor for a writer (WAL). A
+    /// session that writes after all takes the lock at its first write. Elsewhere it is <see cref="OpenSessionAsync"/>.
+    /// </summary>
+    Task<TenantSession> OpenReadSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default) =>
+        OpenSessionAsync(tenant, cancellationToken);
+
     /// <summary>Closes the pooled connections kept for the tenant (before dropping its role or database, or after rotating its password).</summary>
     ValueTask ForgetAsync(TenantDataContext tenant);
 }

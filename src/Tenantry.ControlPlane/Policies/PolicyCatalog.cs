@@ -23,17 +23,21 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
 
     private Snapshot? _snapshot;
 
-    public async ValueTask<PrincipalPolicies> ForAsync(TenantPrincipal principal, CancellationToken cancellationToken = default)
+    /// <summary>The principal's policies; synchronous (no state machine) while the cached snapshot is fresh.</summary>
+    public ValueTask<PrincipalPolicies> ForAsync(TenantPrincipal principal, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(principal);
         var snapshot = _snapshot;
-        if (snapshot is null || time.GetElapsedTime(snapshot.LoadedAt) > MaxAge)
-        {
-            snapshot = await LoadAsync(cancellationToken);
-        }
-
-        return snapshot.Principals.GetOrAdd(principal, static (p, s) => Build(s, p), snapshot);
+        return snapshot is null || time.GetElapsedTime(snapshot.LoadedAt) > MaxAge
+            ? ReloadThenForAsync(principal, cancellationToken)
+            : new ValueTask<PrincipalPolicies>(For(snapshot, principal));
     }
+
+    private async ValueTask<PrincipalPolicies> ReloadThenForAsync(TenantPrincipal principal, CancellationToken cancellationToken) =>
+        For(await LoadAsync(cancellationToken), principal);
+
+    private static PrincipalPolicies For(Snapshot snapshot, TenantPrincipal principal) =>
+        snapshot.Principals.GetOrAdd(principal, static (p, s) => Build(s, p), snapshot);
 
     public async Task<IReadOnlyList<StoredPolicy>> GuardrailsAsync(CancellationToken cancellationToken = default) =>
         (await LoadAsync(cancellationToken)).Guardrails;

@@ -26,7 +26,11 @@ internal sealed class SqliteTenantSession : TenantSession
 
     public override DbTransaction Transaction => _transaction;
 
-    public static async Task<SqliteTenantSession> OpenAsync(TenantDataContext tenant, CancellationToken cancellationToken)
+    /// <param name="deferred">
+    /// Begin a deferred transaction (no lock until the first statement; readers never block each other)
+    /// instead of an immediate one (the write lock at once, so a read-then-write cannot fail on a stale snapshot).
+    /// </param>
+    public static async Task<SqliteTenantSession> OpenAsync(TenantDataContext tenant, bool deferred, CancellationToken cancellationToken)
     {
         var (path, pool) = tenant.Target switch
         {
@@ -41,7 +45,7 @@ internal sealed class SqliteTenantSession : TenantSession
             var guard = pool
                 ? SqliteTenantGuard.InstallPool(connection, tenant.TenantId.ToString())
                 : SqliteTenantGuard.InstallDedicated(connection);
-            var transaction = connection.BeginTransaction();
+            var transaction = connection.BeginTransaction(deferred);
             return new SqliteTenantSession(tenant, connection, transaction, guard);
         }
         catch
