@@ -61,6 +61,30 @@ public sealed class SqliteIsolationTests : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
+    [Fact]
+    public async Task A_read_session_reads_beside_an_open_write_and_sees_only_its_tenants_committed_rows()
+    {
+        // Tenant A holds the pool's write lock (uncommitted insert); B reads at the same time.
+        await using var writer = await _data.OpenSessionAsync(Pool(_a));
+        Assert.Equal(1, await writer.ExecuteAsync("INSERT INTO orders (id, number, amount) VALUES (@id, 'N-2', 7)", [("@id", Guid.CreateVersion7())]));
+
+        // An immediate transaction would wait for the lock (up to its 30 s timeout); a read session takes none.
+        using var soon = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using (var reader = await _data.OpenReadSessionAsync(Pool(_b), soon.Token))
+        {
+            var numbers = await reader.QueryAsync("SELECT number FROM orders", r => r.GetString(0), cancellationToken: soon.Token);
+            Assert.Equal(["N-1"], numbers);
+        }
+
+        // A's own read session does not see its uncommitted row either (snapshot before the commit).
+        await using (var own = await _data.OpenReadSessionAsync(Pool(_a), soon.Token))
+        {
+            Assert.Single(await own.QueryAsync("SELECT number FROM orders", r => r.GetString(0), cancellationToken: soon.Token));
+        }
+
+        await writer.CommitAsync();
+    }
+
     private string SiloFile(string slug) => Path.Combine(_dir, "databases", "silo", slug + ".db");
 
     private TenantDataContext Pool(Guid id) => new()
