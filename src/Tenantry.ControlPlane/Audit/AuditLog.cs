@@ -1,6 +1,8 @@
 using System.Data.Common;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Audit;
 
@@ -19,6 +21,18 @@ public sealed record AuditEvent
 /// <summary>Append-only audit trail. Appends share the transaction of the change they record.</summary>
 internal static class AuditLog
 {
+    /// <summary>An event done by the caller of <paramref name="http"/> (its token's subject).</summary>
+    public static AuditEvent ByCaller(HttpContext http, Guid? tenantId, string action, JsonObject? detail, DateTimeOffset now, string outcome = "succeeded") => new()
+    {
+        Id = Guid.CreateVersion7(),
+        Time = now,
+        Actor = http.User.Actor(),
+        TenantId = tenantId,
+        Action = action,
+        Outcome = outcome,
+        Detail = detail,
+    };
+
     public static Task AppendAsync(DbConnection c, DbTransaction tx, AuditEvent e) => c.ExecuteAsync(
         "INSERT INTO audit_events (id, time, actor, tenant_id, action, outcome, detail) VALUES (@id, @time, @actor, @tenant, @action, @outcome, @detail)",
         tx,

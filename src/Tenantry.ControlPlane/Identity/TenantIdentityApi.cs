@@ -141,16 +141,5 @@ public static class TenantIdentityApi
     }
 
     private static Task AuditAsync(IControlPlaneDatabase db, TimeProvider time, HttpContext http, Guid tenantId, string action, JsonObject detail, CancellationToken cancellationToken) =>
-        db.WriteAsync(
-            (c, tx) => AuditLog.AppendAsync(c, tx, new AuditEvent
-            {
-                Id = Guid.CreateVersion7(),
-                Time = time.GetUtcNow(),
-                Actor = http.User.Actor(),
-                TenantId = tenantId,
-                Action = action,
-                Outcome = "succeeded",
-                Detail = detail,
-            }),
-            cancellationToken);
+        db.WriteAsync((c, tx) => AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, tenantId, action, detail, time.GetUtcNow())), cancellationToken);
 }

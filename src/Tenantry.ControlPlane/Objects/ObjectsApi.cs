@@ -170,21 +170,18 @@ public static class ObjectsApi
 
     private static Task AuditForeignAsync(IControlPlaneDatabase db, TimeProvider time, HttpContext http, Guid tenantId, string action, string target) =>
         db.WriteAsync(
-            (c, tx) => AuditLog.AppendAsync(c, tx, new AuditEvent
-            {
-                Id = Guid.CreateVersion7(),
-                Time = time.GetUtcNow(),
-                Actor = http.User.Actor(),
-                TenantId = tenantId,
-                Action = action,
-                Outcome = "denied",
-                Detail = new JsonObject
+            (c, tx) => AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(
+                http,
+                tenantId,
+                action,
+                new JsonObject
                 {
                     ["targetTenant"] = target.Length > 100 ? target[..100] + "…" : target,
                     ["reason"] = "The token belongs to another tenant.",
                     ["path"] = http.Request.Path.Value is { Length: > 300 } p ? p[..300] + "…" : http.Request.Path.Value,
                 },
-            }),
+                time.GetUtcNow(),
+                outcome: "denied")),
             http.RequestAborted);
 
     private static ObjectResponse ToResponse(StoredObject o) => new(o.Key, o.Size, o.LastModified);

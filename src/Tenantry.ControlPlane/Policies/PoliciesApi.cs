@@ -191,15 +191,8 @@ public static class PoliciesApi
         await db.WriteAsync(async (c, tx) =>
         {
             await PolicyStore.ReplaceGuardrailsAsync(c, tx, accepted, now);
-            await AuditLog.AppendAsync(c, tx, new AuditEvent
-            {
-                Id = Guid.NewGuid(),
-                Time = now,
-                Actor = http.User.Actor(),
-                Action = "guardrails.replace",
-                Outcome = "succeeded",
-                Detail = new JsonObject { ["names"] = new JsonArray([.. accepted.Select(a => JsonValue.Create(a.Name))]) },
-            });
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(
+                http, null, "guardrails.replace", new JsonObject { ["names"] = new JsonArray([.. accepted.Select(a => JsonValue.Create(a.Name))]) }, now));
         }, http.RequestAborted);
         catalog.Invalidate();
         return TypedResults.Ok(new GuardrailsResponse([.. (await catalog.GuardrailsAsync(http.RequestAborted)).Select(ToResponse)], warnings));
@@ -253,15 +246,7 @@ public static class PoliciesApi
         await db.WriteAsync(async (c, tx) =>
         {
             await PolicyStore.PutTemplateAsync(c, tx, tier, text, now);
-            await AuditLog.AppendAsync(c, tx, new AuditEvent
-            {
-                Id = Guid.NewGuid(),
-                Time = now,
-                Actor = http.User.Actor(),
-                Action = "policy-template.put",
-                Outcome = "succeeded",
-                Detail = new JsonObject { ["tier"] = tier },
-            });
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "policy-template.put", new JsonObject { ["tier"] = tier }, now));
         }, http.RequestAborted);
         catalog.Invalidate();
         return TypedResults.Ok(new TemplateResponse(tier, JsonDocument.Parse(text).RootElement, false, warnings));

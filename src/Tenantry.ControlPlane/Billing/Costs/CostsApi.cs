@@ -120,7 +120,7 @@ public static class CostsApi
                 "INSERT INTO cost_lines (id, resource, amount, period, tenant_id, tags, created_at) VALUES (@id, @resource, @amount, @period, @tenant, @tags, @now)",
                 tx, ("@id", id), ("@resource", line.Resource), ("@amount", line.Amount.ToString(CultureInfo.InvariantCulture)), ("@period", line.Period),
                 ("@tenant", line.TenantId), ("@tags", JsonSerializer.Serialize(tags, BillingCatalog.Json)), ("@now", now));
-            await AuditLog.AppendAsync(c, tx, PlansApi.Audit(http, tenantId, "cost.record",
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, tenantId, "cost.record",
                 new JsonObject { ["costId"] = id, ["resource"] = line.Resource, ["amount"] = line.Amount.ToString(CultureInfo.InvariantCulture), ["period"] = line.Period }, now));
             return (line, null, true);
         });

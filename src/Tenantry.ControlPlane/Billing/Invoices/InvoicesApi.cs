@@ -186,7 +186,7 @@ public static class InvoicesApi
                 await c.ExecuteAsync("UPDATE invoices SET status = 'void', updated_at = @now WHERE id = @id", tx, ("@id", invoice.Id), ("@now", now));
             }
 
-            await AuditLog.AppendAsync(c, tx, PlansApi.Audit(http, Guid.Parse(invoice.TenantId), "invoice." + (target == Finalized ? "finalize" : "void"),
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, Guid.Parse(invoice.TenantId), "invoice." + (target == Finalized ? "finalize" : "void"),
                 new JsonObject { ["invoiceId"] = invoice.Id, ["period"] = invoice.Period, ["total"] = Invariant(response.Total) }, now));
             return (response, null);
         });

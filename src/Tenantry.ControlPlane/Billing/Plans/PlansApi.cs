@@ -87,7 +87,7 @@ public static class PlansApi
                 tx, ("@id", plan.Id), ("@def", JsonSerializer.Serialize(plan, BillingCatalog.Json)), ("@now", now)) == 1;
             if (inserted)
             {
-                await AuditLog.AppendAsync(c, tx, Audit(http, null, "plan.create", new JsonObject { ["planId"] = plan.Id }, now));
+                await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "plan.create", new JsonObject { ["planId"] = plan.Id }, now));
             }
 
             return inserted;
@@ -153,7 +153,7 @@ public static class PlansApi
             await c.ExecuteAsync(
                 "UPDATE plans SET definition = @def, version = @version, updated_at = @now WHERE id = @id",
                 tx, ("@id", id), ("@def", JsonSerializer.Serialize(plan, BillingCatalog.Json)), ("@version", plan.Version), ("@now", now));
-            await AuditLog.AppendAsync(c, tx, Audit(http, null, "plan.update", new JsonObject { ["planId"] = id, ["version"] = plan.Version }, now));
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "plan.update", new JsonObject { ["planId"] = id, ["version"] = plan.Version }, now));
             return (plan, null);
         });
         if (outcome.Error is not null)
@@ -338,7 +338,7 @@ public static class PlansApi
 
             var change = new PlanAssignment(changeId, tenant.Id, plan.Id, effective, http.User.Actor(), now);
             await TenantPlans.InsertAsync(c, tx, change);
-            await AuditLog.AppendAsync(c, tx, Audit(http, tenant.Id, "tenant.plan.change", new JsonObject
+            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, tenant.Id, "tenant.plan.change", new JsonObject
             {
                 ["planId"] = plan.Id,
                 ["from"] = TenantPlans.PlanAt(tenant, schedule, effective),
@@ -361,15 +361,4 @@ public static class PlansApi
         await catalog.ReloadAsync(); // Cached plans of tenants (quota checks) follow the change at once.
         return TypedResults.Ok(outcome.Value!);
     }
-
-    internal static AuditEvent Audit(HttpContext http, Guid? tenantId, string action, JsonObject detail, DateTimeOffset now) => new()
-    {
-        Id = Guid.NewGuid(),
-        Time = now,
-        Actor = http.User.Actor(),
-        TenantId = tenantId,
-        Action = action,
-        Outcome = "succeeded",
-        Detail = detail,
-    };
 }
