@@ -151,7 +151,7 @@ internal sealed partial class ApplicationPlaneService(
 internal sealed class ControlPlaneDataLocator(ITenantDatabaseProvider databases) : ITenantDataLocator
 {
     public Task<TenantDataContext?> LocateAsync(Guid tenantId, string slug, IsolationModel isolation, CancellationToken cancellationToken = default) =>
-        databases.ConnectAsync(new TenantRef(tenantId, slug, slug, "", isolation, ""), cancellationToken);
+        databases.ConnectAsync(TenantRef.ForData(tenantId, slug, isolation), cancellationToken);
 }
 
 /// <summary>The gateway's routing table, read from the control plane in the same process.</summary>

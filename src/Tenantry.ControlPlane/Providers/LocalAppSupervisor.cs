@@ -196,7 +196,7 @@ internal sealed partial class LocalAppSupervisor(
     /// <summary>The silo tenant's PostgreSQL database as its own role sees it; null on the embedded default (the app finds its file).</summary>
     private async Task<string?> DatabaseAsync(Manifest manifest, CancellationToken cancellationToken)
     {
-        var tenant = new TenantRef(manifest.TenantId, manifest.Slug, manifest.Slug, "", IsolationModel.Silo, "");
+        var tenant = TenantRef.ForData(manifest.TenantId, manifest.Slug, IsolationModel.Silo);
         return (await databases.ConnectAsync(tenant, cancellationToken))?.Target is PostgresSiloTarget silo ? silo.ToConnectionString() : null;
     }
 

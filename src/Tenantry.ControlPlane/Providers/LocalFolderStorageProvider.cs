@@ -14,8 +14,8 @@ namespace Tenantry.ControlPlane.Providers;
 /// </summary>
 internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> options, IObjectStoreProvider objects) : ITenantStorageProvider
 {
-    private const string OwnerFile = ".tenant-id";
-    private const string ExportsFolder = "exports";
+    private const string OwnerFile = ObjectKeys.OwnerFile;
+    private const string ExportsFolder = ObjectKeys.ExportsFolder;
     private readonly string _root = Path.Combine(options.Value.DataPath, "tenants");
 
     public async Task<JsonObject> ProvisionAsync(TenantRef tenant, CancellationToken cancellationToken)

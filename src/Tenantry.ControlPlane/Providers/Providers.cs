@@ -6,7 +6,11 @@ using Tenantry.Data.Migrations;
 namespace Tenantry.ControlPlane.Providers;
 
 /// <summary>What a provider needs to know of the tenant it works for.</summary>
-public sealed record TenantRef(Guid Id, string Slug, string Name, string Tier, IsolationModel Isolation, string AdminEmail);
+public sealed record TenantRef(Guid Id, string Slug, string Name, string Tier, IsolationModel Isolation, string AdminEmail)
+{
+    /// <summary>A reference that only places the tenant's data (for <see cref="ITenantDatabaseProvider.ConnectAsync"/>): name, tier and e-mail are not known.</summary>
+    public static TenantRef ForData(Guid id, string slug, IsolationModel isolation) => new(id, slug, slug, "", isolation, "");
+}
 
 /// <summary>A step failure that retrying cannot fix (a conflict, a bad input). Anything else is retried.</summary>
 public sealed class PermanentStepException(string message) : Exception(message);

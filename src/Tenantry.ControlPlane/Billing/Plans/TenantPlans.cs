@@ -28,16 +28,16 @@ internal static class TenantPlans
         ("@id", id))).SingleOrDefault();
 
     /// <summary>Each tenant with a plan change in effect at <paramref name="at"/>, and that plan (tenants without one are on their tier's plan).</summary>
-    public static async Task<Dictionary<Guid, string>> InEffectAsync(DbConnection c, DateTimeOffset at)
-    {
-        var rows = await c.QueryAsync(
-            "SELECT tenant_id, plan_id, effective_from FROM tenant_plans",
+    /// <remarks>Times are stored in one fixed-width UTC format, so they compare as text; the unique (tenant, time) index serves the lookup.</remarks>
+    public static async Task<Dictionary<Guid, string>> InEffectAsync(DbConnection c, DateTimeOffset at) =>
+        (await c.QueryAsync(
+            """
+            SELECT p.tenant_id, p.plan_id FROM tenant_plans p
+            WHERE p.effective_from = (SELECT MAX(q.effective_from) FROM tenant_plans q WHERE q.tenant_id = p.tenant_id AND q.effective_from <= @at)
+            """,
             null,
-            r => (Tenant: r.ReadGuid(0), Plan: r.GetString(1), From: r.ReadTime(2)));
-        return rows.Where(r => r.From <= at)
-            .GroupBy(r => r.Tenant)
-            .ToDictionary(g => g.Key, g => g.MaxBy(r => r.From).Plan);
-    }
+            r => (Tenant: r.ReadGuid(0), Plan: r.GetString(1)),
+            ("@at", at))).ToDictionary(r => r.Tenant, r => r.Plan);
 
     public static Task InsertAsync(DbConnection c, DbTransaction tx, PlanAssignment a) => c.ExecuteAsync(
         "INSERT INTO tenant_plans (id, tenant_id, plan_id, effective_from, actor, created_at) VALUES (@id, @tenant, @plan, @from, @actor, @now)",
