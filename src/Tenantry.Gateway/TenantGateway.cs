@@ -109,17 +109,9 @@ public static class TenantGateway
         {
             var tenant = http.Resolved();
             var limits = options.LimitsFor(tenant.Route);
-            // Refill ten times a second, so a tenant's rate is smooth rather than a burst each second.
-            var perTick = Math.Max(1, (int)Math.Ceiling(limits.RequestsPerSecond / 10.0));
-            var period = TimeSpan.FromSeconds(perTick / (double)limits.RequestsPerSecond);
-            return RateLimitPartition.GetTokenBucketLimiter((tenant.Route.TenantId, limits.RequestsPerSecond, limits.EffectiveBurst), _ => new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = limits.EffectiveBurst,
-                TokensPerPeriod = perTick,
-                ReplenishmentPeriod = period,
-                QueueLimit = 0,
-                AutoReplenishment = true,
-            });
+            return RateLimitPartition.Get(
+                (tenant.Route.TenantId, limits.RequestsPerSecond, limits.EffectiveBurst),
+                key => new SmoothTokenBucket(key.Item2, key.Item3));
         });
         var quotas = PartitionedRateLimiter.Create<HttpContext, (Guid, long)>(http =>
         {
