@@ -19,16 +19,18 @@ internal sealed class Pattern
     private readonly bool _trailingStar;
     private readonly bool _hasStar;
     private readonly StringComparison _comparison;
+    private readonly bool _matchesNothing;
 
-    private Pattern(string source, Token[][] segments, bool leadingStar, bool trailingStar, bool hasStar, bool ignoreCase)
+    private Pattern(string source, Token[][] segments, bool leadingStar, bool trailingStar, bool hasStar, bool ignoreCase, bool matchesNothing = false)
     {
         Source = source;
+        _matchesNothing = matchesNothing;
         _segments = segments;
         _leadingStar = leadingStar;
         _trailingStar = trailingStar;
         _hasStar = hasStar;
         _comparison = ignoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        IsMatchAll = hasStar && segments.Length == 0;
+        IsMatchAll = hasStar && segments.Length == 0 && !matchesNothing;
     }
 
     public string Source { get; }
@@ -120,6 +122,11 @@ internal sealed class Pattern
             return true;
         }
 
+        if (_matchesNothing)
+        {
+            return false;
+        }
+
         int start = 0, end = span.Length, first = 0, last = _segments.Length;
         if (!_leadingStar)
         {
@@ -185,6 +192,60 @@ internal sealed class Pattern
         }
 
         return start <= end;
+    }
+
+    /// <summary>
+    /// The pattern with its variables replaced by their values in <paramref name="variables"/>, as
+    /// literal text (a value's <c>*</c> or <c>?</c> is no wildcard, as when matching); it then
+    /// matches exactly what this pattern matches with those variables, without reading them again.
+    /// A variable without a value gives a pattern that matches nothing. (A pattern with an empty
+    /// value in a segment of its own comes back as it is, still reading the variables.)
+    /// </summary>
+    public Pattern Resolve(IPolicyVariables? variables)
+    {
+        if (!_segments.Any(segment => segment.Any(t => t.Kind == TokenKind.Variable)))
+        {
+            return this;
+        }
+
+        var segments = new Token[_segments.Length][];
+        for (var s = 0; s < _segments.Length; s++)
+        {
+            var tokens = new List<Token>();
+            foreach (var token in _segments[s])
+            {
+                var resolved = token;
+                if (token.Kind == TokenKind.Variable)
+                {
+                    if (!TryResolve(token, variables, out var value))
+                    {
+                        return new Pattern(Source, [], false, false, false, _comparison == StringComparison.OrdinalIgnoreCase, matchesNothing: true);
+                    }
+
+                    resolved = new Token(TokenKind.Literal, value, null);
+                }
+
+                if (resolved.Kind == TokenKind.Literal && tokens.Count > 0 && tokens[^1].Kind == TokenKind.Literal)
+                {
+                    tokens[^1] = new Token(TokenKind.Literal, tokens[^1].Text + resolved.Text, null);
+                }
+                else
+                {
+                    tokens.Add(resolved);
+                }
+            }
+
+            // A segment reduced to empty text (an empty value) is left to the variable-reading
+            // matcher, which this pattern still is: the caller passes the same variables anyway.
+            if (tokens.All(t => t.Kind == TokenKind.Literal && t.Text.Length == 0))
+            {
+                return this;
+            }
+
+            segments[s] = [.. tokens.Where(t => t.Kind != TokenKind.Literal || t.Text.Length > 0)];
+        }
+
+        return new Pattern(Source, segments, _leadingStar, _trailingStar, _hasStar, _comparison == StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>Whether any variable of the pattern has no value (the pattern then matches nothing).</summary>

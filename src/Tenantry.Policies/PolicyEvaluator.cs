@@ -78,13 +78,13 @@ internal sealed class CompiledStatement
         _conditions = [.. statement.Conditions.Select(c => new CompiledCondition(c, variables))];
     }
 
-    private CompiledStatement(CompiledStatement source)
+    private CompiledStatement(CompiledStatement source, Pattern[] resources)
     {
         Effect = source.Effect;
         Reference = source.Reference;
         _actions = source._actions;
         _notAction = source._notAction;
-        _resources = source._resources;
+        _resources = resources;
         _notResource = source._notResource;
         _conditions = [];
     }
@@ -93,8 +93,15 @@ internal sealed class CompiledStatement
 
     public MatchedStatement Reference { get; }
 
-    /// <summary>The same statement with its conditions decided already (they held).</summary>
-    public CompiledStatement WithoutConditions() => _conditions.Length == 0 ? this : new CompiledStatement(this);
+    /// <summary>
+    /// The same statement for one fixed context, in which its conditions held: without them, and
+    /// with the policy variables in its resources replaced by their values.
+    /// </summary>
+    public CompiledStatement BoundTo(RequestContext context)
+    {
+        var resources = _resources.Select(r => r.Resolve(context)).ToArray();
+        return _conditions.Length == 0 && resources.SequenceEqual(_resources) ? this : new CompiledStatement(this, resources);
+    }
 
     public bool ConditionsHold(RequestContext context)
     {
@@ -111,26 +118,27 @@ internal sealed class CompiledStatement
 
     public bool AdmitsAction(string action) => AnyMatch(_actions, action, null) != _notAction;
 
-    public bool Matches(in AccessRequest request) => AdmitsAction(request.Action) && MatchesResourceAndConditions(request);
+    public bool Matches(in AccessRequest request) => AdmitsAction(request.Action) && MatchesResourceAndConditions(request.Resource, request.Context);
 
-    public bool MatchesResourceAndConditions(in AccessRequest request)
+    /// <summary>Whether the resource and the conditions match (conditions read only the context).</summary>
+    public bool MatchesResourceAndConditions(ReadOnlySpan<char> resource, RequestContext context)
     {
         if (_notResource)
         {
             // A NotResource entry whose variable has no value matches nothing, so it excludes nothing.
-            if (AnyMatch(_resources, request.Resource, request.Context))
+            if (AnyMatch(_resources, resource, context))
             {
                 return false;
             }
         }
-        else if (!AnyMatch(_resources, request.Resource, request.Context))
+        else if (!AnyMatch(_resources, resource, context))
         {
             return false;
         }
 
         foreach (var condition in _conditions)
         {
-            if (!condition.Evaluate(request.Context))
+            if (!condition.Evaluate(context))
             {
                 return false;
             }
@@ -139,7 +147,7 @@ internal sealed class CompiledStatement
         return true;
     }
 
-    private static bool AnyMatch(Pattern[] patterns, string text, IPolicyVariables? variables)
+    private static bool AnyMatch(Pattern[] patterns, ReadOnlySpan<char> text, IPolicyVariables? variables)
     {
         foreach (var pattern in patterns)
         {
@@ -193,7 +201,7 @@ public sealed class PolicySet
         ArgumentNullException.ThrowIfNull(request.Action);
         ArgumentNullException.ThrowIfNull(request.Resource);
         ArgumentNullException.ThrowIfNull(request.Context);
-        return Decide(RelevantTo(request.Action), request);
+        return Decide(RelevantTo(request.Action), request.Resource, request.Context);
     }
 
     /// <summary>
@@ -206,24 +214,24 @@ public sealed class PolicySet
         return new BoundPolicySet(this, context);
     }
 
-    internal static PolicyDecision Decide(Relevant relevant, in AccessRequest request)
+    internal static PolicyDecision Decide(Relevant relevant, ReadOnlySpan<char> resource, RequestContext context)
     {
-        if ((First(relevant.GuardrailDenies, request) ?? First(relevant.SessionDenies, request) ?? First(relevant.IdentityDenies, request)) is { } deny)
+        if ((First(relevant.GuardrailDenies, resource, context) ?? First(relevant.SessionDenies, resource, context) ?? First(relevant.IdentityDenies, resource, context)) is { } deny)
         {
             return new PolicyDecision(Decision.ExplicitDeny, deny, null);
         }
 
-        if (relevant.GuardrailAllows is not null && First(relevant.GuardrailAllows, request) is null)
+        if (relevant.GuardrailAllows is not null && First(relevant.GuardrailAllows, resource, context) is null)
         {
             return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Guardrail);
         }
 
-        if (relevant.SessionAllows is not null && First(relevant.SessionAllows, request) is null)
+        if (relevant.SessionAllows is not null && First(relevant.SessionAllows, resource, context) is null)
         {
             return new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Session);
         }
 
-        return First(relevant.IdentityAllows, request) is { } allow
+        return First(relevant.IdentityAllows, resource, context) is { } allow
             ? new PolicyDecision(Decision.Allow, allow, null)
             : new PolicyDecision(Decision.ImplicitDeny, null, PolicyKind.Identity);
     }
@@ -277,11 +285,11 @@ public sealed class PolicySet
             Keep(GuardrailDenies, context), Keep(GuardrailAllows, context));
 
         private static CompiledStatement[]? Keep(CompiledStatement[]? statements, RequestContext context) =>
-            statements is null ? null : [.. statements.Where(s => s.ConditionsHold(context)).Select(s => s.WithoutConditions())];
+            statements is null ? null : [.. statements.Where(s => s.ConditionsHold(context)).Select(s => s.BoundTo(context))];
     }
 
     /// <summary>The first statement that matches resource and conditions (its action is known to match).</summary>
-    private static MatchedStatement? First(CompiledStatement[]? statements, in AccessRequest request)
+    private static MatchedStatement? First(CompiledStatement[]? statements, ReadOnlySpan<char> resource, RequestContext context)
     {
         if (statements is null)
         {
@@ -290,7 +298,7 @@ public sealed class PolicySet
 
         foreach (var statement in statements)
         {
-            if (statement.MatchesResourceAndConditions(request))
+            if (statement.MatchesResourceAndConditions(resource, context))
             {
                 return statement.Reference;
             }
@@ -326,9 +334,18 @@ public sealed class BoundPolicySet
     /// <summary>The decision for the action on the resource, with <see cref="Context"/>; allocates nothing.</summary>
     public PolicyDecision Evaluate(string action, string resource)
     {
-        ArgumentNullException.ThrowIfNull(action);
         ArgumentNullException.ThrowIfNull(resource);
-        return PolicySet.Decide(RelevantTo(action), new AccessRequest(action, resource, Context));
+        return Evaluate(action, resource.AsSpan());
+    }
+
+    /// <summary>
+    /// The same for a resource name the caller has composed in a buffer, so a hot path need not
+    /// allocate the name as a string just to have it matched.
+    /// </summary>
+    public PolicyDecision Evaluate(string action, ReadOnlySpan<char> resource)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        return PolicySet.Decide(RelevantTo(action), resource, Context);
     }
 
     private PolicySet.Relevant RelevantTo(string action) =>

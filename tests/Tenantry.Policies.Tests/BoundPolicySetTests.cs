@@ -87,6 +87,70 @@ public sealed class BoundPolicySetTests
         Assert.Contains(Decision.ExplicitDeny, decisions);
     }
 
+    // Policy variables in resources are replaced by their values when a set is bound: every kind
+    // of variable element (default, missing, literal ${*}, NotResource, a value holding a wildcard
+    // character, an empty value) must decide as the set does, reading the context each time.
+    private static readonly PolicySet Variables = new(
+        [
+            Identity(
+                """
+                {"Version":"2012-10-17","Statement":[
+                  {"Sid":"Own","Effect":"Allow","Action":"storage:*","Resource":["trn:tenantry:storage::${aws:PrincipalTag/Tenant}:tenants/${aws:PrincipalTag/Tenant}/*","trn:tenantry:storage::*:shared/${aws:username}/?-${tenantry:Team, 'none'}*"]},
+                  {"Sid":"Elsewhere","Effect":"Deny","Action":"storage:*","NotResource":"trn:tenantry:storage::${aws:PrincipalTag/Tenant}:*"},
+                  {"Sid":"Missing","Effect":"Allow","Action":"storage:GetObject","Resource":"trn:tenantry:storage::*:${tenantry:NoSuchKey}/*"},
+                  {"Sid":"Literal","Effect":"Allow","Action":"storage:GetObject","Resource":"trn:tenantry:storage::*:odd/${*}/${aws:username}"},
+                  {"Sid":"Whole","Effect":"Allow","Action":"storage:ListObjects","Resource":"trn:tenantry:storage::*${tenantry:Team}*"}]}
+                """),
+        ]);
+
+    public static TheoryData<string> VariableContexts() => ["alice", "starry", "no-tenant", "team", "empty-team", "empty-name"];
+
+    [Theory]
+    [MemberData(nameof(VariableContexts))]
+    public void Bound_set_with_variables_in_resources_decides_as_the_set(string name)
+    {
+        var context = Context(("aws:username", [name switch { "starry" => "a*b", "empty-name" => "", _ => "alice" }]));
+        if (name != "no-tenant")
+        {
+            context.Set("aws:PrincipalTag/Tenant", "acme");
+        }
+
+        if (name is "team" or "empty-team")
+        {
+            context.Set("tenantry:Team", name == "team" ? "red" : "");
+        }
+
+        var bound = Variables.Bind(context);
+        var decisions = new HashSet<Decision>();
+        foreach (var action in new[] { "storage:GetObject", "storage:PutObject", "storage:ListObjects" })
+        {
+            foreach (var resource in new[]
+            {
+                "trn:tenantry:storage::acme:tenants/acme/a.txt", "trn:tenantry:storage::beta:tenants/beta/a.txt", "trn:tenantry:storage::acme:tenants/beta/a.txt",
+                "trn:tenantry:storage::acme:shared/alice/x-none", "trn:tenantry:storage::acme:shared/alice/x-red-1", "trn:tenantry:storage::acme:shared/a*b/x-none",
+                "trn:tenantry:storage::acme:shared/aXb/x-none", "trn:tenantry:storage::acme:shared//x-", "trn:tenantry:storage::acme:shared/alice/x-",
+                "trn:tenantry:storage::acme:odd/*/alice", "trn:tenantry:storage::acme:odd/x/alice", "trn:tenantry:storage::acme:odd/*/a*b", "trn:tenantry:storage::acme:odd/*/",
+                "trn:tenantry:storage::acme:/x", "trn:tenantry:storage::red", "trn:tenantry:storage::", "", "*",
+            })
+            {
+                var expected = Variables.Evaluate(new AccessRequest(action, resource, context));
+                Assert.True(expected == bound.Evaluate(action, resource), $"{action} on '{resource}': set {expected.Decision}, bound {bound.Evaluate(action, resource).Decision}");
+                decisions.Add(expected.Decision);
+            }
+        }
+
+        if (name == "no-tenant")
+        {
+            // A NotResource whose variable has no value matches nothing, so it excludes nothing: all denied.
+            Assert.Equal([Decision.ExplicitDeny], decisions);
+        }
+        else
+        {
+            Assert.Contains(Decision.Allow, decisions);
+            Assert.Contains(Decision.ImplicitDeny, decisions);
+        }
+    }
+
     [Fact]
     public void Later_changes_to_the_context_do_not_reach_a_bound_set()
     {

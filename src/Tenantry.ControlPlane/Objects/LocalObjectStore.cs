@@ -118,10 +118,13 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
 
     private string FilePath(ObjectKey key)
     {
+        // {root}/{slug}/{path}: the key below "tenants/" joined to the root in one string.
+        var path = Path.GetFullPath(Path.Join(_root, key.FullKey.AsSpan(ObjectKeys.Root.Length)));
         // Keys are validated already; this is the second lock on the same door.
-        var folder = TenantFolder(key.Slug);
-        var path = Path.GetFullPath(Path.Combine(folder, key.Path));
-        if (path.Length <= folder.Length + 1 || !path.StartsWith(folder, StringComparison.Ordinal) || path[folder.Length] != Path.DirectorySeparatorChar)
+        var slug = key.SlugSpan;
+        var folderEnd = _root.Length + 1 + slug.Length;
+        if (path.Length <= folderEnd + 1 || !path.StartsWith(_root, StringComparison.Ordinal) || path[_root.Length] != Path.DirectorySeparatorChar ||
+            !path.AsSpan(_root.Length + 1, slug.Length).SequenceEqual(slug) || path[folderEnd] != Path.DirectorySeparatorChar)
         {
             throw new InvalidObjectKeyException("The object key resolves outside the tenant's folder.");
         }

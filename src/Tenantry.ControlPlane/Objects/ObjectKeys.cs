@@ -10,8 +10,35 @@ public sealed class InvalidObjectKeyException(string reason) : Exception(reason)
     public string Reason { get; } = reason;
 }
 
-/// <summary>A validated object name: <c>tenants/{Slug}/{Path}</c>.</summary>
-public readonly record struct ObjectKey(string Slug, string Path, string FullKey);
+/// <summary>
+/// A validated object name: <c>tenants/{Slug}/{Path}</c>. Only the full key is kept; the tenant
+/// and the path are cut from it when asked for, so validating a key allocates nothing.
+/// </summary>
+public readonly record struct ObjectKey
+{
+    private const int SlugStart = 8; // ObjectKeys.Root, "tenants/"
+    private readonly int _slugLength;
+
+    /// <summary>A key known to be valid: <paramref name="fullKey"/> is <c>tenants/{slug}/…</c> with a slug of <paramref name="slugLength"/> characters.</summary>
+    internal ObjectKey(string fullKey, int slugLength)
+    {
+        FullKey = fullKey;
+        _slugLength = slugLength;
+    }
+
+    public string FullKey { get; }
+
+    public string Slug => FullKey.Substring(SlugStart, _slugLength);
+
+    /// <summary>The tenant's slug without allocating it.</summary>
+    public ReadOnlySpan<char> SlugSpan => FullKey.AsSpan(SlugStart, _slugLength);
+
+    /// <summary>The name below the tenant's prefix (empty for the prefix itself).</summary>
+    public string Path => FullKey[(SlugStart + _slugLength + 1)..];
+
+    /// <summary>The same, without allocating it.</summary>
+    public ReadOnlySpan<char> PathSpan => FullKey.AsSpan(SlugStart + _slugLength + 1);
+}
 
 /// <summary>
 /// Object keys are checked before any policy or provider sees them, because an IAM prefix match
@@ -23,7 +50,7 @@ public static class ObjectKeys
 {
     public const int MaxKeyBytes = 1024;
     public const int MaxSegmentBytes = 255;
-    private const string Root = "tenants/";
+    internal const string Root = "tenants/";
     internal const string OwnerFile = ".tenant-id";
     internal const string ExportsFolder = "exports";
 
@@ -70,28 +97,28 @@ public static class ObjectKeys
             throw new InvalidObjectKeyException($"An object key starts with {Root}{{tenant}}/.");
         }
 
-        var slug = text[Root.Length..slash];
+        var slug = text.AsSpan(Root.Length, slash - Root.Length);
         if (!IsSlugShaped(slug))
         {
             throw new InvalidObjectKeyException($"'{slug}' is not a tenant slug.");
         }
 
-        var path = text[(slash + 1)..];
+        var path = text.AsSpan(slash + 1);
         if (!isPrefix && path.Length == 0)
         {
             throw new InvalidObjectKeyException("The object name after the tenant prefix is empty.");
         }
 
-        if (path == OwnerFile || path.StartsWith(OwnerFile + "/", StringComparison.Ordinal))
+        if (path.SequenceEqual(OwnerFile) || path.StartsWith(OwnerFile + "/", StringComparison.Ordinal))
         {
             throw new InvalidObjectKeyException($"'{OwnerFile}' is reserved by the platform.");
         }
 
-        return new ObjectKey(slug, path, text);
+        return new ObjectKey(text, slug.Length);
     }
 
     /// <summary>The shape of a tenant slug (reserved words included: they are refused at onboarding, not here).</summary>
-    private static bool IsSlugShaped(string slug) => slug.Length is >= 3 and <= 40 && !slug.AsSpan().ContainsAnyExcept(SlugCharacters);
+    private static bool IsSlugShaped(ReadOnlySpan<char> slug) => slug.Length is >= 3 and <= 40 && !slug.ContainsAnyExcept(SlugCharacters);
 
     private static string Normalise(string? key, bool isPrefix)
     {

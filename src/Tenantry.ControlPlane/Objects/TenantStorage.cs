@@ -80,7 +80,7 @@ internal sealed partial class TenantStorage(
     /// Validates the key, then asks the evaluator; both kinds of refusal are audited. Completes
     /// synchronously unless the policy catalog has to be (re)loaded or a refusal is audited.
     /// </summary>
-    private ValueTask<ObjectKey> AuthoriseAsync(TenantPrincipal principal, string action, string key, bool prefix, CancellationToken cancellationToken)
+    internal ValueTask<ObjectKey> AuthoriseAsync(TenantPrincipal principal, string action, string key, bool prefix, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(principal);
         ObjectKey objectKey;
@@ -104,13 +104,24 @@ internal sealed partial class TenantStorage(
 
     private ValueTask<ObjectKey> Decide(TenantPrincipal principal, string action, ObjectKey objectKey, bool prefix, PrincipalPolicies policies, CancellationToken cancellationToken)
     {
-        var resource = string.Concat("trn:tenantry:storage::", objectKey.Slug, ":", objectKey.FullKey);
         // A listing adds its prefix to the context; the other calls ask with the principal's own,
-        // whose conditions the bound set has decided already.
-        var decision = prefix
-            ? policies.Set.Evaluate(new AccessRequest(action, resource, policies.Context.With("storage:prefix", objectKey.FullKey)))
-            : policies.Bound.Evaluate(action, resource);
-        return decision.IsAllowed ? new ValueTask<ObjectKey>(objectKey) : DeniedAsync(principal, action, resource, decision, cancellationToken);
+        // whose conditions the bound set has decided already, and the resource name composed on
+        // the stack (a key is at most 1024 characters): an allowed read allocates nothing here.
+        PolicyDecision decision;
+        if (prefix)
+        {
+            decision = policies.Set.Evaluate(new AccessRequest(action, PlatformPolicies.ObjectResource(objectKey), policies.Context.With("storage:prefix", objectKey.FullKey)));
+        }
+        else
+        {
+            var length = PlatformPolicies.ObjectResourceLength(objectKey);
+            var buffer = length <= 1200 ? stackalloc char[length] : new char[length];
+            decision = policies.Bound.Evaluate(action, PlatformPolicies.ObjectResource(objectKey, buffer));
+        }
+
+        return decision.IsAllowed
+            ? new ValueTask<ObjectKey>(objectKey)
+            : DeniedAsync(principal, action, PlatformPolicies.ObjectResource(objectKey), decision, cancellationToken);
     }
 
     private async ValueTask<ObjectKey> KeyRefusedAsync(TenantPrincipal principal, string action, string key, InvalidObjectKeyException refusal, CancellationToken cancellationToken)

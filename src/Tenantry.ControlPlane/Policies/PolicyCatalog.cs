@@ -28,7 +28,7 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(principal);
         var snapshot = _snapshot;
-        return snapshot is null || time.GetElapsedTime(snapshot.LoadedAt) > MaxAge
+        return snapshot is null || snapshot.IsStale
             ? ReloadThenForAsync(principal, cancellationToken)
             : new ValueTask<PrincipalPolicies>(For(snapshot, principal));
     }
@@ -66,11 +66,13 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
         var rows = await db.ReadAsync(c => PolicyStore.ListAsync(c, null), cancellationToken);
         var guardrails = rows.Where(r => r.Kind == PolicyStore.GuardrailKind).ToList();
         var snapshot = new Snapshot(
-            time.GetTimestamp(),
             guardrails,
             rows.Where(r => r.Kind == PolicyStore.TemplateKind).ToDictionary(r => r.Name, StringComparer.Ordinal),
             [.. guardrails.Select(g => CompiledPolicy.Compile("guardrail:" + g.Name, PolicyKind.Guardrail, PolicyParser.ParseOrThrow(g.Document)))]);
-        _snapshot = snapshot;
+        // Aged by a timer rather than by reading the clock on every storage call.
+        snapshot.Expiry = time.CreateTimer(static s => ((Snapshot)s!).IsStale = true, snapshot, MaxAge, Timeout.InfiniteTimeSpan);
+        var previous = Interlocked.Exchange(ref _snapshot, snapshot);
+        previous?.Expiry?.Dispose();
         return snapshot;
     }
 
@@ -87,12 +89,20 @@ public sealed class PolicyCatalog(IControlPlaneDatabase db, TimeProvider time)
     }
 
     private sealed record Snapshot(
-        long LoadedAt,
         IReadOnlyList<StoredPolicy> Guardrails,
         IReadOnlyDictionary<string, StoredPolicy> Templates,
         CompiledPolicy[] CompiledGuardrails)
     {
         public ConcurrentDictionary<TenantPrincipal, PrincipalPolicies> Principals { get; } = new(PrincipalComparer.Instance);
+
+        /// <summary>Set <see cref="MaxAge"/> after loading; the next call then reloads.</summary>
+        public bool IsStale
+        {
+            get => Volatile.Read(ref field);
+            set => Volatile.Write(ref field, value);
+        }
+
+        public ITimer? Expiry { get; set; }
     }
 
     /// <summary>

@@ -136,7 +136,7 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
     private async IAsyncEnumerable<ObjectKey> ObjectKeysAsync(TenantRef tenant, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var prefix = ObjectKeys.TenantPrefix(tenant.Slug);
-        await foreach (var o in objects.EnumerateAsync(new ObjectKey(tenant.Slug, "", prefix), cancellationToken))
+        await foreach (var o in objects.EnumerateAsync(new ObjectKey(prefix, tenant.Slug.Length), cancellationToken))
         {
             var path = o.Key[prefix.Length..];
             if (path.StartsWith(ExportsFolder + "/", StringComparison.Ordinal))
@@ -144,7 +144,7 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
                 continue;
             }
 
-            yield return new ObjectKey(tenant.Slug, path, o.Key);
+            yield return new ObjectKey(o.Key, tenant.Slug.Length);
         }
     }
 
