@@ -25,6 +25,9 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
 {
     // Keyed by the target record (value equality), so a session does not rebuild a connection string.
     private readonly ConcurrentDictionary<TenantDataTarget, Lazy<PoolEntry>> _sources = new();
+
+    // Guarded connections to each shared SQLite pool file, reused across sessions.
+    private readonly ConcurrentDictionary<string, SqliteGuardedPool> _sqlitePools = new(StringComparer.Ordinal);
     private int _disposed;
 
     public Task<TenantSession> OpenSessionAsync(TenantDataContext tenant, CancellationToken cancellationToken = default) =>
@@ -41,7 +44,7 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
         switch (tenant.Target)
         {
             case SqlitePoolTarget or SqliteFileTarget:
-                return await SqliteTenantSession.OpenAsync(tenant, deferred: readOnly, cancellationToken);
+                return await SqliteTenantSession.OpenAsync(tenant, deferred: readOnly, SqlitePool, cancellationToken);
             default:
                 var entry = Entry(tenant.Target);
                 if (entry.Pool)
@@ -74,6 +77,11 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
             return;
         }
 
+        foreach (var pool in _sqlitePools.Values)
+        {
+            pool.Dispose();
+        }
+
         foreach (var key in _sources.Keys)
         {
             if (_sources.TryRemove(key, out var entry) && entry.IsValueCreated)
@@ -82,6 +90,9 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
             }
         }
     }
+
+    private SqliteGuardedPool SqlitePool(string path) =>
+        _sqlitePools.GetOrAdd(path, p => new SqliteGuardedPool(SqliteTenantSession.ConnectionString(p, pooling: false), options.MaxPoolSize));
 
     private PoolEntry Entry(TenantDataTarget target) =>
         _sources.GetOrAdd(

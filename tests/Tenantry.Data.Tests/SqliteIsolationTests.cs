@@ -169,6 +169,66 @@ public sealed class SqliteIsolationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reused_pool_connection_shows_each_session_only_its_own_tenant()
+    {
+        DbConnectionHolder first;
+        await using (var a = await _data.OpenReadSessionAsync(Pool(_a)))
+        {
+            first = new(await a.GetScopedConnectionAsync());
+            Assert.Equal([_a.ToString()], await a.QueryAsync("SELECT tenant_id FROM orders", r => r.GetString(0)));
+        }
+
+        // The next session, another tenant's, gets the same connection back, with its tenant set.
+        await using (var b = await _data.OpenReadSessionAsync(Pool(_b)))
+        {
+            Assert.Same(first.Connection, await b.GetScopedConnectionAsync());
+            Assert.Equal([_b.ToString()], await b.QueryAsync("SELECT tenant_id FROM orders", r => r.GetString(0)));
+
+            // Whatever a session does to the connection's tenant function lasts only as long as it does.
+            var scoped = (SqliteConnection)await b.GetScopedConnectionAsync();
+            scoped.CreateFunction(SqliteTenantGuard.TenantFunction, () => _a.ToString(), isDeterministic: true);
+        }
+
+        await using (var b = await _data.OpenReadSessionAsync(Pool(_b)))
+        {
+            Assert.Same(first.Connection, await b.GetScopedConnectionAsync());
+            Assert.Equal([_b.ToString()], await b.QueryAsync("SELECT tenant_id FROM orders", r => r.GetString(0)));
+        }
+    }
+
+    [Fact]
+    public async Task A_tenant_table_added_after_a_connection_was_pooled_is_guarded_too()
+    {
+        await using (var a = await _data.OpenSessionAsync(Pool(_a)))
+        {
+            Assert.Single(await a.QueryAsync("SELECT id FROM orders", r => r.GetString(0)));
+        }
+
+        // A migration adds a tenant table (the pooled connection's views predate it).
+        await using (var connection = new SqliteConnection($"Data Source={PoolFile};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE notes (tenant_id TEXT NOT NULL, id TEXT PRIMARY KEY, body TEXT NOT NULL);
+                INSERT INTO notes VALUES (@a, 'n-a', 'alpha note'), (@b, 'n-b', 'bravo note');
+                """;
+            command.Parameters.AddWithValue("@a", _a.ToString());
+            command.Parameters.AddWithValue("@b", _b.ToString());
+            await command.ExecuteNonQueryAsync();
+        }
+
+        await using (var a = await _data.OpenSessionAsync(Pool(_a)))
+        {
+            Assert.Equal(["alpha note"], await a.QueryAsync("SELECT body FROM notes", r => r.GetString(0)));
+            var direct = await Assert.ThrowsAsync<SqliteException>(() => a.ScalarAsync("SELECT count(*) FROM main.notes"));
+            Assert.Equal(23, direct.SqliteErrorCode);
+        }
+    }
+
+    private sealed record DbConnectionHolder(System.Data.Common.DbConnection Connection);
+
+    [Fact]
     public async Task The_same_natural_key_in_two_pool_tenants_is_allowed_and_conflicts_reveal_nothing()
     {
         // Both tenants already hold N-1. A duplicate within one tenant fails without naming the other.

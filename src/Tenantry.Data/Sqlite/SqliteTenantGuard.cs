@@ -28,8 +28,10 @@ namespace Tenantry.Data.Sqlite;
 /// </list>
 /// <para>
 /// With no tenant the function returns NULL: the views are empty and inserts are refused (fail
-/// closed). Pool connections are not pooled, so no temp object or function outlives its session.
-/// Limits: UPSERT and RETURNING do not work on views; use separate statements.
+/// closed). A guarded connection is reused by later sessions (see <see cref="SqliteGuardedPool"/>):
+/// the views read the tenant from the function, so a session only sets <see cref="Tenant"/>, and
+/// the function and the authorizer are registered again at each lease; the tenant is cleared when
+/// the session ends. Limits: UPSERT and RETURNING do not work on views; use separate statements.
 /// </para>
 /// </remarks>
 internal sealed class SqliteTenantGuard
@@ -51,12 +53,18 @@ internal sealed class SqliteTenantGuard
     /// <summary>While false (the guard's own setup), every statement is allowed.</summary>
     public bool Enforcing { get; private set; }
 
+    /// <summary>The tenant whose rows the views show (lowercase id text); null shows none and refuses inserts.</summary>
+    public string? Tenant { get; set; }
+
+    /// <summary>The pool file's schema version when the views were made; a later change (a migration) needs new views.</summary>
+    public long SchemaVersion { get; private set; }
+
     /// <summary>Shadows the pool file's tenant tables with views of <paramref name="tenantId"/>'s rows and turns the authorizer on.</summary>
     public static SqliteTenantGuard InstallPool(SqliteConnection connection, string? tenantId)
     {
-        var guard = new SqliteTenantGuard(pool: true);
-        connection.CreateFunction(TenantFunction, () => tenantId, isDeterministic: true);
-        guard.SetAuthorizer(connection);
+        var guard = new SqliteTenantGuard(pool: true) { Tenant = tenantId };
+        guard.Bind(connection);
+        guard.SchemaVersion = ReadSchemaVersion(connection);
 
         var tables = new List<(string Name, List<(string Column, string? Default, int Pk)> Columns)>();
         using (var command = connection.CreateCommand())
@@ -107,6 +115,39 @@ internal sealed class SqliteTenantGuard
 
         guard.Enforcing = true;
         return guard;
+    }
+
+    /// <summary>
+    /// (Re)registers the tenant function and the authorizer on the connection: done at install and
+    /// again at each lease of a reused connection, so nothing a previous session did to them lasts.
+    /// </summary>
+    public void Bind(SqliteConnection connection)
+    {
+        // Deterministic: constant within a statement (the tenant only changes between sessions).
+        connection.CreateFunction(TenantFunction, this, static guard => guard.Tenant, isDeterministic: true);
+        SetAuthorizer(connection);
+    }
+
+    /// <summary>The file's schema version (it changes with any CREATE, DROP or ALTER), read as the guard's own statement.</summary>
+    public long CurrentSchemaVersion(SqliteConnection connection)
+    {
+        var enforcing = Enforcing;
+        Enforcing = false;
+        try
+        {
+            return ReadSchemaVersion(connection);
+        }
+        finally
+        {
+            Enforcing = enforcing;
+        }
+    }
+
+    private static long ReadSchemaVersion(SqliteConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA main.schema_version";
+        return (long)command.ExecuteScalar()!;
     }
 
     /// <summary>A dedicated (bridge/silo) file holds one tenant only; the guard just stops it reaching other files.</summary>

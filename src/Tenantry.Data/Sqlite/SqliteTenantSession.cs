@@ -14,14 +14,17 @@ internal sealed class SqliteTenantSession : TenantSession
     private readonly SqliteConnection _connection;
     private readonly SqliteTransaction _transaction;
     private readonly SqliteTenantGuard _guard;
+    private readonly (SqliteGuardedPool Pool, SqliteGuardedPool.Guarded Lease)? _lease;
     private bool _disposed;
 
-    private SqliteTenantSession(TenantDataContext tenant, SqliteConnection connection, SqliteTransaction transaction, SqliteTenantGuard guard)
+    private SqliteTenantSession(
+        TenantDataContext tenant, SqliteConnection connection, SqliteTransaction transaction, SqliteTenantGuard guard, (SqliteGuardedPool, SqliteGuardedPool.Guarded)? lease = null)
         : base(tenant)
     {
         _connection = connection;
         _transaction = transaction;
         _guard = guard;
+        _lease = lease;
     }
 
     public override DbTransaction Transaction => _transaction;
@@ -30,7 +33,9 @@ internal sealed class SqliteTenantSession : TenantSession
     /// Begin a deferred transaction (no lock until the first statement; readers never block each other)
     /// instead of an immediate one (the write lock at once, so a read-then-write cannot fail on a stale snapshot).
     /// </param>
-    public static async Task<SqliteTenantSession> OpenAsync(TenantDataContext tenant, bool deferred, CancellationToken cancellationToken)
+    /// <param name="pools">The guarded connections of a pool file, by its path (made on first use).</param>
+    public static async Task<SqliteTenantSession> OpenAsync(
+        TenantDataContext tenant, bool deferred, Func<string, SqliteGuardedPool> pools, CancellationToken cancellationToken)
     {
         var (path, pool) = tenant.Target switch
         {
@@ -38,13 +43,27 @@ internal sealed class SqliteTenantSession : TenantSession
             SqliteFileTarget f => (f.FilePath, false),
             _ => throw new ArgumentException("Not a SQLite target.", nameof(tenant)),
         };
-        var connection = new SqliteConnection(ConnectionString(path, pooling: !pool));
+        if (pool)
+        {
+            var guardedPool = pools(path);
+            var lease = await guardedPool.RentAsync(tenant.TenantId.ToString(), cancellationToken);
+            try
+            {
+                var transaction = lease.Connection.BeginTransaction(deferred);
+                return new SqliteTenantSession(tenant, lease.Connection, transaction, lease.Guard, (guardedPool, lease));
+            }
+            catch
+            {
+                await guardedPool.ReturnAsync(lease);
+                throw;
+            }
+        }
+
+        var connection = new SqliteConnection(ConnectionString(path, pooling: true));
         try
         {
             await connection.OpenAsync(cancellationToken);
-            var guard = pool
-                ? SqliteTenantGuard.InstallPool(connection, tenant.TenantId.ToString())
-                : SqliteTenantGuard.InstallDedicated(connection);
+            var guard = SqliteTenantGuard.InstallDedicated(connection);
             var transaction = connection.BeginTransaction(deferred);
             return new SqliteTenantSession(tenant, connection, transaction, guard);
         }
@@ -116,7 +135,15 @@ internal sealed class SqliteTenantSession : TenantSession
 
         _disposed = true;
         await _transaction.DisposeAsync();
-        await _connection.DisposeAsync();
+        if (_lease is { } lease)
+        {
+            await lease.Pool.ReturnAsync(lease.Lease);
+        }
+        else
+        {
+            await _connection.DisposeAsync();
+        }
+
         GC.KeepAlive(_guard);
     }
 
