@@ -25,6 +25,11 @@ public sealed class TenantContextHeaders
 
     private readonly byte[] _key;
 
+    // One HMAC per thread and key, reset after each use: a one-shot HMACSHA256.HashData builds and
+    // frees its OpenSSL context (and the key schedule) on every call, twice per proxied request.
+    [ThreadStatic]
+    private static (byte[] Key, IncrementalHash Hmac)? t_hmac;
+
     public TenantContextHeaders(byte[] key)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -98,8 +103,11 @@ public sealed class TenantContextHeaders
             return null;
         }
 
-        var expected = Sign(id, slug, tier, isolation, subject, roles);
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature))
+        Span<byte> expected = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        Span<byte> presented = stackalloc byte[HMACSHA256.HashSizeInBytes + 3];
+        Mac(id, slug, tier, isolation, subject, roles, expected);
+        if (!Convert.TryFromBase64String(signature, presented, out var length) || length != expected.Length
+            || !CryptographicOperations.FixedTimeEquals(expected, presented[..length])
             || !Guid.TryParse(id, out var tenantId) || !TenantryNames.TryParseIsolation(isolation, out var model))
         {
             return null;
@@ -118,9 +126,26 @@ public sealed class TenantContextHeaders
 
     private string Sign(string id, string slug, string tier, string isolation, string subject, string roles)
     {
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        Mac(id, slug, tier, isolation, subject, roles, mac);
+        return Convert.ToBase64String(mac);
+    }
+
+    private void Mac(string id, string slug, string tier, string isolation, string subject, string roles, Span<byte> destination)
+    {
         // Newline-separated: no field may contain one (header values cannot).
         var payload = Encoding.UTF8.GetBytes(string.Join('\n', "v1", id, slug, tier, isolation, subject, roles));
-        return Convert.ToBase64String(HMACSHA256.HashData(_key, payload));
+        var hmac = t_hmac is { } cached && ReferenceEquals(cached.Key, _key) ? cached.Hmac : NewHmac();
+        hmac.AppendData(payload);
+        hmac.GetHashAndReset(destination);
+    }
+
+    private IncrementalHash NewHmac()
+    {
+        t_hmac?.Hmac.Dispose();
+        var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key);
+        t_hmac = (_key, hmac);
+        return hmac;
     }
 
     private static bool One(IHeaderDictionary headers, string name, out string value)

@@ -42,6 +42,18 @@ public sealed class TenantContextTests
         twice.Append(TenantContextHeaders.TenantId, Guid.CreateVersion7().ToString());
         Assert.Null(signer.Read(twice));
         Assert.Null(new TenantContextHeaders(RandomNumberGenerator.GetBytes(32)).Read(headers));
+
+        // Signatures that are not base64, cut short, padded out or empty.
+        var good = headers[TenantContextHeaders.Signature].ToString();
+        foreach (var forged in new[] { "not base64!", good[..^4], good + "AAAA", "", Convert.ToBase64String(new byte[32]) })
+        {
+            var tampered = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
+            tampered[TenantContextHeaders.Signature] = forged;
+            Assert.Null(signer.Read(tampered));
+        }
+
+        // The same signer, used again from other threads (each keeps its own HMAC), still agrees.
+        Parallel.For(0, 64, _ => Assert.NotNull(signer.Read(headers)));
     }
 
     [Theory]
