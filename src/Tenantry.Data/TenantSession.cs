@@ -57,7 +57,7 @@ public interface ITenantDataSource : IAsyncDisposable
 /// <summary>Limits of the connection pools kept by <see cref="TenantDataSource"/>.</summary>
 public sealed class TenantDataSourceOptions
 {
-    /// <summary>Connections to a shared pool database (all pool tenants share them).</summary>
+    /// <summary>Connections to a shared pool database (all pool tenants share them); on SQLite, guarded pool-file connections kept idle for reuse.</summary>
     public int MaxPoolSize { get; set; } = 50;
 
     /// <summary>Connections kept per bridge or silo tenant (each has its own credentials, so its own pool).</summary>
