@@ -21,6 +21,10 @@ internal sealed class Pattern
     private readonly StringComparison _comparison;
     private readonly bool _matchesNothing;
 
+    // The two commonest shapes, matched without walking tokens: "literal*" (a prefix) and "literal".
+    private readonly string? _prefix;
+    private readonly string? _exact;
+
     private Pattern(string source, Token[][] segments, bool leadingStar, bool trailingStar, bool hasStar, bool ignoreCase, bool matchesNothing = false)
     {
         Source = source;
@@ -31,6 +35,17 @@ internal sealed class Pattern
         _hasStar = hasStar;
         _comparison = ignoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
         IsMatchAll = hasStar && segments.Length == 0 && !matchesNothing;
+        if (!matchesNothing && segments is [[{ Kind: TokenKind.Literal } only]] && !leadingStar)
+        {
+            if (trailingStar)
+            {
+                _prefix = only.Text;
+            }
+            else if (!hasStar)
+            {
+                _exact = only.Text;
+            }
+        }
     }
 
     public string Source { get; }
@@ -120,6 +135,16 @@ internal sealed class Pattern
         if (IsMatchAll)
         {
             return true;
+        }
+
+        if (_prefix is not null)
+        {
+            return span.StartsWith(_prefix, _comparison);
+        }
+
+        if (_exact is not null)
+        {
+            return span.Equals(_exact, _comparison);
         }
 
         if (_matchesNothing)

@@ -56,10 +56,9 @@ public static class ObjectKeys
 
     private static readonly SearchValues<char> SlugCharacters = SearchValues.Create("abcdefghijklmnopqrstuvwxyz0123456789-");
 
-    /// <summary>ASCII characters that send a key down the full check: controls, backslash, percent.</summary>
-    private static readonly SearchValues<char> AsciiSpecial = SearchValues.Create(
-        "\\%\u007F\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u0009\u000A\u000B\u000C\u000D\u000E\u000F" +
-        "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F");
+    /// <summary>Printable ASCII but backslash and percent: a key of only these needs no decoding or normalising.</summary>
+    private static readonly SearchValues<char> PlainAscii = SearchValues.Create(
+        string.Concat(Enumerable.Range(0x20, 0x7F - 0x20).Select(c => (char)c).Where(c => c is not ('\\' or '%'))));
 
     public static string TenantPrefix(string slug) => $"{Root}{slug}/";
 
@@ -133,8 +132,8 @@ public static class ObjectKeys
         }
 
         // Most keys are printable ASCII without '\' or '%': nothing to decode or normalise, one
-        // byte per character, so only the shape and the segments need checking (two vector scans).
-        if (Ascii.IsValid(key) && key.AsSpan().IndexOfAny(AsciiSpecial) < 0)
+        // byte per character, so only the shape and the segments need checking (one vector scan first).
+        if (!key.AsSpan().ContainsAnyExcept(PlainAscii))
         {
             CheckShape(key);
             CheckSegments(key, isPrefix, "");
