@@ -25,6 +25,16 @@ internal sealed class BenchHost : IDisposable
 
     public string DataDir { get; }
 
+    /// <summary>The host process's CPU time so far (user + kernel, all threads).</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     public Uri ControlPlane { get; }
 
     public Uri Gateway { get; }

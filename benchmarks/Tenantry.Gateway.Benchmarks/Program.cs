@@ -125,7 +125,7 @@ void PrintComparisons()
     foreach (var c in comparisons)
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  GET {c.Path}: direct {c.DirectRps:0} req/s, through gateway {c.GatewayRps:0} req/s = {c.GatewayRps / c.DirectRps:P1} of direct (goal >= 85%); paced p99 (medians of 5 alternated runs) direct {c.PacedDirect.P99Ms:0.00} ms, gateway {c.PacedGateway.P99Ms:0.00} ms, added {c.AddedP99Ms:0.00} ms (median of the rounds' differences; goal <= 1 ms)"));
+            $"  GET {c.Path}: direct {c.DirectRps:0} req/s, through gateway {c.GatewayRps:0} req/s = {c.GatewayRps / c.DirectRps:P1} of direct (goal >= 85%); host CPU per request {c.DirectCpuUs:0} µs direct, {c.GatewayCpuUs:0} µs through the gateway; paced p99 (medians of 5 alternated runs) direct {c.PacedDirect.P99Ms:0.00} ms, gateway {c.PacedGateway.P99Ms:0.00} ms, added {c.AddedP99Ms:0.00} ms (median of the rounds' differences; goal <= 1 ms)"));
     }
 }
 
@@ -138,12 +138,20 @@ async Task<Comparison> CompareAsync(Uri directUrl, Uri viaUrl, string path)
     var directRuns = new List<WrkResult>();
     var gatewayRuns = new List<WrkResult>();
     // Alternated, so drift on a shared machine hits both sides alike.
+    // The host's CPU per request on each side (the host runs the gateway and the shared app):
+    // what the gateway adds, whatever else the machine is doing.
+    var directCpu = new List<double>();
+    var gatewayCpu = new List<double>();
     for (var round = 0; round < 2; round++)
     {
+        var cpu = host.CpuTime;
         directRuns.Add(await Wrk.RunAsync(directUrl, Connections, duration, direct));
-        Console.WriteLine($"  direct   c={Connections}: {directRuns[^1]}");
+        directCpu.Add((host.CpuTime - cpu).TotalMicroseconds / directRuns[^1].Requests);
+        Console.WriteLine($"  direct   c={Connections}: {directRuns[^1]}  host CPU {directCpu[^1]:0} µs/request");
+        cpu = host.CpuTime;
         gatewayRuns.Add(await Wrk.RunAsync(viaUrl, Connections, duration, viaGateway));
-        Console.WriteLine($"  gateway  c={Connections}: {gatewayRuns[^1]}");
+        gatewayCpu.Add((host.CpuTime - cpu).TotalMicroseconds / gatewayRuns[^1].Requests);
+        Console.WriteLine($"  gateway  c={Connections}: {gatewayRuns[^1]}  host CPU {gatewayCpu[^1]:0} µs/request");
     }
 
     // Paced: 4 connections, 10 ms between each one's requests, about half of /orders' saturation,
@@ -162,7 +170,7 @@ async Task<Comparison> CompareAsync(Uri directUrl, Uri viaUrl, string path)
     var pacedDirect = pacedDirectRuns.OrderBy(r => r.P99Ms).ElementAt(2);
     var pacedGateway = pacedGatewayRuns.OrderBy(r => r.P99Ms).ElementAt(2);
     var added = pacedDirectRuns.Zip(pacedGatewayRuns, (d, g) => g.P99Ms - d.P99Ms).Order().ElementAt(2);
-    return new Comparison(path, directRuns.Average(r => r.RequestsPerSecond), gatewayRuns.Average(r => r.RequestsPerSecond), pacedDirect, pacedGateway, added);
+    return new Comparison(path, directRuns.Average(r => r.RequestsPerSecond), gatewayRuns.Average(r => r.RequestsPerSecond), pacedDirect, pacedGateway, added, directCpu.Average(), gatewayCpu.Average());
 }
 
 static async Task<(int Sent, int Accepted, int Rejected, TimeSpan FirstRejection)> Flood(Uri gateway, string token, int ratePerSecond, TimeSpan duration)
@@ -200,4 +208,4 @@ static async Task<(int Sent, int Accepted, int Rejected, TimeSpan FirstRejection
     return (sent, accepted, rejected, firstRejection == long.MaxValue ? TimeSpan.MaxValue : TimeSpan.FromTicks(firstRejection * TimeSpan.TicksPerSecond / Stopwatch.Frequency));
 }
 
-internal sealed record Comparison(string Path, double DirectRps, double GatewayRps, WrkResult PacedDirect, WrkResult PacedGateway, double AddedP99Ms);
+internal sealed record Comparison(string Path, double DirectRps, double GatewayRps, WrkResult PacedDirect, WrkResult PacedGateway, double AddedP99Ms, double DirectCpuUs, double GatewayCpuUs);
