@@ -124,7 +124,6 @@ public static class TenantryControlPlane
             .RequireAuthorization(IdentityApi.AdminPolicy)
             .MapTenantsApi()
             .MapTenantIdentityApi()
-            .MapRoutesApi()
             .MapOperationsApi()
             .MapAuditApi()
             .MapMigrationsApi()
@@ -134,6 +133,9 @@ public static class TenantryControlPlane
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi();
+        routes.MapGroup("/v1")
+            .RequireAuthorization(IdentityApi.RoutesPolicy)
+            .MapRoutesApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

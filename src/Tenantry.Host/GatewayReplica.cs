@@ -12,7 +12,8 @@ namespace Tenantry.Host;
 /// <summary>
 /// <c>Tenantry.Host gateway</c>: one more gateway replica, apart from the control plane. It reads the
 /// routing table from <c>GET /v1/routes</c> of the control plane (<c>Tenantry:Gateway:Authority</c>, also
-/// the token issuer) with a client that holds <c>tenantry:admin</c>, forwards pool and bridge tenants to
+/// the token issuer) with the <c>gateway</c> client, whose only scope is <c>tenantry:routes</c> (its secret is the
+/// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), forwards pool and bridge tenants to
 /// <c>Tenantry:Gateway:SharedUpstream</c>, and signs the tenant context with the shared
 /// <c>Tenantry:Gateway:ContextKeyFile</c>. With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
 /// tenant's rate-limit bucket and quota.
@@ -38,11 +39,15 @@ internal static class GatewayReplica
     }
 }
 
-/// <summary>The replica's credentials for the control plane's routing table (<c>Tenantry:Gateway:ClientId</c>, <c>:ClientSecret</c>).</summary>
+/// <summary>
+/// The replica's credentials for the control plane's routing table (<c>Tenantry:Gateway:ClientId</c>, default
+/// <c>gateway</c>, and <c>:ClientSecret</c>); it asks for <c>tenantry:routes</c> only, so a stolen replica
+/// credential cannot onboard, change or offboard anything.
+/// </summary>
 internal sealed class ReplicaOptions
 {
     [Required]
-    public string ClientId { get; set; } = "operator";
+    public string ClientId { get; set; } = "gateway";
 
     [Required]
     [MinLength(16)]
@@ -84,7 +89,7 @@ internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> 
             ["grant_type"] = "client_credentials",
             ["client_id"] = o.ClientId,
             ["client_secret"] = o.ClientSecret!,
-            ["scope"] = "tenantry:admin",
+            ["scope"] = "tenantry:routes",
         });
         using var response = await http.PostAsync(new Uri(gateway.Value.Authority!, "connect/token"), form, cancellationToken);
         response.EnsureSuccessStatusCode();

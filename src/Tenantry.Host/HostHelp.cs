@@ -32,7 +32,7 @@ internal static class HostHelp
         One more gateway replica (apart from the control plane; share limits with --Tenantry:Gateway:Redis=host:port):
           dotnet Tenantry.Host.dll gateway --gateway-port <n> --Tenantry:Gateway:Authority=<control plane URL>
             --Tenantry:Gateway:SharedUpstream=<shared app URL> --Tenantry:Gateway:ContextKeyFile=<data-dir>/keys/tenant-context.key
-            --Tenantry:Gateway:ClientSecret=<secret of the 'operator' client>
+            --Tenantry:Gateway:ClientSecret=<secret of the 'gateway' client: <data-dir>/gateway-secret>
 
         Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
         Structured JSON logs: --Logging:Console:FormatterName=json

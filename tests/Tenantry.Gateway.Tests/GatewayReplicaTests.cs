@@ -45,6 +45,42 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_replicas_client_reads_the_routing_table_and_nothing_else()
+    {
+        using var http = new HttpClient { BaseAddress = _host.ControlPlane };
+        async Task<HttpResponseMessage> TokenAsync(string scope) => await http.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = "gateway", ["client_secret"] = _host.GatewaySecret, ["scope"] = scope,
+        }));
+
+        // It may not even ask for the operator's scope.
+        using (var refused = await TokenAsync("tenantry:admin"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        }
+
+        using var issued = await TokenAsync("tenantry:routes");
+        issued.EnsureSuccessStatusCode();
+        var token = (await issued.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using (var routes = await http.GetAsync(new Uri("/v1/routes", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, routes.StatusCode);
+        }
+
+        foreach (var (method, path) in new[] { ("GET", "/v1/tenants"), ("POST", "/v1/tenants"), ("GET", "/v1/audit"), ("PUT", "/v1/guardrails"), ("GET", "/v1/costs?period=2026-11") })
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(path, UriKind.Relative)) { Content = method == "GET" ? null : JsonContent.Create(new { }) };
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+
+        // The operator still reads it too.
+        using var byOperator = await _operator.GetAsync(new Uri("/v1/routes", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, byOperator.StatusCode);
+    }
+
+    [Fact]
     public async Task One_tenant_alternating_between_two_replicas_gets_one_bucket_not_two()
     {
         var noisy = await _host.OnboardAsync(_operator, "noisy", "replicated");

@@ -30,6 +30,15 @@ public static class IdentityApi
     /// <summary>An operator token, or a token of a tenant principal (a user or machine client, with a <c>tenant_id</c> claim).</summary>
     public const string TenantOrAdminPolicy = "tenantry-tenant-or-admin";
     public const string OperatorClientId = "operator";
+
+    /// <summary>Reading the routing table only: what a gateway replica needs, and nothing else.</summary>
+    public const string RoutesScope = "tenantry:routes";
+
+    /// <summary>An operator token, or a gateway replica's (<see cref="RoutesScope"/>).</summary>
+    public const string RoutesPolicy = "tenantry-routes";
+
+    /// <summary>The bootstrap client of gateway replicas (scope <see cref="RoutesScope"/> only).</summary>
+    public const string GatewayClientId = "gateway";
     public const string TenantIdClaim = "tenant_id";
     public const string TenantSlugClaim = "tenant_slug";
     public const string TierClaim = "tier";
@@ -57,7 +66,7 @@ public static class IdentityApi
                     o.CodeChallengeMethods.Add(CodeChallengeMethods.Sha256);
                 });
                 server.AcceptAnonymousClients();
-                server.RegisterScopes(AdminScope, Scopes.OpenId, Scopes.Email, Scopes.Roles, Scopes.Profile);
+                server.RegisterScopes(AdminScope, RoutesScope, Scopes.OpenId, Scopes.Email, Scopes.Roles, Scopes.Profile);
                 server.RegisterClaims(Claims.Subject, Claims.Email, Claims.Role, TenantIdClaim, TierClaim, TenantSlugClaim);
                 server.DisableAccessTokenEncryption();
                 // Clients live in Tenantry's own store, so OpenIddict runs without its EF stores
@@ -96,6 +105,10 @@ public static class IdentityApi
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
                 .RequireAuthenticatedUser()
                 .RequireAssertion(context => context.User.HasScope(AdminScope)))
+            .AddPolicy(RoutesPolicy, policy => policy
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(context => context.User.HasScope(AdminScope) || context.User.HasScope(RoutesScope)))
             .AddPolicy(TenantOrAdminPolicy, policy => policy
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
                 .RequireAuthenticatedUser()
