@@ -108,6 +108,23 @@ public abstract class BillingScenarios : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Same_id_from_another_source_is_another_event_and_a_replay_in_the_batch_counts_once()
+    {
+        await CreateMeterAsync("widgets", "sum", "n");
+        var tenant = await Client.CreateActiveTenantAsync("sources-co");
+        object From(string source, string id, int n) => new { id, source, type = "widgets", subject = "sources-co", time = DateTimeOffset.UtcNow, data = new { n } };
+
+        var first = await SendAsync([From("billing", "x1", 1), From("shop", "x1", 10), From("shop/eu", "x1", 100), From("shop", "x1", 1000)]);
+        Assert.Equal(3, first.GetProperty("accepted").GetInt32());
+        Assert.Equal(1, first.GetProperty("duplicates").GetInt32());
+
+        var replay = await SendAsync([From("shop/eu", "x1", 100), From("billing", "x1", 1), From("billing", "x2", 10000)]);
+        Assert.Equal(1, replay.GetProperty("accepted").GetInt32());
+        Assert.Equal(2, replay.GetProperty("duplicates").GetInt32());
+        Assert.Equal(10111m, await UsageTotalAsync(tenant, "widgets"));
+    }
+
+    [Fact]
     public async Task Bad_events_are_rejected_by_index_while_the_good_ones_are_kept()
     {
         await CreateMeterAsync("widgets", "sum", "n");

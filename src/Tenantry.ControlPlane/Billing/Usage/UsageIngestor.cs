@@ -2,6 +2,8 @@ using System.Data.Common;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
 using Tenantry.ControlPlane.Storage;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
@@ -212,30 +214,51 @@ public sealed partial class UsageIngestor(
         }
     }
 
+    /// <summary>
+    /// One <c>unnest</c> insert of typed arrays (tenant ids as uuid, times as timestamptz; see
+    /// <see cref="ControlPlaneSchema"/>); it returns the (source, id) of the rows it inserted.
+    /// </summary>
     private static async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
     {
         var n = open.Count;
         var sources = new string[n];
         var ids = new string[n];
-        var tenants = new string[n];
+        var tenants = new Guid[n];
         var types = new string[n];
-        var times = new string[n];
+        var times = new DateTime[n];
         var data = new string?[n];
         for (var k = 0; k < n; k++)
         {
             var e = events[open[k]];
             sources[k] = e.Source;
             ids[k] = e.Id;
-            tenants[k] = e.TenantId.ToString();
+            tenants[k] = e.TenantId;
             types[k] = e.Type;
-            times[k] = Sql.Time(e.Time);
+            // PostgreSQL keeps microseconds; truncating (never rounding up) keeps the event in its period.
+            times[k] = new DateTime(e.Time.UtcTicks - (e.Time.UtcTicks % 10), DateTimeKind.Utc);
             data[k] = e.Data;
         }
 
-        var inserted = (await c.QueryAsync(
-                InsertPostgres, tx, r => (r.GetString(0), r.GetString(1)),
-                ("@s", sources), ("@i", ids), ("@t", tenants), ("@y", types), ("@m", times), ("@d", data)))
-            .ToHashSet();
+        await using var command = new NpgsqlCommand(InsertPostgres, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter<string[]>("s", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = sources },
+                new NpgsqlParameter<string[]>("i", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = ids },
+                new NpgsqlParameter<Guid[]>("t", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { TypedValue = tenants },
+                new NpgsqlParameter<string[]>("y", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = types },
+                new NpgsqlParameter<DateTime[]>("m", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { TypedValue = times },
+                new NpgsqlParameter<string?[]>("d", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = data },
+            },
+        };
+        var inserted = new HashSet<(string, string)>(n);
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                inserted.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
 
         MarkInserted(events, open, outcomes, inserted);
     }
