@@ -22,7 +22,9 @@ public enum IngestOutcome
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
 /// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or one
 /// <c>unnest</c> insert (PostgreSQL). <c>ON CONFLICT DO NOTHING</c> on the unique (source, id)
-/// index makes a replay a no-op. A caller's task completes only after the commit.
+/// index makes a replay a no-op. A caller's task completes only after the commit. On PostgreSQL
+/// <see cref="BillingOptions.ConcurrentCommits"/> groups are committed at once, on as many
+/// connections, so the server inserts on more than one core.
 /// </summary>
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
@@ -31,7 +33,9 @@ public sealed partial class UsageIngestor(
         "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
         "ON CONFLICT (source, id) DO NOTHING RETURNING source, id";
 
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private const string DeadlockDetected = "40P01";
+
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>();
 
     /// <summary>Raised after a commit with the tenants that got new events.</summary>
     public event Action<IReadOnlyCollection<Guid>>? Committed;
@@ -64,6 +68,19 @@ public sealed partial class UsageIngestor(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var writers = db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1;
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(_ => CommitLoopAsync(stoppingToken)));
+
+        _queue.Writer.TryComplete();
+        while (_queue.Reader.TryRead(out var left))
+        {
+            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+        }
+    }
+
+    /// <summary>One writer: takes what has queued up (at most MaxGroupCommit events) and commits it as one group.</summary>
+    private async Task CommitLoopAsync(CancellationToken stoppingToken)
+    {
         var group = new List<Pending>();
         var max = options.Value.MaxGroupCommit;
         try
@@ -78,17 +95,14 @@ public sealed partial class UsageIngestor(
                     count += next.Events.Count;
                 }
 
-                await CommitAsync(group, count);
+                if (count > 0)
+                {
+                    await CommitAsync(group, count);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-        }
-
-        _queue.Writer.TryComplete();
-        while (_queue.Reader.TryRead(out var left))
-        {
-            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
         }
     }
 
@@ -103,7 +117,7 @@ public sealed partial class UsageIngestor(
         IngestOutcome[] outcomes;
         try
         {
-            outcomes = await db.WriteAsync((c, tx) => WriteGroupAsync(c, tx, all));
+            outcomes = await WriteWithRetryAsync(all);
         }
         catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
         {
@@ -136,6 +150,27 @@ public sealed partial class UsageIngestor(
         if (tenants.Count > 0)
         {
             Committed?.Invoke(tenants);
+        }
+    }
+
+    /// <summary>
+    /// Shared with the other group commits: the (source, id) key settles a race between two of
+    /// them, and the closed-period check still runs apart from invoice finalisation. Two groups
+    /// replaying each other's events in opposite orders can deadlock on those keys; the server
+    /// then aborts one, which is written again (nothing of it was stored).
+    /// </summary>
+    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all));
+            }
+            catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
+            {
+                Log.Deadlock(logger, all.Count, attempt);
+            }
         }
     }
 
@@ -272,5 +307,8 @@ public sealed partial class UsageIngestor(
     {
         [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
         public static partial void CommitFailed(ILogger logger, int count, Exception exception);
+
+        [LoggerMessage(EventId = 5005, Level = LogLevel.Information, Message = "Committing {Count} usage events met a deadlock with another group commit; attempt {Attempt} is retried")]
+        public static partial void Deadlock(ILogger logger, int count, int attempt);
     }
 }
