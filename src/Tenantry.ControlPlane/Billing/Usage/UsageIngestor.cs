@@ -155,9 +155,9 @@ public sealed partial class UsageIngestor(
 
     /// <summary>
     /// Shared with the other group commits: the (source, id) key settles a race between two of
-    /// them, and the closed-period check still runs apart from invoice finalisation. Two groups
-    /// replaying each other's events in opposite orders can deadlock on those keys; the server
-    /// then aborts one, which is written again (nothing of it was stored).
+    /// them, and the closed-period check still runs apart from invoice finalisation. Rows are
+    /// inserted in key order, so groups do not deadlock on keys; should the server still report a
+    /// deadlock (e.g. with a replica of another version), the aborted group is written again.
     /// </summary>
     private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all)
     {
@@ -255,7 +255,17 @@ public sealed partial class UsageIngestor(
     /// </summary>
     private static async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
     {
-        var n = open.Count;
+        // Rows go in (source, id) order, so two group commits in flight take their key locks in
+        // the same order and never wait for each other in a cycle; copies of one event keep their
+        // arrival order, so the first is the one stored.
+        var order = open.ToArray();
+        Array.Sort(order, (a, b) =>
+        {
+            var bySource = string.CompareOrdinal(events[a].Source, events[b].Source);
+            var byId = bySource != 0 ? bySource : string.CompareOrdinal(events[a].Id, events[b].Id);
+            return byId != 0 ? byId : a.CompareTo(b);
+        });
+        var n = order.Length;
         var sources = new string[n];
         var ids = new string[n];
         var tenants = new Guid[n];
@@ -264,7 +274,7 @@ public sealed partial class UsageIngestor(
         var data = new string?[n];
         for (var k = 0; k < n; k++)
         {
-            var e = events[open[k]];
+            var e = events[order[k]];
             sources[k] = e.Source;
             ids[k] = e.Id;
             tenants[k] = e.TenantId;

@@ -9,7 +9,8 @@ namespace Tenantry.ControlPlane.Billing.Usage;
 public readonly record struct StoredEvent(Guid TenantId, DateTimeOffset Time, JsonElement? Data);
 
 /// <summary>
-/// Reads stored usage back, in time order (ties in arrival order), for queries, invoices and quotas.
+/// Reads stored usage back, in time order (ties in arrival order: on PostgreSQL in commit order, and
+/// within one group commit in (source, id) order), for queries, invoices and quotas.
 /// On PostgreSQL tenant_id and time are uuid and timestamptz (see <see cref="ControlPlaneSchema"/>); the
 /// bounds are sent as text like every parameter and cast once.
 /// </summary>
