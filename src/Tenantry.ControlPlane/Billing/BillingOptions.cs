@@ -23,6 +23,13 @@ public sealed class BillingOptions
     [Range(1, 100_000)]
     public int MaxGroupCommit { get; set; } = 5000;
 
+    /// <summary>
+    /// Group commits in flight at once on PostgreSQL, each on its own connection, so the server
+    /// inserts on several cores (SQLite commits one at a time whatever this says).
+    /// </summary>
+    [Range(1, 16)]
+    public int ConcurrentCommits { get; set; } = 2;
+
     /// <summary>How often storage_bytes and compute_seconds are sampled; zero turns sampling off.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan SampleInterval { get; set; } = TimeSpan.FromMinutes(5);

@@ -17,4 +17,12 @@ public interface IControlPlaneDatabase
     Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default);
 
     Task WriteAsync(Func<DbConnection, DbTransaction, Task> write, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A write that may run beside other writes of this kind but never beside an ordinary write:
+    /// for inserts whose conflicts among themselves the store resolves (unique keys), which need
+    /// only that no ordinary write (e.g. finalising an invoice) runs between their check and their
+    /// insert. SQLite runs it like any write, one at a time.
+    /// </summary>
+    Task<T> WriteSharedAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default);
 }

@@ -7,6 +7,8 @@ namespace Tenantry.ControlPlane.Storage;
 /// The control-plane store on PostgreSQL, shared by several host replicas. Each write takes a
 /// transaction-scoped advisory lock, so checks and writes are serialised across replicas just as
 /// the SQLite store serialises them in process, and the lock ends with the transaction.
+/// <see cref="WriteSharedAsync"/> takes the same lock shared: such writes run beside each other,
+/// never beside an ordinary one.
 /// </summary>
 public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, IDisposable
 {
@@ -41,11 +43,17 @@ public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, 
         return await read(connection);
     }
 
-    public async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default)
+    public Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default) =>
+        WriteLockedAsync($"SELECT pg_advisory_xact_lock({WriteLockKey})", write, cancellationToken);
+
+    public Task<T> WriteSharedAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default) =>
+        WriteLockedAsync($"SELECT pg_advisory_xact_lock_shared({WriteLockKey})", write, cancellationToken);
+
+    private async Task<T> WriteLockedAsync<T>(string takeLock, Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken)
     {
         await using var connection = await _source.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var command = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({WriteLockKey})", connection, transaction))
+        await using (var command = new NpgsqlCommand(takeLock, connection, transaction))
         {
             await command.ExecuteNonQueryAsync(cancellationToken);
         }

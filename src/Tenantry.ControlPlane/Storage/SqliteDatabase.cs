@@ -75,5 +75,8 @@ public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
     public Task WriteAsync(Func<DbConnection, DbTransaction, Task> write, CancellationToken cancellationToken = default) =>
         WriteAsync<bool>(async (c, t) => { await write(c, t); return true; }, cancellationToken);
 
+    public Task<T> WriteSharedAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken = default) =>
+        WriteAsync(write, cancellationToken);
+
     public void Dispose() => _writeGate.Dispose();
 }

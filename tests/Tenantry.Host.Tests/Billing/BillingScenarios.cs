@@ -108,6 +108,38 @@ public abstract class BillingScenarios : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Batches_replaying_each_other_in_other_orders_at_once_store_each_event_once()
+    {
+        // Group commits in flight together (PostgreSQL) meet each other's keys in every order.
+        await CreateMeterAsync("widgets", "sum", "n");
+        var tenant = await Client.CreateActiveTenantAsync("orders-co");
+        var events = Enumerable.Range(0, 300).Select(i => Event($"o{i}", "orders-co", new { n = 1 })).ToArray();
+        var batches = Enumerable.Range(0, 12).Select(k => new Random(k).GetItems(events, 300).Concat(events.Skip(k * 25).Take(25)).ToArray()).ToArray();
+
+        var replies = await Task.WhenAll(batches.Select(SendAsync));
+        Assert.Equal(300, replies.Sum(r => r.GetProperty("accepted").GetInt32()));
+        Assert.Equal(batches.Sum(b => b.Length) - 300, replies.Sum(r => r.GetProperty("duplicates").GetInt32()));
+        Assert.Equal(300m, await UsageTotalAsync(tenant, "widgets"));
+    }
+
+    [Fact]
+    public async Task Same_id_from_another_source_is_another_event_and_a_replay_in_the_batch_counts_once()
+    {
+        await CreateMeterAsync("widgets", "sum", "n");
+        var tenant = await Client.CreateActiveTenantAsync("sources-co");
+        object From(string source, string id, int n) => new { id, source, type = "widgets", subject = "sources-co", time = DateTimeOffset.UtcNow, data = new { n } };
+
+        var first = await SendAsync([From("billing", "x1", 1), From("shop", "x1", 10), From("shop/eu", "x1", 100), From("shop", "x1", 1000)]);
+        Assert.Equal(3, first.GetProperty("accepted").GetInt32());
+        Assert.Equal(1, first.GetProperty("duplicates").GetInt32());
+
+        var replay = await SendAsync([From("shop/eu", "x1", 100), From("billing", "x1", 1), From("billing", "x2", 10000)]);
+        Assert.Equal(1, replay.GetProperty("accepted").GetInt32());
+        Assert.Equal(2, replay.GetProperty("duplicates").GetInt32());
+        Assert.Equal(10111m, await UsageTotalAsync(tenant, "widgets"));
+    }
+
+    [Fact]
     public async Task Bad_events_are_rejected_by_index_while_the_good_ones_are_kept()
     {
         await CreateMeterAsync("widgets", "sum", "n");

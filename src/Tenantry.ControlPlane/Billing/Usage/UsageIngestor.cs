@@ -2,6 +2,8 @@ using System.Data.Common;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
 using Tenantry.ControlPlane.Storage;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
@@ -20,7 +22,9 @@ public enum IngestOutcome
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
 /// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or one
 /// <c>unnest</c> insert (PostgreSQL). <c>ON CONFLICT DO NOTHING</c> on the unique (source, id)
-/// index makes a replay a no-op. A caller's task completes only after the commit.
+/// index makes a replay a no-op. A caller's task completes only after the commit. On PostgreSQL
+/// <see cref="BillingOptions.ConcurrentCommits"/> groups are committed at once, on as many
+/// connections, so the server inserts on more than one core.
 /// </summary>
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
@@ -29,7 +33,9 @@ public sealed partial class UsageIngestor(
         "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
         "ON CONFLICT (source, id) DO NOTHING RETURNING source, id";
 
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private const string DeadlockDetected = "40P01";
+
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>();
 
     /// <summary>Raised after a commit with the tenants that got new events.</summary>
     public event Action<IReadOnlyCollection<Guid>>? Committed;
@@ -62,6 +68,19 @@ public sealed partial class UsageIngestor(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var writers = db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1;
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(_ => CommitLoopAsync(stoppingToken)));
+
+        _queue.Writer.TryComplete();
+        while (_queue.Reader.TryRead(out var left))
+        {
+            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+        }
+    }
+
+    /// <summary>One writer: takes what has queued up (at most MaxGroupCommit events) and commits it as one group.</summary>
+    private async Task CommitLoopAsync(CancellationToken stoppingToken)
+    {
         var group = new List<Pending>();
         var max = options.Value.MaxGroupCommit;
         try
@@ -76,17 +95,14 @@ public sealed partial class UsageIngestor(
                     count += next.Events.Count;
                 }
 
-                await CommitAsync(group, count);
+                if (count > 0)
+                {
+                    await CommitAsync(group, count);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-        }
-
-        _queue.Writer.TryComplete();
-        while (_queue.Reader.TryRead(out var left))
-        {
-            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
         }
     }
 
@@ -101,7 +117,7 @@ public sealed partial class UsageIngestor(
         IngestOutcome[] outcomes;
         try
         {
-            outcomes = await db.WriteAsync((c, tx) => WriteGroupAsync(c, tx, all));
+            outcomes = await WriteWithRetryAsync(all);
         }
         catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
         {
@@ -134,6 +150,27 @@ public sealed partial class UsageIngestor(
         if (tenants.Count > 0)
         {
             Committed?.Invoke(tenants);
+        }
+    }
+
+    /// <summary>
+    /// Shared with the other group commits: the (source, id) key settles a race between two of
+    /// them, and the closed-period check still runs apart from invoice finalisation. Rows are
+    /// inserted in key order, so groups do not deadlock on keys; should the server still report a
+    /// deadlock (e.g. with a replica of another version), the aborted group is written again.
+    /// </summary>
+    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all));
+            }
+            catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
+            {
+                Log.Deadlock(logger, all.Count, attempt);
+            }
         }
     }
 
@@ -212,30 +249,61 @@ public sealed partial class UsageIngestor(
         }
     }
 
+    /// <summary>
+    /// One <c>unnest</c> insert of typed arrays (tenant ids as uuid, times as timestamptz; see
+    /// <see cref="ControlPlaneSchema"/>); it returns the (source, id) of the rows it inserted.
+    /// </summary>
     private static async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
     {
-        var n = open.Count;
+        // Rows go in (source, id) order, so two group commits in flight take their key locks in
+        // the same order and never wait for each other in a cycle; copies of one event keep their
+        // arrival order, so the first is the one stored.
+        var order = open.ToArray();
+        Array.Sort(order, (a, b) =>
+        {
+            var bySource = string.CompareOrdinal(events[a].Source, events[b].Source);
+            var byId = bySource != 0 ? bySource : string.CompareOrdinal(events[a].Id, events[b].Id);
+            return byId != 0 ? byId : a.CompareTo(b);
+        });
+        var n = order.Length;
         var sources = new string[n];
         var ids = new string[n];
-        var tenants = new string[n];
+        var tenants = new Guid[n];
         var types = new string[n];
-        var times = new string[n];
+        var times = new DateTime[n];
         var data = new string?[n];
         for (var k = 0; k < n; k++)
         {
-            var e = events[open[k]];
+            var e = events[order[k]];
             sources[k] = e.Source;
             ids[k] = e.Id;
-            tenants[k] = e.TenantId.ToString();
+            tenants[k] = e.TenantId;
             types[k] = e.Type;
-            times[k] = Sql.Time(e.Time);
+            // PostgreSQL keeps microseconds; truncating (never rounding up) keeps the event in its period.
+            times[k] = new DateTime(e.Time.UtcTicks - (e.Time.UtcTicks % 10), DateTimeKind.Utc);
             data[k] = e.Data;
         }
 
-        var inserted = (await c.QueryAsync(
-                InsertPostgres, tx, r => (r.GetString(0), r.GetString(1)),
-                ("@s", sources), ("@i", ids), ("@t", tenants), ("@y", types), ("@m", times), ("@d", data)))
-            .ToHashSet();
+        await using var command = new NpgsqlCommand(InsertPostgres, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter<string[]>("s", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = sources },
+                new NpgsqlParameter<string[]>("i", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = ids },
+                new NpgsqlParameter<Guid[]>("t", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { TypedValue = tenants },
+                new NpgsqlParameter<string[]>("y", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = types },
+                new NpgsqlParameter<DateTime[]>("m", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { TypedValue = times },
+                new NpgsqlParameter<string?[]>("d", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = data },
+            },
+        };
+        var inserted = new HashSet<(string, string)>(n);
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                inserted.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
 
         MarkInserted(events, open, outcomes, inserted);
     }
@@ -249,5 +317,8 @@ public sealed partial class UsageIngestor(
     {
         [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
         public static partial void CommitFailed(ILogger logger, int count, Exception exception);
+
+        [LoggerMessage(EventId = 5005, Level = LogLevel.Information, Message = "Committing {Count} usage events met a deadlock with another group commit; attempt {Attempt} is retried")]
+        public static partial void Deadlock(ILogger logger, int count, int attempt);
     }
 }
