@@ -19,7 +19,7 @@ internal sealed class SqliteGuardedPool(string connectionString, int maxIdle) : 
     private int _idleCount;
     private int _disposed;
 
-    /// <summary>A guarded connection showing <paramref name="tenantId"/>'s rows; give it back with <see cref="Return"/>.</summary>
+    /// <summary>A guarded connection showing <paramref name="tenantId"/>'s rows; give it back with <see cref="ReturnAsync"/>.</summary>
     public async Task<Guarded> RentAsync(string tenantId, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
