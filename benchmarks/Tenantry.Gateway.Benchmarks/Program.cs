@@ -13,6 +13,22 @@ using Tenantry.Gateway.Benchmarks;
 //  2. Noisy neighbour: five basic tenants at half their limit (25 r/s each), alone and then next to a sixth
 //     at ten times its limit (500 r/s): their p99, and how soon the flooder gets 429s.
 //  Options: --seconds N (per wrk run, default 10); --only overhead|noisy (one of the two parts).
+if (args.Any(a => a is "--help" or "-h"))
+{
+    Console.WriteLine("""
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy]
+
+          --seconds N   length of each wrk run (default 10)
+          --only P      overhead: GET /orders and /instance direct vs through the gateway (throughput at
+                        32 connections, host CPU per request, added p99 at a light load);
+                        noisy: five quiet tenants at half their plan, alone and beside a sixth at 10x its plan
+
+        Starts the real host (Release build) as a child process on free loopback ports and drives it with
+        wrk (installed with apt-get when missing). Run it on a quiet machine; it prints its figures at the end.
+        """);
+    return 0;
+}
+
 var seconds = Option("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 10;
 var only = Option("--only");
 if (only is not (null or "overhead" or "noisy"))
