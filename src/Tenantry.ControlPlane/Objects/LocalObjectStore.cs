@@ -82,9 +82,12 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
     private IEnumerable<StoredObject> Files(ObjectKey prefix, CancellationToken cancellationToken)
     {
         // Start from the deepest folder the prefix names, then filter by the rest.
-        var folder = TenantFolder(prefix.Slug);
-        var lastSlash = prefix.Path.LastIndexOf('/');
-        var start = lastSlash < 0 ? folder : Path.Combine(folder, prefix.Path[..lastSlash]);
+        var slug = prefix.Slug;
+        var path = prefix.Path;
+        var keyPrefix = ObjectKeys.TenantPrefix(slug);
+        var folder = TenantFolder(slug);
+        var lastSlash = path.LastIndexOf('/');
+        var start = lastSlash < 0 ? folder : Path.Combine(folder, path[..lastSlash]);
         if (!Directory.Exists(start))
         {
             yield break;
@@ -94,10 +97,10 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
         {
             cancellationToken.ThrowIfCancellationRequested();
             var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (relative.StartsWith(prefix.Path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
+            if (relative.StartsWith(path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
             {
                 var info = new FileInfo(file);
-                yield return new StoredObject(ObjectKeys.TenantPrefix(prefix.Slug) + relative, info.Length, info.LastWriteTimeUtc);
+                yield return new StoredObject(keyPrefix + relative, info.Length, info.LastWriteTimeUtc);
             }
         }
     }

@@ -138,7 +138,8 @@ internal sealed partial class TenantStorage(
 
     private async Task RefuseExportsAsync(TenantPrincipal principal, string action, ObjectKey key, CancellationToken cancellationToken)
     {
-        if (key.Path == ObjectKeys.ExportsFolder || key.Path.StartsWith(ObjectKeys.ExportsFolder + "/", StringComparison.Ordinal))
+        var path = key.PathSpan;
+        if (path.SequenceEqual(ObjectKeys.ExportsFolder) || path.StartsWith(ObjectKeys.ExportsFolder + "/", StringComparison.Ordinal))
         {
             const string reason = "exports/ holds the platform's data exports; it is read-only.";
             await AuditAsync(principal, action, "rejected", new JsonObject { ["key"] = key.FullKey, ["reason"] = reason }, cancellationToken);

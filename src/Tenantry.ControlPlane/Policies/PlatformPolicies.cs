@@ -53,10 +53,9 @@ public static partial class PlatformPolicies
         ? """{"Version":"2012-10-17","Statement":[{"Sid":"AdminStorage","Effect":"Allow","Action":"storage:*","Resource":"trn:tenantry:storage::*"}]}"""
         : """{"Version":"2012-10-17","Statement":[{"Sid":"MemberStorage","Effect":"Allow","Action":["storage:GetObject","storage:ListObjects","storage:PutObject"],"Resource":"trn:tenantry:storage::*"}]}""";
 
-    public static string ObjectResource(string slug, string key) => $"{StorageResourcePrefix}{slug}:tenants/{slug}/{key}";
-
     /// <summary>The resource name of a stored object: <c>trn:tenantry:storage::{tenant}:{full key}</c>.</summary>
-    public static string ObjectResource(Objects.ObjectKey key) => string.Concat(StorageResourcePrefix, key.SlugSpan, ":", key.FullKey);
+    public static string ObjectResource(Objects.ObjectKey key) =>
+        string.Create(ObjectResourceLength(key), key, static (buffer, k) => ObjectResource(k, buffer));
 
     /// <summary>The length of <see cref="ObjectResource(Objects.ObjectKey)"/>, for a caller that composes it in a buffer.</summary>
     public static int ObjectResourceLength(Objects.ObjectKey key) => StorageResourcePrefix.Length + key.SlugSpan.Length + 1 + key.FullKey.Length;
