@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
+using Microsoft.Net.Http.Headers;
 using Tenantry.AspNetCore;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -297,8 +298,15 @@ internal sealed class TenantResolutionGatewayMiddleware(
             "The tenant named by the host or X-Tenant-Id header is not the token's tenant.");
 }
 
-/// <summary>Forwards with YARP's <see cref="IHttpForwarder"/> to the tenant's upstream, carrying the signed tenant context.</summary>
-internal sealed class TenantForwarder(IHttpForwarder forwarder, TenantContextHeaders contextHeaders, IOptions<GatewayOptions> options) : IDisposable
+/// <summary>
+/// Forwards with YARP's <see cref="IHttpForwarder"/> to the tenant's upstream, carrying the signed tenant context;
+/// shared-instance traffic goes straight into the app's pipeline when that app runs in this process.
+/// </summary>
+internal sealed class TenantForwarder(
+    IHttpForwarder forwarder,
+    TenantContextHeaders contextHeaders,
+    IOptions<GatewayOptions> options,
+    InProcessUpstream? inProcess = null) : IDisposable
 {
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
     {
@@ -317,6 +325,13 @@ internal sealed class TenantForwarder(IHttpForwarder forwarder, TenantContextHea
     public async Task ForwardAsync(HttpContext http)
     {
         var tenant = http.Resolved();
+        if (tenant.Route.Upstream is null && inProcess is { IsAvailable: true })
+        {
+            ReplaceContextHeaders(http.Request.Headers, tenant.Context);
+            await inProcess.InvokeAsync(http);
+            return;
+        }
+
         var destination = tenant.Route.Upstream?.ToString() ?? _shared;
         var error = await forwarder.SendAsync(http, destination, _client, _config, _transformer);
         if (error != ForwarderError.None && !http.Response.HasStarted)
@@ -327,6 +342,18 @@ internal sealed class TenantForwarder(IHttpForwarder forwarder, TenantContextHea
     }
 
     public void Dispose() => _client.Dispose();
+
+    /// <summary>The request as the app must see it: the caller's credential and tenant-context headers gone, the gateway's signed context in.</summary>
+    private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context)
+    {
+        foreach (var name in TenantContextHeaders.All)
+        {
+            headers.Remove(name);
+        }
+
+        headers.Remove(HeaderNames.Authorization);
+        contextHeaders.Write((name, value) => headers[name] = value, context);
+    }
 
     private sealed class ContextTransformer(TenantContextHeaders contextHeaders) : HttpTransformer
     {

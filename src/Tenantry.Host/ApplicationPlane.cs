@@ -80,8 +80,11 @@ internal sealed partial class ApplicationPlaneService(
     {
         var o = options.Value;
         var appPort = ApplicationPlane.SharedAppPort(configuration);
+        // The gateway hands shared-instance requests to the app in this process (no loopback HTTP hop), unless turned off.
+        var handoff = configuration.GetValue("Tenantry:ApplicationPlane:InProcessHandoff", true) ? new InProcessUpstream() : null;
         _app = Orders.Api.OrdersApp.Build([], b =>
         {
+            handoff?.AttachTo(b.Services);
             b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
             b.Configuration.AddConfiguration(configuration);
             b.Services.AddSingleton<ITenantDataLocator>(new ControlPlaneDataLocator(databases));
@@ -100,6 +103,11 @@ internal sealed partial class ApplicationPlaneService(
         // YARP logs every forwarded request at Information; the gateway logs its own decisions.
         gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
         gateway.Services.AddSingleton(routes);
+        if (handoff is not null)
+        {
+            gateway.Services.AddSingleton(handoff);
+        }
+
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
         _gateway = gateway.Build();

@@ -72,6 +72,39 @@ public sealed class GatewayEndToEndTests(PlatformFixture platform)
     }
 
     [Fact]
+    public async Task Pooled_traffic_is_handed_to_the_shared_app_in_process_without_a_loopback_connection()
+    {
+        using var client = platform.Acme.Client();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("shared", (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("mode").GetString());
+        }
+
+        // Proxying over HTTP would leave the gateway's pooled connections to the shared app's port open.
+        Assert.Empty(EstablishedConnections(platform.Host.ProcessId, platform.Host.SharedApp.Port));
+    }
+
+    /// <summary>The process's TCP connections (by socket inode in /proc) that are established to a local port.</summary>
+    private static List<string> EstablishedConnections(int processId, int remotePort)
+    {
+        var inodes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var fd in Directory.EnumerateFileSystemEntries($"/proc/{processId}/fd"))
+        {
+            if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal))
+            {
+                inodes.Add(target[8..^1]);
+            }
+        }
+
+        var port = remotePort.ToString("X4", CultureInfo.InvariantCulture);
+        // Dual-mode sockets list IPv4 peers in tcp6 (as ::ffff:127.0.0.1).
+        return [.. new[] { "/proc/net/tcp", "/proc/net/tcp6" }.SelectMany(table => File.ReadLines(table).Skip(1))
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f[2].EndsWith(":" + port, StringComparison.Ordinal) && f[3] == "01" && inodes.Contains(f[9]))
+            .Select(f => string.Join(' ', f[1], f[2]))];
+    }
+
+    [Fact]
     public async Task A_dedicated_instance_that_dies_is_started_again()
     {
         using var mega = platform.Mega.Client();
