@@ -9,19 +9,22 @@ using Tenantry.Gateway.Benchmarks;
 
 // Gateway benchmarks on loopback with wrk against the real host (control plane + gateway + shared Orders.Api):
 //  1. GET /orders?limit=10 on Orders.Api directly vs through the gateway (JWT validation, tenant checks,
-//     per-tenant token bucket + daily quota, YARP forwarding): throughput at saturation and p99 at a paced load.
+//     per-tenant token bucket + daily quota, then the in-process handoff to the shared app, or YARP over
+//     loopback HTTP with --http): throughput at saturation and p99 at a paced load.
 //  2. Noisy neighbour: five basic tenants at half their limit (25 r/s each), alone and then next to a sixth
 //     at ten times its limit (500 r/s): their p99, and how soon the flooder gets 429s.
-//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy (one of the two parts).
+//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy (one of the two parts); --http.
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine("""
-        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy]
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy] [--http]
 
           --seconds N   length of each wrk run (default 10)
           --only P      overhead: GET /orders and /instance direct vs through the gateway (throughput at
                         32 connections, host CPU per request, added p99 at a light load);
                         noisy: five quiet tenants at half their plan, alone and beside a sixth at 10x its plan
+          --http        the gateway forwards to the shared app over loopback HTTP (YARP), as a separate gateway
+                        replica does, instead of handing requests to the in-process app (the default)
 
         Starts the real host (Release build) as a child process on free loopback ports and drives it with
         wrk (installed with apt-get when missing). Run it on a quiet machine; it prints its figures at the end.
@@ -37,9 +40,11 @@ if (only is not (null or "overhead" or "noisy"))
     return 2;
 }
 
+var http = args.Contains("--http");
 var duration = TimeSpan.FromSeconds(seconds);
 Wrk.EnsureInstalled();
-Console.WriteLine($"Gateway benchmark: {Environment.ProcessorCount} cores, {seconds} s per wrk run, loopback, host in Release as a child process.");
+Console.WriteLine($"Gateway benchmark: {Environment.ProcessorCount} cores, {seconds} s per wrk run, loopback, host in Release as a child process; " +
+    (http ? "gateway → shared app over loopback HTTP (YARP)." : "gateway → shared app in process (handoff)."));
 
 using var host = await BenchHost.StartAsync(
 [
@@ -48,6 +53,7 @@ using var host = await BenchHost.StartAsync(
     "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
     "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
     "--Logging:LogLevel:Default=Warning",
+    "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
 ]);
 using var op = await host.OperatorAsync();
 var (benchId, benchToken) = await host.OnboardAsync(op, "bench-a", "bench");
