@@ -22,7 +22,8 @@ internal static class HostHelp
           --port <n>               control-plane port on 127.0.0.1 (default 5080)   Tenantry:Ports:ControlPlane
           --gateway-port <n>       tenant gateway port on 127.0.0.1 (default 5081)  Tenantry:Ports:Gateway
                                    the shared Orders.Api instance: Tenantry:Ports:SharedApp (default 5082);
-                                   control plane only: --Tenantry:ApplicationPlane:Enabled=false
+                                   control plane only: --Tenantry:ApplicationPlane:Enabled=false;
+                                   gateway to shared app over loopback HTTP: --Tenantry:ApplicationPlane:InProcessHandoff=false
           --data-dir <path>        store, tenant files and keys (default ./.tenantry) Tenantry:DataDir
           --operator-secret <s>    secret of the 'operator' client (>= 16 chars)    Tenantry:OperatorSecret
                                    also env TENANTRY_OPERATOR_SECRET; when unset, generated into <data-dir>/operator-secret
