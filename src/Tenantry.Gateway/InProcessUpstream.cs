@@ -15,7 +15,9 @@ namespace Tenantry.Gateway;
 /// <remarks>
 /// The app gets a fresh feature collection holding only the connection's transport features
 /// (request, response, body, connection, lifetime, limits). What the gateway's pipeline added
-/// (its user, items, services, endpoint, activity) is not visible to the app.
+/// (its user, items, services, endpoint, activity) is not visible to the app. The handoff is the end of
+/// the gateway's pipeline: the app completes the response, and <c>IHttpContextAccessor</c> (one
+/// process-wide async-local) names the app's context while it runs and none after.
 /// </remarks>
 public sealed class InProcessUpstream
 {
