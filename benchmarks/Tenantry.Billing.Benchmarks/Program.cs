@@ -165,7 +165,7 @@ internal static class IngestBenchmark
         return ok;
     }
 
-    /// <summary>CPU time of the private PostgreSQL server: its postmaster and every process it started (backends, writers), from /proc.</summary>
+    /// <summary>CPU time of the private PostgreSQL server: its postmaster and every process it started (backends, writers, ended ones too), from /proc.</summary>
     private static Func<TimeSpan>? StoreServerCpu(string dataDirectory)
     {
         var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
@@ -185,10 +185,18 @@ internal static class IngestBenchmark
                 {
                     var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                     var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime (stat fields 3, 4, 14, 15).
-                    if (Path.GetFileName(dir) == postmaster || fields[1] == postmaster)
+                    // fields[0] = state, [1] = ppid, [11] = utime, [12] = stime, [13] = cutime, [14] = cstime
+                    // (stat fields 3, 4, 14-17). The postmaster's cutime and cstime hold the processes it
+                    // started that have ended (autovacuum workers, closed connections).
+                    var self = Path.GetFileName(dir) == postmaster;
+                    if (self || fields[1] == postmaster)
                     {
                         ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                    }
+
+                    if (self)
+                    {
+                        ticks += long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
                     }
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException or ArgumentOutOfRangeException)
