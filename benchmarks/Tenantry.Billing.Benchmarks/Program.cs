@@ -29,6 +29,8 @@ internal static class IngestBenchmark
           --tenants N                    tenants the events are spread over (default 20)
           --pg "Host=…;Username=…"       use this PostgreSQL server (a database is created on it);
                                          default: start a private one (initdb, random loopback port)
+          --pg-setting "name = value"    a postgresql.conf line for the private server (repeatable),
+                                         e.g. --pg-setting "shared_buffers = 1GB"
         Goals: >= 30000 events/s on SQLite, >= 100000 events/s on PostgreSQL, 0 lost, 0 duplicated.
         """;
 
@@ -50,6 +52,10 @@ internal static class IngestBenchmark
         Console.WriteLine($"# Usage ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, host build {HostProcess.HostBuildConfiguration() ?? "?"})");
         Console.WriteLine();
         Console.WriteLine($"{options.Events} events per run in batches of {options.Batch}, {options.Duplicates:P0} duplicates, {options.Concurrency} concurrent clients, {options.Tenants} tenants; baseline: 1 client, {options.Events / 5} events.");
+        if (options.PgSettings.Count > 0)
+        {
+            Console.WriteLine($"Private PostgreSQL server settings added: {string.Join("; ", options.PgSettings)}.");
+        }
         Console.WriteLine();
         Console.WriteLine("| store | clients | events/s | host CPU µs/event | ack p50 ms | ack p99 ms | sent | accepted | duplicates | stored | lost | duplicated | goal | ratio to goal |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -65,7 +71,7 @@ internal static class IngestBenchmark
             var pg = options.Postgres;
             if (pg is null)
             {
-                server = await PostgresServer.StartAsync();
+                server = await PostgresServer.StartAsync(options.PgSettings);
                 pg = server.SuperuserConnectionString;
             }
 
@@ -329,11 +335,11 @@ internal static class IngestBenchmark
         }
     }
 
-    private sealed record Options(string Store, int Events, int Batch, double Duplicates, int Concurrency, int Tenants, string? Postgres)
+    private sealed record Options(string Store, int Events, int Batch, double Duplicates, int Concurrency, int Tenants, string? Postgres, IReadOnlyList<string> PgSettings)
     {
         public static Options? Parse(string[] args)
         {
-            var o = new Options("both", 200_000, 100, 0.05, 32, 20, null);
+            var o = new Options("both", 200_000, 100, 0.05, 32, 20, null, []);
             for (var i = 0; i + 1 < args.Length; i += 2)
             {
                 var v = args[i + 1];
@@ -346,6 +352,7 @@ internal static class IngestBenchmark
                     "--concurrency" => o with { Concurrency = int.Parse(v, CultureInfo.InvariantCulture) },
                     "--tenants" => o with { Tenants = int.Parse(v, CultureInfo.InvariantCulture) },
                     "--pg" => o with { Postgres = v },
+                    "--pg-setting" when v.Contains('=', StringComparison.Ordinal) => o with { PgSettings = [.. o.PgSettings, v] },
                     _ => null,
                 };
                 if (o is null)
