@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Billing;
@@ -82,8 +83,9 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         await _server.ExecuteAsync("CREATE DATABASE replicas");
         await using var db = PostgresDatabase.Open(_server.SuperuserConnectionStringFor("replicas"), ControlPlaneSchema.Postgres);
         using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var log = new EventCounter<UsageIngestor>();
         var replicas = Enumerable.Range(0, 2)
-            .Select(_ => new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance))
+            .Select(_ => new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), log))
             .ToList();
         foreach (var replica in replicas)
         {
@@ -106,6 +108,7 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
             var outcomes = sent.SelectMany(o => o).ToList();
             Assert.Equal(2000, outcomes.Count(o => o == IngestOutcome.Accepted));
             Assert.Equal(2000, outcomes.Count(o => o == IngestOutcome.Duplicate));
+            Assert.True(log.Count(StoredCopyEvent) > 0, "A plain insert met the other replica's copy and its group was written again.");
 
             // And once more from each: every copy is now a duplicate.
             foreach (var replica in replicas)
@@ -124,5 +127,24 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         var stored = await db.ReadAsync(c => c.QueryAsync(
             "SELECT count(*), count(DISTINCT id) FROM usage_events WHERE source = 'race'", null, r => (Rows: r.GetInt64(0), Distinct: r.GetInt64(1))));
         Assert.Equal((2000L, 2000L), stored.Single());
+    }
+
+    /// <summary>UsageIngestor's log event: a plain insert met a stored copy, the group is written again.</summary>
+    private const int StoredCopyEvent = 5006;
+
+    /// <summary>Counts log events by id.</summary>
+    private sealed class EventCounter<T> : ILogger<T>
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _counts = new();
+
+        public int Count(int eventId) => _counts.GetValueOrDefault(eventId);
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _counts.AddOrUpdate(eventId.Id, 1, (_, n) => n + 1);
     }
 }
