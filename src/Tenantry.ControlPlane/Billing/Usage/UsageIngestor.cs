@@ -28,8 +28,8 @@ public enum IngestOutcome
 /// </summary>
 /// <remarks>
 /// On PostgreSQL <c>ON CONFLICT DO NOTHING</c> probes the key before each insert (a second B-tree
-/// descent, a speculative-insertion lock and WAL record per row), a third of the server's work per
-/// event. So only events whose key this process has recently stored or seen stored (a fixed-size
+/// descent, a speculative-insertion lock and WAL record per row): a third of the insert's
+/// instructions per event (callgrind, see the README's benchmark notes). So only events whose key this process has recently stored or seen stored (a fixed-size
 /// table of key hashes, <see cref="RecentKeys"/>) go through it; the others are inserted plainly,
 /// and the unique key still refuses a copy the table did not know of (stored before a restart or
 /// by another replica): that group's transaction fails with a unique violation and is written
