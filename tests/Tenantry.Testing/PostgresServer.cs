@@ -109,8 +109,12 @@ public sealed class PostgresServer : IAsyncDisposable
     }
 
     /// <summary>Runs initdb into a new temp directory and starts the server on a free loopback port.</summary>
-    public static async Task<PostgresServer> StartAsync(CancellationToken cancellationToken = default)
+    public static Task<PostgresServer> StartAsync(CancellationToken cancellationToken = default) => StartAsync([], cancellationToken);
+
+    /// <summary>The same, with <paramref name="settings"/> (<c>name = value</c> lines) added to postgresql.conf after the fixture's own.</summary>
+    public static async Task<PostgresServer> StartAsync(IReadOnlyList<string> settings, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         var bin = FindBinDirectory() ?? throw new InvalidOperationException(
             "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them: `apt-get install -y postgresql` " +
             "(or set TENANTRY_PG_BIN to the folder holding initdb).");
@@ -124,7 +128,7 @@ public sealed class PostgresServer : IAsyncDisposable
         Track(server, add: true);
         try
         {
-            await server.InitializeAsync(cancellationToken);
+            await server.InitializeAsync(settings, cancellationToken);
             await server.StartOnFreePortAsync(cancellationToken);
             return server;
         }
@@ -169,7 +173,7 @@ public sealed class PostgresServer : IAsyncDisposable
             .FirstOrDefault();
     }
 
-    private async Task InitializeAsync(CancellationToken cancellationToken)
+    private async Task InitializeAsync(IReadOnlyList<string> settings, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(RootDirectory);
         Directory.CreateDirectory(SocketDirectory);
@@ -212,7 +216,7 @@ public sealed class PostgresServer : IAsyncDisposable
             log_min_error_statement = panic
             include_if_exists = 'port.conf'
 
-            """);
+            """ + string.Concat(settings.Select(line => line + "\n")));
     }
 
     private async Task StartOnFreePortAsync(CancellationToken cancellationToken)

@@ -20,22 +20,41 @@ public enum IngestOutcome
 
 /// <summary>
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
-/// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or one
-/// <c>unnest</c> insert (PostgreSQL). <c>ON CONFLICT DO NOTHING</c> on the unique (source, id)
-/// index makes a replay a no-op. A caller's task completes only after the commit. On PostgreSQL
-/// <see cref="BillingOptions.ConcurrentCommits"/> groups are committed at once, on as many
-/// connections, so the server inserts on more than one core.
+/// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or
+/// <c>unnest</c> inserts (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's
+/// task completes only after the commit. On PostgreSQL <see cref="BillingOptions.ConcurrentCommits"/>
+/// groups are committed at once, on as many connections, so the server inserts on more than one core;
+/// each writer owns a share of the keys (by hash), so two groups in flight never hold the same event.
 /// </summary>
+/// <remarks>
+/// On PostgreSQL <c>ON CONFLICT DO NOTHING</c> probes the key before each insert (a second B-tree
+/// descent, a speculative-insertion lock and WAL record per row): a third of the insert's
+/// instructions per event (callgrind, see the README's benchmark notes). So only events whose key this process has recently stored or seen stored (a fixed-size
+/// table of key hashes, <see cref="RecentKeys"/>) go through it; the others are inserted plainly,
+/// and the unique key still refuses a copy the table did not know of (stored before a restart or
+/// by another replica): that group's transaction fails with a unique violation and is written
+/// again with every event through <c>ON CONFLICT DO NOTHING</c>, as are this writer's next
+/// <see cref="SafeGroupsAfterConflict"/> groups.
+/// </remarks>
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
 {
     private const string InsertPostgres =
-        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) " +
-        "ON CONFLICT (source, id) DO NOTHING RETURNING source, id";
+        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d)";
+
+    private const string InsertOrSkipPostgres = InsertPostgres + " ON CONFLICT DO NOTHING RETURNING source, id";
 
     private const string DeadlockDetected = "40P01";
+    private const string UniqueViolation = "23505";
 
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>();
+    /// <summary>Groups a writer commits all through <c>ON CONFLICT</c> after its plain insert met a stored copy.</summary>
+    private const int SafeGroupsAfterConflict = 8;
+
+    private readonly Channel<Pending>[] _queues = [.. Enumerable.Range(0, db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1)
+        .Select(_ => Channel.CreateUnbounded<Pending>())];
+
+    /// <summary>PostgreSQL only: 2^20 slots, 8 MB.</summary>
+    private readonly RecentKeys? _recent = db.Engine == "postgresql" ? new RecentKeys(20) : null;
 
     /// <summary>Raised after a commit with the tenants that got new events.</summary>
     public event Action<IReadOnlyCollection<Guid>>? Committed;
@@ -49,14 +68,43 @@ public sealed partial class UsageIngestor(
             return [];
         }
 
-        var pending = new Pending(events);
-        if (!_queue.Writer.TryWrite(pending))
+        var request = new Request(events.Count);
+        if (_recent is null)
         {
-            throw new InvalidOperationException("The usage store is shutting down.");
+            request.Parts = 1;
+            Enqueue(0, new Pending(request, [.. events], null, null));
+        }
+        else
+        {
+            // Each event to the writer that owns its key; the request completes when every part has.
+            var hashes = new ulong[events.Count];
+            var parts = new List<int>?[_queues.Length];
+            for (var i = 0; i < hashes.Length; i++)
+            {
+                hashes[i] = RecentKeys.Hash(events[i].Source, events[i].Id);
+                (parts[RecentKeys.Share(hashes[i], parts.Length)] ??= []).Add(i);
+            }
+
+            request.Parts = parts.Count(p => p is not null);
+            for (var w = 0; w < parts.Length; w++)
+            {
+                if (parts[w] is { } part)
+                {
+                    Enqueue(w, new Pending(request, [.. part.Select(i => events[i])], [.. part], [.. part.Select(i => hashes[i])]));
+                }
+            }
         }
 
         // Not cancelled with the request: once queued the events are committed either way.
-        return await pending.Done.Task.WaitAsync(cancellationToken);
+        return await request.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    private void Enqueue(int writer, Pending pending)
+    {
+        if (!_queues[writer].Writer.TryWrite(pending))
+        {
+            pending.Request.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+        }
     }
 
     /// <summary>Writes the default meters and plans before the host takes requests, so no request pays for it.</summary>
@@ -68,36 +116,39 @@ public sealed partial class UsageIngestor(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var writers = db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1;
-        await Task.WhenAll(Enumerable.Range(0, writers).Select(_ => CommitLoopAsync(stoppingToken)));
+        await Task.WhenAll(_queues.Select(q => CommitLoopAsync(q.Reader, stoppingToken)));
 
-        _queue.Writer.TryComplete();
-        while (_queue.Reader.TryRead(out var left))
+        foreach (var queue in _queues)
         {
-            left.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+            queue.Writer.TryComplete();
+            while (queue.Reader.TryRead(out var left))
+            {
+                left.Request.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+            }
         }
     }
 
     /// <summary>One writer: takes what has queued up (at most MaxGroupCommit events) and commits it as one group.</summary>
-    private async Task CommitLoopAsync(CancellationToken stoppingToken)
+    private async Task CommitLoopAsync(ChannelReader<Pending> queue, CancellationToken stoppingToken)
     {
         var group = new List<Pending>();
         var max = options.Value.MaxGroupCommit;
+        var writer = new WriterState();
         try
         {
-            while (await _queue.Reader.WaitToReadAsync(stoppingToken))
+            while (await queue.WaitToReadAsync(stoppingToken))
             {
                 group.Clear();
                 var count = 0;
-                while (count < max && _queue.Reader.TryRead(out var next))
+                while (count < max && queue.TryRead(out var next))
                 {
                     group.Add(next);
-                    count += next.Events.Count;
+                    count += next.Events.Length;
                 }
 
                 if (count > 0)
                 {
-                    await CommitAsync(group, count);
+                    await CommitAsync(group, count, writer);
                 }
             }
         }
@@ -106,45 +157,61 @@ public sealed partial class UsageIngestor(
         }
     }
 
-    private async Task CommitAsync(List<Pending> group, int count)
+    private async Task CommitAsync(List<Pending> group, int count, WriterState writer)
     {
         var all = new List<UsageEvent>(count);
+        var hashes = _recent is null ? null : new ulong[count];
         foreach (var p in group)
         {
+            p.Hashes?.CopyTo(hashes!, all.Count);
             all.AddRange(p.Events);
         }
 
         IngestOutcome[] outcomes;
         try
         {
-            outcomes = await WriteWithRetryAsync(all);
+            outcomes = await WriteWithRetryAsync(all, hashes, writer);
         }
         catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
         {
             Log.CommitFailed(logger, count, ex);
             foreach (var p in group)
             {
-                p.Done.TrySetException(ex);
+                p.Request.Done.TrySetException(ex);
             }
 
             return;
+        }
+
+        if (hashes is not null)
+        {
+            // Stored now, either by this group or before it: a later copy goes through ON CONFLICT.
+            for (var i = 0; i < hashes.Length; i++)
+            {
+                if (outcomes[i] != IngestOutcome.PeriodClosed)
+                {
+                    _recent!.Add(hashes[i]);
+                }
+            }
         }
 
         var offset = 0;
         var tenants = new HashSet<Guid>();
         foreach (var p in group)
         {
-            var slice = outcomes.AsSpan(offset, p.Events.Count).ToArray();
-            for (var i = 0; i < slice.Length; i++)
+            var into = p.Request.Outcomes;
+            for (var i = 0; i < p.Events.Length; i++)
             {
-                if (slice[i] == IngestOutcome.Accepted)
+                var outcome = outcomes[offset + i];
+                into[p.Positions?[i] ?? i] = outcome;
+                if (outcome == IngestOutcome.Accepted)
                 {
                     tenants.Add(p.Events[i].TenantId);
                 }
             }
 
-            offset += p.Events.Count;
-            p.Done.TrySetResult(slice);
+            offset += p.Events.Length;
+            p.Request.PartDone();
         }
 
         if (tenants.Count > 0)
@@ -157,24 +224,34 @@ public sealed partial class UsageIngestor(
     /// Shared with the other group commits: the (source, id) key settles a race between two of
     /// them, and the closed-period check still runs apart from invoice finalisation. Rows are
     /// inserted in key order, so groups do not deadlock on keys; should the server still report a
-    /// deadlock (e.g. with a replica of another version), the aborted group is written again.
+    /// deadlock (e.g. with another replica's group), the aborted group is written again. A plain insert
+    /// that met a stored copy (unique violation) is written again through <c>ON CONFLICT</c>.
     /// </summary>
-    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all)
+    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all, ulong[]? hashes, WriterState writer)
     {
+        var plain = hashes is not null && writer.SafeGroups == 0;
+        writer.SafeGroups = Math.Max(0, writer.SafeGroups - 1);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all));
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, plain ? hashes : null));
             }
             catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
             {
                 Log.Deadlock(logger, all.Count, attempt);
             }
+            catch (DbException ex) when (ex.SqlState == UniqueViolation && plain)
+            {
+                Log.StoredCopy(logger, all.Count);
+                plain = false;
+                writer.SafeGroups = SafeGroupsAfterConflict;
+            }
         }
     }
 
-    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events)
+    /// <param name="hashes">Key hashes when events this process has not seen stored may be inserted plainly; null: all through ON CONFLICT.</param>
+    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, ulong[]? hashes)
     {
         var outcomes = new IngestOutcome[events.Count];
         var oldest = events.Min(e => BillingPeriod.Of(e.Time)).ToString();
@@ -197,7 +274,7 @@ public sealed partial class UsageIngestor(
 
         if (db.Engine == "postgresql")
         {
-            await InsertPostgresAsync(c, tx, events, open, outcomes);
+            await InsertPostgresAsync(c, tx, events, open, outcomes, hashes);
         }
         else
         {
@@ -239,25 +316,17 @@ public sealed partial class UsageIngestor(
         }
     }
 
-    /// <summary>Two copies of one event in the group: the first is the accepted one, the others duplicates.</summary>
-    private static void MarkInserted(List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes, HashSet<(string, string)> inserted)
-    {
-        foreach (var i in open)
-        {
-            var e = events[i];
-            outcomes[i] = inserted.Remove((e.Source, e.Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
-        }
-    }
-
     /// <summary>
-    /// One <c>unnest</c> insert of typed arrays (tenant ids as uuid, times as timestamptz; see
-    /// <see cref="ControlPlaneSchema"/>); it returns the (source, id) of the rows it inserted.
+    /// Rows go in (source, id) order, so group commits in flight (this process's, which hold
+    /// different keys, or another replica's) take their key locks in the same order and never wait
+    /// for each other in a cycle. Of copies of one event in the group the first to arrive is the one
+    /// stored, the others are duplicates. With <paramref name="hashes"/>, events whose key is not in
+    /// <see cref="RecentKeys"/> are inserted plainly (a stored copy fails the transaction: see
+    /// <see cref="WriteWithRetryAsync"/>), the rest through <c>ON CONFLICT DO NOTHING</c>, which
+    /// returns the (source, id) of the rows it inserted.
     /// </summary>
-    private static async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes)
+    private async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes, ulong[]? hashes)
     {
-        // Rows go in (source, id) order, so two group commits in flight take their key locks in
-        // the same order and never wait for each other in a cycle; copies of one event keep their
-        // arrival order, so the first is the one stored.
         var order = open.ToArray();
         Array.Sort(order, (a, b) =>
         {
@@ -265,7 +334,61 @@ public sealed partial class UsageIngestor(
             var byId = bySource != 0 ? bySource : string.CompareOrdinal(events[a].Id, events[b].Id);
             return byId != 0 ? byId : a.CompareTo(b);
         });
-        var n = order.Length;
+
+        var fresh = new List<int>(order.Length);
+        var known = new List<int>();
+        for (var k = 0; k < order.Length; k++)
+        {
+            var i = order[k];
+            if (k > 0 && SameKey(events[i], events[order[k - 1]]))
+            {
+                outcomes[i] = IngestOutcome.Duplicate;
+            }
+            else
+            {
+                (hashes is not null && !_recent!.Contains(hashes[i]) ? fresh : known).Add(i);
+            }
+        }
+
+        if (fresh.Count > 0)
+        {
+            await using var insert = InsertCommand(InsertPostgres, c, tx, events, fresh);
+            await insert.ExecuteNonQueryAsync();
+            foreach (var i in fresh)
+            {
+                outcomes[i] = IngestOutcome.Accepted;
+            }
+        }
+
+        if (known.Count > 0)
+        {
+            await using var insert = InsertCommand(InsertOrSkipPostgres, c, tx, events, known);
+            var inserted = new HashSet<(string, string)>(known.Count);
+            await using (var reader = await insert.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    inserted.Add((reader.GetString(0), reader.GetString(1)));
+                }
+            }
+
+            foreach (var i in known)
+            {
+                outcomes[i] = inserted.Contains((events[i].Source, events[i].Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+            }
+        }
+    }
+
+    private static bool SameKey(UsageEvent a, UsageEvent b) =>
+        string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
+
+    /// <summary>
+    /// An <c>unnest</c> insert of typed arrays (tenant ids as uuid, times as timestamptz; see
+    /// <see cref="ControlPlaneSchema"/>) of the events at <paramref name="rows"/>, in that order.
+    /// </summary>
+    private static NpgsqlCommand InsertCommand(string sql, DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> rows)
+    {
+        var n = rows.Count;
         var sources = new string[n];
         var ids = new string[n];
         var tenants = new Guid[n];
@@ -274,7 +397,7 @@ public sealed partial class UsageIngestor(
         var data = new string?[n];
         for (var k = 0; k < n; k++)
         {
-            var e = events[order[k]];
+            var e = events[rows[k]];
             sources[k] = e.Source;
             ids[k] = e.Id;
             tenants[k] = e.TenantId;
@@ -284,7 +407,7 @@ public sealed partial class UsageIngestor(
             data[k] = e.Data;
         }
 
-        await using var command = new NpgsqlCommand(InsertPostgres, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
+        return new NpgsqlCommand(sql, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
         {
             Parameters =
             {
@@ -296,27 +419,43 @@ public sealed partial class UsageIngestor(
                 new NpgsqlParameter<string?[]>("d", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = data },
             },
         };
-        var inserted = new HashSet<(string, string)>(n);
-        await using (var reader = await command.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                inserted.Add((reader.GetString(0), reader.GetString(1)));
-            }
-        }
-
-        MarkInserted(events, open, outcomes, inserted);
     }
 
-    private sealed record Pending(IReadOnlyList<UsageEvent> Events)
+    /// <summary>One caller's events; with several writers it is split into one part per writer.</summary>
+    private sealed class Request(int count)
     {
+        private int _remaining;
+
+        public int Parts { set => _remaining = value; }
+
+        public IngestOutcome[] Outcomes { get; } = new IngestOutcome[count];
+
         public TaskCompletionSource<IngestOutcome[]> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void PartDone()
+        {
+            if (Interlocked.Decrement(ref _remaining) == 0)
+            {
+                Done.TrySetResult(Outcomes);
+            }
+        }
+    }
+
+    /// <summary>A request's events for one writer: their places in the request (null: all, in order) and key hashes (PostgreSQL).</summary>
+    private sealed record Pending(Request Request, UsageEvent[] Events, int[]? Positions, ulong[]? Hashes);
+
+    private sealed class WriterState
+    {
+        public int SafeGroups { get; set; }
     }
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
         public static partial void CommitFailed(ILogger logger, int count, Exception exception);
+
+        [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "Committing {Count} usage events met a stored copy of an event in a plain insert; the group is written again through ON CONFLICT")]
+        public static partial void StoredCopy(ILogger logger, int count);
 
         [LoggerMessage(EventId = 5005, Level = LogLevel.Information, Message = "Committing {Count} usage events met a deadlock with another group commit; attempt {Attempt} is retried")]
         public static partial void Deadlock(ILogger logger, int count, int attempt);
