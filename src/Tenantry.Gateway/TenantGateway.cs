@@ -319,21 +319,21 @@ internal sealed class TenantForwarder(
     });
 
     private readonly string _shared = options.Value.SharedUpstream!.ToString();
-    private readonly ContextTransformer _transformer = new(contextHeaders);
     private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromSeconds(100) };
 
     public async Task ForwardAsync(HttpContext http)
     {
         var tenant = http.Resolved();
+        ReplaceContextHeaders(http.Request.Headers, tenant.Context);
         if (tenant.Route.Upstream is null && inProcess is { IsAvailable: true })
         {
-            ReplaceContextHeaders(http.Request.Headers, tenant.Context);
             await inProcess.InvokeAsync(http);
             return;
         }
 
+        // YARP copies the request's headers as they now are.
         var destination = tenant.Route.Upstream?.ToString() ?? _shared;
-        var error = await forwarder.SendAsync(http, destination, _client, _config, _transformer);
+        var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
         if (error != ForwarderError.None && !http.Response.HasStarted)
         {
             await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
@@ -343,7 +343,10 @@ internal sealed class TenantForwarder(
 
     public void Dispose() => _client.Dispose();
 
-    /// <summary>The request as the app must see it: the caller's credential and tenant-context headers gone, the gateway's signed context in.</summary>
+    /// <summary>
+    /// The request as the app must see it, in process or over HTTP: whatever the client sent in the
+    /// tenant-context family and its credential gone, the gateway's verified, signed context in.
+    /// </summary>
     private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context)
     {
         foreach (var name in TenantContextHeaders.All)
@@ -353,24 +356,6 @@ internal sealed class TenantForwarder(
 
         headers.Remove(HeaderNames.Authorization);
         contextHeaders.Write((name, value) => headers[name] = value, context);
-    }
-
-    private sealed class ContextTransformer(TenantContextHeaders contextHeaders) : HttpTransformer
-    {
-        public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
-        {
-            await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-            // Whatever the client sent in the tenant-context family is dropped; only the gateway's own values go upstream.
-            foreach (var name in TenantContextHeaders.All)
-            {
-                proxyRequest.Headers.Remove(name);
-            }
-
-            // The app gets the verified context, not the caller's credential.
-            proxyRequest.Headers.Authorization = null;
-            var headers = proxyRequest.Headers;
-            contextHeaders.Write((name, value) => headers.TryAddWithoutValidation(name, value), httpContext.Resolved().Context);
-        }
     }
 }
 
