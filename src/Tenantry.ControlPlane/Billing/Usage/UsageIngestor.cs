@@ -68,35 +68,33 @@ public sealed partial class UsageIngestor(
             return [];
         }
 
-        var request = new Request(events.Count);
+        // Not cancelled with the request: once queued the events are committed either way.
         if (_recent is null)
         {
-            request.Parts = 1;
+            var request = new Request(events.Count, parts: 1);
             Enqueue(0, new Pending(request, [.. events], null, null));
+            return await request.Done.Task.WaitAsync(cancellationToken);
         }
-        else
+
+        // Each event to the writer that owns its key; the request completes when every part has.
+        var hashes = new ulong[events.Count];
+        var parts = new List<int>?[_queues.Length];
+        for (var i = 0; i < hashes.Length; i++)
         {
-            // Each event to the writer that owns its key; the request completes when every part has.
-            var hashes = new ulong[events.Count];
-            var parts = new List<int>?[_queues.Length];
-            for (var i = 0; i < hashes.Length; i++)
-            {
-                hashes[i] = RecentKeys.Hash(events[i].Source, events[i].Id);
-                (parts[RecentKeys.Share(hashes[i], parts.Length)] ??= []).Add(i);
-            }
+            hashes[i] = RecentKeys.Hash(events[i].Source, events[i].Id);
+            (parts[RecentKeys.Share(hashes[i], parts.Length)] ??= []).Add(i);
+        }
 
-            request.Parts = parts.Count(p => p is not null);
-            for (var w = 0; w < parts.Length; w++)
+        var split = new Request(events.Count, parts.Count(p => p is not null));
+        for (var w = 0; w < parts.Length; w++)
+        {
+            if (parts[w] is { } part)
             {
-                if (parts[w] is { } part)
-                {
-                    Enqueue(w, new Pending(request, [.. part.Select(i => events[i])], [.. part], [.. part.Select(i => hashes[i])]));
-                }
+                Enqueue(w, new Pending(split, [.. part.Select(i => events[i])], [.. part], [.. part.Select(i => hashes[i])]));
             }
         }
 
-        // Not cancelled with the request: once queued the events are committed either way.
-        return await request.Done.Task.WaitAsync(cancellationToken);
+        return await split.Done.Task.WaitAsync(cancellationToken);
     }
 
     private void Enqueue(int writer, Pending pending)
@@ -422,11 +420,9 @@ public sealed partial class UsageIngestor(
     }
 
     /// <summary>One caller's events; with several writers it is split into one part per writer.</summary>
-    private sealed class Request(int count)
+    private sealed class Request(int count, int parts)
     {
-        private int _remaining;
-
-        public int Parts { set => _remaining = value; }
+        private int _remaining = parts;
 
         public IngestOutcome[] Outcomes { get; } = new IngestOutcome[count];
 
