@@ -39,10 +39,10 @@ public enum IngestOutcome
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
 {
-    private const string InsertPostgres =
-        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d)";
+    private const string InsertOrSkipPostgres =
+        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) ON CONFLICT DO NOTHING RETURNING source, id";
 
-    private const string InsertOrSkipPostgres = InsertPostgres + " ON CONFLICT DO NOTHING RETURNING source, id";
+    private const string CopyPostgres = "COPY usage_events (source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
 
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
@@ -350,8 +350,7 @@ public sealed partial class UsageIngestor(
 
         if (fresh.Count > 0)
         {
-            await using var insert = InsertCommand(InsertPostgres, c, tx, events, fresh);
-            await insert.ExecuteNonQueryAsync();
+            await CopyAsync((NpgsqlConnection)c, events, fresh);
             foreach (var i in fresh)
             {
                 outcomes[i] = IngestOutcome.Accepted;
@@ -377,6 +376,40 @@ public sealed partial class UsageIngestor(
         }
     }
 
+    /// <summary>
+    /// The events at <paramref name="rows"/>, in that order, by binary <c>COPY</c> into the open
+    /// transaction: the server adds them to the heap a page at a time (one WAL record per page, no
+    /// executor per row), then to the indexes. A stored copy of one of them fails the COPY, and with
+    /// it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
+    /// </summary>
+    private static async Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, List<int> rows)
+    {
+        await using var copy = await c.BeginBinaryImportAsync(CopyPostgres);
+        foreach (var i in rows)
+        {
+            var e = events[i];
+            await copy.StartRowAsync();
+            await copy.WriteAsync(e.Source, NpgsqlDbType.Text);
+            await copy.WriteAsync(e.Id, NpgsqlDbType.Text);
+            await copy.WriteAsync(e.TenantId, NpgsqlDbType.Uuid);
+            await copy.WriteAsync(e.Type, NpgsqlDbType.Text);
+            await copy.WriteAsync(PostgresTime(e.Time), NpgsqlDbType.TimestampTz);
+            if (e.Data is null)
+            {
+                await copy.WriteNullAsync();
+            }
+            else
+            {
+                await copy.WriteAsync(e.Data, NpgsqlDbType.Text);
+            }
+        }
+
+        await copy.CompleteAsync();
+    }
+
+    /// <summary>PostgreSQL keeps microseconds; truncating (never rounding up) keeps the event in its period.</summary>
+    private static DateTime PostgresTime(DateTimeOffset time) => new(time.UtcTicks - (time.UtcTicks % 10), DateTimeKind.Utc);
+
     private static bool SameKey(UsageEvent a, UsageEvent b) =>
         string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
 
@@ -400,8 +433,7 @@ public sealed partial class UsageIngestor(
             ids[k] = e.Id;
             tenants[k] = e.TenantId;
             types[k] = e.Type;
-            // PostgreSQL keeps microseconds; truncating (never rounding up) keeps the event in its period.
-            times[k] = new DateTime(e.Time.UtcTicks - (e.Time.UtcTicks % 10), DateTimeKind.Utc);
+            times[k] = PostgresTime(e.Time);
             data[k] = e.Data;
         }
 
