@@ -4,9 +4,10 @@ namespace Tenantry.Benchmarks;
 
 /// <summary>
 /// Whole-machine CPU use from /proc/stat (Linux; elsewhere none), so a run can show how much CPU
-/// processes other than the host and the benchmark took while it ran.
+/// processes other than the host and the benchmark took while it ran, and how much of it the
+/// hypervisor gave to someone else (steal).
 /// </summary>
-internal readonly record struct MachineCpu(long Busy, long Total)
+internal readonly record struct MachineCpu(long Busy, long Total, long Steal)
 {
     public static MachineCpu? Read()
     {
@@ -28,7 +29,7 @@ internal readonly record struct MachineCpu(long Busy, long Total)
 
             var total = fields.Sum();
             var idle = fields[3] + fields[4];
-            return new MachineCpu(total - idle, total);
+            return new MachineCpu(total - idle, total, fields.Length > 7 ? fields[7] : 0);
         }
         catch (IOException)
         {
@@ -50,4 +51,8 @@ internal readonly record struct MachineCpu(long Busy, long Total)
 
         return (double)(a.Busy - b.Busy) / (a.Total - b.Total) * Environment.ProcessorCount;
     }
+
+    /// <summary>The share of the machine's CPU time between <paramref name="before"/> and <paramref name="after"/> that was stolen by the hypervisor.</summary>
+    public static double StealShare(MachineCpu? before, MachineCpu? after) =>
+        before is { } b && after is { } a && a.Total > b.Total ? (double)(a.Steal - b.Steal) / (a.Total - b.Total) : double.NaN;
 }

@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Tenantry;
 using Tenantry.AspNetCore;
+using Tenantry.Benchmarks;
 using Tenantry.Gateway.Benchmarks;
 
 // Gateway benchmarks on loopback with wrk against the real host (control plane + gateway + shared Orders.Api):
@@ -128,7 +129,7 @@ for (var round = 0; round < NoisyRounds; round++)
     await Task.Delay(1500);
 }
 
-var steal = MachineCpu.Read().StealShareSince(stealBefore);
+var steal = MachineCpu.StealShare(stealBefore, MachineCpu.Read());
 var aloneP99 = WrkResult.PooledPercentile(aloneRuns, 99);
 var besideP99 = WrkResult.PooledPercentile(besideRuns, 99);
 var (aloneP50, besideP50) = (WrkResult.PooledPercentile(aloneRuns, 50), WrkResult.PooledPercentile(besideRuns, 50));
