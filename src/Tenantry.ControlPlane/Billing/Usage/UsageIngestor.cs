@@ -21,7 +21,7 @@ public enum IngestOutcome
 /// <summary>
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
 /// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or
-/// <c>unnest</c> inserts (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's
+/// a binary <c>COPY</c> plus an <c>unnest</c> insert for the keys seen before (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's
 /// task completes only after the commit. On PostgreSQL <see cref="BillingOptions.ConcurrentCommits"/>
 /// groups are committed at once, on as many connections, so the server inserts on more than one core;
 /// each writer owns a share of the keys (by hash), so two groups in flight never hold the same event.
@@ -29,9 +29,9 @@ public enum IngestOutcome
 /// <remarks>
 /// On PostgreSQL <c>ON CONFLICT DO NOTHING</c> probes the key before each insert (a second B-tree
 /// descent, a speculative-insertion lock and WAL record per row): a third of the insert's
-/// instructions per event (callgrind, see the README's benchmark notes). So only events whose key this process has recently stored or seen stored (a fixed-size
-/// table of key hashes, <see cref="RecentKeys"/>) go through it; the others are inserted plainly,
-/// and the unique key still refuses a copy the table did not know of (stored before a restart or
+/// instructions per event (callgrind, see the README's benchmark notes). So only events whose key
+/// this process has recently stored or seen stored (a fixed-size table of key hashes,
+/// <see cref="RecentKeys"/>) go through it; the others are copied in plainly (<c>COPY</c>), and the unique key still refuses a copy the table did not know of (stored before a restart or
 /// by another replica): that group's transaction fails with a unique violation and is written
 /// again with every event through <c>ON CONFLICT DO NOTHING</c>, as are this writer's next
 /// <see cref="SafeGroupsAfterConflict"/> groups.
