@@ -25,8 +25,10 @@ internal static class IngestBenchmark
           --events N                     events per measured run, duplicates included (default 200000)
           --batch N                      events per POST (default 100)
           --duplicates F                 share of events that repeat an earlier one (default 0.05)
-          --concurrency N[,N…]           clients sending at once, one measured run each (default 32,64,128);
-                                         the goal is judged on the best of them
+          --concurrency N[,N…]           clients sending at once, one measured run each per round
+                                         (default 32,64,128); the goal is marked on the best level
+          --rounds N                     rounds of the baseline and every level, alternated (default 3);
+                                         each level is reported by its median run
           --tenants N                    tenants the events are spread over (default 20)
           --pg "Host=…;Username=…"       use this PostgreSQL server (a database is created on it);
                                          default: start a private one (initdb, random loopback port)
@@ -52,14 +54,14 @@ internal static class IngestBenchmark
 
         Console.WriteLine($"# Usage ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, host build {HostProcess.HostBuildConfiguration() ?? "?"})");
         Console.WriteLine();
-        Console.WriteLine($"{options.Events} events per run in batches of {options.Batch}, {options.Duplicates:P0} duplicates, {string.Join(" / ", options.Concurrency)} concurrent clients (one run each), {options.Tenants} tenants; baseline: 1 client, {options.Events / 5} events.");
+        Console.WriteLine($"{options.Events} events per run in batches of {options.Batch}, {options.Duplicates:P0} duplicates, {string.Join(" / ", options.Concurrency)} concurrent clients, {options.Tenants} tenants; baseline: 1 client, {options.Events / 5} events; {options.Rounds} rounds of every level, alternated, each level reported by its median run; every run's events counted in the store afterwards (lost = 0 and duplicated = 0, or the program fails).");
         if (options.PgSettings.Count > 0)
         {
             Console.WriteLine($"Private PostgreSQL server settings added: {string.Join("; ", options.PgSettings)}.");
         }
         Console.WriteLine();
-        Console.WriteLine("| store | clients | events/s | host CPU µs/event | PostgreSQL CPU µs/event | ack p50 ms | ack p99 ms | steal | sent | accepted | duplicates | stored | lost | duplicated | goal | ratio to goal |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| store | clients | events/s (median run) | events/s, each round | host CPU µs/event | PostgreSQL CPU µs/event | ack p50 ms | ack p99 ms | steal | events sent, all rounds | repeats answered as duplicates | lost / duplicated in the store | goal | ratio to goal |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         var failed = false;
         if (options.Store is "sqlite" or "both")
         {
@@ -144,39 +146,59 @@ internal static class IngestBenchmark
 
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: warmed up in {warm.Elapsed.TotalSeconds:0} s, measuring"));
 
-        // One client at a time, then each level of concurrency; each run's CPU is read around it.
+        // Rounds of one client at a time, then each level of concurrency, so a slow minute of the
+        // machine falls on every level alike; each run's CPU is read around it.
         var runs = new List<(Result Result, int Clients)>();
-        foreach (var clients in (int[])[1, .. options.Concurrency])
+        for (var round = 1; round <= options.Rounds; round++)
         {
-            var cpu = host.CpuTime;
-            var server = serverCpu?.Invoke();
-            var machine = MachineCpu.Read();
-            var result = await MeasureAsync(client, clients == 1 ? "baseline" : $"run-{clients}", clients == 1 ? options.Events / 5 : options.Events, clients, options, tenants);
-            result = result with
+            foreach (var clients in (int[])[1, .. options.Concurrency])
             {
-                HostCpuMicrosPerEvent = (host.CpuTime - cpu).TotalMicroseconds / result.Sent,
-                ServerCpuMicrosPerEvent = (serverCpu?.Invoke() - server)?.TotalMicroseconds / result.Sent,
-                Steal = MachineCpu.StealShare(machine, MachineCpu.Read()),
-            };
-            runs.Add((result, clients));
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{name}: {clients} clients: {result.PerSecond:0} events/s; CPU per event: host {result.HostCpuMicrosPerEvent:0.0} µs, benchmark client {result.ClientCpuMicrosPerEvent:0.0} µs, PostgreSQL server {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "-"} µs; hypervisor steal {result.Steal:P1}"));
+                var cpu = host.CpuTime;
+                var server = serverCpu?.Invoke();
+                var machine = MachineCpu.Read();
+                var result = await MeasureAsync(client, $"run-{round}-{clients}", clients == 1 ? options.Events / 5 : options.Events, clients, options, tenants);
+                result = result with
+                {
+                    HostCpuMicrosPerEvent = (host.CpuTime - cpu).TotalMicroseconds / result.Sent,
+                    ServerCpuMicrosPerEvent = (serverCpu?.Invoke() - server)?.TotalMicroseconds / result.Sent,
+                    Steal = MachineCpu.StealShare(machine, MachineCpu.Read()),
+                };
+                runs.Add((result, clients));
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{name}: round {round}, {clients} clients: {result.PerSecond:0} events/s; CPU per event: host {result.HostCpuMicrosPerEvent:0.0} µs, benchmark client {result.ClientCpuMicrosPerEvent:0.0} µs, PostgreSQL server {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "-"} µs; hypervisor steal {result.Steal:P1}"));
+            }
         }
 
-        var baseline = runs[0].Result;
-        var best = runs.Skip(1).MaxBy(r => r.Result.PerSecond).Result;
         var ok = true;
-        foreach (var (result, clients) in runs)
+        var counted = new Dictionary<Result, (long Lost, long Duplicated)>();
+        foreach (var (result, _) in runs)
         {
             var stored = await StoredAsync(host, postgres, result.Source);
             var lost = result.Unique - stored.Distinct;
             var duplicated = stored.Rows - stored.Distinct;
-            ok &= lost == 0 && duplicated == 0 && result.Accepted == result.Unique && result.Failures == 0;
+            counted[result] = (lost, duplicated);
+            if (lost != 0 || duplicated != 0 || result.Accepted != result.Unique || result.Failures != 0)
+            {
+                Console.Error.WriteLine($"{name}: {result.Source}: {lost} lost, {duplicated} duplicated, {result.Accepted} accepted of {result.Unique} unique, {result.Failures} failed batches");
+                ok = false;
+            }
+        }
+
+        // Per level the median run (by events/s) with all its figures, and every round's events/s.
+        var levels = runs.GroupBy(r => r.Clients).Select(g =>
+        {
+            var ordered = g.Select(r => r.Result).OrderBy(r => r.PerSecond).ToList();
+            return (Clients: g.Key, Median: ordered[(ordered.Count - 1) / 2], All: g.Select(r => r.Result).ToList());
+        }).ToList();
+        var baseline = levels[0].Median;
+        var best = levels.Skip(1).MaxBy(l => l.Median.PerSecond).Median;
+        foreach (var (clients, result, all) in levels)
+        {
             var tail = clients == 1
-                ? $"baseline | {Format.Ratio(best.PerSecond / result.PerSecond)} best run/baseline |"
+                ? $"baseline | {Format.Ratio(best.PerSecond / result.PerSecond)} best level/baseline |"
                 : string.Create(CultureInfo.InvariantCulture, $"{goal:0} | {Format.Ratio(result.PerSecond / goal)}{(ReferenceEquals(result, best) ? " (best)" : "")} |");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {clients} | {result.PerSecond:0} | {result.HostCpuMicrosPerEvent:0.0} | {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "–"} | {Format.Ms(result.Latency.P50)} | {Format.Ms(result.Latency.P99)} | {result.Steal:P1} | {result.Sent} | {result.Accepted} | {result.Duplicates} | {stored.Rows} | {lost} | {duplicated} | ") + tail);
+                $"| {name} | {clients} | {result.PerSecond:0} | {string.Join(" / ", all.Select(r => r.PerSecond.ToString("0", CultureInfo.InvariantCulture)))} | {result.HostCpuMicrosPerEvent:0.0} | {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "–"} | {Format.Ms(result.Latency.P50)} | {Format.Ms(result.Latency.P99)} | {result.Steal:P1} | {all.Sum(r => r.Sent)} | {all.Sum(r => r.Duplicates)} | {all.Sum(r => counted[r].Lost)} / {all.Sum(r => counted[r].Duplicated)} | ") + tail);
         }
 
         return ok;
@@ -352,11 +374,11 @@ internal static class IngestBenchmark
         }
     }
 
-    private sealed record Options(string Store, int Events, int Batch, double Duplicates, int[] Concurrency, int Tenants, string? Postgres, IReadOnlyList<string> PgSettings)
+    private sealed record Options(string Store, int Events, int Batch, double Duplicates, int[] Concurrency, int Rounds, int Tenants, string? Postgres, IReadOnlyList<string> PgSettings)
     {
         public static Options? Parse(string[] args)
         {
-            var o = new Options("both", 200_000, 100, 0.05, [32, 64, 128], 20, null, []);
+            var o = new Options("both", 200_000, 100, 0.05, [32, 64, 128], 3, 20, null, []);
             for (var i = 0; i + 1 < args.Length; i += 2)
             {
                 var v = args[i + 1];
@@ -367,6 +389,7 @@ internal static class IngestBenchmark
                     "--batch" => o with { Batch = int.Parse(v, CultureInfo.InvariantCulture) },
                     "--duplicates" => o with { Duplicates = double.Parse(v, CultureInfo.InvariantCulture) },
                     "--concurrency" => o with { Concurrency = [.. v.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))] },
+                    "--rounds" => o with { Rounds = int.Parse(v, CultureInfo.InvariantCulture) },
                     "--tenants" => o with { Tenants = int.Parse(v, CultureInfo.InvariantCulture) },
                     "--pg" => o with { Postgres = v },
                     "--pg-setting" when v.Contains('=', StringComparison.Ordinal) => o with { PgSettings = [.. o.PgSettings, v] },
@@ -378,7 +401,7 @@ internal static class IngestBenchmark
                 }
             }
 
-            return args.Length % 2 == 0 && o.Concurrency.Length > 0 && o.Concurrency.All(c => c > 1) ? o : null;
+            return args.Length % 2 == 0 && o.Concurrency.Length > 0 && o.Concurrency.All(c => c > 1) && o.Rounds > 0 ? o : null;
         }
     }
 }
