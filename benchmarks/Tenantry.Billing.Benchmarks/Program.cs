@@ -190,7 +190,6 @@ internal static class IngestBenchmark
             var ordered = g.Select(r => r.Result).OrderBy(r => r.PerSecond).ToList();
             return (Clients: g.Key, Median: ordered[(ordered.Count - 1) / 2], All: g.Select(r => r.Result).ToList());
         }).ToList();
-        var baseline = levels[0].Median;
         var best = levels.Skip(1).MaxBy(l => l.Median.PerSecond).Median;
         foreach (var (clients, result, all) in levels)
         {

@@ -20,9 +20,10 @@ public enum IngestOutcome
 
 /// <summary>
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
-/// and are then committed together, in one transaction of one prepared insert stepped per event (SQLite) or
-/// a binary <c>COPY</c> plus an <c>unnest</c> insert for the keys seen before (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's
-/// task completes only after the commit. On PostgreSQL <see cref="BillingOptions.ConcurrentCommits"/>
+/// and are then committed together, in one transaction: one prepared insert stepped per event
+/// (SQLite), or a binary <c>COPY</c> plus an <c>unnest</c> insert for the keys seen before
+/// (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's task completes
+/// only after the commit. On PostgreSQL <see cref="BillingOptions.ConcurrentCommits"/>
 /// groups are committed at once, on as many connections, so the server inserts on more than one core;
 /// each writer owns a share of the keys (by hash), so two groups in flight never hold the same event.
 /// </summary>
@@ -31,8 +32,9 @@ public enum IngestOutcome
 /// descent, a speculative-insertion lock and WAL record per row): a third of the insert's
 /// instructions per event (callgrind, see the README's benchmark notes). So only events whose key
 /// this process has recently stored or seen stored (a fixed-size table of key hashes,
-/// <see cref="RecentKeys"/>) go through it; the others are copied in plainly (<c>COPY</c>), and the unique key still refuses a copy the table did not know of (stored before a restart or
-/// by another replica): that group's transaction fails with a unique violation and is written
+/// <see cref="RecentKeys"/>) go through it; the others are copied in plainly (<c>COPY</c>), and
+/// the unique key still refuses a copy the table did not know of (stored before a restart or by
+/// another replica): that group's transaction fails with a unique violation and is written
 /// again with every event through <c>ON CONFLICT DO NOTHING</c>, as are this writer's next
 /// <see cref="SafeGroupsAfterConflict"/> groups.
 /// </remarks>
@@ -359,7 +361,7 @@ public sealed partial class UsageIngestor(
 
         if (known.Count > 0)
         {
-            await using var insert = InsertCommand(InsertOrSkipPostgres, c, tx, events, known);
+            await using var insert = InsertOrSkipCommand(c, tx, events, known);
             var inserted = new HashSet<(string, string)>(known.Count);
             await using (var reader = await insert.ExecuteReaderAsync())
             {
@@ -414,10 +416,11 @@ public sealed partial class UsageIngestor(
         string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
 
     /// <summary>
-    /// An <c>unnest</c> insert of typed arrays (tenant ids as uuid, times as timestamptz; see
-    /// <see cref="ControlPlaneSchema"/>) of the events at <paramref name="rows"/>, in that order.
+    /// An <c>unnest</c> insert through <c>ON CONFLICT DO NOTHING</c> of typed arrays (tenant ids as
+    /// uuid, times as timestamptz; see <see cref="ControlPlaneSchema"/>) of the events at
+    /// <paramref name="rows"/>, in that order.
     /// </summary>
-    private static NpgsqlCommand InsertCommand(string sql, DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> rows)
+    private static NpgsqlCommand InsertOrSkipCommand(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> rows)
     {
         var n = rows.Count;
         var sources = new string[n];
@@ -437,7 +440,7 @@ public sealed partial class UsageIngestor(
             data[k] = e.Data;
         }
 
-        return new NpgsqlCommand(sql, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
+        return new NpgsqlCommand(InsertOrSkipPostgres, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
         {
             Parameters =
             {
