@@ -170,13 +170,13 @@ internal static class IngestBenchmark
         }
 
         var ok = true;
-        var counted = new Dictionary<Result, (long Lost, long Duplicated)>();
+        var counted = new Dictionary<string, (long Lost, long Duplicated)>(StringComparer.Ordinal); // by run (its source)
         foreach (var (result, _) in runs)
         {
             var stored = await StoredAsync(host, postgres, result.Source);
             var lost = result.Unique - stored.Distinct;
             var duplicated = stored.Rows - stored.Distinct;
-            counted[result] = (lost, duplicated);
+            counted[result.Source] = (lost, duplicated);
             if (lost != 0 || duplicated != 0 || result.Accepted != result.Unique || result.Failures != 0)
             {
                 Console.Error.WriteLine($"{name}: {result.Source}: {lost} lost, {duplicated} duplicated, {result.Accepted} accepted of {result.Unique} unique, {result.Failures} failed batches");
@@ -197,7 +197,7 @@ internal static class IngestBenchmark
                 ? $"baseline | {Format.Ratio(best.PerSecond / result.PerSecond)} best level/baseline |"
                 : string.Create(CultureInfo.InvariantCulture, $"{goal:0} | {Format.Ratio(result.PerSecond / goal)}{(ReferenceEquals(result, best) ? " (best)" : "")} |");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {clients} | {result.PerSecond:0} | {string.Join(" / ", all.Select(r => r.PerSecond.ToString("0", CultureInfo.InvariantCulture)))} | {result.HostCpuMicrosPerEvent:0.0} | {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "–"} | {Format.Ms(result.Latency.P50)} | {Format.Ms(result.Latency.P99)} | {result.Steal:P1} | {all.Sum(r => r.Sent)} | {all.Sum(r => r.Duplicates)} | {all.Sum(r => counted[r].Lost)} / {all.Sum(r => counted[r].Duplicated)} | ") + tail);
+                $"| {name} | {clients} | {result.PerSecond:0} | {string.Join(" / ", all.Select(r => r.PerSecond.ToString("0", CultureInfo.InvariantCulture)))} | {result.HostCpuMicrosPerEvent:0.0} | {result.ServerCpuMicrosPerEvent?.ToString("0.0", CultureInfo.InvariantCulture) ?? "–"} | {Format.Ms(result.Latency.P50)} | {Format.Ms(result.Latency.P99)} | {result.Steal:P1} | {all.Sum(r => r.Sent)} | {all.Sum(r => r.Duplicates)} | {all.Sum(r => counted[r.Source].Lost)} / {all.Sum(r => counted[r.Source].Duplicated)} | ") + tail);
         }
 
         return ok;
