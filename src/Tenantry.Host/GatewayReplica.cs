@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane;
 using Tenantry.ControlPlane.Routing;
+using Tenantry.ControlPlane.Telemetry;
 using Tenantry.Gateway;
 
 namespace Tenantry.Host;
@@ -31,6 +32,8 @@ internal static class GatewayReplica
         builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(
             sp, new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) }));
         builder.Services.AddTenantryGateway<HttpRouteSource>();
+        // No /metrics here: every path of the gateway's port is tenant traffic. Set Tenantry:Telemetry:OtlpEndpoint.
+        builder.AddTenantryTelemetry("tenantry-gateway", scrapeEndpoint: false);
         var port = builder.Configuration.GetValue("Tenantry:Ports:Gateway", 5081);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
         var app = builder.Build();

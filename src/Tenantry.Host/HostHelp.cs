@@ -37,6 +37,8 @@ internal static class HostHelp
 
         Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
         Structured JSON logs: --Logging:Console:FormatterName=json
+        Metrics: GET /metrics (Prometheus text, operator token). Metrics, traces and logs to an OpenTelemetry
+        collector: --Tenantry:Telemetry:OtlpEndpoint=http://127.0.0.1:4318 (OTLP over HTTP).
 
         Get an operator token:
           curl -s http://127.0.0.1:5080/connect/token -d grant_type=client_credentials \
@@ -56,6 +58,7 @@ internal static class HostHelp
               data directory : {options.DataPath}
               API (OpenAPI)  : {address}/openapi/v1.json
               health         : {address}/healthz
+              metrics        : {address}/metrics (Prometheus, operator token)
             Get an operator token:
               curl -s {address}/connect/token -d grant_type=client_credentials -d client_id=operator \
                 -d client_secret={secret} -d scope=tenantry:admin

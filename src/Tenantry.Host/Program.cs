@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Telemetry;
 using Tenantry.Host;
 
 if (args.Any(a => a is "--help" or "-h" or "-?"))
@@ -39,6 +40,7 @@ builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);
 // every tenant database at onboarding and in fleet migrations (POST /v1/migrations).
 builder.Services.AddSingleton(Orders.Api.OrdersSchema.Schema);
 builder.Services.AddTenantryControlPlane();
+builder.AddTenantryTelemetry("tenantry", scrapeEndpoint: true);
 builder.AddApplicationPlane();
 var settings = builder.Configuration.GetSection(TenantryOptions.Section).Get<TenantryOptions>() ?? new TenantryOptions();
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, settings.Ports.ControlPlane));
@@ -49,6 +51,7 @@ app.UseStatusCodePages();
 app.UseAuthentication();
 app.UseAuthorization();
 app.MapTenantryControlPlane();
+app.MapTenantryMetrics();
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;

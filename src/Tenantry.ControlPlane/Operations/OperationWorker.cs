@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
@@ -10,6 +11,7 @@ using Polly.Retry;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Telemetry;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Operations;
@@ -31,7 +33,8 @@ internal sealed partial class OperationWorker(
     OperationSignals signals,
     IOptions<TenantryOptions> options,
     TimeProvider time,
-    ILogger<OperationWorker> logger) : BackgroundService, IOperationQueue
+    ILogger<OperationWorker> logger,
+    TenantryMetrics? metrics = null) : BackgroundService, IOperationQueue
 {
     private const string SystemActor = "system:operations";
     private static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
@@ -141,6 +144,8 @@ internal sealed partial class OperationWorker(
 
         using var scope = Log.Scope(logger, op.TenantId, op.Id);
         Log.Running(logger, op.TenantId, op.Id, op.Kind.ToWire());
+        using var trace = TenantryMetrics.Source.StartActivity("operation " + op.Kind.ToWire());
+        trace?.SetTag(TenantryMetrics.TenantTag, op.TenantId.ToString()).SetTag("operation.id", op.Id.ToString()).SetTag("operation.kind", op.Kind.ToWire());
 
         // A finished step is recorded in the same transaction that starts the next one (or ends the
         // operation): one commit per step instead of two. A crash in between leaves it "running",
@@ -149,6 +154,7 @@ internal sealed partial class OperationWorker(
         foreach (var step in op.Steps.Where(s => s.Status != OperationStatus.Succeeded))
         {
             JsonObject? change;
+            using var span = TenantryMetrics.Source.StartActivity("step " + step.Name);
             var context = ResilienceContextPool.Shared.Get(ct);
             context.Properties.Set(OperationKey, id);
             context.Properties.Set(StepKey, step.Ordinal);
@@ -191,8 +197,11 @@ internal sealed partial class OperationWorker(
 #pragma warning restore CA1031
             {
                 var message = ex is PermanentStepException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+                span?.SetStatus(ActivityStatusCode.Error, message);
+                trace?.SetStatus(ActivityStatusCode.Error, $"{step.Name}: {message}");
                 await FailAsync(op, step, message, done);
                 signals.Finished(op.Id);
+                metrics?.OperationFinished(op.Kind.ToWire(), succeeded: false, time.GetUtcNow() - op.CreatedAt);
                 Log.StepFailed(logger, op.TenantId, op.Id, step.Name, message);
                 return;
             }
@@ -255,6 +264,7 @@ internal sealed partial class OperationWorker(
             },
             CancellationToken.None);
         signals.Finished(op.Id);
+        metrics?.OperationFinished(op.Kind.ToWire(), succeeded: true, time.GetUtcNow() - op.CreatedAt);
         Log.Succeeded(logger, op.TenantId, op.Id, op.Kind.ToWire());
     }
 

@@ -2,21 +2,26 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Billing.Entitlements;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Telemetry;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
 
 /// <summary>
 /// Meters the control plane's own API: every call made on behalf of a tenant (routes under
 /// <c>/v1/tenants/{id}</c>) is an <c>api_calls</c> event, buffered and written in batches. A
-/// tenant past a hard <c>api_calls</c> quota gets 429 problem details instead.
+/// tenant past a hard <c>api_calls</c> quota gets 429 problem details instead. The call's request
+/// metrics are labelled with the tenant (<see cref="TelemetryOptions.TenantTags"/>).
 /// </summary>
-public sealed class ApiCallMeter(BillingCatalog catalog, EntitlementService entitlements, BuiltInUsageBuffer buffer, TimeProvider time, IOptions<BillingOptions> options) : IEndpointFilter
+public sealed class ApiCallMeter(
+    BillingCatalog catalog, EntitlementService entitlements, BuiltInUsageBuffer buffer, TimeProvider time, IOptions<BillingOptions> options, TenantryMetrics? metrics = null)
+    : IEndpointFilter
 {
     public const string MeterKey = "api_calls";
     public const string Source = "tenantry/control-plane";
@@ -27,8 +32,21 @@ public sealed class ApiCallMeter(BillingCatalog catalog, EntitlementService enti
         ArgumentNullException.ThrowIfNull(next);
         var http = context.HttpContext;
         var pattern = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
-        if (!options.Value.MeterApiCalls || pattern is null || !pattern.Contains("tenants/{id}", StringComparison.Ordinal) ||
+        var metered = options.Value.MeterApiCalls;
+        var tagged = metrics?.TenantTags == true;
+        if (!(metered || tagged) || pattern is null || !pattern.Contains("tenants/{id}", StringComparison.Ordinal) ||
             http.Request.RouteValues["id"] is not string subject || await catalog.ResolveTenantAsync(subject, http.RequestAborted) is not { } tenantId)
+        {
+            return await next(context);
+        }
+
+        if (tagged)
+        {
+            // The request's own metrics (http.server.request.duration) carry the tenant it was made for.
+            http.Features.Get<IHttpMetricsTagsFeature>()?.Tags.Add(new(TenantryMetrics.TenantTag, tenantId.ToString()));
+        }
+
+        if (!metered)
         {
             return await next(context);
         }

@@ -4,10 +4,12 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Telemetry;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
 
@@ -38,7 +40,7 @@ public static class UsageApi
     }
 
     private static async Task<Results<Accepted<IngestResponse>, ProblemHttpResult>> Ingest(
-        HttpContext http, BillingCatalog catalog, UsageIngestor ingestor, IOptions<BillingOptions> options, TimeProvider time)
+        HttpContext http, BillingCatalog catalog, UsageIngestor ingestor, IOptions<BillingOptions> options, TimeProvider time, [FromServices] TenantryMetrics? metrics = null)
     {
         var snapshot = await catalog.GetAsync(http.RequestAborted);
         var now = time.GetUtcNow();
@@ -77,6 +79,7 @@ public static class UsageApi
             }
         }
 
+        metrics?.UsageNotStored(rejected.Count, "rejected");
         IngestOutcome[] outcomes;
         try
         {

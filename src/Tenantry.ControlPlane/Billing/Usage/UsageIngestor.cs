@@ -1,10 +1,12 @@
 using System.Data.Common;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Telemetry;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
 
@@ -39,7 +41,8 @@ public enum IngestOutcome
 /// <see cref="SafeGroupsAfterConflict"/> groups.
 /// </remarks>
 public sealed partial class UsageIngestor(
-    IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger) : BackgroundService
+    IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger,
+    TenantryMetrics? metrics = null) : BackgroundService
 {
     private const string InsertOrSkipPostgres =
         "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) ON CONFLICT DO NOTHING RETURNING source, id";
@@ -168,6 +171,7 @@ public sealed partial class UsageIngestor(
         }
 
         IngestOutcome[] outcomes;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             outcomes = await WriteWithRetryAsync(all, hashes, writer);
@@ -175,6 +179,7 @@ public sealed partial class UsageIngestor(
         catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
         {
             Log.CommitFailed(logger, count, ex);
+            metrics?.UsageNotStored(count, "failed");
             foreach (var p in group)
             {
                 p.Request.Done.TrySetException(ex);
@@ -183,6 +188,7 @@ public sealed partial class UsageIngestor(
             return;
         }
 
+        metrics?.UsageCommitted(all, outcomes, Stopwatch.GetElapsedTime(started));
         if (hashes is not null)
         {
             // Stored now, either by this group or before it: a later copy goes through ON CONFLICT.
