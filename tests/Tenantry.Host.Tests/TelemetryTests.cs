@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Tenantry.Testing;
 
 namespace Tenantry.Host.Tests;
 
@@ -101,28 +102,51 @@ public sealed partial class TelemetryTests : IDisposable
         Assert.True(Sum(text, "http_server_request_duration_seconds_count", $"tenant_id=\"{a}\"", "http_route=\"/v1/tenants/{id}\"") >= 1, text);
     }
 
+    /// <summary>The real host in a process of its own (so no other test's host shares its meters), exporting to a loopback receiver.</summary>
     [Fact]
     public async Task Metrics_traces_and_logs_reach_an_otlp_receiver()
     {
         await using var receiver = await OtlpReceiver.StartAsync();
-        _factory.Settings["Tenantry:Telemetry:OtlpEndpoint"] = receiver.Address.ToString();
-        _factory.Settings["Tenantry:Telemetry:ExportInterval"] = "00:00:00.200";
-        using var op = await _factory.OperatorAsync();
-        var id = await op.CreateActiveTenantAsync("otel-export");
-        using (var ingest = await op.PostAsJsonAsync("/v1/usage/events", new[]
-               {
-                   new { id = "x1", source = "otel-export", type = "api_calls", subject = id, time = DateTimeOffset.UtcNow, data = new { } },
-               }))
+        var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-tests", Guid.NewGuid().ToString("N"));
+        var port = ChildHost.FreePorts(1)[0];
+        var output = new ConcurrentQueue<string>();
+        using var host = ChildHost.Start(
+            ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", TenantryFactory.OperatorSecret,
+             "--Tenantry:ApplicationPlane:Enabled=false", "--Tenantry:Telemetry:OtlpEndpoint=" + receiver.Address, "--Tenantry:Telemetry:ExportInterval=00:00:00.200"],
+            output.Enqueue);
+        try
         {
-            Assert.Equal(HttpStatusCode.Accepted, ingest.StatusCode);
-        }
+            var baseAddress = new Uri($"http://127.0.0.1:{port}");
+            Assert.True(await host.WaitHealthyAsync(TimeSpan.FromSeconds(60), baseAddress) is null, string.Join('\n', output));
+            using var op = new HttpClient { BaseAddress = baseAddress };
+            op.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(op, TenantryFactory.OperatorSecret));
+            var id = await op.CreateActiveTenantAsync("otel-export");
+            using (var ingest = await op.PostAsJsonAsync("/v1/usage/events", new[]
+                   {
+                       new { id = "x1", source = "otel-export", type = "api_calls", subject = id, time = DateTimeOffset.UtcNow, data = new { } },
+                   }))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, ingest.StatusCode);
+            }
 
-        // OTLP is protobuf: names and attribute values are UTF-8 strings in it, found as bytes.
-        await receiver.WaitForAsync("/v1/metrics", "tenantry.usage.events", id);
-        await receiver.WaitForAsync("/v1/traces", "operation onboarding", id);
-        await receiver.WaitForAsync("/v1/traces", "/v1/usage/events");
-        await receiver.WaitForAsync("/v1/logs", id);
-        Assert.All(receiver.ContentTypes, t => Assert.Equal("application/x-protobuf", t));
+            // OTLP is protobuf: names and attribute values are UTF-8 strings in it, found as bytes.
+            await receiver.WaitForAsync("/v1/metrics", "tenantry.usage.events", id);
+            await receiver.WaitForAsync("/v1/traces", "operation onboarding", id);
+            await receiver.WaitForAsync("/v1/traces", "/v1/usage/events");
+            await receiver.WaitForAsync("/v1/logs", id);
+            Assert.All(receiver.ContentTypes, t => Assert.Equal("application/x-protobuf", t));
+        }
+        finally
+        {
+            host.Kill();
+            try
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
     }
 
     [Fact]

@@ -25,6 +25,9 @@ public static class TenantryTelemetry
 {
     public const string MetricsPath = "/metrics";
 
+    /// <summary>Series kept per tenant-labelled metric; beyond it, OpenTelemetry folds new ones into <c>otel_metric_overflow="true"</c>.</summary>
+    public const int TenantSeriesLimit = 20_000;
+
     /// <summary>Meters exported besides the platform's own.</summary>
     private static readonly string[] Meters =
         [TenantryMetrics.Name, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.RateLimiting", "System.Net.Http", "Npgsql"];
@@ -57,6 +60,15 @@ public static class TenantryTelemetry
         otel.WithMetrics(metrics =>
         {
             metrics.AddMeter(Meters).AddRuntimeInstrumentation();
+            if (settings.TenantTags)
+            {
+                // One series per tenant and label set: past the SDK's default of 2,000 per metric, new ones
+                // would fold into a single overflow series.
+                metrics.AddView(i => i.Name is "tenantry.usage.events" or "http.server.request.duration"
+                    ? new MetricStreamConfiguration { CardinalityLimit = TenantSeriesLimit }
+                    : null);
+            }
+
             if (scrapeEndpoint && settings.Prometheus)
             {
                 metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
