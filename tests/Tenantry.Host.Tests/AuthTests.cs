@@ -2,8 +2,11 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using OpenIddict.Validation;
 
 namespace Tenantry.Host.Tests;
 
@@ -79,6 +82,28 @@ public sealed class AuthTests(TenantryFactory factory) : IClassFixture<TenantryF
         var payload = Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[1])).Replace("\"operator\"", "\"intruder\"", StringComparison.Ordinal);
         var forged = $"{parts[0]}.{Base64UrlEncoder.Encode(payload)}.{parts[2]}";
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", forged);
+        using var response = await client.GetAsync(new Uri("/v1/tenants", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    /// <summary>Checks are remembered per token (<see cref="Tenantry.ControlPlane.Identity.AccessTokenCache"/>): a token already accepted, then altered, is still refused.</summary>
+    [Fact]
+    public async Task Tampering_with_a_token_already_accepted_gets_401()
+    {
+        var validation = factory.Services.GetRequiredService<IOptionsMonitor<OpenIddictValidationOptions>>().CurrentValue;
+        Assert.IsType<Tenantry.ControlPlane.Identity.AccessTokenCache>(validation.JsonWebTokenHandler);
+        using var client = factory.CreateClient();
+        var token = await TenantryFactory.TokenAsync(client, "operator", TenantryFactory.OperatorSecret, "tenantry:admin");
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        for (var i = 0; i < 2; i++)
+        {
+            using var accepted = await client.GetAsync(new Uri("/v1/tenants", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        }
+
+        var parts = token.Split('.');
+        var payload = Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[1])).Replace("\"operator\"", "\"intruder\"", StringComparison.Ordinal);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", $"{parts[0]}.{Base64UrlEncoder.Encode(payload)}.{parts[2]}");
         using var response = await client.GetAsync(new Uri("/v1/tenants", UriKind.Relative));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
     }

@@ -11,6 +11,7 @@ using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
+using OpenIddict.Validation;
 using OpenIddict.Validation.AspNetCore;
 using Tenantry.ControlPlane.Storage;
 using Tenantry.ControlPlane.Tenants;
@@ -99,6 +100,7 @@ public static class IdentityApi
             server.EncryptionCredentials.Add(new EncryptingCredentials(encryption, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512));
         });
 
+        services.AddOptions<OpenIddictValidationOptions>().PostConfigure<TimeProvider>((validation, time) => validation.JsonWebTokenHandler = new AccessTokenCache(time));
         services.AddAuthentication(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme);
         services.AddAuthorizationBuilder()
             .AddPolicy(AdminPolicy, policy => policy
