@@ -217,6 +217,7 @@ internal sealed class TenantResolutionGatewayMiddleware(
 
     /// <summary>Tag the request's metrics with its tenant (Tenantry:Telemetry:TenantTags, on unless turned off).</summary>
     private readonly bool _tenantTags = configuration.GetValue("Tenantry:Telemetry:TenantTags", true);
+
     private readonly string? _hostSuffix = string.IsNullOrEmpty(options.Value.Domain) ? null : "." + options.Value.Domain;
 
     /// <summary>A signed token for a tenant the table does not know: reload once (shared with concurrent callers), then decide.</summary>
@@ -246,7 +247,8 @@ internal sealed class TenantResolutionGatewayMiddleware(
 
         if (_tenantTags && !http.Items.ContainsKey(ReloadedKey))
         {
-            // On http.server.request.duration: per-tenant rates, latencies and refusals (401 aside) from the built-in metric.
+            // On http.server.request.duration: per-tenant rates, latencies and refusals (401 aside) from the built-in
+            // metric. The id comes from a validated token, so only real tenants make series.
             http.Features.Get<IHttpMetricsTagsFeature>()?.Tags.Add(new("tenant.id", tenantId.ToString()));
         }
 
