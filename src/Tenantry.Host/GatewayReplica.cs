@@ -32,14 +32,46 @@ internal static class GatewayReplica
         builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(
             sp, new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) }));
         builder.Services.AddTenantryGateway<HttpRouteSource>();
-        // No /metrics here: every path of the gateway's port is tenant traffic. Set Tenantry:Telemetry:OtlpEndpoint.
-        builder.AddTenantryTelemetry("tenantry-gateway", scrapeEndpoint: false);
+        // Every path of the gateway's port is tenant traffic, so /metrics is served on an admin port of its own
+        // (Tenantry:Gateway:AdminPort), if any; Tenantry:Telemetry:OtlpEndpoint works either way.
+        var adminPort = builder.Configuration.GetValue<int?>("Tenantry:Gateway:AdminPort");
+        builder.AddTenantryTelemetry("tenantry-gateway", scrapeEndpoint: adminPort is not null);
+        builder.Services.AddAuthorizationBuilder().AddPolicy(OperatorPolicy, policy => policy
+            .AddAuthenticationSchemes(Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerDefaults.AuthenticationScheme)
+            .RequireAuthenticatedUser()
+            .RequireAssertion(c => c.User.FindFirst("scope")?.Value.Split(' ').Contains(Tenantry.ControlPlane.Identity.IdentityApi.AdminScope) == true));
         var port = builder.Configuration.GetValue("Tenantry:Ports:Gateway", 5081);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, port);
+            if (adminPort is { } admin)
+            {
+                k.Listen(IPAddress.Loopback, admin);
+            }
+        });
         var app = builder.Build();
+        if (adminPort is { } adminOnly)
+        {
+            // The admin port answers GET /metrics to an operator token (the control plane signs it) and nothing else.
+            var metrics = app.Services.GetRequiredService<IOptions<TelemetryOptions>>().Value.Prometheus;
+            app.MapWhen(http => http.Connection.LocalPort == adminOnly, branch => branch
+                .UseRouting()
+                .UseAuthentication()
+                .UseAuthorization()
+                .UseEndpoints(e =>
+                {
+                    if (metrics)
+                    {
+                        e.MapPrometheusScrapingEndpoint(TenantryTelemetry.MetricsPath).RequireAuthorization(OperatorPolicy);
+                    }
+                }));
+        }
+
         app.UseTenantryGateway();
         return app;
     }
+
+    private const string OperatorPolicy = "operator";
 }
 
 /// <summary>

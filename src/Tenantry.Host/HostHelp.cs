@@ -34,6 +34,7 @@ internal static class HostHelp
           dotnet Tenantry.Host.dll gateway --gateway-port <n> --Tenantry:Gateway:Authority=<control plane URL>
             --Tenantry:Gateway:SharedUpstream=<shared app URL> --Tenantry:Gateway:ContextKeyFile=<data-dir>/keys/tenant-context.key
             --Tenantry:Gateway:ClientSecret=<secret of the 'gateway' client: <data-dir>/gateway-secret>
+            [--Tenantry:Gateway:AdminPort=<n>: GET /metrics there, operator token]
 
         Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
         Structured JSON logs: --Logging:Console:FormatterName=json

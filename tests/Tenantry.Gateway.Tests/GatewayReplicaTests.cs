@@ -20,6 +20,7 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
     private PlatformHost _host = null!;
     private Uri _replica = null!;
     private HttpClient _operator = null!;
+    private int _adminPort;
 
     public async Task InitializeAsync()
     {
@@ -33,7 +34,8 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
         ];
         _host = new PlatformHost(settings: shared);
         await _host.StartAsync();
-        _replica = await _host.StartGatewayReplicaAsync(shared);
+        _adminPort = PlatformHost.FreePorts(1)[0];
+        _replica = await _host.StartGatewayReplicaAsync([.. shared, "--Tenantry:Gateway:AdminPort=" + _adminPort.ToString(CultureInfo.InvariantCulture)]);
         _operator = await _host.OperatorAsync();
     }
 
@@ -42,6 +44,44 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
         _operator?.Dispose();
         await _host.DisposeAsync();
         await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_replica_serves_its_metrics_on_its_admin_port_to_operators_only()
+    {
+        var tenant = await _host.OnboardAsync(_operator, "replica-metrics", "replicated");
+        using (var client = new HttpClient { BaseAddress = _replica })
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Token);
+            using var orders = await client.GetAsync(new Uri("/orders?limit=1", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, orders.StatusCode);
+        }
+
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_adminPort}") };
+        using (var anonymous = await admin.GetAsync(new Uri("/metrics", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tenant.Token);
+        using (var byTenant = await admin.GetAsync(new Uri("/metrics", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, byTenant.StatusCode);
+        }
+
+        admin.DefaultRequestHeaders.Authorization = _operator.DefaultRequestHeaders.Authorization;
+        var text = await admin.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains($"tenant_id=\"{tenant.Id}\"", text, StringComparison.Ordinal);
+        using (var other = await admin.GetAsync(new Uri("/orders", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
+        }
+
+        // The tenant port keeps every path for tenant traffic: an operator token there is not a tenant's.
+        using var tenantPort = new HttpClient { BaseAddress = _replica };
+        tenantPort.DefaultRequestHeaders.Authorization = _operator.DefaultRequestHeaders.Authorization;
+        using var notHere = await tenantPort.GetAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Forbidden, notHere.StatusCode);
     }
 
     [Fact]
