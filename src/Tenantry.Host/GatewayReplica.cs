@@ -23,6 +23,9 @@ internal static class GatewayReplica
 {
     public const string Command = "gateway";
 
+    /// <summary>An operator token (scope <c>tenantry:admin</c>) as the replica's JWT bearer scheme reads it.</summary>
+    private const string OperatorPolicy = "operator";
+
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -53,25 +56,16 @@ internal static class GatewayReplica
         if (adminPort is { } adminOnly)
         {
             // The admin port answers GET /metrics to an operator token (the control plane signs it) and nothing else.
-            var metrics = app.Services.GetRequiredService<IOptions<TelemetryOptions>>().Value.Prometheus;
             app.MapWhen(http => http.Connection.LocalPort == adminOnly, branch => branch
                 .UseRouting()
                 .UseAuthentication()
                 .UseAuthorization()
-                .UseEndpoints(e =>
-                {
-                    if (metrics)
-                    {
-                        e.MapPrometheusScrapingEndpoint(TenantryTelemetry.MetricsPath).RequireAuthorization(OperatorPolicy);
-                    }
-                }));
+                .UseEndpoints(e => e.MapTenantryMetrics(OperatorPolicy)));
         }
 
         app.UseTenantryGateway();
         return app;
     }
-
-    private const string OperatorPolicy = "operator";
 }
 
 /// <summary>

@@ -100,13 +100,17 @@ public static class TenantryTelemetry
         return builder;
     }
 
-    /// <summary><c>GET /metrics</c> in Prometheus' text format, for operators only: its labels name every tenant.</summary>
-    public static IEndpointRouteBuilder MapTenantryMetrics(this IEndpointRouteBuilder routes)
+    /// <summary>
+    /// <c>GET /metrics</c> in Prometheus' text format (unless <see cref="TelemetryOptions.Prometheus"/> is off), for
+    /// operators only: its labels name every tenant. <paramref name="policy"/> is the operator policy of this
+    /// process's authentication (the control plane's own, or a gateway replica's JWT bearer one).
+    /// </summary>
+    public static IEndpointRouteBuilder MapTenantryMetrics(this IEndpointRouteBuilder routes, string policy = IdentityApi.AdminPolicy)
     {
         ArgumentNullException.ThrowIfNull(routes);
         if (routes.ServiceProvider.GetService<IOptions<TelemetryOptions>>()?.Value.Prometheus == true)
         {
-            routes.MapPrometheusScrapingEndpoint(MetricsPath).RequireAuthorization(IdentityApi.AdminPolicy);
+            routes.MapPrometheusScrapingEndpoint(MetricsPath).RequireAuthorization(policy);
         }
 
         return routes;
