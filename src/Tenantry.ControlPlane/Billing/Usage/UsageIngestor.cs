@@ -45,9 +45,9 @@ public sealed partial class UsageIngestor(
     TenantryMetrics? metrics = null) : BackgroundService
 {
     private const string InsertOrSkipPostgres =
-        "INSERT INTO usage_events (source, id, tenant_id, type, time, data) SELECT * FROM unnest(@s, @i, @t, @y, @m, @d) ON CONFLICT DO NOTHING RETURNING source, id";
+        "INSERT INTO usage_events (seq, source, id, tenant_id, type, time, data) SELECT * FROM unnest(@q, @s, @i, @t, @y, @m, @d) ON CONFLICT DO NOTHING RETURNING source, id";
 
-    private const string CopyPostgres = "COPY usage_events (source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
+    private const string CopyPostgres = "COPY usage_events (seq, source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
 
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
@@ -60,6 +60,9 @@ public sealed partial class UsageIngestor(
 
     /// <summary>PostgreSQL only: 2^20 slots, 8 MB.</summary>
     private readonly RecentKeys? _recent = db.Engine == "postgresql" ? new RecentKeys(20) : null;
+
+    /// <summary>PostgreSQL only: each event's seq, numbered as its batch arrives.</summary>
+    private readonly ArrivalNumbers _arrivals = new(TimeProvider.System);
 
     /// <summary>Raised after a commit with the tenants that got new events.</summary>
     public event Action<IReadOnlyCollection<Guid>>? Committed;
@@ -82,6 +85,7 @@ public sealed partial class UsageIngestor(
         }
 
         // Each event to the writer that owns its key; the request completes when every part has.
+        var firstSeq = _arrivals.Take(events.Count);
         var hashes = new ulong[events.Count];
         var parts = new List<int>?[_queues.Length];
         for (var i = 0; i < hashes.Length; i++)
@@ -90,7 +94,7 @@ public sealed partial class UsageIngestor(
             (parts[RecentKeys.Share(hashes[i], parts.Length)] ??= []).Add(i);
         }
 
-        var split = new Request(events.Count, parts.Count(p => p is not null));
+        var split = new Request(events.Count, parts.Count(p => p is not null), firstSeq);
         for (var w = 0; w < parts.Length; w++)
         {
             if (parts[w] is { } part)
@@ -164,9 +168,18 @@ public sealed partial class UsageIngestor(
     {
         var all = new List<UsageEvent>(count);
         var hashes = _recent is null ? null : new ulong[count];
+        var seqs = _recent is null ? null : new long[count];
         foreach (var p in group)
         {
-            p.Hashes?.CopyTo(hashes!, all.Count);
+            if (seqs is not null)
+            {
+                p.Hashes!.CopyTo(hashes!, all.Count);
+                for (var i = 0; i < p.Events.Length; i++)
+                {
+                    seqs[all.Count + i] = p.Request.FirstSeq + p.Positions![i];
+                }
+            }
+
             all.AddRange(p.Events);
         }
 
@@ -174,7 +187,7 @@ public sealed partial class UsageIngestor(
         var started = Stopwatch.GetTimestamp();
         try
         {
-            outcomes = await WriteWithRetryAsync(all, hashes, writer);
+            outcomes = await WriteWithRetryAsync(all, hashes, seqs, writer);
         }
         catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
         {
@@ -233,7 +246,7 @@ public sealed partial class UsageIngestor(
     /// deadlock (e.g. with another replica's group), the aborted group is written again. A plain insert
     /// that met a stored copy (unique violation) is written again through <c>ON CONFLICT</c>.
     /// </summary>
-    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all, ulong[]? hashes, WriterState writer)
+    private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all, ulong[]? hashes, long[]? seqs, WriterState writer)
     {
         var plain = hashes is not null && writer.SafeGroups == 0;
         writer.SafeGroups = Math.Max(0, writer.SafeGroups - 1);
@@ -241,7 +254,7 @@ public sealed partial class UsageIngestor(
         {
             try
             {
-                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, plain ? hashes : null));
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, seqs, plain ? hashes : null));
             }
             catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
             {
@@ -256,8 +269,9 @@ public sealed partial class UsageIngestor(
         }
     }
 
+    /// <param name="seqs">PostgreSQL: each event's arrival number.</param>
     /// <param name="hashes">Key hashes when events this process has not seen stored may be inserted plainly; null: all through ON CONFLICT.</param>
-    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, ulong[]? hashes)
+    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[]? seqs, ulong[]? hashes)
     {
         var outcomes = new IngestOutcome[events.Count];
         var oldest = events.Min(e => BillingPeriod.Of(e.Time)).ToString();
@@ -280,7 +294,7 @@ public sealed partial class UsageIngestor(
 
         if (db.Engine == "postgresql")
         {
-            await InsertPostgresAsync(c, tx, events, open, outcomes, hashes);
+            await InsertPostgresAsync(c, tx, events, seqs!, open, outcomes, hashes);
         }
         else
         {
@@ -331,7 +345,7 @@ public sealed partial class UsageIngestor(
     /// <see cref="WriteWithRetryAsync"/>), the rest through <c>ON CONFLICT DO NOTHING</c>, which
     /// returns the (source, id) of the rows it inserted.
     /// </summary>
-    private async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> open, IngestOutcome[] outcomes, ulong[]? hashes)
+    private async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[] seqs, List<int> open, IngestOutcome[] outcomes, ulong[]? hashes)
     {
         var order = open.ToArray();
         Array.Sort(order, (a, b) =>
@@ -358,7 +372,7 @@ public sealed partial class UsageIngestor(
 
         if (fresh.Count > 0)
         {
-            await CopyAsync((NpgsqlConnection)c, events, fresh);
+            await CopyAsync((NpgsqlConnection)c, events, seqs, fresh);
             foreach (var i in fresh)
             {
                 outcomes[i] = IngestOutcome.Accepted;
@@ -367,7 +381,7 @@ public sealed partial class UsageIngestor(
 
         if (known.Count > 0)
         {
-            await using var insert = InsertOrSkipCommand(c, tx, events, known);
+            await using var insert = InsertOrSkipCommand(c, tx, events, seqs, known);
             var inserted = new HashSet<(string, string)>(known.Count);
             await using (var reader = await insert.ExecuteReaderAsync())
             {
@@ -390,13 +404,14 @@ public sealed partial class UsageIngestor(
     /// executor per row), then to the indexes. A stored copy of one of them fails the COPY, and with
     /// it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
     /// </summary>
-    private static async Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, List<int> rows)
+    private static async Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, long[] seqs, List<int> rows)
     {
         await using var copy = await c.BeginBinaryImportAsync(CopyPostgres);
         foreach (var i in rows)
         {
             var e = events[i];
             await copy.StartRowAsync();
+            await copy.WriteAsync(seqs[i], NpgsqlDbType.Bigint);
             await copy.WriteAsync(e.Source, NpgsqlDbType.Text);
             await copy.WriteAsync(e.Id, NpgsqlDbType.Text);
             await copy.WriteAsync(e.TenantId, NpgsqlDbType.Uuid);
@@ -426,9 +441,10 @@ public sealed partial class UsageIngestor(
     /// uuid, times as timestamptz; see <see cref="ControlPlaneSchema"/>) of the events at
     /// <paramref name="rows"/>, in that order.
     /// </summary>
-    private static NpgsqlCommand InsertOrSkipCommand(DbConnection c, DbTransaction tx, List<UsageEvent> events, List<int> rows)
+    private static NpgsqlCommand InsertOrSkipCommand(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[] seqs, List<int> rows)
     {
         var n = rows.Count;
+        var numbers = new long[n];
         var sources = new string[n];
         var ids = new string[n];
         var tenants = new Guid[n];
@@ -438,6 +454,7 @@ public sealed partial class UsageIngestor(
         for (var k = 0; k < n; k++)
         {
             var e = events[rows[k]];
+            numbers[k] = seqs[rows[k]];
             sources[k] = e.Source;
             ids[k] = e.Id;
             tenants[k] = e.TenantId;
@@ -450,6 +467,7 @@ public sealed partial class UsageIngestor(
         {
             Parameters =
             {
+                new NpgsqlParameter<long[]>("q", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = numbers },
                 new NpgsqlParameter<string[]>("s", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = sources },
                 new NpgsqlParameter<string[]>("i", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = ids },
                 new NpgsqlParameter<Guid[]>("t", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { TypedValue = tenants },
@@ -461,8 +479,11 @@ public sealed partial class UsageIngestor(
     }
 
     /// <summary>One caller's events; with several writers it is split into one part per writer.</summary>
-    private sealed class Request(int count, int parts)
+    /// <param name="firstSeq">PostgreSQL: the arrival number of the request's first event; the others follow in the request's order.</param>
+    private sealed class Request(int count, int parts, long firstSeq = 0)
     {
+        public long FirstSeq { get; } = firstSeq;
+
         private int _remaining = parts;
 
         public IngestOutcome[] Outcomes { get; } = new IngestOutcome[count];

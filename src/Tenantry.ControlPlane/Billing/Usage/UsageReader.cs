@@ -9,9 +9,9 @@ namespace Tenantry.ControlPlane.Billing.Usage;
 public readonly record struct StoredEvent(Guid TenantId, DateTimeOffset Time, JsonElement? Data);
 
 /// <summary>
-/// Reads stored usage back, in time order (ties in arrival order: on PostgreSQL in commit order, which
-/// for the events of one request split between writers is the order of their two commits, and within
-/// one insert in (source, id) order), for queries, invoices and quotas.
+/// Reads stored usage back, in time order (ties in arrival order: the order in which batches reached
+/// the ingestor, and within a batch its order; on PostgreSQL across replicas and restarts by their
+/// clocks, see <see cref="ArrivalNumbers"/>), for queries, invoices and quotas.
 /// On PostgreSQL tenant_id and time are uuid and timestamptz (see <see cref="ControlPlaneSchema"/>); the
 /// bounds are sent as text like every parameter and cast once.
 /// </summary>
