@@ -131,6 +131,41 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         Assert.Equal((2000L, 2000L), stored.Single());
     }
 
+    [Fact]
+    public async Task A_repeat_the_ingestor_remembers_is_looked_up_and_stored_again_when_its_row_is_gone()
+    {
+        // Keys this process has stored are looked up before the copy: a row deleted since (or a hash
+        // collision) is copied again, the stored ones are duplicates. A key holding the separator of
+        // that lookup is sent plainly and meets the unique key instead.
+        await _server.ExecuteAsync("CREATE DATABASE lookups");
+        await using var db = PostgresDatabase.Open(_server.SuperuserConnectionStringFor("lookups"), ControlPlaneSchema.Postgres);
+        using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        try
+        {
+            var now = DateTimeOffset.UtcNow;
+            UsageEvent Event(string id) => new("lookups", id, Tenant, "widgets", now, null);
+            Assert.All(await ingestor.IngestAsync([Event("k1"), Event("k2"), Event("k3"), Event("x\u001Fy")]), o => Assert.Equal(IngestOutcome.Accepted, o));
+            await _server.ExecuteAsync("DELETE FROM usage_events WHERE id = 'k2'", "lookups");
+
+            Assert.Equal(
+                [IngestOutcome.Duplicate, IngestOutcome.Accepted, IngestOutcome.Duplicate, IngestOutcome.Accepted],
+                await ingestor.IngestAsync([Event("k1"), Event("k2"), Event("k3"), Event("k4")]));
+            Assert.Equal(
+                [IngestOutcome.Duplicate, IngestOutcome.Duplicate, IngestOutcome.Accepted],
+                await ingestor.IngestAsync([Event("x\u001Fy"), Event("k1"), Event("k5")]));
+        }
+        finally
+        {
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+
+        var stored = await db.ReadAsync(c => c.QueryAsync(
+            "SELECT id FROM usage_events WHERE source = 'lookups' ORDER BY id", null, r => r.GetString(0)));
+        Assert.Equal(["k1", "k2", "k3", "k4", "k5", "x\u001Fy"], stored);
+    }
+
     /// <summary>UsageIngestor's log event: a plain insert met a stored copy, the group is written again.</summary>
     private const int StoredCopyEvent = 5006;
 

@@ -1,3 +1,6 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+
 namespace Tenantry.ControlPlane.Billing.Usage;
 
 /// <summary>
@@ -17,13 +20,12 @@ internal sealed class RecentKeys(int bits)
 
     private readonly ulong[] _slots = new ulong[1 << bits];
 
-    /// <summary>64 bits of the key, from the process's randomised string hashes.</summary>
-    public static ulong Hash(string source, string id)
-    {
-        var s = source.GetHashCode(StringComparison.Ordinal);
-        var i = id.GetHashCode(StringComparison.Ordinal);
-        return ((ulong)(uint)HashCode.Combine(s, i) << 32) | (uint)HashCode.Combine(i, s, 1);
-    }
+    /// <summary>
+    /// 64 bits of the key (XXH3 of its UTF-16 text), the same in every process: replicas sort a
+    /// group's keys by it, so they take their key locks in one order.
+    /// </summary>
+    public static ulong Hash(string source, string id) =>
+        XxHash3.HashToUInt64(MemoryMarshal.AsBytes(id.AsSpan()), (long)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(source.AsSpan())));
 
     /// <summary>Which of <paramref name="writers"/> owns the key (from bits the slot does not use).</summary>
     public static int Share(ulong hash, int writers) => (int)((uint)(hash >> 32) % (uint)writers);

@@ -23,22 +23,23 @@ public enum IngestOutcome
 /// <summary>
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
 /// and are then committed together, in one transaction: one prepared insert stepped per event
-/// (SQLite), or a binary <c>COPY</c> plus an <c>unnest</c> insert for the keys seen before
-/// (PostgreSQL). The unique (source, id) key makes a replay a no-op. A caller's task completes
-/// only after the commit. On PostgreSQL <see cref="BillingOptions.ConcurrentCommits"/>
-/// groups are committed at once, on as many connections, so the server inserts on more than one core;
-/// each writer owns a share of the keys (by hash), so two groups in flight never hold the same event.
+/// (SQLite), or a binary <c>COPY</c> (PostgreSQL). The unique (source, id) key makes a replay a
+/// no-op. A caller's task completes only after the commit. On PostgreSQL
+/// <see cref="BillingOptions.ConcurrentCommits"/> groups are committed at once, on as many
+/// connections, so the server inserts on more than one core; each writer owns a share of the keys
+/// (by hash), so two groups in flight never hold the same event.
 /// </summary>
 /// <remarks>
 /// On PostgreSQL <c>ON CONFLICT DO NOTHING</c> probes the key before each insert (a second B-tree
 /// descent, a speculative-insertion lock and WAL record per row): a third of the insert's
-/// instructions per event (callgrind, see the README's benchmark notes). So only events whose key
-/// this process has recently stored or seen stored (a fixed-size table of key hashes,
-/// <see cref="RecentKeys"/>) go through it; the others are copied in plainly (<c>COPY</c>), and
-/// the unique key still refuses a copy the table did not know of (stored before a restart or by
-/// another replica): that group's transaction fails with a unique violation and is written
-/// again with every event through <c>ON CONFLICT DO NOTHING</c>, as are this writer's next
-/// <see cref="SafeGroupsAfterConflict"/> groups.
+/// instructions per event (callgrind, see the README's benchmark notes). So events are copied in
+/// plainly (<c>COPY</c>); only those whose key this process has recently stored or seen stored (a
+/// fixed-size table of key hashes, <see cref="RecentKeys"/>) are looked up first, and copied only
+/// if missing. The unique key still refuses a copy the table did not know of (stored before a
+/// restart, by another replica, or pushed out of the table): that group's transaction fails with
+/// a unique violation and is written again with every key looked up first, as are this writer's
+/// next <see cref="CarefulGroupsAfterConflict"/> groups. Should that meet a stored copy too (another
+/// replica committed it meanwhile), the group goes through <c>ON CONFLICT DO NOTHING</c>.
 /// </remarks>
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger,
@@ -47,13 +48,20 @@ public sealed partial class UsageIngestor(
     private const string InsertOrSkipPostgres =
         "INSERT INTO usage_events (seq, source, id, tenant_id, type, time, data) SELECT * FROM unnest(@q, @s, @i, @t, @y, @m, @d) ON CONFLICT DO NOTHING RETURNING source, id";
 
+    /// <summary>The 1-based places of the keys not stored, of keys sent as two texts joined by U+001F.</summary>
+    private const string MissingPostgres =
+        "SELECT k.n FROM unnest(string_to_array(@s, E'\\x1F'), string_to_array(@i, E'\\x1F')) WITH ORDINALITY AS k(source, id, n) " +
+        "WHERE NOT EXISTS (SELECT 1 FROM usage_events u WHERE u.source = k.source AND u.id = k.id)";
+
+    private const char KeySeparator = '\u001F';
+
     private const string CopyPostgres = "COPY usage_events (seq, source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
 
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
 
-    /// <summary>Groups a writer commits all through <c>ON CONFLICT</c> after its plain insert met a stored copy.</summary>
-    private const int SafeGroupsAfterConflict = 8;
+    /// <summary>Groups a writer commits with every key looked up after its plain insert met a stored copy.</summary>
+    private const int CarefulGroupsAfterConflict = 8;
 
     private readonly Channel<Pending>[] _queues = [.. Enumerable.Range(0, db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1)
         .Select(_ => Channel.CreateUnbounded<Pending>())];
@@ -243,35 +251,37 @@ public sealed partial class UsageIngestor(
     /// Shared with the other group commits: the (source, id) key settles a race between two of
     /// them, and the closed-period check still runs apart from invoice finalisation. Rows are
     /// inserted in key order, so groups do not deadlock on keys; should the server still report a
-    /// deadlock (e.g. with another replica's group), the aborted group is written again. A plain insert
-    /// that met a stored copy (unique violation) is written again through <c>ON CONFLICT</c>.
+    /// deadlock (e.g. with another replica's group), the aborted group is written again. A copy
+    /// that met a stored copy (unique violation) is written again more carefully: with every key
+    /// looked up first, then through <c>ON CONFLICT</c>.
     /// </summary>
     private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all, ulong[]? hashes, long[]? seqs, WriterState writer)
     {
-        var plain = hashes is not null && writer.SafeGroups == 0;
-        writer.SafeGroups = Math.Max(0, writer.SafeGroups - 1);
+        var mode = writer.CarefulGroups > 0 ? InsertMode.LookUpAll : InsertMode.LookUpKnown;
+        writer.CarefulGroups = Math.Max(0, writer.CarefulGroups - 1);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, seqs, plain ? hashes : null));
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, seqs, hashes, mode));
             }
             catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
             {
                 Log.Deadlock(logger, all.Count, attempt);
             }
-            catch (DbException ex) when (ex.SqlState == UniqueViolation && plain)
+            catch (DbException ex) when (ex.SqlState == UniqueViolation && mode != InsertMode.OnConflict)
             {
-                Log.StoredCopy(logger, all.Count);
-                plain = false;
-                writer.SafeGroups = SafeGroupsAfterConflict;
+                mode = mode == InsertMode.LookUpKnown ? InsertMode.LookUpAll : InsertMode.OnConflict;
+                Log.StoredCopy(logger, all.Count, mode);
+                writer.CarefulGroups = CarefulGroupsAfterConflict;
             }
         }
     }
 
     /// <param name="seqs">PostgreSQL: each event's arrival number.</param>
-    /// <param name="hashes">Key hashes when events this process has not seen stored may be inserted plainly; null: all through ON CONFLICT.</param>
-    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[]? seqs, ulong[]? hashes)
+    /// <param name="hashes">PostgreSQL: each event's key hash.</param>
+    /// <param name="mode">PostgreSQL: how to insert.</param>
+    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[]? seqs, ulong[]? hashes, InsertMode mode)
     {
         var outcomes = new IngestOutcome[events.Count];
         var oldest = events.Min(e => BillingPeriod.Of(e.Time)).ToString();
@@ -294,7 +304,7 @@ public sealed partial class UsageIngestor(
 
         if (db.Engine == "postgresql")
         {
-            await InsertPostgresAsync(c, tx, events, seqs!, open, outcomes, hashes);
+            await InsertPostgresAsync((NpgsqlConnection)c, (NpgsqlTransaction)tx, events, seqs!, hashes!, mode, open, outcomes);
         }
         else
         {
@@ -337,65 +347,157 @@ public sealed partial class UsageIngestor(
     }
 
     /// <summary>
-    /// Rows go in (source, id) order, so group commits in flight (this process's, which hold
-    /// different keys, or another replica's) take their key locks in the same order and never wait
-    /// for each other in a cycle. Of copies of one event in the group the first to arrive is the one
-    /// stored, the others are duplicates. With <paramref name="hashes"/>, events whose key is not in
-    /// <see cref="RecentKeys"/> are inserted plainly (a stored copy fails the transaction: see
-    /// <see cref="WriteWithRetryAsync"/>), the rest through <c>ON CONFLICT DO NOTHING</c>, which
-    /// returns the (source, id) of the rows it inserted.
+    /// Rows go in the order of their key hashes (equal hashes by (source, id)), which is the same in
+    /// every process, so group commits in flight (this process's, which hold different keys, or
+    /// another replica's) take their key locks in one order and never wait for each other in a
+    /// cycle. Of copies of one event in the group the first to arrive is the one stored, the others
+    /// are duplicates. See <see cref="InsertMode"/> for which keys are looked up
+    /// (<see cref="MissingAsync"/>) before the rest is copied; a stored copy in the copy fails the
+    /// transaction (see <see cref="WriteWithRetryAsync"/>). <c>ON CONFLICT DO NOTHING</c> returns the
+    /// (source, id) of the rows it inserted.
     /// </summary>
-    private async Task InsertPostgresAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[] seqs, List<int> open, IngestOutcome[] outcomes, ulong[]? hashes)
+    private async Task InsertPostgresAsync(
+        NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, ulong[] hashes, InsertMode mode, List<int> open, IngestOutcome[] outcomes)
     {
-        var order = open.ToArray();
-        Array.Sort(order, (a, b) =>
-        {
-            var bySource = string.CompareOrdinal(events[a].Source, events[b].Source);
-            var byId = bySource != 0 ? bySource : string.CompareOrdinal(events[a].Id, events[b].Id);
-            return byId != 0 ? byId : a.CompareTo(b);
-        });
-
-        var fresh = new List<int>(order.Length);
+        var order = KeyOrder(events, hashes, open);
+        var rows = new List<int>(order.Length); // first copies, in key order
         var known = new List<int>();
         for (var k = 0; k < order.Length; k++)
         {
             var i = order[k];
-            if (k > 0 && SameKey(events[i], events[order[k - 1]]))
+            if (k > 0 && hashes[i] == hashes[order[k - 1]] && SameKey(events[i], events[order[k - 1]]))
             {
                 outcomes[i] = IngestOutcome.Duplicate;
             }
             else
             {
-                (hashes is not null && !_recent!.Contains(hashes[i]) ? fresh : known).Add(i);
-            }
-        }
-
-        if (fresh.Count > 0)
-        {
-            await CopyAsync((NpgsqlConnection)c, events, seqs, fresh);
-            foreach (var i in fresh)
-            {
-                outcomes[i] = IngestOutcome.Accepted;
-            }
-        }
-
-        if (known.Count > 0)
-        {
-            await using var insert = InsertOrSkipCommand(c, tx, events, seqs, known);
-            var inserted = new HashSet<(string, string)>(known.Count);
-            await using (var reader = await insert.ExecuteReaderAsync())
-            {
-                while (await reader.ReadAsync())
+                rows.Add(i);
+                if (mode != InsertMode.LookUpKnown || _recent!.Contains(hashes[i]))
                 {
-                    inserted.Add((reader.GetString(0), reader.GetString(1)));
+                    known.Add(i);
                 }
             }
+        }
 
-            foreach (var i in known)
+        if (mode != InsertMode.OnConflict)
+        {
+            var stored = new HashSet<int>(known);
+            if (known.Count > 0)
             {
-                outcomes[i] = inserted.Contains((events[i].Source, events[i].Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+                stored.ExceptWith(await MissingAsync(c, tx, events, known));
+            }
+
+            var copy = stored.Count == 0 ? rows : rows.FindAll(i => !stored.Contains(i));
+            if (copy.Count > 0)
+            {
+                await CopyAsync(c, events, seqs, copy);
+            }
+
+            foreach (var i in rows)
+            {
+                outcomes[i] = stored.Contains(i) ? IngestOutcome.Duplicate : IngestOutcome.Accepted;
+            }
+
+            return;
+        }
+
+        await using var insert = InsertOrSkipCommand(c, tx, events, seqs, rows);
+        var inserted = new HashSet<(string, string)>(rows.Count);
+        await using (var reader = await insert.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                inserted.Add((reader.GetString(0), reader.GetString(1)));
             }
         }
+
+        foreach (var i in rows)
+        {
+            outcomes[i] = inserted.Contains((events[i].Source, events[i].Id)) ? IngestOutcome.Accepted : IngestOutcome.Duplicate;
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="open"/> sorted by key hash (a primitive sort, no comparison delegate); runs of
+    /// equal hashes, which are repeats of one event or (rarely) a collision, by (source, id, arrival).
+    /// </summary>
+    private static int[] KeyOrder(List<UsageEvent> events, ulong[] hashes, List<int> open)
+    {
+        var order = open.ToArray();
+        var keys = new ulong[order.Length];
+        for (var k = 0; k < order.Length; k++)
+        {
+            keys[k] = hashes[order[k]];
+        }
+
+        Array.Sort(keys, order);
+        for (var start = 0; start < keys.Length;)
+        {
+            var end = start + 1;
+            while (end < keys.Length && keys[end] == keys[start])
+            {
+                end++;
+            }
+
+            if (end - start > 1)
+            {
+                Array.Sort(order, start, end - start, Comparer<int>.Create((a, b) =>
+                {
+                    var bySource = string.CompareOrdinal(events[a].Source, events[b].Source);
+                    var byId = bySource != 0 ? bySource : string.CompareOrdinal(events[a].Id, events[b].Id);
+                    return byId != 0 ? byId : a.CompareTo(b);
+                }));
+            }
+
+            start = end;
+        }
+
+        return order;
+    }
+
+    /// <summary>
+    /// Which of the events at <paramref name="rows"/> are not stored: one lookup of their keys, sent
+    /// as two texts joined by U+001F (which the API refuses in sources and ids; a key holding it
+    /// is reported missing, and its copy then meets the unique key like any stored copy would).
+    /// Cheaper than an <c>ON CONFLICT</c> insert of typed arrays: no array parameters, no
+    /// speculative insert, and only the (usually few) missing ones come back.
+    /// </summary>
+    private static async Task<List<int>> MissingAsync(NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, List<int> rows)
+    {
+        var sources = new System.Text.StringBuilder();
+        var ids = new System.Text.StringBuilder();
+        var separable = true;
+        foreach (var i in rows)
+        {
+            var e = events[i];
+            separable &= !e.Source.Contains(KeySeparator, StringComparison.Ordinal) && !e.Id.Contains(KeySeparator, StringComparison.Ordinal);
+            sources.Append(e.Source).Append(KeySeparator);
+            ids.Append(e.Id).Append(KeySeparator);
+        }
+
+        if (!separable)
+        {
+            return rows;
+        }
+
+        sources.Length--;
+        ids.Length--;
+        await using var lookup = new NpgsqlCommand(MissingPostgres, c, tx)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter<string>("s", NpgsqlDbType.Text) { TypedValue = sources.ToString() },
+                new NpgsqlParameter<string>("i", NpgsqlDbType.Text) { TypedValue = ids.ToString() },
+            },
+        };
+        var missing = new List<int>();
+        await using var reader = await lookup.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            missing.Add(rows[(int)reader.GetInt64(0) - 1]);
+        }
+
+        return missing;
     }
 
     /// <summary>
@@ -504,7 +606,20 @@ public sealed partial class UsageIngestor(
 
     private sealed class WriterState
     {
-        public int SafeGroups { get; set; }
+        public int CarefulGroups { get; set; }
+    }
+
+    /// <summary>How a group goes into PostgreSQL, from the cheapest to the surest.</summary>
+    private enum InsertMode
+    {
+        /// <summary>Keys in <see cref="RecentKeys"/> are looked up first, the missing ones copied with the rest.</summary>
+        LookUpKnown,
+
+        /// <summary>Every key is looked up first, the missing ones copied.</summary>
+        LookUpAll,
+
+        /// <summary>Every event through <c>ON CONFLICT DO NOTHING</c> (a stored copy does not fail the group).</summary>
+        OnConflict,
     }
 
     private static partial class Log
@@ -512,8 +627,8 @@ public sealed partial class UsageIngestor(
         [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
         public static partial void CommitFailed(ILogger logger, int count, Exception exception);
 
-        [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "Committing {Count} usage events met a stored copy of an event in a plain insert; the group is written again through ON CONFLICT")]
-        public static partial void StoredCopy(ILogger logger, int count);
+        [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "Committing {Count} usage events met a stored copy of an event in a plain insert; the group is written again ({Mode})")]
+        public static partial void StoredCopy(ILogger logger, int count, InsertMode mode);
 
         [LoggerMessage(EventId = 5005, Level = LogLevel.Information, Message = "Committing {Count} usage events met a deadlock with another group commit; attempt {Attempt} is retried")]
         public static partial void Deadlock(ILogger logger, int count, int attempt);
