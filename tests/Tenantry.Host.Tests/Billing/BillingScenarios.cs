@@ -177,7 +177,7 @@ public abstract class BillingScenarios : IAsyncLifetime
     {
         await CreateMeterAsync("widgets", "sum", "n");
         await Client.CreateActiveTenantAsync("order-co");
-        const string body = """
+        var body = """
             [
               {"data": {"n": "4"}, "subject": "order-co", "time": null, "type": "widgets", "source": "test", "id": "data-first"},
               {"id": "first", "id": "repeated", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1, "n": 2}, "extra": {"x": [1, {"y": null}]}},
@@ -185,20 +185,24 @@ public abstract class BillingScenarios : IAsyncLifetime
               {"id": "control\u0001", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1}},
               {"id": "no-data", "source": "test", "type": "widgets", "subject": "order-co"},
               {"id": "array-data", "source": "test", "type": "widgets", "subject": "order-co", "data": [1]},
-              {"id": "number-time", "source": "test", "type": "widgets", "subject": "order-co", "time": 42, "data": {"n": 1}}
+              {"id": "number-time", "source": "test", "type": "widgets", "subject": "order-co", "time": 42, "data": {"n": 1}},
+              {"id": "escaped-values", "source": "t\u0065st", "type": "widgets", "subject": "order\u002Dco", "data": {"n": 10}},
+              {"id": "long-source-1", "source": "LONG", "type": "widgets", "subject": "order-co", "data": {"n": 1}},
+              {"id": "long-source-2", "source": "LONG", "type": "widgets", "subject": "order-co", "data": {"n": 1}}
             ]
-            """;
+            """.Replace("LONG", new string('s', 201), StringComparison.Ordinal);
         using var response = await Client.PostAsync(new Uri("/v1/usage/events", UriKind.Relative), new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
         Assert.True(response.StatusCode == HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
         var reply = await response.JsonAsync();
-        Assert.Equal(3, reply.GetProperty("accepted").GetInt32());
+        Assert.Equal(4, reply.GetProperty("accepted").GetInt32());
         var rejected = reply.GetProperty("rejected").EnumerateArray().ToList();
-        Assert.Equal([3, 4, 5, 6], rejected.Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Equal([3, 4, 5, 6, 8, 9], rejected.Select(r => r.GetProperty("index").GetInt32()));
         Assert.Contains("id", rejected[0].GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.Contains("data.n", rejected[1].GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.Contains("data", rejected[2].GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.Contains("time", rejected[3].GetProperty("reason").GetString(), StringComparison.Ordinal);
-        Assert.Equal(9m, await UsageTotalAsync("order-co", "widgets"));
+        Assert.All(rejected[4..], r => Assert.Contains("source", r.GetProperty("reason").GetString(), StringComparison.Ordinal));
+        Assert.Equal(19m, await UsageTotalAsync("order-co", "widgets"));
 
         // The repeated id counted as its last value: that is the event a replay hits.
         var replay = await SendAsync([Event("repeated", "order-co", new { n = 2 })]);
@@ -211,7 +215,7 @@ public abstract class BillingScenarios : IAsyncLifetime
             Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         }
 
-        Assert.Equal(9m, await UsageTotalAsync("order-co", "widgets"));
+        Assert.Equal(19m, await UsageTotalAsync("order-co", "widgets"));
     }
 
     [Fact]

@@ -89,6 +89,7 @@ internal static class EventBatchReader
     /// <summary>The per-request inputs of the checks, and the meters of the last event type seen (batches repeat types).</summary>
     private sealed class Checks(BillingCatalog.Snapshot snapshot, DateTimeOffset now, DateTimeOffset openFrom, DateTimeOffset latest)
     {
+        private readonly Repeated _sources = new(), _types = new(), _subjects = new();
         private string? _lastType;
         private Meter[] _lastMeters = [];
         private byte[][] _lastProperties = [];
@@ -109,15 +110,15 @@ internal static class EventBatchReader
                 }
                 else if (reader.ValueTextEquals("source"u8))
                 {
-                    source = Text(ref reader);
+                    source = _sources.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("type"u8))
                 {
-                    type = Text(ref reader);
+                    type = _types.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("subject"u8))
                 {
-                    subject = Text(ref reader);
+                    subject = _subjects.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("time"u8))
                 {
@@ -231,10 +232,45 @@ internal static class EventBatchReader
         }
     }
 
-    /// <summary>A string of 1-<see cref="MaxField"/> characters without control characters, or null; the reader moves past the value.</summary>
-    private static string? Text(ref Utf8JsonReader reader)
+    /// <summary>
+    /// <see cref="Text"/> for a field whose value batches mostly repeat (source, type, subject): a
+    /// value spelt byte for byte like the last one read is that same (already checked) string.
+    /// </summary>
+    private sealed class Repeated
     {
-        reader.Read();
+        private byte[] _utf8 = [];
+        private string? _value;
+
+        public string? Text(ref Utf8JsonReader reader)
+        {
+            reader.Read();
+            if (_value is not null && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence
+                && reader.ValueSpan.SequenceEqual(_utf8))
+            {
+                return _value;
+            }
+
+            var isPlain = reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence;
+            var utf8 = isPlain ? reader.ValueSpan : default;
+            var value = EventBatchReader.Text(ref reader, moved: true);
+            if (value is not null && isPlain)
+            {
+                (_utf8, _value) = (utf8.ToArray(), value);
+            }
+
+            return value;
+        }
+    }
+
+    /// <summary>A string of 1-<see cref="MaxField"/> characters without control characters, or null; the reader moves past the value.</summary>
+    /// <param name="moved">The reader is on the value already.</param>
+    private static string? Text(ref Utf8JsonReader reader, bool moved = false)
+    {
+        if (!moved)
+        {
+            reader.Read();
+        }
+
         if (reader.TokenType != JsonTokenType.String)
         {
             reader.Skip();

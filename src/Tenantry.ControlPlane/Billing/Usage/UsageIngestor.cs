@@ -38,8 +38,10 @@ public enum IngestOutcome
 /// if missing. The unique key still refuses a copy the table did not know of (stored before a
 /// restart, by another replica, or pushed out of the table): that group's transaction fails with
 /// a unique violation and is written again with every key looked up first, as are this writer's
-/// next <see cref="CarefulGroupsAfterConflict"/> groups. Should that meet a stored copy too (another
-/// replica committed it meanwhile), the group goes through <c>ON CONFLICT DO NOTHING</c>.
+/// next groups until one finds no stored copy the table did not know of (so a client replaying
+/// what an earlier process stored costs look-ups, not a failed copy per group). Should a group with
+/// every key looked up still meet a stored copy (another replica committed it meanwhile), it goes
+/// through <c>ON CONFLICT DO NOTHING</c>.
 /// </remarks>
 public sealed partial class UsageIngestor(
     IControlPlaneDatabase db, BillingCatalog catalog, Microsoft.Extensions.Options.IOptions<BillingOptions> options, ILogger<UsageIngestor> logger,
@@ -59,9 +61,6 @@ public sealed partial class UsageIngestor(
 
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
-
-    /// <summary>Groups a writer commits with every key looked up after its plain insert met a stored copy.</summary>
-    private const int CarefulGroupsAfterConflict = 8;
 
     private readonly Channel<Pending>[] _queues = [.. Enumerable.Range(0, db.Engine == "postgresql" ? options.Value.ConcurrentCommits : 1)
         .Select(_ => Channel.CreateUnbounded<Pending>())];
@@ -257,13 +256,12 @@ public sealed partial class UsageIngestor(
     /// </summary>
     private async Task<IngestOutcome[]> WriteWithRetryAsync(List<UsageEvent> all, ulong[]? hashes, long[]? seqs, WriterState writer)
     {
-        var mode = writer.CarefulGroups > 0 ? InsertMode.LookUpAll : InsertMode.LookUpKnown;
-        writer.CarefulGroups = Math.Max(0, writer.CarefulGroups - 1);
+        var mode = writer.Careful ? InsertMode.LookUpAll : InsertMode.LookUpKnown;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, seqs, hashes, mode));
+                return await db.WriteSharedAsync((c, tx) => WriteGroupAsync(c, tx, all, seqs, hashes, mode, writer));
             }
             catch (DbException ex) when (ex.SqlState == DeadlockDetected && attempt < 3)
             {
@@ -273,7 +271,7 @@ public sealed partial class UsageIngestor(
             {
                 mode = mode == InsertMode.LookUpKnown ? InsertMode.LookUpAll : InsertMode.OnConflict;
                 Log.StoredCopy(logger, all.Count, mode);
-                writer.CarefulGroups = CarefulGroupsAfterConflict;
+                writer.Careful = true;
             }
         }
     }
@@ -281,7 +279,8 @@ public sealed partial class UsageIngestor(
     /// <param name="seqs">PostgreSQL: each event's arrival number.</param>
     /// <param name="hashes">PostgreSQL: each event's key hash.</param>
     /// <param name="mode">PostgreSQL: how to insert.</param>
-    private async Task<IngestOutcome[]> WriteGroupAsync(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[]? seqs, ulong[]? hashes, InsertMode mode)
+    private async Task<IngestOutcome[]> WriteGroupAsync(
+        DbConnection c, DbTransaction tx, List<UsageEvent> events, long[]? seqs, ulong[]? hashes, InsertMode mode, WriterState writer)
     {
         var outcomes = new IngestOutcome[events.Count];
         var oldest = events.Min(e => BillingPeriod.Of(e.Time)).ToString();
@@ -304,7 +303,7 @@ public sealed partial class UsageIngestor(
 
         if (db.Engine == "postgresql")
         {
-            await InsertPostgresAsync((NpgsqlConnection)c, (NpgsqlTransaction)tx, events, seqs!, hashes!, mode, open, outcomes);
+            await InsertPostgresAsync((NpgsqlConnection)c, (NpgsqlTransaction)tx, events, seqs!, hashes!, mode, writer, open, outcomes);
         }
         else
         {
@@ -357,7 +356,7 @@ public sealed partial class UsageIngestor(
     /// (source, id) of the rows it inserted.
     /// </summary>
     private async Task InsertPostgresAsync(
-        NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, ulong[] hashes, InsertMode mode, List<int> open, IngestOutcome[] outcomes)
+        NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, ulong[] hashes, InsertMode mode, WriterState writer, List<int> open, IngestOutcome[] outcomes)
     {
         var order = KeyOrder(events, hashes, open);
         var rows = new List<int>(order.Length); // first copies, in key order
@@ -385,6 +384,12 @@ public sealed partial class UsageIngestor(
             if (known.Count > 0)
             {
                 stored.ExceptWith(await MissingAsync(c, tx, events, known));
+            }
+
+            if (mode == InsertMode.LookUpAll)
+            {
+                // Stored copies the table did not know of: stay careful while they keep coming.
+                writer.Careful = stored.Any(i => !_recent!.Contains(hashes[i]));
             }
 
             var copy = stored.Count == 0 ? rows : rows.FindAll(i => !stored.Contains(i));
@@ -606,7 +611,8 @@ public sealed partial class UsageIngestor(
 
     private sealed class WriterState
     {
-        public int CarefulGroups { get; set; }
+        /// <summary>Look every key up: the last group met stored copies that <see cref="RecentKeys"/> did not know of.</summary>
+        public bool Careful { get; set; }
     }
 
     /// <summary>How a group goes into PostgreSQL, from the cheapest to the surest.</summary>
