@@ -166,6 +166,51 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         Assert.Equal(["k1", "k2", "k3", "k4", "k5", "x\u001Fy"], stored);
     }
 
+    [Fact]
+    public async Task The_binary_copy_stores_every_field_as_sent_across_chunks_and_large_rows()
+    {
+        // UsageCopyFormat writes PostgreSQL's binary COPY format itself: read every field back.
+        await _server.ExecuteAsync("CREATE DATABASE copyformat");
+        await using var db = PostgresDatabase.Open(_server.SuperuserConnectionStringFor("copyformat"), ControlPlaneSchema.Postgres);
+        using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        var other = Guid.Parse("ffeeddcc-bbaa-4998-8877-665544332211");
+        var before2000 = new DateTime(1999, 12, 31, 23, 59, 59, DateTimeKind.Utc).AddTicks(9_999_995);
+        var large = "{\"blob\":\"" + new string('x', 200_000) + "\"}";
+        var events = new List<UsageEvent>
+        {
+            new("sourcé/✓", "id-𝄞", other, "wídgets", new DateTimeOffset(before2000), null),
+            new("copy", "large", Tenant, "widgets", DateTimeOffset.UnixEpoch.AddYears(56).AddTicks(7), large),
+        };
+        events.AddRange(Enumerable.Range(0, 3000).Select(i =>
+            new UsageEvent("copy", $"e{i}", Tenant, "widgets", DateTimeOffset.UnixEpoch.AddYears(56).AddSeconds(i), $$"""{"n":{{i}},"note":"ünïcödé"}""")));
+        try
+        {
+            Assert.All(await ingestor.IngestAsync(events), o => Assert.Equal(IngestOutcome.Accepted, o));
+        }
+        finally
+        {
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+
+        var rows = (await db.ReadAsync(c => c.QueryAsync(
+                "SELECT source, id, tenant_id, type, time, data FROM usage_events", null,
+                r => (Source: r.GetString(0), Id: r.GetString(1), Tenant: r.GetGuid(2), Type: r.GetString(3),
+                    Time: r.GetFieldValue<DateTime>(4), Data: r.IsDBNull(5) ? null : r.GetString(5)))))
+            .ToDictionary(r => r.Id);
+        Assert.Equal(3002, rows.Count);
+        Assert.Equal(("sourcé/✓", other, "wídgets", before2000.AddTicks(-5), (string?)null),
+            (rows["id-𝄞"].Source, rows["id-𝄞"].Tenant, rows["id-𝄞"].Type, rows["id-𝄞"].Time, rows["id-𝄞"].Data));
+        Assert.Equal(large, rows["large"].Data);
+        Assert.Equal(DateTime.UnixEpoch.AddYears(56), rows["large"].Time); // 7 ticks (0.7 µs) truncated
+        Assert.All(Enumerable.Range(0, 3000), i =>
+        {
+            var row = rows[$"e{i}"];
+            Assert.Equal((Tenant, DateTime.UnixEpoch.AddYears(56).AddSeconds(i), $$"""{"n":{{i}},"note":"ünïcödé"}"""), (row.Tenant, row.Time, row.Data));
+        });
+    }
+
     /// <summary>UsageIngestor's log event: a plain insert met a stored copy, the group is written again.</summary>
     private const int StoredCopyEvent = 5006;
 

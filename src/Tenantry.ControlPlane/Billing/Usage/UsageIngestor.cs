@@ -57,8 +57,6 @@ public sealed partial class UsageIngestor(
 
     private const char KeySeparator = '\u001F';
 
-    private const string CopyPostgres = "COPY usage_events (seq, source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
-
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
 
@@ -507,38 +505,12 @@ public sealed partial class UsageIngestor(
 
     /// <summary>
     /// The events at <paramref name="rows"/>, in that order, by binary <c>COPY</c> into the open
-    /// transaction: the server adds them to the heap a page at a time (one WAL record per page, no
-    /// executor per row), then to the indexes. A stored copy of one of them fails the COPY, and with
-    /// it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
+    /// transaction (<see cref="UsageCopyFormat"/>): the server adds them to the heap a page at a
+    /// time (one WAL record per page, no executor per row), then to the indexes. A stored copy of one
+    /// of them fails the COPY, and with it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
     /// </summary>
-    private static async Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, long[] seqs, List<int> rows)
-    {
-        await using var copy = await c.BeginBinaryImportAsync(CopyPostgres);
-        foreach (var i in rows)
-        {
-            var e = events[i];
-            await copy.StartRowAsync();
-            await copy.WriteAsync(seqs[i], NpgsqlDbType.Bigint);
-            await copy.WriteAsync(e.Source, NpgsqlDbType.Text);
-            await copy.WriteAsync(e.Id, NpgsqlDbType.Text);
-            await copy.WriteAsync(e.TenantId, NpgsqlDbType.Uuid);
-            await copy.WriteAsync(e.Type, NpgsqlDbType.Text);
-            await copy.WriteAsync(PostgresTime(e.Time), NpgsqlDbType.TimestampTz);
-            if (e.Data is null)
-            {
-                await copy.WriteNullAsync();
-            }
-            else
-            {
-                await copy.WriteAsync(e.Data, NpgsqlDbType.Text);
-            }
-        }
-
-        await copy.CompleteAsync();
-    }
-
-    /// <summary>PostgreSQL keeps microseconds; truncating (never rounding up) keeps the event in its period.</summary>
-    private static DateTime PostgresTime(DateTimeOffset time) => new(time.UtcTicks - (time.UtcTicks % 10), DateTimeKind.Utc);
+    private static Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, long[] seqs, List<int> rows) =>
+        UsageCopyFormat.CopyAsync(c, "usage_events", events, seqs, rows);
 
     private static bool SameKey(UsageEvent a, UsageEvent b) =>
         string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
@@ -566,7 +538,7 @@ public sealed partial class UsageIngestor(
             ids[k] = e.Id;
             tenants[k] = e.TenantId;
             types[k] = e.Type;
-            times[k] = PostgresTime(e.Time);
+            times[k] = UsageCopyFormat.PostgresTime(e.Time);
             data[k] = e.Data;
         }
 
