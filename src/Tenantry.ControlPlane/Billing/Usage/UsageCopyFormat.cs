@@ -14,8 +14,8 @@ namespace Tenantry.ControlPlane.Billing.Usage;
 /// </summary>
 internal static class UsageCopyFormat
 {
-    /// <summary>The columns, in the order each row writes them.</summary>
-    public const string Columns = "seq, source, id, tenant_id, type, time, data";
+    /// <summary>The columns in the order each row writes them.</summary>
+    private const string Copy = "COPY usage_events (seq, source, id, tenant_id, type, time, data) FROM STDIN (FORMAT BINARY)";
 
     private const int ChunkBytes = 64 * 1024;
     private const short FieldCount = 7;
@@ -26,11 +26,11 @@ internal static class UsageCopyFormat
     /// <summary>PostgreSQL's epoch for timestamps.</summary>
     private static readonly long PostgresEpochTicks = new DateTime(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
 
-    /// <summary>Copies the events at <paramref name="rows"/>, in that order, with their arrival numbers, into <c>table</c>.</summary>
-    public static async Task CopyAsync(NpgsqlConnection c, string table, IReadOnlyList<UsageEvent> events, long[] seqs, List<int> rows)
+    /// <summary>Copies the events at <paramref name="rows"/>, in that order, with their arrival numbers, into <c>usage_events</c>.</summary>
+    public static async Task CopyAsync(NpgsqlConnection c, IReadOnlyList<UsageEvent> events, long[] seqs, List<int> rows)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        var stream = await c.BeginRawBinaryCopyAsync($"COPY {table} ({Columns}) FROM STDIN (FORMAT BINARY)");
+        var stream = await c.BeginRawBinaryCopyAsync(Copy);
         try
         {
             Header.CopyTo(buffer, 0);

@@ -510,7 +510,7 @@ public sealed partial class UsageIngestor(
     /// of them fails the COPY, and with it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
     /// </summary>
     private static Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, long[] seqs, List<int> rows) =>
-        UsageCopyFormat.CopyAsync(c, "usage_events", events, seqs, rows);
+        UsageCopyFormat.CopyAsync(c, events, seqs, rows);
 
     private static bool SameKey(UsageEvent a, UsageEvent b) =>
         string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
