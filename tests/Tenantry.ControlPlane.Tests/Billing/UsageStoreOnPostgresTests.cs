@@ -137,12 +137,8 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         // Keys this process has stored are looked up before the copy: a row deleted since (or a hash
         // collision) is copied again, the stored ones are duplicates. A key holding the separator of
         // that lookup is sent plainly and meets the unique key instead.
-        await _server.ExecuteAsync("CREATE DATABASE lookups");
-        await using var db = PostgresDatabase.Open(_server.SuperuserConnectionStringFor("lookups"), ControlPlaneSchema.Postgres);
-        using var catalog = new BillingCatalog(db, TimeProvider.System);
-        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
-        await ingestor.StartAsync(CancellationToken.None);
-        try
+        await using var db = await CreateDatabaseAsync("lookups");
+        await WithIngestorAsync(db, async ingestor =>
         {
             var now = DateTimeOffset.UtcNow;
             UsageEvent Event(string id) => new("lookups", id, Tenant, "widgets", now, null);
@@ -155,11 +151,7 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
             Assert.Equal(
                 [IngestOutcome.Duplicate, IngestOutcome.Duplicate, IngestOutcome.Accepted],
                 await ingestor.IngestAsync([Event("x\u001Fy"), Event("k1"), Event("k5")]));
-        }
-        finally
-        {
-            await ingestor.StopAsync(CancellationToken.None);
-        }
+        });
 
         var stored = await db.ReadAsync(c => c.QueryAsync(
             "SELECT id FROM usage_events WHERE source = 'lookups' ORDER BY id", null, r => r.GetString(0)));
@@ -170,11 +162,7 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
     public async Task The_binary_copy_stores_every_field_as_sent_across_chunks_and_large_rows()
     {
         // UsageCopyFormat writes PostgreSQL's binary COPY format itself: read every field back.
-        await _server.ExecuteAsync("CREATE DATABASE copyformat");
-        await using var db = PostgresDatabase.Open(_server.SuperuserConnectionStringFor("copyformat"), ControlPlaneSchema.Postgres);
-        using var catalog = new BillingCatalog(db, TimeProvider.System);
-        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
-        await ingestor.StartAsync(CancellationToken.None);
+        await using var db = await CreateDatabaseAsync("copyformat");
         var other = Guid.Parse("ffeeddcc-bbaa-4998-8877-665544332211");
         var before2000 = new DateTime(1999, 12, 31, 23, 59, 59, DateTimeKind.Utc).AddTicks(9_999_995);
         var large = "{\"blob\":\"" + new string('x', 200_000) + "\"}";
@@ -185,14 +173,8 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         };
         events.AddRange(Enumerable.Range(0, 3000).Select(i =>
             new UsageEvent("copy", $"e{i}", Tenant, "widgets", DateTimeOffset.UnixEpoch.AddYears(56).AddSeconds(i), $$"""{"n":{{i}},"note":"ünïcödé"}""")));
-        try
-        {
-            Assert.All(await ingestor.IngestAsync(events), o => Assert.Equal(IngestOutcome.Accepted, o));
-        }
-        finally
-        {
-            await ingestor.StopAsync(CancellationToken.None);
-        }
+        await WithIngestorAsync(db, async ingestor =>
+            Assert.All(await ingestor.IngestAsync(events), o => Assert.Equal(IngestOutcome.Accepted, o)));
 
         var rows = (await db.ReadAsync(c => c.QueryAsync(
                 "SELECT source, id, tenant_id, type, time, data FROM usage_events", null,
@@ -209,6 +191,29 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
             var row = rows[$"e{i}"];
             Assert.Equal((Tenant, DateTime.UnixEpoch.AddYears(56).AddSeconds(i), $$"""{"n":{{i}},"note":"ünïcödé"}"""), (row.Tenant, row.Time, row.Data));
         });
+    }
+
+    /// <summary>A new database on the private server with the control-plane tables.</summary>
+    private async Task<PostgresDatabase> CreateDatabaseAsync(string name)
+    {
+        await _server.ExecuteAsync($"CREATE DATABASE {name}");
+        return PostgresDatabase.Open(_server.SuperuserConnectionStringFor(name), ControlPlaneSchema.Postgres);
+    }
+
+    /// <summary>Runs <paramref name="use"/> with an ingestor started on <paramref name="db"/>, stopped afterwards.</summary>
+    private static async Task WithIngestorAsync(PostgresDatabase db, Func<UsageIngestor, Task> use)
+    {
+        using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        try
+        {
+            await use(ingestor);
+        }
+        finally
+        {
+            await ingestor.StopAsync(CancellationToken.None);
+        }
     }
 
     /// <summary>UsageIngestor's log event: a plain insert met a stored copy, the group is written again.</summary>
