@@ -244,14 +244,13 @@ internal static class EventBatchReader
         public string? Text(ref Utf8JsonReader reader)
         {
             reader.Read();
-            if (_value is not null && reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence
-                && reader.ValueSpan.SequenceEqual(_utf8))
+            var isPlain = reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence;
+            var utf8 = isPlain ? reader.ValueSpan : default;
+            if (_value is not null && isPlain && utf8.SequenceEqual(_utf8))
             {
                 return _value;
             }
 
-            var isPlain = reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped && !reader.HasValueSequence;
-            var utf8 = isPlain ? reader.ValueSpan : default;
             var value = EventBatchReader.Text(ref reader, moved: true);
             if (value is not null && isPlain)
             {

@@ -26,7 +26,12 @@ internal static class UsageCopyFormat
     /// <summary>PostgreSQL's epoch for timestamps.</summary>
     private static readonly long PostgresEpochTicks = new DateTime(2000, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
 
-    /// <summary>Copies the events at <paramref name="rows"/>, in that order, with their arrival numbers, into <c>usage_events</c>.</summary>
+    /// <summary>
+    /// Copies the events at <paramref name="rows"/>, in that order, with their arrival numbers, into
+    /// <c>usage_events</c> in the open transaction: the server adds them to the heap a page at a time
+    /// (one WAL record per page, no executor per row), then to the indexes. A stored copy of one of
+    /// them fails the copy, and with it the transaction, on the primary key.
+    /// </summary>
     public static async Task CopyAsync(NpgsqlConnection c, IReadOnlyList<UsageEvent> events, long[] seqs, List<int> rows)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);

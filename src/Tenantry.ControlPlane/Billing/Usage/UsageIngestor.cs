@@ -209,7 +209,7 @@ public sealed partial class UsageIngestor(
         metrics?.UsageCommitted(all, outcomes, Stopwatch.GetElapsedTime(started));
         if (hashes is not null)
         {
-            // Stored now, either by this group or before it: a later copy goes through ON CONFLICT.
+            // Stored now, either by this group or before it: a later copy is looked up before the copy.
             for (var i = 0; i < hashes.Length; i++)
             {
                 if (outcomes[i] != IngestOutcome.PeriodClosed)
@@ -350,15 +350,13 @@ public sealed partial class UsageIngestor(
     /// cycle. Of copies of one event in the group the first to arrive is the one stored, the others
     /// are duplicates. See <see cref="InsertMode"/> for which keys are looked up
     /// (<see cref="MissingAsync"/>) before the rest is copied; a stored copy in the copy fails the
-    /// transaction (see <see cref="WriteWithRetryAsync"/>). <c>ON CONFLICT DO NOTHING</c> returns the
-    /// (source, id) of the rows it inserted.
+    /// transaction (see <see cref="WriteWithRetryAsync"/>).
     /// </summary>
     private async Task InsertPostgresAsync(
         NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, ulong[] hashes, InsertMode mode, WriterState writer, List<int> open, IngestOutcome[] outcomes)
     {
         var order = KeyOrder(events, hashes, open);
         var rows = new List<int>(order.Length); // first copies, in key order
-        var known = new List<int>();
         for (var k = 0; k < order.Length; k++)
         {
             var i = order[k];
@@ -369,41 +367,46 @@ public sealed partial class UsageIngestor(
             else
             {
                 rows.Add(i);
-                if (mode != InsertMode.LookUpKnown || _recent!.Contains(hashes[i]))
-                {
-                    known.Add(i);
-                }
             }
         }
 
-        if (mode != InsertMode.OnConflict)
+        if (mode == InsertMode.OnConflict)
         {
-            var stored = new HashSet<int>(known);
-            if (known.Count > 0)
-            {
-                stored.ExceptWith(await MissingAsync(c, tx, events, known));
-            }
-
-            if (mode == InsertMode.LookUpAll)
-            {
-                // Stored copies the table did not know of: stay careful while they keep coming.
-                writer.Careful = stored.Any(i => !_recent!.Contains(hashes[i]));
-            }
-
-            var copy = stored.Count == 0 ? rows : rows.FindAll(i => !stored.Contains(i));
-            if (copy.Count > 0)
-            {
-                await CopyAsync(c, events, seqs, copy);
-            }
-
-            foreach (var i in rows)
-            {
-                outcomes[i] = stored.Contains(i) ? IngestOutcome.Duplicate : IngestOutcome.Accepted;
-            }
-
+            await InsertOrSkipAsync(c, tx, events, seqs, rows, outcomes);
             return;
         }
 
+        var known = mode == InsertMode.LookUpAll ? rows : rows.FindAll(i => _recent!.Contains(hashes[i]));
+        var stored = new HashSet<int>(known);
+        if (known.Count > 0)
+        {
+            stored.ExceptWith(await MissingAsync(c, tx, events, known));
+        }
+
+        if (mode == InsertMode.LookUpAll)
+        {
+            // Stored copies the table did not know of: stay careful while they keep coming.
+            writer.Careful = stored.Any(i => !_recent!.Contains(hashes[i]));
+        }
+
+        var copy = stored.Count == 0 ? rows : rows.FindAll(i => !stored.Contains(i));
+        if (copy.Count > 0)
+        {
+            await UsageCopyFormat.CopyAsync(c, events, seqs, copy);
+        }
+
+        foreach (var i in rows)
+        {
+            outcomes[i] = stored.Contains(i) ? IngestOutcome.Duplicate : IngestOutcome.Accepted;
+        }
+    }
+
+    /// <summary>
+    /// The events at <paramref name="rows"/> through <c>ON CONFLICT DO NOTHING</c>: a stored copy
+    /// does not fail the group; the rows it inserted are the accepted ones.
+    /// </summary>
+    private static async Task InsertOrSkipAsync(NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, List<int> rows, IngestOutcome[] outcomes)
+    {
         await using var insert = InsertOrSkipCommand(c, tx, events, seqs, rows);
         var inserted = new HashSet<(string, string)>(rows.Count);
         await using (var reader = await insert.ExecuteReaderAsync())
@@ -503,15 +506,6 @@ public sealed partial class UsageIngestor(
         return missing;
     }
 
-    /// <summary>
-    /// The events at <paramref name="rows"/>, in that order, by binary <c>COPY</c> into the open
-    /// transaction (<see cref="UsageCopyFormat"/>): the server adds them to the heap a page at a
-    /// time (one WAL record per page, no executor per row), then to the indexes. A stored copy of one
-    /// of them fails the COPY, and with it the transaction, on the primary key (see <see cref="WriteWithRetryAsync"/>).
-    /// </summary>
-    private static Task CopyAsync(NpgsqlConnection c, List<UsageEvent> events, long[] seqs, List<int> rows) =>
-        UsageCopyFormat.CopyAsync(c, events, seqs, rows);
-
     private static bool SameKey(UsageEvent a, UsageEvent b) =>
         string.Equals(a.Source, b.Source, StringComparison.Ordinal) && string.Equals(a.Id, b.Id, StringComparison.Ordinal);
 
@@ -520,7 +514,7 @@ public sealed partial class UsageIngestor(
     /// uuid, times as timestamptz; see <see cref="ControlPlaneSchema"/>) of the events at
     /// <paramref name="rows"/>, in that order.
     /// </summary>
-    private static NpgsqlCommand InsertOrSkipCommand(DbConnection c, DbTransaction tx, List<UsageEvent> events, long[] seqs, List<int> rows)
+    private static NpgsqlCommand InsertOrSkipCommand(NpgsqlConnection c, NpgsqlTransaction tx, List<UsageEvent> events, long[] seqs, List<int> rows)
     {
         var n = rows.Count;
         var numbers = new long[n];
@@ -542,7 +536,7 @@ public sealed partial class UsageIngestor(
             data[k] = e.Data;
         }
 
-        return new NpgsqlCommand(InsertOrSkipPostgres, (NpgsqlConnection)c, (NpgsqlTransaction)tx)
+        return new NpgsqlCommand(InsertOrSkipPostgres, c, tx)
         {
             Parameters =
             {
