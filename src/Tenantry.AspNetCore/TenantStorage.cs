@@ -83,6 +83,8 @@ public static class TenantStorage
         var staging = Path.Combine(Path.GetFullPath(dataDir), "tenants", StagingFolder);
         Directory.CreateDirectory(staging);
         var temp = Path.Combine(staging, Guid.NewGuid().ToString("N") + ".upload");
+        // The file it replaces is counted already: its size is credit the new bytes use first.
+        var credit = quota is not null && File.Exists(path) ? new FileInfo(path).Length : 0;
         long reserved = 0;
         var kept = false;
         try
@@ -101,15 +103,16 @@ public static class TenantStorage
                         throw new UploadTooLargeException(maxBytes);
                     }
 
-                    if (quota is not null)
+                    var beyondCredit = Math.Min(read, bytes - credit);
+                    if (quota is not null && beyondCredit > 0)
                     {
-                        var check = await quota.TryReserveAsync(tenant.TenantId, tenant.Slug, read, cancellationToken);
+                        var check = await quota.TryReserveAsync(tenant.TenantId, tenant.Slug, beyondCredit, cancellationToken);
                         if (!check.Allowed)
                         {
                             throw new StorageQuotaExceededException(check.Limit ?? 0, check.Used);
                         }
 
-                        reserved += read;
+                        reserved += beyondCredit;
                     }
 
                     await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
@@ -121,12 +124,11 @@ public static class TenantStorage
             }
 
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var replaced = File.Exists(path) ? new FileInfo(path).Length : 0;
             File.Move(temp, path, overwrite: true);
             kept = true;
-            if (quota is not null && replaced > 0)
+            if (quota is not null && credit > bytes)
             {
-                quota.Release(tenant.TenantId, replaced);
+                quota.Release(tenant.TenantId, credit - bytes);
             }
 
             return bytes;

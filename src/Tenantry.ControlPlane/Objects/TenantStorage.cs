@@ -57,8 +57,9 @@ internal sealed partial class TenantStorage(
             return await provider.PutAsync(objectKey, content, cancellationToken);
         }
 
+        // The object it replaces is counted already: its size is credit the new bytes use first.
         var replaced = await SizeAsync(objectKey, cancellationToken);
-        await using var counted = new QuotaStream(content, usage, principal.TenantId, principal.Slug);
+        await using var counted = new QuotaStream(content, usage, principal.TenantId, principal.Slug, replaced);
         StoredObject stored;
         try
         {
@@ -70,7 +71,7 @@ internal sealed partial class TenantStorage(
             throw;
         }
 
-        usage.Release(principal.TenantId, replaced);
+        usage.Release(principal.TenantId, counted.UnusedCredit);
         return stored;
     }
 

@@ -86,31 +86,41 @@ internal sealed class TenantStorageUsage(IObjectStoreProvider objects, Entitleme
     }
 }
 
-/// <summary>Reserves the tenant's quota for the bytes read through it; <see cref="Reserved"/> is what to give back if the write fails.</summary>
-internal sealed class QuotaStream(Stream inner, ITenantStorageQuota quota, Guid tenantId, string slug) : Stream
+/// <summary>
+/// Reserves the tenant's quota for the bytes read through it, after the first <paramref name="credit"/>
+/// (the size of the object it replaces, already counted). <see cref="Reserved"/> is what to give back
+/// if the write fails, <see cref="UnusedCredit"/> what the stored object frees once it is in place.
+/// </summary>
+internal sealed class QuotaStream(Stream inner, ITenantStorageQuota quota, Guid tenantId, string slug, long credit = 0) : Stream
 {
+    private long _read;
+
     public long Reserved { get; private set; }
+
+    public long UnusedCredit => Math.Max(0, credit - _read);
 
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
     public override long Length => throw new NotSupportedException();
-    public override long Position { get => Reserved; set => throw new NotSupportedException(); }
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = await inner.ReadAsync(buffer, cancellationToken);
-        if (read > 0)
+        var beyondCredit = Math.Min(read, _read + read - credit);
+        _read += read;
+        if (beyondCredit > 0)
         {
-            var check = await quota.TryReserveAsync(tenantId, slug, read, cancellationToken);
+            var check = await quota.TryReserveAsync(tenantId, slug, beyondCredit, cancellationToken);
             if (!check.Allowed)
             {
                 throw new StorageQuotaExceededException(check.Limit ?? 0, check.Used);
             }
 
-            Reserved += read;
+            Reserved += beyondCredit;
         }
 
         return read;
