@@ -62,6 +62,7 @@ public static class TenantryControlPlane
             sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres.Enabled
                 ? ActivatorUtilities.CreateInstance<PostgresTenantDatabaseProvider>(sp)
                 : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
+        services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
         services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();

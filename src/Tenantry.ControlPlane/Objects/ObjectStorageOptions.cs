@@ -75,6 +75,8 @@ public static class ObjectStorageServiceCollectionExtensions
                 ? new S3ObjectStore(options.S3, sp.GetRequiredService<TimeProvider>())
                 : ActivatorUtilities.CreateInstance<LocalObjectStore>(sp);
         });
+        services.TryAddSingleton<TenantStorageUsage>();
+        services.TryAddSingleton<ITenantStorageQuota>(sp => sp.GetRequiredService<TenantStorageUsage>());
         services.TryAddSingleton<ITenantStorage, TenantStorage>();
         return services;
     }
