@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -314,12 +315,17 @@ internal sealed class TenantResolutionGatewayMiddleware(
 
 /// <summary>
 /// Forwards with YARP's <see cref="IHttpForwarder"/> to the tenant's upstream, carrying the signed tenant context;
-/// shared-instance traffic goes straight into the app's pipeline when that app runs in this process.
+/// shared-instance traffic goes straight into the app's pipeline when that app runs in this process. An upstream
+/// that sends nothing for <see cref="GatewayOptions.UpstreamTimeout"/> gets its request answered 503 with
+/// <c>Retry-After</c>; a dedicated one is then known to be unresponsive and its requests get 503 at once for
+/// <see cref="GatewayOptions.UpstreamRetryAfter"/>, instead of each hanging in turn.
 /// </summary>
-internal sealed class TenantForwarder(
+internal sealed partial class TenantForwarder(
     IHttpForwarder forwarder,
     TenantContextHeaders contextHeaders,
     IOptions<GatewayOptions> options,
+    TimeProvider time,
+    ILogger<TenantForwarder> logger,
     InProcessUpstream? inProcess = null) : IDisposable
 {
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
@@ -333,7 +339,11 @@ internal sealed class TenantForwarder(
     });
 
     private readonly string _shared = options.Value.SharedUpstream!.ToString();
-    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromSeconds(100) };
+    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = options.Value.UpstreamTimeout };
+    private readonly TimeSpan _retryAfter = options.Value.UpstreamRetryAfter;
+
+    /// <summary>Dedicated upstreams that timed out, and until when they get no requests (bounded by the number of dedicated tenants).</summary>
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _unresponsive = new(StringComparer.Ordinal);
 
     public async Task ForwardAsync(HttpContext http)
     {
@@ -346,13 +356,62 @@ internal sealed class TenantForwarder(
         }
 
         // YARP copies the request's headers as they now are.
+        var dedicated = tenant.Route.Upstream is not null;
         var destination = tenant.Route.Upstream?.ToString() ?? _shared;
-        var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
-        if (error != ForwarderError.None && !http.Response.HasStarted)
+        if (dedicated && UnresponsiveFor(destination) is { } wait)
         {
-            await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
-                "The gateway could not reach the tenant's app instance; try again shortly.");
+            await UnresponsiveAsync(http, wait);
+            return;
         }
+
+        var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
+        if (error == ForwarderError.None || http.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (error == ForwarderError.RequestTimedOut)
+        {
+            Log.TimedOut(logger, tenant.Route.TenantId, _config.ActivityTimeout!.Value);
+            if (dedicated)
+            {
+                // One slow request of a shared instance says nothing about the other tenants it serves; a dedicated one's does.
+                _unresponsive[destination] = time.GetUtcNow() + _retryAfter;
+            }
+
+            await UnresponsiveAsync(http, _retryAfter);
+            return;
+        }
+
+        await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
+            "The gateway could not reach the tenant's app instance; try again shortly.");
+    }
+
+    /// <summary>How much longer <paramref name="destination"/> is known to be unresponsive; null when it is not (any more).</summary>
+    private TimeSpan? UnresponsiveFor(string destination)
+    {
+        if (!_unresponsive.TryGetValue(destination, out var until))
+        {
+            return null;
+        }
+
+        var left = until - time.GetUtcNow();
+        if (left > TimeSpan.Zero)
+        {
+            return left;
+        }
+
+        _unresponsive.TryRemove(new KeyValuePair<string, DateTimeOffset>(destination, until));
+        return null;
+    }
+
+    private static Task UnresponsiveAsync(HttpContext http, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        http.Response.Clear();
+        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return GatewayProblems.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "upstream-unresponsive", "The tenant's app is not responding.",
+            $"The tenant's app instance did not answer in time; retry after {seconds} s.");
     }
 
     public void Dispose() => _client.Dispose();
@@ -370,6 +429,12 @@ internal sealed class TenantForwarder(
 
         headers.Remove(HeaderNames.Authorization);
         contextHeaders.Write((name, value) => headers[name] = value, context);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "The app instance of tenant {TenantId} sent nothing for {Timeout}; answered 503")]
+        public static partial void TimedOut(ILogger logger, Guid tenantId, TimeSpan timeout);
     }
 }
 

@@ -29,7 +29,8 @@ public sealed class ChildHost : IDisposable
     public static string HostDll => Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
 
     /// <summary>Starts the host with <paramref name="arguments"/>; each line it writes (stderr prefixed <c>stderr: </c>) goes to <paramref name="output"/>.</summary>
-    public static ChildHost Start(IEnumerable<string> arguments, Action<string>? output = null)
+    /// <param name="environment">Variables set in the host's environment (after the Tenantry ones of this process are removed).</param>
+    public static ChildHost Start(IEnumerable<string> arguments, Action<string>? output = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         if (!File.Exists(HostDll))
@@ -57,6 +58,11 @@ public sealed class ChildHost : IDisposable
         }
 
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, e) =>
         {
@@ -215,7 +221,8 @@ public sealed class ChildHost : IDisposable
         return json.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static string DotnetPath()
+    /// <summary>The <c>dotnet</c> program running the tests (the one that runs the host).</summary>
+    public static string DotnetPath()
     {
         var current = Environment.ProcessPath;
         if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
