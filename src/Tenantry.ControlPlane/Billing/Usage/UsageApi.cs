@@ -94,7 +94,7 @@ public static class UsageApi
         }
 
         int accepted = 0, duplicates = 0;
-        var closed = false;
+        var fromStore = false; // the store's rejections come after the others: then sorted by index
         for (var i = 0; i < outcomes.Length; i++)
         {
             switch (outcomes[i])
@@ -105,14 +105,18 @@ public static class UsageApi
                 case IngestOutcome.Duplicate:
                     duplicates++;
                     break;
+                case IngestOutcome.Unstorable:
+                    rejected.Add(new IngestRejection(indexes[i], EventBatchReader.NotUnicode));
+                    fromStore = true;
+                    break;
                 default:
                     rejected.Add(new IngestRejection(indexes[i], "The billing period of this event is closed: the tenant's invoice for it is finalized."));
-                    closed = true;
+                    fromStore = true;
                     break;
             }
         }
 
-        if (closed)
+        if (fromStore)
         {
             rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         }
