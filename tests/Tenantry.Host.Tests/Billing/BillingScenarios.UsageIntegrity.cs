@@ -234,6 +234,12 @@ public abstract partial class BillingScenarios
             Assert.Equal(HttpStatusCode.BadRequest, incomplete.StatusCode);
         }
 
+        using (var notUnicode = await Client.PostAsync(new Uri("/v1/usage/events/void", UriKind.Relative),
+                   new StringContent("""{"source": "shop/eu", "id": "v\ud800"}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, notUnicode.StatusCode);
+        }
+
         // A tenant's own token posts no usage and voids nothing, its own events or another's.
         using (var tenant = await TenantClientAsync(b))
         {
