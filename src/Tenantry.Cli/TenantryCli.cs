@@ -375,7 +375,9 @@ internal static class TenantryCli
         try
         {
             var text = file.Name == "-" ? await Console.In.ReadToEndAsync(ct) : await File.ReadAllTextAsync(file.FullName, ct);
-            return JsonDocument.Parse(text).RootElement.Clone();
+            // A repeated property is refused here, not sent on as it was typed.
+            using var document = JsonDocument.Parse(text, new JsonDocumentOptions { AllowDuplicateProperties = false });
+            return document.RootElement.Clone();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
         {
