@@ -92,6 +92,8 @@ public static class TenantryControlPlane
         services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>>((keys, tenantry) =>
             keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance));
         services.AddProblemDetails();
+        // A repeated property in a request body is refused, not resolved silently to its last value.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.AllowDuplicateProperties = false);
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store");
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {

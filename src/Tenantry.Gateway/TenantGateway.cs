@@ -29,6 +29,9 @@ public static class TenantGateway
 {
     internal const string TenantItem = "tenantry.gateway.tenant";
 
+    /// <summary>The <c>typ</c> header of a JWT access token (RFC 9068 §2.1), with and without its media-type prefix.</summary>
+    internal static readonly string[] AccessTokenTypes = ["at+jwt", "application/at+jwt"];
+
     /// <summary>Registers the gateway; the routing table comes from <typeparamref name="TSource"/>.</summary>
     public static IServiceCollection AddTenantryGateway<TSource>(this IServiceCollection services)
         where TSource : class, IGatewayRouteSource
@@ -66,6 +69,8 @@ public static class TenantGateway
                 RequireExpirationTime = true,
                 RequireSignedTokens = true,
                 ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
+                // Access tokens only (RFC 9068): an id_token is signed by the same key and would otherwise pass for one.
+                ValidTypes = AccessTokenTypes,
                 ClockSkew = TimeSpan.FromSeconds(30),
                 NameClaimType = "sub",
                 RoleClaimType = "role",
@@ -237,7 +242,7 @@ internal sealed class TenantResolutionGatewayMiddleware(
             var presented = http.Request.Headers.Authorization.Count > 0;
             http.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
             return GatewayProblems.WriteAsync(http, StatusCodes.Status401Unauthorized, "unauthorized", "A valid tenant token is required.",
-                presented ? "The bearer token is not valid (signature, issuer, algorithm or lifetime)." : "Send Authorization: Bearer <token>.");
+                presented ? "The bearer token is not a valid access token (type, signature, issuer, algorithm or lifetime)." : "Send Authorization: Bearer <token>.");
         }
 
         if (!Guid.TryParse(user.FindFirst("tenant_id")?.Value, out var tenantId))

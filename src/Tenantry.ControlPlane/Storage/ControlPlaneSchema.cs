@@ -183,6 +183,21 @@ internal static class ControlPlaneSchema
             PRIMARY KEY (tenant_id, email)
         );
 
+        -- Failed sign-ins (Identity/SignInLockout.cs): per account, and per client address across accounts.
+        CREATE TABLE IF NOT EXISTS tenant_user_lockouts (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            failed_count INTEGER NOT NULL,
+            locked_until TEXT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+
+        CREATE TABLE IF NOT EXISTS sign_in_address_failures (
+            address TEXT PRIMARY KEY,
+            window_start TEXT NOT NULL,
+            failures INTEGER NOT NULL
+        );
+
         CREATE TABLE IF NOT EXISTS redeemed_authorization_codes (
             code_hash TEXT PRIMARY KEY,
             expires_at TEXT NOT NULL

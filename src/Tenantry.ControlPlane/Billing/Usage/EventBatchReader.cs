@@ -185,27 +185,34 @@ internal static class EventBatchReader
             bool badTime = false, badData = false;
             long dataStart = -1, dataEnd = -1;
 
-            // Property names are matched after unescaping; a repeated property counts as its last occurrence.
+            // Property names are matched after unescaping; a field given twice rejects the event (which one counts would be a guess).
+            string? repeated = null;
+            var seen = 0;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("id"u8))
                 {
+                    repeated ??= Repeat(ref seen, 1, "id");
                     id = Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("source"u8))
                 {
+                    repeated ??= Repeat(ref seen, 2, "source");
                     source = _sources.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("type"u8))
                 {
+                    repeated ??= Repeat(ref seen, 4, "type");
                     type = _types.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("subject"u8))
                 {
+                    repeated ??= Repeat(ref seen, 8, "subject");
                     subject = _subjects.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("time"u8))
                 {
+                    repeated ??= Repeat(ref seen, 16, "time");
                     reader.Read();
                     time = now;
                     badTime = reader.TokenType switch
@@ -219,6 +226,7 @@ internal static class EventBatchReader
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
+                    repeated ??= Repeat(ref seen, 32, "data");
                     reader.Read();
                     badData = reader.TokenType is not (JsonTokenType.Null or JsonTokenType.StartObject);
                     dataStart = reader.TokenType == JsonTokenType.StartObject ? reader.TokenStartIndex : -1;
@@ -230,6 +238,11 @@ internal static class EventBatchReader
                     reader.Read();
                     reader.Skip();
                 }
+            }
+
+            if (repeated is not null)
+            {
+                return EventCandidate.Rejected($"The property '{repeated}' appears more than once; each property may be given once.");
             }
 
             if (id is null)
@@ -261,6 +274,14 @@ internal static class EventBatchReader
             var data = dataStart < 0 ? ReadOnlySpan<byte>.Empty : body[(int)dataStart..(int)dataEnd];
             var after = ReasonAfterTenant(time, badTime, badData, data);
             return new EventCandidate(null, source, id, type, subject, time, dataStart < 0 ? null : Encoding.UTF8.GetString(data), after);
+        }
+
+        /// <summary>Marks a field as read; its name when it was read before.</summary>
+        private static string? Repeat(ref int seen, int bit, string name)
+        {
+            var before = (seen & bit) != 0;
+            seen |= bit;
+            return before ? name : null;
         }
 
         private Meter[] MetersOf(string type)
