@@ -18,6 +18,7 @@ public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        OwnerOnlyFile.Ensure(path);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
