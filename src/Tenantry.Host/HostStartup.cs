@@ -44,9 +44,13 @@ internal static partial class HostStartup
     /// Files and folders this process creates are its owner's alone (umask 077): control.db and its
     /// -wal/-shm, keys, tenant files, mails, exports, logs, and those of the app instances it starts.
     /// </summary>
+    /// <remarks>
+    /// Only when this program is the process: a test process that hosts it in-process (WebApplicationFactory)
+    /// keeps its own umask, as the files it creates for others (a PostgreSQL server it starts) must stay readable.
+    /// </remarks>
     public static void RestrictNewFiles()
     {
-        if (!OperatingSystem.IsWindows())
+        if (!OperatingSystem.IsWindows() && System.Reflection.Assembly.GetEntryAssembly() == typeof(HostStartup).Assembly)
         {
             _ = SetUmask(0b000_111_111);
         }
