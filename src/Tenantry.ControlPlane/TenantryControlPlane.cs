@@ -48,7 +48,7 @@ public static class TenantryControlPlane
             var dir = sp.GetRequiredService<DataDirectory>();
             var store = sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Store;
             return string.IsNullOrWhiteSpace(store)
-                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite)
+                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns)
                 : OpenPostgresStore(store);
         });
         services.TryAddSingleton<OperationNode>();

@@ -77,6 +77,25 @@ public sealed class OperationLeaseTests(LeasePostgres pg, ITestOutputHelper outp
     }
 
     [Fact]
+    public async Task A_sqlite_store_made_before_fencing_tokens_gets_the_column_and_leases_work()
+    {
+        Directory.CreateDirectory(_dataDir);
+        var path = Path.Combine(_dataDir, "control.db");
+        var before = System.Text.RegularExpressions.Regex.Replace(ControlPlaneSchema.Sqlite, @",\s*lease_token BIGINT NOT NULL DEFAULT 0", "");
+        Assert.NotEqual(ControlPlaneSchema.Sqlite, before);
+        using (var old = new SqliteDatabase(path, before))
+        {
+            Assert.Equal(0L, await old.ReadAsync(c => c.ScalarAsync("SELECT count(*) FROM pragma_table_info('operations') WHERE name = 'lease_token'", null)));
+        }
+
+        using var db = new SqliteDatabase(path, ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns);
+        var op = await InsertOperationAsync(db);
+        var now = DateTimeOffset.UtcNow;
+        var lease = await db.WriteAsync((c, tx) => OperationStore.AcquireAsync(c, tx, op, "node-a", now, now.AddSeconds(15)));
+        Assert.Equal(1L, lease?.Token);
+    }
+
+    [Fact]
     public async Task A_node_killed_mid_onboarding_on_postgresql_takes_its_own_leases_back_at_restart()
     {
         var store = await pg.NewDatabaseAsync();
