@@ -38,7 +38,7 @@ public static class TenantGateway
     {
         ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton<IGatewayRouteSource, TSource>();
-        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateSettings(GatewayOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRouteTable>();

@@ -22,7 +22,7 @@ internal static class ApplicationPlane
 
     public static bool Enabled(IConfiguration configuration) => configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true);
 
-    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", 5082);
+    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", new PortOptions().SharedApp);
 
     /// <summary>Wires the application plane into the control-plane host.</summary>
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
@@ -86,6 +86,7 @@ internal sealed partial class ApplicationPlaneService(
         _app = Orders.Api.OrdersApp.Build([], b =>
         {
             handoff?.AttachTo(b.Services);
+            b.Logging.QuietStartFailures();
             b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
             b.Configuration.AddConfiguration(configuration);
             // The control plane's view of each tenant: its placement while active, its plan's storage quota.
@@ -105,6 +106,7 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Configuration.AddConfiguration(configuration);
         // YARP logs every forwarded request at Information; the gateway logs its own decisions.
         gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
+        gateway.Logging.QuietStartFailures();
         gateway.Services.AddSingleton(routes);
         if (handoff is not null)
         {

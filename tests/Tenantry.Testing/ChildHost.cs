@@ -133,6 +133,20 @@ public sealed class ChildHost : IDisposable
         return $"{pending[0]}healthz did not answer within {timeout.TotalSeconds} s";
     }
 
+    /// <summary>The exit code once the process exits by itself (its output drained), or null if it still runs after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            return null;
+        }
+
+        _process.WaitForExit();
+        ExitCode = _process.ExitCode;
+        _gone = true;
+        return ExitCode;
+    }
+
     /// <summary>SIGKILL, then waits until the process is gone and its output drained.</summary>
     /// <param name="entireProcessTree">False keeps what the host started (its dedicated instances) running, as a real crash would.</param>
     public void Kill(bool entireProcessTree = true)
@@ -184,7 +198,7 @@ public sealed class ChildHost : IDisposable
         _process.Dispose();
     }
 
-    /// <summary><paramref name="count"/> distinct loopback ports free right now (the host may still lose one to a race: it exits with code 4).</summary>
+    /// <summary><paramref name="count"/> distinct loopback ports free right now (the host may still lose one to a race: it exits with code 4, port unavailable).</summary>
     public static int[] FreePorts(int count)
     {
         var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();

@@ -85,7 +85,7 @@ public static class IdentityApi
                 validation.UseAspNetCore();
             });
 
-        services.AddOptions<TenantLoginOptions>().BindConfiguration(TenantLoginOptions.Section).ValidateOnStart();
+        services.AddOptions<TenantLoginOptions>().BindConfiguration(TenantLoginOptions.Section).ValidateSettings(TenantLoginOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantLoginOptions>, TenantLoginOptionsValidator>());
         services.AddOptions<LockoutOptions>().BindConfiguration(LockoutOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LockoutOptions>, LockoutOptionsValidator>());

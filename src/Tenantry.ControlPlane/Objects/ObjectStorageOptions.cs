@@ -66,7 +66,7 @@ public static class ObjectStorageServiceCollectionExtensions
     public static IServiceCollection AddTenantryObjectStorage(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateOnStart();
+        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateSettings(ObjectStorageOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ObjectStorageOptions>, ObjectStorageOptionsValidator>());
         services.TryAddSingleton<IObjectStoreProvider>(sp =>
         {
