@@ -105,7 +105,7 @@ public static class OrdersApi
     private static async Task<Results<Created<AttachmentResponse>, ProblemHttpResult>> Upload(
         Guid id, string name, HttpRequest request, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (!TenantStorage.IsSafeName(name))
+        if (!TenantUploads.IsSafeName(name))
         {
             return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
                 "A name is 1-128 characters without path separators, leading dots or control characters.");
@@ -122,7 +122,7 @@ public static class OrdersApi
             return NotFound($"Order {id}");
         }
 
-        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
+        var path = TenantUploads.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temp = path + ".upload";
         long bytes;
@@ -151,7 +151,7 @@ public static class OrdersApi
     private static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Download(
         Guid id, string name, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, CancellationToken cancellationToken)
     {
-        if (!TenantStorage.IsSafeName(name))
+        if (!TenantUploads.IsSafeName(name))
         {
             return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
                 "A name is 1-128 characters without path separators, leading dots or control characters.");
@@ -163,7 +163,7 @@ public static class OrdersApi
             return NotFound($"Attachment {name} of order {id}");
         }
 
-        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
+        var path = TenantUploads.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
         return TypedResults.PhysicalFile(path, "application/octet-stream", name);
     }
 

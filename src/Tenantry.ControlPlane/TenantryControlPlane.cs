@@ -15,14 +15,14 @@ using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
 using Tenantry.Data;
 using Tenantry.ControlPlane.Routing;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane;

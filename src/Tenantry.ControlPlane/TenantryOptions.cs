@@ -101,7 +101,7 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
                 errors.Add($"Tenantry:Tiers:{tier}: a tier name is 1-40 lowercase letters, digits or '-'.");
             }
 
-            if (!TenantryNames.TryParseIsolation(isolation, out _))
+            if (!WireNames.TryParseIsolation(isolation, out _))
             {
                 errors.Add($"Tenantry:Tiers:{tier} = '{isolation}': isolation must be pool, bridge or silo.");
             }

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Audit;

@@ -3,7 +3,7 @@ using System.Data.Common;
 using System.Text.Json;
 using Tenantry.ControlPlane.Billing.Plans;
 using Tenantry.ControlPlane.Billing.Usage;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing;

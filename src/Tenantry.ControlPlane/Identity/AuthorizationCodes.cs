@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 

@@ -13,7 +13,7 @@ using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
 using OpenIddict.Validation;
 using OpenIddict.Validation.AspNetCore;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 

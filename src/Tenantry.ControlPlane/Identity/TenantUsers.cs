@@ -1,6 +1,6 @@
 using System.Net.Mail;
 using Microsoft.AspNetCore.Identity;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Identity;

@@ -1,5 +1,5 @@
 using System.Data.Common;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Operations;
 

@@ -10,7 +10,7 @@ using Polly;
 using Polly.Retry;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Telemetry;
 using Tenantry.ControlPlane.Tenants;
 

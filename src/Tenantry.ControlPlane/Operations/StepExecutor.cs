@@ -68,7 +68,7 @@ internal sealed class StepExecutor(
 
     private void Validate(Tenant tenant)
     {
-        if (!options.Value.Tiers.TryGetValue(tenant.Tier, out var isolation) || !TenantryNames.TryParseIsolation(isolation, out var model))
+        if (!options.Value.Tiers.TryGetValue(tenant.Tier, out var isolation) || !WireNames.TryParseIsolation(isolation, out var model))
         {
             throw new PermanentStepException($"Tier '{tenant.Tier}' is not in the tier catalog.");
         }

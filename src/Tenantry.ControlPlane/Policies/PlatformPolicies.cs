@@ -54,14 +54,14 @@ public static partial class PlatformPolicies
         : """{"Version":"2012-10-17","Statement":[{"Sid":"MemberStorage","Effect":"Allow","Action":["storage:GetObject","storage:ListObjects","storage:PutObject"],"Resource":"trn:tenantry:storage::*"}]}""";
 
     /// <summary>The resource name of a stored object: <c>trn:tenantry:storage::{tenant}:{full key}</c>.</summary>
-    public static string ObjectResource(Objects.ObjectKey key) =>
+    public static string ObjectResource(ObjectStorage.ObjectKey key) =>
         string.Create(ObjectResourceLength(key), key, static (buffer, k) => ObjectResource(k, buffer));
 
-    /// <summary>The length of <see cref="ObjectResource(Objects.ObjectKey)"/>, for a caller that composes it in a buffer.</summary>
-    public static int ObjectResourceLength(Objects.ObjectKey key) => StorageResourcePrefix.Length + key.SlugSpan.Length + 1 + key.FullKey.Length;
+    /// <summary>The length of <see cref="ObjectResource(ObjectStorage.ObjectKey)"/>, for a caller that composes it in a buffer.</summary>
+    public static int ObjectResourceLength(ObjectStorage.ObjectKey key) => StorageResourcePrefix.Length + key.SlugSpan.Length + 1 + key.FullKey.Length;
 
     /// <summary>The same name written into <paramref name="buffer"/> (at least <see cref="ObjectResourceLength"/> long), with no allocation.</summary>
-    public static ReadOnlySpan<char> ObjectResource(Objects.ObjectKey key, Span<char> buffer)
+    public static ReadOnlySpan<char> ObjectResource(ObjectStorage.ObjectKey key, Span<char> buffer)
     {
         StorageResourcePrefix.CopyTo(buffer);
         var at = StorageResourcePrefix.Length;

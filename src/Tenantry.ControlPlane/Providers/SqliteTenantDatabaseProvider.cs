@@ -3,7 +3,7 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Data;
 using Tenantry.Data.Migrations;
 

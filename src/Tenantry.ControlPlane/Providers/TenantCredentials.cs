@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.DataProtection;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers;
 

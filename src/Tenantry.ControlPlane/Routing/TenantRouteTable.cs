@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Billing;
 using Tenantry.ControlPlane.Billing.Plans;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Routing;
 

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
@@ -57,7 +57,7 @@ internal sealed partial class TenantCommands(
         {
             Check("tier", $"The tier is required: one of {string.Join(", ", options.Value.Tiers.Keys)}.");
         }
-        else if (!options.Value.Tiers.TryGetValue(request.Tier, out var model) || !TenantryNames.TryParseIsolation(model, out isolation))
+        else if (!options.Value.Tiers.TryGetValue(request.Tier, out var model) || !WireNames.TryParseIsolation(model, out isolation))
         {
             Check("tier", $"Unknown tier '{request.Tier}': one of {string.Join(", ", options.Value.Tiers.Keys)}.");
         }
@@ -337,7 +337,7 @@ internal sealed partial class TenantCommands(
 
                 if (tier is not null && tier != tenant.Tier)
                 {
-                    var newIsolation = TenantryNames.ParseIsolation(options.Value.Tiers[tier]);
+                    var newIsolation = WireNames.ParseIsolation(options.Value.Tiers[tier]);
                     if (newIsolation != tenant.Isolation)
                     {
                         return new ApiError(StatusCodes.Status422UnprocessableEntity, "tier-change-moves-data", "This tier change needs a data move.",

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Text;
 using System.Text.Json.Nodes;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
@@ -96,8 +96,8 @@ internal static class TenantStore
             Slug = r.GetString(1),
             Name = r.GetString(2),
             Tier = r.GetString(3),
-            Isolation = TenantryNames.ParseIsolation(r.GetString(4)),
-            Status = TenantryNames.ParseStatus(r.GetString(5)),
+            Isolation = WireNames.ParseIsolation(r.GetString(4)),
+            Status = WireNames.ParseStatus(r.GetString(5)),
             StatusReason = r.ReadStringOrNull(6),
             AdminEmail = r.GetString(7),
             Config = JsonNode.Parse(r.GetString(8))!.AsObject(),

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
@@ -70,7 +70,7 @@ public static class TenantsApi
         TenantStatus? statusFilter = null;
         if (status is not null)
         {
-            if (!TenantryNames.TryParseStatus(status, out var parsed))
+            if (!WireNames.TryParseStatus(status, out var parsed))
             {
                 return ApiError.Validation("status", "status is one of provisioning, active, suspended, failed, offboarding, offboarded.").ToResult();
             }

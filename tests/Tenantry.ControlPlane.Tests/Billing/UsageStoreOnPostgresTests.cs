@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Billing;
 using Tenantry.ControlPlane.Billing.Usage;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Testing;
 
 namespace Tenantry.ControlPlane.Tests.Billing;

@@ -13,7 +13,7 @@ using Tenantry.ControlPlane.Billing.Invoices;
 using Tenantry.ControlPlane.Billing.Plans;
 using Tenantry.ControlPlane.Billing.Usage;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing.Costs;

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Billing.Plans;
 using Tenantry.ControlPlane.Billing.Usage;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing.Entitlements;

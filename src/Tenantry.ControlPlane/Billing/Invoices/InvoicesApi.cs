@@ -11,7 +11,7 @@ using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Billing.Plans;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing.Invoices;

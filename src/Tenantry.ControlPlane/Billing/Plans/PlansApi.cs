@@ -11,7 +11,7 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Billing.Invoices;
 using Tenantry.ControlPlane.Billing.Usage;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing.Plans;
@@ -186,7 +186,7 @@ public static class PlansApi
             Add("tier", "tier is a tier name (lowercase letters, digits, '-').");
         }
 
-        if (!TenantryNames.TryParseIsolation(plan.Isolation, out _))
+        if (!WireNames.TryParseIsolation(plan.Isolation, out _))
         {
             Add("isolation", "isolation is pool, bridge or silo.");
         }

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Billing.Plans;

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Telemetry;
 
 namespace Tenantry.ControlPlane.Billing.Usage;

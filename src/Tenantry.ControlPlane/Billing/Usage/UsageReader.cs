@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Npgsql;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
 

@@ -130,7 +130,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         await using var session = await data.OpenSessionAsync(context, cancellationToken);
         foreach (var table in await TablesAsync(session, cancellationToken))
         {
-            var rows = await session.QueryAsync($"SELECT * FROM {TenantNames.Quote(table)}", ExportRows.Read, cancellationToken: cancellationToken);
+            var rows = await session.QueryAsync($"SELECT * FROM {TenantDatabaseNames.Quote(table)}", ExportRows.Read, cancellationToken: cancellationToken);
             await using var writer = ExportRows.Entry(archive, table);
             foreach (var row in rows)
             {
@@ -154,7 +154,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             var tables = await TablesAsync(session, cancellationToken);
             foreach (var table in tables)
             {
-                await session.ExecuteAsync($"DELETE FROM {TenantNames.Quote(table)}", cancellationToken: cancellationToken);
+                await session.ExecuteAsync($"DELETE FROM {TenantDatabaseNames.Quote(table)}", cancellationToken: cancellationToken);
             }
 
             await session.CommitAsync(cancellationToken);
@@ -271,7 +271,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         try
         {
             // The name comes from validated configuration and is quoted; CREATE DATABASE takes no parameters.
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {TenantNames.Quote(TenantNames.ValidateIdentifier(database))}", admin);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(database))}", admin);
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)

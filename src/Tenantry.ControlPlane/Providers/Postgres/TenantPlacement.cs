@@ -1,4 +1,4 @@
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers.Postgres;
 

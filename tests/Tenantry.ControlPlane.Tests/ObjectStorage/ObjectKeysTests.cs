@@ -1,4 +1,4 @@
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 
 namespace Tenantry.ControlPlane.Tests.Objects;
 

@@ -4,10 +4,10 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 
 namespace Tenantry.ControlPlane.Tests.Objects;
@@ -21,7 +21,7 @@ public abstract class TenantStorageContract : IDisposable
     private protected readonly string _dir = Path.Combine(Path.GetTempPath(), "tenantry-unit", Guid.NewGuid().ToString("N"));
     private protected readonly SqliteDatabase _db;
     private protected readonly PolicyCatalog _catalog;
-    private protected readonly TenantStorage _storage;
+    private protected readonly TenantObjectStorage _storage;
     private protected readonly TenantPrincipal _acme = new(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
     private protected readonly TenantPrincipal _beta = new(Guid.NewGuid(), "beta", "basic", "bob@beta.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
 
@@ -31,7 +31,7 @@ public abstract class TenantStorageContract : IDisposable
         _db = new SqliteDatabase(Path.Combine(_dir, "control.db"), ControlPlaneSchema.Sqlite);
         _catalog = new PolicyCatalog(_db, TimeProvider.System);
         Provider = provider(_dir);
-        _storage = new TenantStorage(Provider, _catalog, _db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
+        _storage = new TenantObjectStorage(Provider, _catalog, _db, TimeProvider.System, NullLogger<TenantObjectStorage>.Instance);
     }
 
     private protected IObjectStoreProvider Provider { get; }

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary>
 /// Objects as files in the tenant's storage folder (<c>{DataDir}/tenants/{slug}/…</c>, the folder

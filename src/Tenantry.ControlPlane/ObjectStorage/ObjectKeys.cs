@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary>A refused object key or prefix; the API answers 400 with <see cref="Reason"/>.</summary>
 public sealed class InvalidObjectKeyException(string reason) : Exception(reason)

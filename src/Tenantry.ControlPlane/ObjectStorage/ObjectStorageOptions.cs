@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary><c>Tenantry:ObjectStorage</c>: where tenant objects live.</summary>
 public sealed class ObjectStorageOptions
@@ -62,7 +62,7 @@ internal sealed class ObjectStorageOptionsValidator : IValidateOptions<ObjectSto
 
 public static class ObjectStorageServiceCollectionExtensions
 {
-    /// <summary>Tenant object storage: the provider chosen by <c>Tenantry:ObjectStorage:Provider</c>, behind <see cref="ITenantStorage"/>.</summary>
+    /// <summary>Tenant object storage: the provider chosen by <c>Tenantry:ObjectStorage:Provider</c>, behind <see cref="ITenantObjectStorage"/>.</summary>
     public static IServiceCollection AddTenantryObjectStorage(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -75,7 +75,7 @@ public static class ObjectStorageServiceCollectionExtensions
                 ? new S3ObjectStore(options.S3, sp.GetRequiredService<TimeProvider>())
                 : ActivatorUtilities.CreateInstance<LocalObjectStore>(sp);
         });
-        services.TryAddSingleton<ITenantStorage, TenantStorage>();
+        services.TryAddSingleton<ITenantObjectStorage, TenantObjectStorage>();
         return services;
     }
 }

@@ -2,9 +2,9 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Policies;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 using Tenantry.Testing;
 
@@ -52,7 +52,7 @@ public sealed class PostgresPolicyStoreTests : IAsyncLifetime
         Assert.Equal(["full-access", "no-writes"], (await catalog.GuardrailsAsync()).Select(g => g.Name));
         Assert.False((await catalog.TemplateAsync("basic")).IsDefault);
 
-        var storage = new TenantStorage(new LocalObjectStore(Options.Create(new TenantryOptions { DataDir = _dir })), catalog, _db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
+        var storage = new TenantObjectStorage(new LocalObjectStore(Options.Create(new TenantryOptions { DataDir = _dir })), catalog, _db, TimeProvider.System, NullLogger<TenantObjectStorage>.Instance);
         var principal = new TenantPrincipal(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.AdminRole, TenantPrincipal.UserType);
         var denied = await Assert.ThrowsAsync<StorageAccessDeniedException>(() => storage.PutAsync(principal, "tenants/acme/a.txt", new MemoryStream(Encoding.UTF8.GetBytes("x"))));
         Assert.Equal(Decision.ExplicitDeny, denied.Decision.Decision);

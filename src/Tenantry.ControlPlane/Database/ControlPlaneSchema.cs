@@ -1,4 +1,4 @@
-namespace Tenantry.ControlPlane.Storage;
+namespace Tenantry.ControlPlane.Database;
 
 /// <summary>The control-plane tables. Portable SQL (SQLite and PostgreSQL share it).</summary>
 internal static class ControlPlaneSchema

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 
-namespace Tenantry.ControlPlane.Storage;
+namespace Tenantry.ControlPlane.Database;
 
 /// <summary>
 /// One SQLite file with WAL and full sync, so an acknowledged commit survives a crash.

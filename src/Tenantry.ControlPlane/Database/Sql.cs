@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 
-namespace Tenantry.ControlPlane.Storage;
+namespace Tenantry.ControlPlane.Database;
 
 /// <summary>Small helpers over ADO.NET: always parameters, never concatenated values.</summary>
 internal static class Sql

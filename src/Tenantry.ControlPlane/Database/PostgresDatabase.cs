@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Npgsql;
 
-namespace Tenantry.ControlPlane.Storage;
+namespace Tenantry.ControlPlane.Database;
 
 /// <summary>
 /// The control-plane store on PostgreSQL, shared by several host replicas. Each write takes a

@@ -7,7 +7,7 @@ namespace Tenantry.AspNetCore;
 /// checked before any path is built: one path segment, no dot segments, no separators or control
 /// characters, and the resolved path must stay inside the tenant's folder.
 /// </summary>
-public static class TenantStorage
+public static class TenantUploads
 {
     private static readonly SearchValues<char> Punctuation = SearchValues.Create("._-+=,@() ");
 

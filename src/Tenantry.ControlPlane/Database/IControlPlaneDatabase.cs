@@ -1,6 +1,6 @@
 using System.Data.Common;
 
-namespace Tenantry.ControlPlane.Storage;
+namespace Tenantry.ControlPlane.Database;
 
 /// <summary>
 /// The control-plane store: SQLite in the data dir by default, PostgreSQL when

@@ -4,11 +4,11 @@ using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary>
 /// Objects in an S3-compatible bucket under the same keys (<c>tenants/{tenant}/…</c>). Keys reach
-/// it validated and authorised by <see cref="ITenantStorage"/>, exactly as for local folders.
+/// it validated and authorised by <see cref="ITenantObjectStorage"/>, exactly as for local folders.
 /// </summary>
 internal sealed class S3ObjectStore : IObjectStoreProvider, IDisposable
 {

@@ -8,11 +8,11 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Policies;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 public sealed record ObjectResponse(string Key, long Size, DateTimeOffset LastModified);
 
@@ -23,7 +23,7 @@ public sealed record ObjectListResponse(IReadOnlyList<ObjectResponse> Items);
 /// A tenant token (a user's, or a machine client's) acts as that principal: its tenant comes from
 /// the token, and a token of another tenant than the URL's is refused (403, audited). An operator
 /// acts as the tenant's admin. Either way the role policy, the tier's session policy and the
-/// guardrails decide, in <see cref="ITenantStorage"/>.
+/// guardrails decide, in <see cref="ITenantObjectStorage"/>.
 /// </summary>
 public static class ObjectsApi
 {
@@ -40,21 +40,21 @@ public static class ObjectsApi
     }
 
     private static async Task<Results<Ok<ObjectListResponse>, ProblemHttpResult>> List(
-        string id, string? prefix, int? limit, HttpContext http, IControlPlaneDatabase db, ITenantStorage storage, TimeProvider time)
+        string id, string? prefix, int? limit, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time)
     {
-        if (limit is < 1 or > TenantStorage.MaxList)
+        if (limit is < 1 or > TenantObjectStorage.MaxList)
         {
-            return ApiError.Validation("limit", $"limit is 1-{TenantStorage.MaxList}.").ToResult();
+            return ApiError.Validation("limit", $"limit is 1-{TenantObjectStorage.MaxList}.").ToResult();
         }
 
         return await Run(id, PlatformPolicies.ListObjects, http, db, time, async (slug, principal) =>
         {
-            var items = await storage.ListAsync(principal, ObjectKeys.TenantPrefix(slug) + (prefix ?? ""), limit ?? TenantStorage.MaxList, http.RequestAborted);
+            var items = await storage.ListAsync(principal, ObjectKeys.TenantPrefix(slug) + (prefix ?? ""), limit ?? TenantObjectStorage.MaxList, http.RequestAborted);
             return TypedResults.Ok(new ObjectListResponse([.. items.Select(ToResponse)]));
         });
     }
 
-    private static async Task<Results<Ok<ObjectResponse>, ProblemHttpResult>> Put(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantStorage storage, TimeProvider time)
+    private static async Task<Results<Ok<ObjectResponse>, ProblemHttpResult>> Put(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time)
     {
         if (http.Request.ContentLength > MaxObjectBytes)
         {
@@ -69,7 +69,7 @@ public static class ObjectsApi
         });
     }
 
-    private static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> Get(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantStorage storage, TimeProvider time) =>
+    private static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> Get(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time) =>
         await Run<FileStreamHttpResult>(id, PlatformPolicies.GetObject, http, db, time, async (slug, principal) =>
         {
             var content = await storage.GetAsync(principal, ObjectKeys.TenantPrefix(slug) + key, http.RequestAborted);
@@ -82,7 +82,7 @@ public static class ObjectsApi
             return TypedResults.File(content.Stream, "application/octet-stream", lastModified: content.Info.LastModified);
         });
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantStorage storage, TimeProvider time) =>
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time) =>
         await Run<NoContent>(id, PlatformPolicies.DeleteObject, http, db, time, async (slug, principal) =>
             await storage.DeleteAsync(principal, ObjectKeys.TenantPrefix(slug) + key, http.RequestAborted) ? TypedResults.NoContent() : null);
 

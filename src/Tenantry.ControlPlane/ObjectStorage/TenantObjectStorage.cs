@@ -3,10 +3,10 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Policies;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary>A call the policies refused; the API answers 403 with the deciding statement.</summary>
 public sealed class StorageAccessDeniedException(string action, string resource, PolicyDecision decision)
@@ -25,20 +25,20 @@ public sealed class StorageAccessDeniedException(string action, string resource,
 /// session policy and the guardrails — so a bug that names another tenant's key is refused like
 /// an attack. Refusals are audited with tenant, action, resource and deciding statement.
 /// </summary>
-public interface ITenantStorage
+public interface ITenantObjectStorage
 {
     Task<StoredObject> PutAsync(TenantPrincipal principal, string key, Stream content, CancellationToken cancellationToken = default);
 
     /// <summary>The object, or null when there is none (after authorisation: a denied read throws).</summary>
     Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default);
 
-    Task<IReadOnlyList<StoredObject>> ListAsync(TenantPrincipal principal, string prefix, int limit = TenantStorage.MaxList, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<StoredObject>> ListAsync(TenantPrincipal principal, string prefix, int limit = TenantObjectStorage.MaxList, CancellationToken cancellationToken = default);
 
     Task<bool> DeleteAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default);
 }
 
-internal sealed partial class TenantStorage(
-    IObjectStoreProvider provider, PolicyCatalog catalog, IControlPlaneDatabase db, TimeProvider time, ILogger<TenantStorage> logger) : ITenantStorage
+internal sealed partial class TenantObjectStorage(
+    IObjectStoreProvider provider, PolicyCatalog catalog, IControlPlaneDatabase db, TimeProvider time, ILogger<TenantObjectStorage> logger) : ITenantObjectStorage
 {
     public const int MaxList = 1000;
 

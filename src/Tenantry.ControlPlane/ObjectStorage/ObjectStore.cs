@@ -1,4 +1,4 @@
-namespace Tenantry.ControlPlane.Objects;
+namespace Tenantry.ControlPlane.ObjectStorage;
 
 public sealed record StoredObject(string Key, long Size, DateTimeOffset LastModified);
 
@@ -18,7 +18,7 @@ public sealed class ObjectContent(StoredObject info, Stream stream) : IAsyncDisp
 public sealed class ObjectConflictException(string message) : Exception(message);
 
 /// <summary>
-/// Where objects live, with no policy of its own: <see cref="ITenantStorage"/> validates keys and
+/// Where objects live, with no policy of its own: <see cref="ITenantObjectStorage"/> validates keys and
 /// authorises every call before reaching it. Keys given here are already validated.
 /// </summary>
 public interface IObjectStoreProvider

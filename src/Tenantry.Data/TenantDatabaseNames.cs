@@ -6,7 +6,7 @@ namespace Tenantry.Data;
 /// Database object names derived from a tenant's slug. Slugs are validated before any name is
 /// built, and the names are still always quoted where they reach SQL.
 /// </summary>
-public static partial class TenantNames
+public static partial class TenantDatabaseNames
 {
     /// <summary>Prefix of every per-tenant schema, database and role, so none can collide with system names.</summary>
     public const string Prefix = "tenant_";
