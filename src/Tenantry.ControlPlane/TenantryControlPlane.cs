@@ -12,7 +12,7 @@ using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
-using Tenantry.ControlPlane.Billing;
+using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.ObjectStorage;
@@ -84,6 +84,8 @@ public static class TenantryControlPlane
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+        services.TryAddSingleton<ITenantDirectory, TenantDirectory>();
+        services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
 
         services.AddTenantryIdentity();

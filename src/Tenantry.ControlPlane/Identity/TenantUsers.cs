@@ -25,6 +25,27 @@ public sealed record TenantUser(Guid TenantId, string Email, string Role, string
 /// </summary>
 internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider time)
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
+
+        CREATE TABLE IF NOT EXISTS tenant_users (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            role TEXT NOT NULL,
+            status TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+        CREATE TABLE IF NOT EXISTS tenant_user_credentials (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+        """);
+
     private static readonly PasswordHasher<string> Hasher = new();
 
     /// <summary>Lowercased address, or null when it is not a plain e-mail address.</summary>

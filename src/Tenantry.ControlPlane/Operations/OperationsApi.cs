@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;

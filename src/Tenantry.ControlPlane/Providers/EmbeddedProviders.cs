@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Routing;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -23,7 +24,7 @@ internal sealed class LocalComputeProvider(
         var upstream = await db.WriteAsync(
             async (c, tx) =>
             {
-                var existing = await c.ScalarAsync("SELECT upstream FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenant.Id));
+                var existing = await RouteStore.UpstreamAsync(c, tx, tenant.Id);
                 if (existing is string found)
                 {
                     return found;
@@ -32,7 +33,7 @@ internal sealed class LocalComputeProvider(
                 var target = "shared";
                 if (dedicated)
                 {
-                    var taken = (await c.QueryAsync("SELECT upstream FROM tenant_routes WHERE mode = 'dedicated'", tx, r => r.GetString(0)))
+                    var taken = (await RouteStore.DedicatedUpstreamsAsync(c, tx))
                         .Select(u => int.Parse(u[(u.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)).ToHashSet();
                     var port = compute.Value.FirstDedicatedPort;
                     while (taken.Contains(port) || port == options.Value.Ports.ControlPlane || port == options.Value.Ports.Gateway)
@@ -43,9 +44,7 @@ internal sealed class LocalComputeProvider(
                     target = $"http://127.0.0.1:{port}";
                 }
 
-                await c.ExecuteAsync(
-                    "INSERT INTO tenant_routes (tenant_id, slug, mode, upstream, enabled, updated_at) VALUES (@id, @slug, @mode, @upstream, 1, @now)",
-                    tx, ("@id", tenant.Id), ("@slug", tenant.Slug), ("@mode", dedicated ? "dedicated" : "shared"), ("@upstream", target), ("@now", time.GetUtcNow()));
+                await RouteStore.InsertAsync(c, tx, tenant.Id, tenant.Slug, dedicated, target, time.GetUtcNow());
                 return target;
             },
             cancellationToken);
@@ -77,9 +76,7 @@ internal sealed class LocalComputeProvider(
     public async Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken)
     {
         await db.WriteAsync(
-            (c, tx) => c.ExecuteAsync(
-                "UPDATE tenant_routes SET enabled = @enabled, updated_at = @now WHERE tenant_id = @id",
-                tx, ("@id", tenant.Id), ("@enabled", enabled), ("@now", time.GetUtcNow())),
+            (c, tx) => RouteStore.SetEnabledAsync(c, tx, tenant.Id, enabled, time.GetUtcNow()),
             cancellationToken);
         if (tenant.Isolation == IsolationModel.Silo && File.Exists(Path.Combine(_root, tenant.Slug, "deployment.json")))
         {
@@ -91,7 +88,7 @@ internal sealed class LocalComputeProvider(
     public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
         await supervisor.StopAsync(tenant.Slug, cancellationToken);
-        await db.WriteAsync((c, tx) => c.ExecuteAsync("DELETE FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenant.Id)), cancellationToken);
+        await db.WriteAsync((c, tx) => RouteStore.DeleteAsync(c, tx, tenant.Id), cancellationToken);
         var folder = Path.Combine(_root, tenant.Slug);
         if (Directory.Exists(folder))
         {
@@ -128,6 +125,20 @@ internal sealed class EmbeddedIdentityProvider(IControlPlaneDatabase db, TimePro
 /// <summary>Messages go to the outbox table; delivery (webhooks, mail) reads from there.</summary>
 internal sealed class OutboxNotificationProvider(IControlPlaneDatabase db, TimeProvider time) : INotificationProvider
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Providers", """
+
+        CREATE TABLE IF NOT EXISTS outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_key TEXT NOT NULL UNIQUE,
+            tenant_id TEXT NULL,
+            type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT NULL
+        );
+        """);
+
     public Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken) => db.WriteAsync(
         (c, tx) => c.ExecuteAsync(
             "INSERT INTO outbox (message_key, tenant_id, type, payload, created_at) VALUES (@key, @tenant, @type, @payload, @now) ON CONFLICT (message_key) DO NOTHING",

@@ -21,9 +21,6 @@ public static partial class TenantRules
     [GeneratedRegex(@"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,39}\z", RegexOptions.CultureInvariant)]
     private static partial Regex SlugPattern();
 
-    [GeneratedRegex(@"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
-    private static partial Regex TierPattern();
-
     /// <summary>Null when valid, else why not.</summary>
     public static string? CheckSlug(string? slug)
     {
@@ -77,7 +74,7 @@ public static partial class TenantRules
             : "The admin email is not a valid address (name@example.com).";
     }
 
-    public static bool IsValidTierName(string tier) => TierPattern().IsMatch(tier);
+    public static bool IsValidTierName(string tier) => TierNames.IsValid(tier);
 
     /// <summary>A slug suggestion from a display name: "Acme Corp." → "acme-corp".</summary>
     public static string SlugFromName(string name)

@@ -10,6 +10,29 @@ public sealed record TenantFilter(TenantStatus? Status, string? Tier, string? Se
 /// <summary>The tenant registry's table. Callers own the transaction.</summary>
 internal static class TenantStore
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Tenants", """
+
+        CREATE TABLE IF NOT EXISTS tenants (
+            id TEXT PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            isolation TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT NULL,
+            admin_email TEXT NOT NULL,
+            config TEXT NOT NULL,
+            resources TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            current_operation_id TEXT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tenants_status_id ON tenants(status, id);
+        CREATE INDEX IF NOT EXISTS tenants_tier_id ON tenants(tier, id);
+        """);
+
     private const string Columns =
         "id, slug, name, tier, isolation, status, status_reason, admin_email, config, resources, version, current_operation_id, created_at, updated_at";
 

@@ -1,10 +1,10 @@
-using System.Security.Claims;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Database;
@@ -33,8 +33,6 @@ public static class TenantsApi
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
         return v1;
     }
-
-    internal static string Actor(this ClaimsPrincipal user) => user.FindFirst("sub")?.Value ?? "unknown";
 
     private static async Task<Results<Accepted<TenantResponse>, ProblemHttpResult>> Create(HttpContext http, TenantCommands commands)
     {
