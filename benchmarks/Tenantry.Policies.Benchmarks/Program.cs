@@ -265,8 +265,8 @@ internal static class Program
             var authorisationUs = watch.Elapsed.TotalMicroseconds / authorisations;
 
             // Its parts, each alone (nanoseconds per call, best of three runs).
-            var nameBuffer = new char[PlatformPolicies.ObjectResourceLength(objectKey)];
-            PlatformPolicies.ObjectResource(objectKey, nameBuffer);
+            var nameBuffer = new char[ObjectResourceName.Length(objectKey)];
+            ObjectResourceName.Write(objectKey, nameBuffer);
             double Nanoseconds<T>(Func<T> part)
             {
                 var best = double.MaxValue;
@@ -286,7 +286,7 @@ internal static class Program
 
             var keyNs = Nanoseconds(() => ObjectKeys.Parse(key));
             var lookupNs = Nanoseconds(() => Completed(catalog.ForAsync(principal)));
-            var nameNs = Nanoseconds(() => PlatformPolicies.ObjectResource(objectKey, nameBuffer).Length);
+            var nameNs = Nanoseconds(() => ObjectResourceName.Write(objectKey, nameBuffer).Length);
             var boundNs = Nanoseconds(() => policies.Bound.Evaluate(PlatformPolicies.GetObject, nameBuffer.AsSpan()));
 
             var c = CultureInfo.InvariantCulture;

@@ -84,7 +84,10 @@ public static class TenantryControlPlane
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
-        services.TryAddSingleton<ITenantDirectory, TenantDirectory>();
+        services.TryAddSingleton<TenantDirectory>();
+        services.TryAddSingleton<ITenantRegistry>(sp => sp.GetRequiredService<TenantDirectory>());
+        services.TryAddSingleton<ITenantDirectory>(sp => sp.GetRequiredService<TenantDirectory>());
+        services.TryAddSingleton<ITenantLifecycle, TenantLifecycleWriter>();
         services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
 

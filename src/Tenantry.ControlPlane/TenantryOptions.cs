@@ -96,7 +96,7 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
 
         foreach (var (tier, isolation) in options.Tiers)
         {
-            if (!Tenants.TenantRules.IsValidTierName(tier))
+            if (!TenantRules.IsValidTierName(tier))
             {
                 errors.Add($"Tenantry:Tiers:{tier}: a tier name is 1-40 lowercase letters, digits or '-'.");
             }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.Billing;
 using Tenantry.Billing.Usage;
+using Tenantry.ControlPlane;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 using Tenantry.Testing;

@@ -49,11 +49,18 @@ internal static class AuditLog
         """);
 
     /// <summary>An event done by the caller of <paramref name="http"/> (its token's subject).</summary>
-    public static AuditEvent ByCaller(HttpContext http, Guid? tenantId, string action, JsonObject? detail, DateTimeOffset now, string outcome = "succeeded") => new()
+    public static AuditEvent ByCaller(HttpContext http, Guid? tenantId, string action, JsonObject? detail, DateTimeOffset now, string outcome = "succeeded")
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        return By(http.User.Actor(), tenantId, action, outcome, detail, now);
+    }
+
+    /// <summary>An event done by <paramref name="actor"/>: a caller's subject or the platform's own worker.</summary>
+    public static AuditEvent By(string actor, Guid? tenantId, string action, string outcome, JsonObject? detail, DateTimeOffset now) => new()
     {
         Id = Guid.CreateVersion7(),
         Time = now,
-        Actor = http.User.Actor(),
+        Actor = actor,
         TenantId = tenantId,
         Action = action,
         Outcome = outcome,

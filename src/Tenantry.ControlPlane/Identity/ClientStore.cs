@@ -60,6 +60,9 @@ internal sealed class ClientStore(IControlPlaneDatabase db, TimeProvider time)
             cancellationToken);
     }
 
+    public Task DisableAsync(string clientId, CancellationToken cancellationToken) =>
+        db.WriteAsync((c, tx) => c.ExecuteAsync("UPDATE clients SET disabled = 1 WHERE client_id = @id", tx, ("@id", clientId)), cancellationToken);
+
     public static string NewSecret() => Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
 
     private static string Base64UrlEncode(byte[] bytes) =>

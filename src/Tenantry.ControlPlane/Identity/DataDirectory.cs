@@ -33,7 +33,7 @@ internal sealed class DataDirectory : IDisposable
 
     /// <summary>Writes a secret file readable by its owner only (0600), atomically.</summary>
     public static void WriteSecret(string path, string content) =>
-        Database.AtomicFile.Write(path, content, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        AtomicFile.Write(path, content, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     public void Dispose() => _lock.Dispose();
 }

@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Database;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -39,7 +38,7 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Created<InvitedUserResponse>, ProblemHttpResult>> Invite(
-        string id, HttpContext http, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time)
+        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, TimeProvider time)
     {
         var (body, error) = await JsonBody.ReadAsync<InviteUserRequest>(http.Request);
         if (error is not null)
@@ -65,7 +64,7 @@ public static class TenantIdentityApi
             return ApiError.Validation(errors).ToResult();
         }
 
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -88,9 +87,9 @@ public static class TenantIdentityApi
             new InvitedUserResponse(tenant.Id, user!.Email, user.Role, user.Status, password!));
     }
 
-    private static async Task<Results<Ok<Page<TenantUserResponse>>, ProblemHttpResult>> ListUsers(string id, IControlPlaneDatabase db, TenantUserStore users, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<Page<TenantUserResponse>>, ProblemHttpResult>> ListUsers(string id, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, CancellationToken cancellationToken)
     {
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), cancellationToken);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), cancellationToken);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -102,7 +101,7 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Created<CreatedClientResponse>, ProblemHttpResult>> CreateClient(
-        string id, HttpContext http, IControlPlaneDatabase db, ClientStore clients, TimeProvider time)
+        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ClientStore clients, TimeProvider time)
     {
         var (body, error) = await JsonBody.ReadAsync<CreateClientRequest>(http.Request);
         if (error is not null)
@@ -116,7 +115,7 @@ public static class TenantIdentityApi
             return ApiError.Validation("name", "A name of 1-100 printable characters is required.").ToResult();
         }
 
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -133,7 +132,7 @@ public static class TenantIdentityApi
         if (tenant.Status == TenantStatus.Suspended)
         {
             // Reactivation enables it with the tenant's other clients; a provisioning tenant's client simply gets no token until it is active.
-            await db.WriteAsync((c, tx) => c.ExecuteAsync("UPDATE clients SET disabled = 1 WHERE client_id = @id", tx, ("@id", clientId)), http.RequestAborted);
+            await clients.DisableAsync(clientId, http.RequestAborted);
         }
 
         await AuditAsync(db, time, http, tenant.Id, "tenant.client.created", new JsonObject { ["clientId"] = clientId, ["name"] = name }, http.RequestAborted);

@@ -1,7 +1,6 @@
 using System.Net.Mail;
 using Microsoft.AspNetCore.Identity;
 using Tenantry.ControlPlane.Database;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -23,7 +22,7 @@ public sealed record TenantUser(Guid TenantId, string Email, string Role, string
 /// Tenant users and their passwords. Passwords are stored as PBKDF2 hashes in ASP.NET Core
 /// Identity's format (salted, versioned, rehashed when the parameters grow), never in clear.
 /// </summary>
-internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider time)
+internal sealed class TenantUserStore(IControlPlaneDatabase db, ITenantRegistry tenants, TimeProvider time)
 {
     /// <summary>The tables this store owns, in the control-plane database.</summary>
     public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
@@ -126,7 +125,7 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
                     null, r => (Read(r), r.GetString(6)), ("@e", email));
                 foreach (var (user, hash) in candidates)
                 {
-                    if (await TenantStore.GetAsync(c, null, user.TenantId) is { } t
+                    if (await tenants.GetAsync(c, null, user.TenantId) is { } t
                         && (tenant is null || t.Slug == tenant || t.Id.ToString() == tenant))
                     {
                         found.Add((user, t, hash));
@@ -179,7 +178,7 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
                 var user = (await c.QueryAsync(
                     "SELECT tenant_id, email, role, status, disabled, created_at FROM tenant_users WHERE tenant_id = @t AND email = @e",
                     null, Read, ("@t", tenantId), ("@e", email))).SingleOrDefault();
-                return user is null ? default : (user, await TenantStore.GetAsync(c, null, tenantId));
+                return user is null ? default : (user, await tenants.GetAsync(c, null, tenantId));
             },
             cancellationToken);
         return found is ({ Disabled: false } u, { Status: TenantStatus.Active } t) ? (u, t) : null;

@@ -4,7 +4,7 @@ namespace Tenantry.ControlPlane.ObjectStorage;
 
 /// <summary>
 /// Objects as files in the tenant's storage folder (<c>{DataDir}/tenants/{slug}/…</c>, the folder
-/// <see cref="Providers.LocalFolderStorageProvider"/> provisions). Writes land in a staging file
+/// the local folder storage provider provisions). Writes land in a staging file
 /// and are renamed into place, so a reader never sees half an object.
 /// </summary>
 internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObjectStoreProvider

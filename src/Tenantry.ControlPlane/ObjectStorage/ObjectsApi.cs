@@ -9,7 +9,6 @@ using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Database;
-using Tenantry.ControlPlane.Tenants;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Tenantry.ControlPlane.ObjectStorage;
@@ -40,28 +39,28 @@ public static class ObjectsApi
     }
 
     private static async Task<Results<Ok<ObjectListResponse>, ProblemHttpResult>> List(
-        string id, string? prefix, int? limit, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time)
+        string id, string? prefix, int? limit, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ITenantObjectStorage storage, TimeProvider time)
     {
         if (limit is < 1 or > TenantObjectStorage.MaxList)
         {
             return ApiError.Validation("limit", $"limit is 1-{TenantObjectStorage.MaxList}.").ToResult();
         }
 
-        return await Run(id, PlatformPolicies.ListObjects, http, db, time, async (slug, principal) =>
+        return await Run(id, PlatformPolicies.ListObjects, http, db, tenants, time, async (slug, principal) =>
         {
             var items = await storage.ListAsync(principal, ObjectKeys.TenantPrefix(slug) + (prefix ?? ""), limit ?? TenantObjectStorage.MaxList, http.RequestAborted);
             return TypedResults.Ok(new ObjectListResponse([.. items.Select(ToResponse)]));
         });
     }
 
-    private static async Task<Results<Ok<ObjectResponse>, ProblemHttpResult>> Put(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time)
+    private static async Task<Results<Ok<ObjectResponse>, ProblemHttpResult>> Put(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ITenantObjectStorage storage, TimeProvider time)
     {
         if (http.Request.ContentLength > MaxObjectBytes)
         {
             return new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The object is too large.", $"At most {MaxObjectBytes} bytes.").ToResult();
         }
 
-        return await Run(id, PlatformPolicies.PutObject, http, db, time, async (slug, principal) =>
+        return await Run(id, PlatformPolicies.PutObject, http, db, tenants, time, async (slug, principal) =>
         {
             await using var limited = new LimitedStream(http.Request.Body, MaxObjectBytes);
             var stored = await storage.PutAsync(principal, ObjectKeys.TenantPrefix(slug) + key, limited, http.RequestAborted);
@@ -69,8 +68,8 @@ public static class ObjectsApi
         });
     }
 
-    private static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> Get(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time) =>
-        await Run<FileStreamHttpResult>(id, PlatformPolicies.GetObject, http, db, time, async (slug, principal) =>
+    private static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> Get(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ITenantObjectStorage storage, TimeProvider time) =>
+        await Run<FileStreamHttpResult>(id, PlatformPolicies.GetObject, http, db, tenants, time, async (slug, principal) =>
         {
             var content = await storage.GetAsync(principal, ObjectKeys.TenantPrefix(slug) + key, http.RequestAborted);
             if (content is null)
@@ -82,8 +81,8 @@ public static class ObjectsApi
             return TypedResults.File(content.Stream, "application/octet-stream", lastModified: content.Info.LastModified);
         });
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantObjectStorage storage, TimeProvider time) =>
-        await Run<NoContent>(id, PlatformPolicies.DeleteObject, http, db, time, async (slug, principal) =>
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, string key, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ITenantObjectStorage storage, TimeProvider time) =>
+        await Run<NoContent>(id, PlatformPolicies.DeleteObject, http, db, tenants, time, async (slug, principal) =>
             await storage.DeleteAsync(principal, ObjectKeys.TenantPrefix(slug) + key, http.RequestAborted) ? TypedResults.NoContent() : null);
 
     /// <summary>
@@ -91,10 +90,10 @@ public static class ObjectsApi
     /// slug and turns refusals into problems. Null = 404.
     /// </summary>
     private static async Task<Results<T, ProblemHttpResult>> Run<T>(
-        string id, string action, HttpContext http, IControlPlaneDatabase db, TimeProvider time, Func<string, TenantPrincipal, Task<T?>> call)
+        string id, string action, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TimeProvider time, Func<string, TenantPrincipal, Task<T?>> call)
         where T : class, IResult
     {
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         var own = TokenTenant(http.User);
         if (own is not null && tenant?.Id != own)
         {

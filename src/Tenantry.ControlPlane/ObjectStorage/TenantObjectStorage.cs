@@ -110,18 +110,18 @@ internal sealed partial class TenantObjectStorage(
         PolicyDecision decision;
         if (prefix)
         {
-            decision = policies.Set.Evaluate(new AccessRequest(action, PlatformPolicies.ObjectResource(objectKey), policies.Context.With("storage:prefix", objectKey.FullKey)));
+            decision = policies.Set.Evaluate(new AccessRequest(action, ObjectResourceName.Of(objectKey), policies.Context.With("storage:prefix", objectKey.FullKey)));
         }
         else
         {
-            var length = PlatformPolicies.ObjectResourceLength(objectKey);
+            var length = ObjectResourceName.Length(objectKey);
             var buffer = length <= 1200 ? stackalloc char[length] : new char[length];
-            decision = policies.Bound.Evaluate(action, PlatformPolicies.ObjectResource(objectKey, buffer));
+            decision = policies.Bound.Evaluate(action, ObjectResourceName.Write(objectKey, buffer));
         }
 
         return decision.IsAllowed
             ? new ValueTask<ObjectKey>(objectKey)
-            : DeniedAsync(principal, action, PlatformPolicies.ObjectResource(objectKey), decision, cancellationToken);
+            : DeniedAsync(principal, action, ObjectResourceName.Of(objectKey), decision, cancellationToken);
     }
 
     private async ValueTask<ObjectKey> KeyRefusedAsync(TenantPrincipal principal, string action, string key, InvalidObjectKeyException refusal, CancellationToken cancellationToken)

@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Operations;
 

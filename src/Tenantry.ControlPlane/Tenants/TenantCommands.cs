@@ -446,14 +446,5 @@ internal sealed partial class TenantCommands(
     }
 
     private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
-        AuditLog.AppendAsync(c, tx, new AuditEvent
-        {
-            Id = Guid.CreateVersion7(),
-            Time = time.GetUtcNow(),
-            Actor = actor,
-            TenantId = tenantId,
-            Action = action,
-            Outcome = outcome,
-            Detail = detail,
-        });
+        AuditLog.AppendAsync(c, tx, AuditLog.By(actor, tenantId, action, outcome, detail, time.GetUtcNow()));
 }

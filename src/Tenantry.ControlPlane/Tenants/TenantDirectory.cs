@@ -3,16 +3,28 @@ using Tenantry.Billing;
 
 namespace Tenantry.ControlPlane.Tenants;
 
-/// <summary>The tenant registry as billing reads it (<see cref="ITenantDirectory"/>).</summary>
-internal sealed class TenantDirectory : ITenantDirectory
+/// <summary>
+/// The tenant registry as the other features (<see cref="ITenantRegistry"/>) and billing
+/// (<see cref="ITenantDirectory"/>) read it: lookups over <see cref="TenantStore"/>.
+/// </summary>
+internal sealed class TenantDirectory : ITenantRegistry, ITenantDirectory
 {
-    public async Task<BilledTenant?> FindAsync(DbConnection connection, DbTransaction? transaction, string idOrSlug) =>
+    public Task<Tenant?> FindAsync(DbConnection connection, DbTransaction? transaction, string idOrSlug) =>
+        TenantStore.FindAsync(connection, transaction, idOrSlug);
+
+    public Task<Tenant?> GetAsync(DbConnection connection, DbTransaction? transaction, Guid id) =>
+        TenantStore.GetAsync(connection, transaction, id);
+
+    public Task<List<Tenant>> ListAsync(DbConnection connection, TenantFilter filter) =>
+        TenantStore.ListAsync(connection, filter);
+
+    async Task<BilledTenant?> ITenantDirectory.FindAsync(DbConnection connection, DbTransaction? transaction, string idOrSlug) =>
         ToBilled(await TenantStore.FindAsync(connection, transaction, idOrSlug));
 
-    public async Task<BilledTenant?> GetAsync(DbConnection connection, DbTransaction? transaction, Guid id) =>
+    async Task<BilledTenant?> ITenantDirectory.GetAsync(DbConnection connection, DbTransaction? transaction, Guid id) =>
         ToBilled(await TenantStore.GetAsync(connection, transaction, id));
 
-    public async Task<IReadOnlyList<BilledTenant>> ListAsync(DbConnection connection, DbTransaction? transaction) =>
+    async Task<IReadOnlyList<BilledTenant>> ITenantDirectory.ListAsync(DbConnection connection, DbTransaction? transaction) =>
         [.. (await TenantStore.ListAsync(connection, new TenantFilter(null, null, null, null, int.MaxValue))).Select(t => ToBilled(t)!)];
 
     private static BilledTenant? ToBilled(Tenant? t) =>

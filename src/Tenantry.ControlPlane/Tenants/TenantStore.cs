@@ -5,8 +5,6 @@ using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
-public sealed record TenantFilter(TenantStatus? Status, string? Tier, string? Search, Guid? After, int Limit);
-
 /// <summary>The tenant registry's table. Callers own the transaction.</summary>
 internal static class TenantStore
 {

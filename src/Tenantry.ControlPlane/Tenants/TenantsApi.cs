@@ -31,6 +31,9 @@ public static class TenantsApi
         tenants.MapDelete("/{id}", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Offboard, http, commands))
             .WithSummary("Offboard a tenant: export its data, then remove it (202 + operation).");
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
+
+        // Retrying resumes the tenant's change where it failed, so it is a tenant command.
+        v1.MapPost("/operations/{id}/retry", Retry).WithTags("Operations").WithSummary("Resume a failed operation from its failed step (202).");
         return v1;
     }
 
@@ -179,5 +182,16 @@ public static class TenantsApi
             return result;
         });
         return ops is null ? ApiError.NotFound($"Tenant '{id}'").ToResult() : TypedResults.Ok(new Page<OperationResponse>(ops, null));
+    }
+
+    private static async Task<Results<Accepted<OperationResponse>, ProblemHttpResult>> Retry(string id, HttpContext http, TenantCommands commands)
+    {
+        if (!Guid.TryParse(id, out var opId))
+        {
+            return ApiError.NotFound($"Operation '{id}'").ToResult();
+        }
+
+        var outcome = await commands.RetryAsync(opId, http.User.Actor(), http.RequestAborted);
+        return outcome.Error is not null ? outcome.Error.ToResult() : TypedResults.Accepted(outcome.Location, outcome.Value);
     }
 }

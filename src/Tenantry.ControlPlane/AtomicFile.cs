@@ -1,4 +1,4 @@
-namespace Tenantry.ControlPlane.Database;
+namespace Tenantry.ControlPlane;
 
 /// <summary>
 /// Writes a file whole or not at all: temp file, flushed to disk, renamed over the target. A crash

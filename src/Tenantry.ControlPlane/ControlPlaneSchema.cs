@@ -6,9 +6,10 @@ using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
 using Tenantry.ControlPlane.Routing;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
-namespace Tenantry.ControlPlane.Database;
+namespace Tenantry.ControlPlane;
 
 /// <summary>
 /// The control-plane database: every feature's part of the schema, in the order they are applied

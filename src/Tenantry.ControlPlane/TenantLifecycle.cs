@@ -1,4 +1,4 @@
-namespace Tenantry.ControlPlane.Tenants;
+namespace Tenantry.ControlPlane;
 
 /// <summary>The typed lifecycle of ARCHITECTURE.md. Every other transition is refused.</summary>
 public static class TenantLifecycle

@@ -2,7 +2,7 @@ using System.Net.Mail;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Tenantry.ControlPlane.Tenants;
+namespace Tenantry.ControlPlane;
 
 /// <summary>Validation of tenant fields. Slugs become folder, database and schema names, so they are strict.</summary>
 public static partial class TenantRules

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace Tenantry.ControlPlane.Tenants;
+namespace Tenantry.ControlPlane;
 
 /// <summary>A tenant as the registry stores it.</summary>
 public sealed record Tenant
@@ -22,3 +22,6 @@ public sealed record Tenant
 
     public string ETag => $"\"{Version}\"";
 }
+
+/// <summary>Which tenants a list returns: by status, tier and a substring of slug or name, after a cursor, at most <c>Limit</c>.</summary>
+public sealed record TenantFilter(TenantStatus? Status, string? Tier, string? Search, Guid? After, int Limit);
