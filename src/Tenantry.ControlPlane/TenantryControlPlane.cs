@@ -27,12 +27,6 @@ using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane;
 
-/// <summary>Returned by <see cref="TenantryControlPlane.AddTenantryControlPlane"/>; later providers hang off it.</summary>
-public sealed class TenantryBuilder(IServiceCollection services)
-{
-    public IServiceCollection Services { get; } = services;
-}
-
 public static class TenantryControlPlane
 {
     /// <summary>The control plane on the embedded default: SQLite, local folders, local compute.</summary>
@@ -43,30 +37,12 @@ public static class TenantryControlPlane
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
-        services.TryAddSingleton<IControlPlaneDatabase>(sp =>
-        {
-            var dir = sp.GetRequiredService<DataDirectory>();
-            var store = sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Store;
-            return string.IsNullOrWhiteSpace(store)
-                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite)
-                : PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
-        });
 
         services.TryAddSingleton(TenantAppSchema.Default);
         services.AddTenantryData();
         services.TryAddSingleton<TenantCredentials>();
-        services.TryAddSingleton(sp => new PostgresServers(sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres));
-        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres);
-        services.TryAddSingleton<TenantPlacement>();
-        services.TryAddSingleton<ITenantDatabaseProvider>(sp =>
-            sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres.Enabled
-                ? ActivatorUtilities.CreateInstance<PostgresTenantDatabaseProvider>(sp)
-                : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
+        var builder = new TenantryBuilder(services).AddConfiguredEngines();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
-        services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
-        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.TryAddSingleton<LocalAppSupervisor>();
-        services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
 
@@ -118,7 +94,7 @@ public static class TenantryControlPlane
             document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });
             return Task.CompletedTask;
         }));
-        return new TenantryBuilder(services);
+        return builder;
     }
 
     public static IEndpointRouteBuilder MapTenantryControlPlane(this IEndpointRouteBuilder routes)

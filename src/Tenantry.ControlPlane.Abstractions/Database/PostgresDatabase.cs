@@ -1,5 +1,7 @@
 using System.Data.Common;
 using Npgsql;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Tenantry.ControlPlane.Database;
 
@@ -69,4 +71,16 @@ public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, 
     public ValueTask DisposeAsync() => _source.DisposeAsync();
 
     public void Dispose() => _source.Dispose();
+}
+
+public static class PostgresStoreExtensions
+{
+    /// <summary>The control-plane store engine on a PostgreSQL database.</summary>
+    public static TenantryBuilder AddPostgresStore(this TenantryBuilder builder, Func<IServiceProvider, string> connectionString, string schema)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(connectionString);
+        builder.Services.TryAddSingleton(sp => PostgresDatabase.Open(connectionString(sp), schema));
+        return builder;
+    }
 }

@@ -1,5 +1,7 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Tenantry.ControlPlane.Database;
 
@@ -79,4 +81,16 @@ public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
         WriteAsync(write, cancellationToken);
 
     public void Dispose() => _writeGate.Dispose();
+}
+
+public static class SqliteStoreExtensions
+{
+    /// <summary>The control-plane store engine on one SQLite file (the embedded default).</summary>
+    public static TenantryBuilder AddSqliteStore(this TenantryBuilder builder, Func<IServiceProvider, string> path, string schema)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(path);
+        builder.Services.TryAddSingleton(sp => new SqliteDatabase(path(sp), schema));
+        return builder;
+    }
 }

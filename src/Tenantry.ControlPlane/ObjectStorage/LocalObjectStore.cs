@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Tenantry.ControlPlane.ObjectStorage;
 
@@ -133,5 +135,16 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
         }
 
         return path;
+    }
+}
+
+public static class LocalObjectStorageExtensions
+{
+    /// <summary>Tenant objects as files under the data dir (the embedded default).</summary>
+    public static TenantryBuilder AddLocalObjectStorage(this TenantryBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<LocalObjectStore>();
+        return builder;
     }
 }

@@ -62,19 +62,12 @@ internal sealed class ObjectStorageOptionsValidator : IValidateOptions<ObjectSto
 
 public static class ObjectStorageServiceCollectionExtensions
 {
-    /// <summary>Tenant object storage: the provider chosen by <c>Tenantry:ObjectStorage:Provider</c>, behind <see cref="ITenantObjectStorage"/>.</summary>
+    /// <summary>Tenant object storage behind <see cref="ITenantObjectStorage"/>, over the engine <c>Tenantry:ObjectStorage:Provider</c> names (chosen with the other engines).</summary>
     public static IServiceCollection AddTenantryObjectStorage(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ObjectStorageOptions>, ObjectStorageOptionsValidator>());
-        services.TryAddSingleton<IObjectStoreProvider>(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value;
-            return options.Provider == "s3"
-                ? new S3ObjectStore(options.S3, sp.GetRequiredService<TimeProvider>())
-                : ActivatorUtilities.CreateInstance<LocalObjectStore>(sp);
-        });
         services.TryAddSingleton<ITenantObjectStorage, TenantObjectStorage>();
         return services;
     }

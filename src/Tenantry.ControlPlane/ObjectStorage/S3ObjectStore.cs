@@ -3,6 +3,9 @@ using System.Runtime.CompilerServices;
 using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Tenantry.ControlPlane.ObjectStorage;
 
@@ -160,5 +163,16 @@ internal sealed class S3ObjectStore : IObjectStoreProvider, IDisposable
 
             base.Dispose(disposing);
         }
+    }
+}
+
+public static class S3ObjectStorageExtensions
+{
+    /// <summary>Tenant objects in the S3 bucket of <c>Tenantry:ObjectStorage:S3</c>.</summary>
+    public static TenantryBuilder AddS3ObjectStorage(this TenantryBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton(sp => new S3ObjectStore(sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value.S3, sp.GetRequiredService<TimeProvider>()));
+        return builder;
     }
 }

@@ -75,18 +75,9 @@ internal sealed partial class TenantCommands(
         var outcome = await db.WriteAsync<Outcome<TenantResponse>>(
             async (c, tx) =>
             {
-                if (key is not null)
+                if (await ReplayAsync<TenantResponse>(c, tx, key) is { } earlier)
                 {
-                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
-                    if (reuse is not null)
-                    {
-                        return reuse;
-                    }
-
-                    if (stored is not null)
-                    {
-                        return new Outcome<TenantResponse>(JsonSerializer.Deserialize<TenantResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
-                    }
+                    return earlier;
                 }
 
                 var slug = request.Slug ?? await FreeSlugAsync(c, tx, TenantRules.SlugFromName(request.Name!));
@@ -121,10 +112,7 @@ internal sealed partial class TenantCommands(
                 });
                 var response = TenantResponse.From(tenant);
                 var location = $"/v1/tenants/{tenant.Id}";
-                if (key is not null)
-                {
-                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
-                }
+                await RememberAsync(c, tx, key, location, response, now);
 
                 return new Outcome<TenantResponse>(response, null, location);
             },
@@ -145,18 +133,9 @@ internal sealed partial class TenantCommands(
         var outcome = await db.WriteAsync<Outcome<OperationResponse>>(
             async (c, tx) =>
             {
-                if (key is not null)
+                if (await ReplayAsync<OperationResponse>(c, tx, key) is { } earlier)
                 {
-                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
-                    if (reuse is not null)
-                    {
-                        return reuse;
-                    }
-
-                    if (stored is not null)
-                    {
-                        return new Outcome<OperationResponse>(JsonSerializer.Deserialize<OperationResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
-                    }
+                    return earlier;
                 }
 
                 var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
@@ -201,10 +180,7 @@ internal sealed partial class TenantCommands(
                 await AuditAsync(c, tx, actor, tenant.Id, action, "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
                 var response = OperationResponse.From(op);
                 var location = $"/v1/operations/{op.Id}";
-                if (key is not null)
-                {
-                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
-                }
+                await RememberAsync(c, tx, key, location, response, now);
 
                 return new Outcome<OperationResponse>(response, null, location);
             },
@@ -444,6 +420,33 @@ internal sealed partial class TenantCommands(
         [LoggerMessage(3, LogLevel.Information, "Tenant {TenantId}: {Kind} {OperationId} retried by {Actor}")]
         public static partial void Retried(ILogger logger, string tenantId, string kind, string operationId, string actor);
     }
+
+    /// <summary>
+    /// The answer already given to <paramref name="key"/>: its stored response replayed, or the
+    /// error of a key used for another request; null when the work is still to do.
+    /// </summary>
+    private static async Task<Outcome<T>?> ReplayAsync<T>(DbConnection c, DbTransaction tx, IdempotencyKey? key)
+        where T : class
+    {
+        if (key is null)
+        {
+            return null;
+        }
+
+        var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
+        if (reuse is not null)
+        {
+            return reuse;
+        }
+
+        return stored is null ? null : new Outcome<T>(JsonSerializer.Deserialize<T>(stored.Body, Json), null, stored.Location, Replayed: true);
+    }
+
+    /// <summary>Stores the 202 answer under <paramref name="key"/>, in the transaction of the work it answers.</summary>
+    private static Task RememberAsync<T>(DbConnection c, DbTransaction tx, IdempotencyKey? key, string location, T response, DateTimeOffset now) =>
+        key is null
+            ? Task.CompletedTask
+            : IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
 
     private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
         AuditLog.AppendAsync(c, tx, AuditLog.By(actor, tenantId, action, outcome, detail, time.GetUtcNow()));

@@ -6,6 +6,9 @@ using Npgsql;
 using Tenantry.Data;
 using Tenantry.Data.Migrations;
 using Tenantry.Data.Postgres;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Tenantry.ControlPlane.Providers.Postgres;
 
@@ -345,5 +348,19 @@ internal sealed partial class PostgresTenantDatabaseProvider(
 
         [LoggerMessage(EventId = 4101, Level = LogLevel.Information, Message = "Tenant {TenantId}: {Isolation} database dropped ({Server})")]
         public static partial void Dropped(ILogger logger, Guid tenantId, IsolationModel isolation, PostgresServerInfo? server);
+    }
+}
+
+public static class PostgresTenantDatabasesExtensions
+{
+    /// <summary>Tenant databases on the PostgreSQL servers of <c>Tenantry:Postgres</c>: placement, credentials and the pool, bridge and silo models.</summary>
+    public static TenantryBuilder AddPostgresTenantDatabases(this TenantryBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton(sp => new PostgresServers(sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres));
+        builder.Services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres);
+        builder.Services.TryAddSingleton<TenantPlacement>();
+        builder.Services.TryAddSingleton<PostgresTenantDatabaseProvider>();
+        return builder;
     }
 }
