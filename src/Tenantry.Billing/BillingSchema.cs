@@ -33,6 +33,17 @@ public static class BillingSchema
             definition TEXT NOT NULL,
             created_at TEXT NOT NULL
         );
+
+        -- A voided usage event stays in usage_events (a replay of it is still a duplicate) and is left out of every read.
+        CREATE TABLE IF NOT EXISTS usage_voids (
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            tenant_id TEXT NOT NULL,
+            reason TEXT NULL,
+            actor TEXT NOT NULL,
+            voided_at TEXT NOT NULL,
+            PRIMARY KEY (source, id)
+        );
         CREATE TABLE IF NOT EXISTS invoices (
             id TEXT PRIMARY KEY,
             tenant_id TEXT NOT NULL,

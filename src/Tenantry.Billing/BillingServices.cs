@@ -8,6 +8,7 @@ using Tenantry.Billing.Entitlements;
 using Tenantry.Billing.Invoices;
 using Tenantry.Billing.Plans;
 using Tenantry.Billing.Usage;
+using Tenantry.ControlPlane;
 
 namespace Tenantry.Billing;
 
@@ -20,7 +21,7 @@ public static class BillingServices
     public static IServiceCollection AddTenantryBilling(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateSettings(BillingOptions.Section).ValidateOnStart();
         services.TryAddSingleton<BillingCatalog>();
         services.TryAddSingleton<EntitlementService>();
         services.TryAddSingleton<IRouteEntitlements, RouteEntitlements>();

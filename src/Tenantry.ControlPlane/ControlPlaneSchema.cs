@@ -26,6 +26,7 @@ internal static class ControlPlaneSchema
         OutboxNotificationProvider.Schema,
         ClientStore.Schema,
         TenantUserStore.Schema,
+        TenantSignIn.Schema,
         AuthorizationCodes.Schema,
         RouteStore.Schema,
         TenantCredentials.Schema,
@@ -37,4 +38,7 @@ internal static class ControlPlaneSchema
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);
 
     public static string Postgres { get; } = SchemaPart.PostgresScript(Parts);
+
+    /// <summary>Columns added to tables since they were first created, for a store made before them.</summary>
+    public static IReadOnlyList<(string Table, string Column, string Definition)> AddedColumns { get; } = [.. Parts.SelectMany(p => p.AddedColumns)];
 }

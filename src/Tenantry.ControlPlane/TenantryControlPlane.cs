@@ -33,15 +33,17 @@ public static class TenantryControlPlane
     public static TenantryBuilder AddTenantryControlPlane(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateSettings(TenantryOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
+        services.TryAddSingleton<OperationNode>();
 
         services.TryAddSingleton(TenantAppSchema.Default);
         services.AddTenantryData();
         services.TryAddSingleton<TenantCredentials>();
         var builder = new TenantryBuilder(services).AddConfiguredEngines();
+        services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
@@ -72,6 +74,8 @@ public static class TenantryControlPlane
         services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>>((keys, tenantry) =>
             keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance));
         services.AddProblemDetails();
+        // A repeated property in a request body is refused, not resolved silently to its last value.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.AllowDuplicateProperties = false);
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store");
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {

@@ -20,7 +20,7 @@ internal static class TenantryEngines
     public static TenantryBuilder AddConfiguredEngines(this TenantryBuilder builder)
     {
         builder
-            .AddSqliteStore(sp => Path.Combine(sp.GetRequiredService<DataDirectory>().Root, "control.db"), ControlPlaneSchema.Sqlite)
+            .AddSqliteStore(sp => Path.Combine(sp.GetRequiredService<DataDirectory>().Root, "control.db"), ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns)
             .AddPostgresStore(sp => Tenantry(sp).Store!, ControlPlaneSchema.Postgres)
             .AddSqliteTenantDatabases()
             .AddPostgresTenantDatabases()
@@ -32,7 +32,7 @@ internal static class TenantryEngines
         // Tenantry:Store — empty: SQLite in the data dir; a connection string: PostgreSQL.
         services.TryAddSingleton<IControlPlaneDatabase>(sp => string.IsNullOrWhiteSpace(Tenantry(sp).Store)
             ? sp.GetRequiredService<SqliteDatabase>()
-            : sp.GetRequiredService<PostgresDatabase>());
+            : OpenPostgresStore(sp));
         // Tenantry:Postgres:Enabled — tenant databases on PostgreSQL servers, else SQLite files.
         services.TryAddSingleton<ITenantDatabaseProvider>(sp => Tenantry(sp).Postgres.Enabled
             ? sp.GetRequiredService<PostgresTenantDatabaseProvider>()
@@ -44,6 +44,21 @@ internal static class TenantryEngines
         // Compute has one engine so far.
         services.TryAddSingleton<ITenantComputeProvider>(sp => sp.GetRequiredService<LocalComputeProvider>());
         return builder;
+    }
+
+    /// <summary>The PostgreSQL store, or a start-up failure that names the server it could not reach.</summary>
+    private static PostgresDatabase OpenPostgresStore(IServiceProvider sp)
+    {
+        try
+        {
+            return sp.GetRequiredService<PostgresDatabase>();
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
+        {
+            var where = new Npgsql.NpgsqlConnectionStringBuilder(Tenantry(sp).Store);
+            var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : (ex.InnerException ?? ex).Message;
+            throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
+        }
     }
 
     private static TenantryOptions Tenantry(IServiceProvider sp) => sp.GetRequiredService<IOptions<TenantryOptions>>().Value;

@@ -19,13 +19,16 @@ public sealed class PlatformHost : IAsyncDisposable
     public const string OperatorSecret = "gateway-tests-operator-secret-0123";
     private readonly ConcurrentQueue<string> _output = new();
     private readonly IReadOnlyList<string> _settings;
+    private readonly IReadOnlyDictionary<string, string>? _environment;
     private readonly List<ChildHost> _replicas = [];
     private ChildHost? _process;
 
     /// <param name="settings">More <c>--key=value</c> arguments for the host (PostgreSQL servers, Redis, say), after <see cref="TestSettings"/>.</param>
-    public PlatformHost(string? dataDir = null, int[]? ports = null, IReadOnlyList<string>? settings = null)
+    /// <param name="environment">Variables set in the host's environment.</param>
+    public PlatformHost(string? dataDir = null, int[]? ports = null, IReadOnlyList<string>? settings = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         _settings = settings ?? [];
+        _environment = environment;
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "tenantry-gateway-tests", Guid.NewGuid().ToString("N"));
         var p = ports ?? FreePorts(4);
         Ports = p;
@@ -109,7 +112,7 @@ public sealed class PlatformHost : IAsyncDisposable
     /// <summary>Runs <c>dotnet Tenantry.Host.dll</c> with <paramref name="arguments"/> until every health URI answers.</summary>
     private async Task<ChildHost> LaunchAsync(string[] arguments, params Uri[] health)
     {
-        var process = ChildHost.Start(arguments, Record);
+        var process = ChildHost.Start(arguments, Record, _environment);
         var failure = await process.WaitHealthyAsync(TimeSpan.FromSeconds(90), health);
         if (failure is not null)
         {

@@ -194,12 +194,12 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         .GroupBy(p => p.IndexOfAny([':', '/', ' ']) is > 0 and var end ? p[..end] : p, StringComparer.Ordinal)
         .Select(g => $"{g.Key} ({g.Count()}):\n    " + string.Join("\n    ", g.Take(12)) + (g.Count() > 12 ? "\n    ..." : "")));
 
-    private async Task<HostRun> StartHostAsync()
+    private async Task<HostRun> StartHostAsync(params string[] settings)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         for (var attempt = 1; ; attempt++)
         {
-            var host = HostRun.Start(_dataDir, ChildHost.FreePorts(1)[0], ++_sessions, _hostOutput);
+            var host = HostRun.Start(_dataDir, ChildHost.FreePorts(1)[0], ++_sessions, _hostOutput, settings);
             _host = host;
             var failure = await host.Process.WaitHealthyAsync(HealthTimeout, host.BaseAddress);
             if (failure is null)
@@ -698,6 +698,8 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             }
         }
 
+        public int Count(int session, string text) => _lines.Count(l => l.Session == session && l.Line.Contains(text, StringComparison.Ordinal));
+
         public int ResumedCount(int session) => _lines
             .Where(l => l.Session == session)
             .Select(l => ResumingLine().Match(l.Line))
@@ -729,9 +731,9 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
 
         public Uri BaseAddress { get; } = baseAddress;
 
-        public static HostRun Start(string dataDir, int port, int session, HostOutput sink) => new(
+        public static HostRun Start(string dataDir, int port, int session, HostOutput sink, string[] settings) => new(
             ChildHost.Start(
-                ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false"],
+                ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false", .. settings],
                 line => sink.Add(session, line)),
             session,
             new Uri($"http://127.0.0.1:{port}"));

@@ -29,7 +29,8 @@ public sealed class ChildHost : IDisposable
     public static string HostDll => Path.Combine(AppContext.BaseDirectory, "Tenantry.Host.dll");
 
     /// <summary>Starts the host with <paramref name="arguments"/>; each line it writes (stderr prefixed <c>stderr: </c>) goes to <paramref name="output"/>.</summary>
-    public static ChildHost Start(IEnumerable<string> arguments, Action<string>? output = null)
+    /// <param name="environment">Variables set in the host's environment (after the Tenantry ones of this process are removed).</param>
+    public static ChildHost Start(IEnumerable<string> arguments, Action<string>? output = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         if (!File.Exists(HostDll))
@@ -57,6 +58,11 @@ public sealed class ChildHost : IDisposable
         }
 
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = info };
         process.OutputDataReceived += (_, e) =>
         {
@@ -127,6 +133,20 @@ public sealed class ChildHost : IDisposable
         return $"{pending[0]}healthz did not answer within {timeout.TotalSeconds} s";
     }
 
+    /// <summary>The exit code once the process exits by itself (its output drained), or null if it still runs after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            return null;
+        }
+
+        _process.WaitForExit();
+        ExitCode = _process.ExitCode;
+        _gone = true;
+        return ExitCode;
+    }
+
     /// <summary>SIGKILL, then waits until the process is gone and its output drained.</summary>
     /// <param name="entireProcessTree">False keeps what the host started (its dedicated instances) running, as a real crash would.</param>
     public void Kill(bool entireProcessTree = true)
@@ -178,7 +198,7 @@ public sealed class ChildHost : IDisposable
         _process.Dispose();
     }
 
-    /// <summary><paramref name="count"/> distinct loopback ports free right now (the host may still lose one to a race: it exits with code 4).</summary>
+    /// <summary><paramref name="count"/> distinct loopback ports free right now (the host may still lose one to a race: it exits with code 4, port unavailable).</summary>
     public static int[] FreePorts(int count)
     {
         var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
@@ -215,7 +235,8 @@ public sealed class ChildHost : IDisposable
         return json.RootElement.GetProperty("access_token").GetString()!;
     }
 
-    private static string DotnetPath()
+    /// <summary>The <c>dotnet</c> program running the tests (the one that runs the host).</summary>
+    public static string DotnetPath()
     {
         var current = Environment.ProcessPath;
         if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")

@@ -11,6 +11,20 @@ namespace Tenantry.ControlPlane.Database;
 public sealed record SchemaPart(string Owner, string Sqlite, string Postgres)
 {
     /// <summary>
+    /// Columns added to the part's tables since they were first created, for a database made
+    /// before them: SQLite adds each one that is missing, PostgreSQL runs the part's
+    /// <c>ADD COLUMN IF NOT EXISTS</c>.
+    /// </summary>
+    public IReadOnlyList<(string Table, string Column, string Definition)> AddedColumns { get; init; } = [];
+
+    /// <summary>The part with <paramref name="columns"/> added to tables made before them.</summary>
+    public SchemaPart WithAddedColumns(params (string Table, string Column, string Definition)[] columns) => this with
+    {
+        AddedColumns = columns,
+        Postgres = Postgres + string.Concat(columns.Select(a => $"\nALTER TABLE {a.Table} ADD COLUMN IF NOT EXISTS {a.Column} {a.Definition};")),
+    };
+
+    /// <summary>
     /// A part in the portable SQL both engines share; on PostgreSQL, identity columns replace
     /// SQLite's AUTOINCREMENT and versions are 64-bit.
     /// </summary>

@@ -66,8 +66,10 @@ public static class ObjectStorageServiceCollectionExtensions
     public static IServiceCollection AddTenantryObjectStorage(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateOnStart();
+        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateSettings(ObjectStorageOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ObjectStorageOptions>, ObjectStorageOptionsValidator>());
+        services.TryAddSingleton<TenantStorageUsage>();
+        services.TryAddSingleton<ITenantStorageQuota>(sp => sp.GetRequiredService<TenantStorageUsage>());
         services.TryAddSingleton<ITenantObjectStorage, TenantObjectStorage>();
         return services;
     }

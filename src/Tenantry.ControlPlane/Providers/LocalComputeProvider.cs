@@ -106,7 +106,7 @@ public static class LocalComputeExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.TryAddSingleton<LocalComputeProvider>();
-        builder.Services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateSettings(LocalComputeOptions.Section).ValidateOnStart();
         builder.Services.TryAddSingleton<LocalAppSupervisor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         return builder;
