@@ -24,6 +24,7 @@ public static class BillingServices
         services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateSettings(BillingOptions.Section).ValidateOnStart();
         services.TryAddSingleton<BillingCatalog>();
         services.TryAddSingleton<EntitlementService>();
+        services.TryAddSingleton<ITenantQuotas>(sp => sp.GetRequiredService<EntitlementService>());
         services.TryAddSingleton<IRouteEntitlements, RouteEntitlements>();
         services.TryAddSingleton<BuiltInUsageBuffer>();
         services.TryAddSingleton<ApiCallMeter>();

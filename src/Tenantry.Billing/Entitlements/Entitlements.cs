@@ -25,7 +25,14 @@ public sealed record EntitlementCheckRequest(string? Meter, decimal? Quantity);
 /// Quotas of the tenant's plan against its usage this month. A hard quota refuses what would
 /// pass it (402 from the check, 429 from the metered API); a soft one only reports.
 /// </summary>
-public sealed class EntitlementService(IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time)
+/// <summary>The quotas of a tenant's plan that other parts of the platform enforce themselves.</summary>
+public interface ITenantQuotas
+{
+    /// <summary>The most bytes the tenant may store (its plan's hard <c>storage_bytes</c> quota), or null when it has none.</summary>
+    Task<long?> StorageLimitAsync(Guid tenantId, CancellationToken cancellationToken);
+}
+
+public sealed class EntitlementService(IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time) : ITenantQuotas
 {
     private readonly ConcurrentDictionary<(Guid Tenant, string Period), long> _apiCalls = new();
     private readonly ConcurrentDictionary<Guid, (BillingCatalog.Snapshot Snapshot, Plan? Plan)> _plans = new();
@@ -125,7 +132,7 @@ public sealed class EntitlementService(IControlPlaneDatabase db, ITenantDirector
     /// The most bytes the tenant may store: the lowest hard <c>storage_bytes</c> quota of its plan,
     /// or null when it has none. Served from the cached plan, so writes ask it freely.
     /// </summary>
-    internal async Task<long?> StorageLimitAsync(Guid tenantId, CancellationToken cancellationToken)
+    public async Task<long?> StorageLimitAsync(Guid tenantId, CancellationToken cancellationToken)
     {
         var snapshot = await catalog.GetAsync(cancellationToken);
         var plan = await CachedPlanAsync(tenantId, snapshot, time.GetUtcNow(), cancellationToken);

@@ -9,7 +9,7 @@ namespace Tenantry.ControlPlane.ObjectStorage;
 /// is right after a restart), then kept up to date by the writes and deletes themselves: no write
 /// walks the tenant's folder. Tenants whose plan has no hard storage quota are not tracked at all.
 /// </summary>
-internal sealed class TenantStorageUsage(IObjectStoreProvider objects, EntitlementService entitlements) : ITenantStorageQuota
+internal sealed class TenantStorageUsage(IObjectStoreProvider objects, ITenantQuotas entitlements) : ITenantStorageQuota
 {
     private readonly ConcurrentDictionary<Guid, Lazy<Task<Usage>>> _usage = new();
 
