@@ -72,15 +72,15 @@ public sealed class TenantContextTests
     [InlineData(" lead", false)]
     public void Storage_names_allow_plain_file_names_only(string name, bool safe)
     {
-        Assert.Equal(safe, TenantStorage.IsSafeName(name));
+        Assert.Equal(safe, TenantUploads.IsSafeName(name));
         var root = Path.Combine(Path.GetTempPath(), "tenantry-storage-names");
         if (safe)
         {
-            Assert.StartsWith(Path.Combine(root, "tenants", "acme", "uploads") + Path.DirectorySeparatorChar, TenantStorage.UploadPath(root, Acme, name), StringComparison.Ordinal);
+            Assert.StartsWith(Path.Combine(root, "tenants", "acme", "uploads") + Path.DirectorySeparatorChar, TenantUploads.UploadPath(root, Acme, name), StringComparison.Ordinal);
         }
         else
         {
-            Assert.Throws<ArgumentException>(() => TenantStorage.UploadPath(root, Acme, name));
+            Assert.Throws<ArgumentException>(() => TenantUploads.UploadPath(root, Acme, name));
         }
     }
 }
