@@ -78,6 +78,7 @@ public static class ObjectStorageServiceCollectionExtensions
         services.TryAddSingleton<TenantStorageUsage>();
         services.TryAddSingleton<ITenantStorageQuota>(sp => sp.GetRequiredService<TenantStorageUsage>());
         services.TryAddSingleton<ITenantStorage, TenantStorage>();
+        services.AddHostedService<StorageLeftovers>();
         return services;
     }
 }

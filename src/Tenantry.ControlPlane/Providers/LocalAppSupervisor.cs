@@ -105,6 +105,9 @@ internal sealed partial class LocalAppSupervisor(
     ];
 
     private const string AppSection = "Tenantry:App";
+
+    /// <summary>How many instances are brought back at once on start.</summary>
+    private const int RestoreParallelism = 8;
     private readonly ConcurrentDictionary<string, Instance> _instances = new(StringComparer.Ordinal);
     private readonly string _root = Path.Combine(tenantry.Value.DataPath, "compute");
     private readonly HttpClient _probe = new() { Timeout = Timeout.InfiniteTimeSpan };
@@ -180,22 +183,31 @@ internal sealed partial class LocalAppSupervisor(
             return Task.CompletedTask;
         }
 
-        // Bring back every deployed instance whose route is on, without holding up the host's start.
+        // Bring back every deployed instance whose route is on, without holding up the host's start. Several at
+        // once: each may wait up to its start timeout, and one that hangs must not hold back the others.
         _ = Task.Run(
             async () =>
             {
                 var enabled = await db.ReadAsync(c => c.QueryAsync(
-                    "SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on", null, r => r.GetString(0), ("@on", true)));
-                foreach (var slug in enabled)
+                    "SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on ORDER BY slug", null, r => r.GetString(0), ("@on", true)));
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = _stopping.Token };
+                try
                 {
-                    try
+                    await Parallel.ForEachAsync(enabled, parallel, async (slug, cancellationToken) =>
                     {
-                        await EnsureRunningAsync(slug, _stopping.Token);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        Log.RestoreFailed(logger, slug, ex);
-                    }
+                        try
+                        {
+                            await EnsureRunningAsync(slug, cancellationToken);
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException)
+                        {
+                            Log.RestoreFailed(logger, slug, ex);
+                        }
+                    });
+                }
+                catch (OperationCanceledException)
+                {
+                    // The host is stopping.
                 }
             },
             CancellationToken.None);
