@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
+using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
@@ -87,6 +88,7 @@ public static class TenantryControlPlane
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
         services.AddTenantryBilling();
+        services.AddTenantryApps();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -133,7 +135,8 @@ public static class TenantryControlPlane
             .MapMigrationsApi()
             .MapFleetApi()
             .MapPoliciesApi()
-            .MapBillingApi();
+            .MapBillingApi()
+            .MapAppsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi();
