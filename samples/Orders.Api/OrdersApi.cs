@@ -150,7 +150,7 @@ public static class OrdersApi
         }
         catch (UploadTooLargeException)
         {
-            await TenantStorage.DrainAsync(request.Body, DrainBytes, cancellationToken);
+            await TenantUploads.DrainAsync(request.Body, DrainBytes, cancellationToken);
             return TooLarge();
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
@@ -159,7 +159,7 @@ public static class OrdersApi
         }
         catch (StorageQuotaExceededException ex)
         {
-            await TenantStorage.DrainAsync(request.Body, DrainBytes, cancellationToken);
+            await TenantUploads.DrainAsync(request.Body, DrainBytes, cancellationToken);
             return Problem(StatusCodes.Status413PayloadTooLarge, "storage-quota-exceeded", "The tenant's storage quota is used up.",
                 string.Create(CultureInfo.InvariantCulture, $"The plan allows {ex.Limit} bytes of storage and {ex.Used} are in use; delete files or upgrade the plan."));
         }
