@@ -72,13 +72,14 @@ using (var seed = new HttpClient { BaseAddress = host.Gateway })
     }
 }
 
-// Direct calls carry the context the gateway would add, signed with the same key.
-var key = Convert.FromBase64String(File.ReadAllText(Path.Combine(host.DataDir, "keys", "tenant-context.key")).Trim());
-var direct = new List<(string, string)>();
-new TenantContextHeaders(key).Write((n, v) => direct.Add((n, v)), new TenantContext
+// Direct calls carry the context the gateway would add, signed with the gateway's key, valid for the longest lifetime allowed.
+using var contextKey = TenantContextSigningKey.LoadOrCreate(Path.Combine(host.DataDir, "keys", "tenant-context-es256.pem"));
+var contextSigner = new TenantContextSigner(
+    contextKey, Microsoft.Extensions.Options.Options.Create(new GatewayOptions { ContextLifetime = TimeSpan.FromMinutes(5) }), TimeProvider.System);
+(string, string)[] direct = [(TenantContextToken.Header, contextSigner.Sign(new TenantContext
 {
     TenantId = benchId, Slug = "bench-a", Tier = "bench", Isolation = IsolationModel.Pool, Subject = $"{benchId}:admin@bench-a.test", Roles = ["admin"],
-});
+}, dedicated: false))];
 (string, string)[] viaGateway = [("Authorization", "Bearer " + benchToken)];
 var gatewayUrl = new Uri(host.Gateway, "/orders?limit=10");
 var comparisons = new List<Comparison>();

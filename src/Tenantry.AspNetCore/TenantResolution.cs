@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -13,10 +14,12 @@ public static class TenantResolution
     public static IServiceCollection AddTenantryApp(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section).ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
+        services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section)
+            .Configure<IConfiguration>((o, configuration) => o.ContextJwks ??= configuration[TenantContextToken.JwksVariable] is { Length: > 0 } jwks ? jwks : null)
+            .ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryAppOptions>, TenantryAppOptionsValidator>());
         services.AddHttpContextAccessor();
-        services.TryAddSingleton(sp => new TenantContextHeaders(
-            TenantContextHeaders.LoadOrCreateKey(sp.GetRequiredService<IOptions<TenantryAppOptions>>().Value.ContextKeyPath)));
+        services.TryAddSingleton<TenantContextVerifier>();
         services.TryAddScoped<ITenantContext>(sp =>
             sp.GetRequiredService<IHttpContextAccessor>().HttpContext?.Features.Get<TenantContext>()
             ?? throw new InvalidOperationException("No tenant was resolved for this request; add app.UseTenantResolution() before the endpoints."));
@@ -27,8 +30,9 @@ public static class TenantResolution
     }
 
     /// <summary>
-    /// Resolves the tenant of each request from the gateway's signed context headers. A request
-    /// without a valid context gets 401; one for another tenant than a dedicated instance's gets 403.
+    /// Resolves the tenant of each request from the gateway's tenant-context token. A request without
+    /// a valid token (missing, forged, expired, for another app) gets 401; a token of another tenant
+    /// than a dedicated instance's, or of a silo tenant at a shared instance, gets 403.
     /// Nothing after this middleware runs without a tenant.
     /// </summary>
     public static IApplicationBuilder UseTenantResolution(this IApplicationBuilder app)
@@ -47,39 +51,43 @@ public static class TenantResolution
 
 internal sealed partial class TenantResolutionMiddleware(
     RequestDelegate next,
-    TenantContextHeaders headers,
+    TenantContextVerifier verifier,
     IOptions<TenantryAppOptions> options,
     ILogger<TenantResolutionMiddleware> logger)
 {
     private static readonly Func<ILogger, Guid, IDisposable?> TenantScope = LoggerMessage.DefineScope<Guid>("Tenant {TenantId}");
     private readonly TenantryAppOptions _options = options.Value;
 
-    public Task InvokeAsync(HttpContext http)
+    public async Task InvokeAsync(HttpContext http)
     {
         if (_options.AnonymousPaths.Contains(http.Request.Path.Value ?? "", StringComparer.Ordinal))
         {
-            return next(http);
+            await next(http);
+            return;
         }
 
-        var tenant = headers.Read(http.Request.Headers);
-        if (tenant is null)
+        var presented = http.Request.Headers[TenantContextToken.Header];
+        var result = await verifier.VerifyAsync(presented.Count == 1 ? presented[0] : null);
+        if (result.Verdict == TenantContextVerdict.WrongTenant)
         {
-            Log.NoContext(logger, http.Request.Path);
-            return Problem(http, StatusCodes.Status401Unauthorized, "tenant-context-missing", "No tenant context.",
+            Log.WrongTenant(logger, http.Request.Path, _options.TenantId);
+            await Problem(http, StatusCodes.Status403Forbidden, "tenant-mismatch", "Wrong tenant.",
+                _options.TenantId is null ? "This shared instance does not serve dedicated tenants." : "This is a dedicated instance of another tenant.");
+            return;
+        }
+
+        if (result.Context is not { } tenant)
+        {
+            Log.NoContext(logger, http.Request.Path, result.Verdict);
+            await Problem(http, StatusCodes.Status401Unauthorized, "tenant-context-missing", "No tenant context.",
                 "This app serves requests that come through the Tenantry gateway only.");
-        }
-
-        if (_options.TenantId is { } only && only != tenant.TenantId)
-        {
-            Log.WrongTenant(logger, tenant.TenantId, only);
-            return Problem(http, StatusCodes.Status403Forbidden, "tenant-mismatch", "Wrong tenant.",
-                "This is a dedicated instance of another tenant.");
+            return;
         }
 
         http.Features.Set(tenant);
         using (TenantScope(logger, tenant.TenantId))
         {
-            return next(http);
+            await next(http);
         }
     }
 
@@ -94,10 +102,32 @@ internal sealed partial class TenantResolutionMiddleware(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Refused a request to {Path} without a valid tenant context")]
-        public static partial void NoContext(ILogger logger, PathString path);
+        [LoggerMessage(1, LogLevel.Warning, "Refused a request to {Path} without a valid tenant context: {Verdict}")]
+        public static partial void NoContext(ILogger logger, PathString path, TenantContextVerdict verdict);
 
-        [LoggerMessage(2, LogLevel.Warning, "Refused a request of tenant {TenantId} on the dedicated instance of {DedicatedTenantId}")]
-        public static partial void WrongTenant(ILogger logger, Guid tenantId, Guid dedicatedTenantId);
+        [LoggerMessage(2, LogLevel.Warning, "Refused a request to {Path} of a tenant this instance does not serve (dedicated to {DedicatedTenantId})")]
+        public static partial void WrongTenant(ILogger logger, PathString path, Guid? dedicatedTenantId);
+    }
+}
+
+/// <summary>The tenant-context JWKS must parse and hold public EC P-256 keys only.</summary>
+internal sealed class TenantryAppOptionsValidator : IValidateOptions<TenantryAppOptions>
+{
+    public ValidateOptionsResult Validate(string? name, TenantryAppOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.ContextJwks))
+        {
+            return ValidateOptionsResult.Skip;
+        }
+
+        try
+        {
+            _ = TenantContextVerifier.PublicKeys(options.ContextJwks);
+            return ValidateOptionsResult.Success;
+        }
+        catch (ArgumentException e)
+        {
+            return ValidateOptionsResult.Fail($"Tenantry:App:ContextJwks ({TenantContextToken.JwksVariable}): {e.Message}");
+        }
     }
 }

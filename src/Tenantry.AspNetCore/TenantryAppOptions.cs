@@ -14,8 +14,17 @@ public sealed class TenantryAppOptions
     [Required]
     public string DataDir { get; set; } = ".tenantry";
 
-    /// <summary>File holding the key that signs the gateway's tenant context (default: {DataDir}/keys/tenant-context.key).</summary>
-    public string? ContextKeyFile { get; set; }
+    /// <summary>
+    /// The gateway's public keys (a JWKS, JSON) that verify the tenant-context token; the host passes
+    /// them as <c>TENANTRY_CONTEXT_JWKS</c>, which is read when this is unset. Public keys only: a key
+    /// with private members is refused at start.
+    /// </summary>
+    [Required]
+    public string? ContextJwks { get; set; }
+
+    /// <summary>This app's name: the audience a tenant-context token must name.</summary>
+    [Required]
+    public string Audience { get; set; } = TenantContextToken.DefaultAudience;
 
     /// <summary>Set on a dedicated instance: the only tenant it serves. Requests for any other tenant get 403.</summary>
     public Guid? TenantId { get; set; }
@@ -34,6 +43,4 @@ public sealed class TenantryAppOptions
     public IList<string> AnonymousPaths { get; } = ["/healthz"];
 
     public string DataPath => Path.GetFullPath(DataDir);
-
-    public string ContextKeyPath => ContextKeyFile ?? Path.Combine(DataPath, "keys", "tenant-context.key");
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
+using Tenantry.AspNetCore;
 
 namespace Tenantry.Gateway;
 
@@ -51,9 +52,20 @@ public sealed class GatewayOptions
     /// </summary>
     public string? Redis { get; set; }
 
-    /// <summary>File with the key that signs the tenant context for upstream apps (shared with them).</summary>
+    /// <summary>
+    /// The gateway's private EC P-256 key (PKCS#8 PEM, mode 0600, created on first use) that signs the
+    /// tenant-context token sent to apps. Gateway processes only: apps get the public JWKS.
+    /// </summary>
     [Required]
-    public string? ContextKeyFile { get; set; }
+    public string? ContextSigningKeyFile { get; set; }
+
+    /// <summary>The app's name, the tenant-context token's audience (a dedicated instance's token also names its tenant).</summary>
+    [Required]
+    public string ContextAudience { get; set; } = TenantContextToken.DefaultAudience;
+
+    /// <summary>How long a tenant-context token is valid: long enough to reach the app, too short to be worth capturing.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan ContextLifetime { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Limits per tier, for routes that carry no plan limits of their own (the control plane's routes

@@ -29,6 +29,12 @@ public static class TenantGateway
 {
     internal const string TenantItem = "tenantry.gateway.tenant";
 
+    /// <summary>The request header by which a client may name its tenant (id or slug).</summary>
+    public const string TenantHeader = "X-Tenant-Id";
+
+    /// <summary>The header family the gateway owns: whatever a client sends under it is removed before forwarding.</summary>
+    internal const string ContextHeaderPrefix = "X-Tenant-";
+
     /// <summary>The <c>typ</c> header of a JWT access token (RFC 9068 §2.1), with and without its media-type prefix.</summary>
     internal static readonly string[] AccessTokenTypes = ["at+jwt", "application/at+jwt"];
 
@@ -44,8 +50,8 @@ public static class TenantGateway
         services.TryAddSingleton<GatewayRouteTable>();
         services.TryAddSingleton<GatewayRouteRefresher>();
         services.AddHostedService(sp => sp.GetRequiredService<GatewayRouteRefresher>());
-        services.TryAddSingleton(sp => new TenantContextHeaders(
-            TenantContextHeaders.LoadOrCreateKey(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ContextKeyFile!)));
+        services.TryAddSingleton(sp => TenantContextSigningKey.LoadOrCreate(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.ContextSigningKeyFile!));
+        services.TryAddSingleton<TenantContextSigner>();
         services.AddHttpForwarder();
         services.TryAddSingleton<TenantForwarder>();
         services.AddProblemDetails();
@@ -278,7 +284,7 @@ internal sealed class TenantResolutionGatewayMiddleware(
                 "The tenant is suspended, offboarded or not provisioned.");
         }
 
-        if (_options.AllowTenantHeader && http.Request.Headers.TryGetValue(TenantContextHeaders.TenantId, out var named)
+        if (_options.AllowTenantHeader && http.Request.Headers.TryGetValue(TenantGateway.TenantHeader, out var named)
             && (named.Count != 1 || !Names(route, named[0])))
         {
             GatewayLog.Mismatch(logger, tenantId, "header");
@@ -327,7 +333,7 @@ internal sealed class TenantResolutionGatewayMiddleware(
 /// </summary>
 internal sealed partial class TenantForwarder(
     IHttpForwarder forwarder,
-    TenantContextHeaders contextHeaders,
+    TenantContextSigner contextSigner,
     IOptions<GatewayOptions> options,
     TimeProvider time,
     ILogger<TenantForwarder> logger,
@@ -353,7 +359,7 @@ internal sealed partial class TenantForwarder(
     public async Task ForwardAsync(HttpContext http)
     {
         var tenant = http.Resolved();
-        ReplaceContextHeaders(http.Request.Headers, tenant.Context);
+        ReplaceContextHeaders(http.Request.Headers, tenant.Context, dedicated: tenant.Route.Upstream is not null);
         if (tenant.Route.Upstream is null && inProcess is { IsAvailable: true })
         {
             await inProcess.InvokeAsync(http);
@@ -491,17 +497,22 @@ internal sealed partial class TenantForwarder(
 
     /// <summary>
     /// The request as the app must see it, in process or over HTTP: whatever the client sent in the
-    /// tenant-context family and its credential gone, the gateway's verified, signed context in.
+    /// <c>X-Tenant-</c> family and its credential gone, the gateway's verified context in, as a token signed for that upstream.
     /// </summary>
-    private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context)
+    private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context, bool dedicated)
     {
-        foreach (var name in TenantContextHeaders.All)
+        List<string>? family = null;
+        foreach (var name in headers.Keys)
         {
-            headers.Remove(name);
+            if (name.StartsWith(TenantGateway.ContextHeaderPrefix, StringComparison.OrdinalIgnoreCase))
+            {
+                (family ??= []).Add(name);
+            }
         }
 
+        family?.ForEach(name => headers.Remove(name));
         headers.Remove(HeaderNames.Authorization);
-        contextHeaders.Write((name, value) => headers[name] = value, context);
+        headers[TenantContextToken.Header] = contextSigner.Sign(context, dedicated);
     }
 
     private static partial class Log

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Reflection;
 using Microsoft.Extensions.Options;
+using Tenantry.AspNetCore;
 using Tenantry.ControlPlane;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
@@ -45,8 +46,19 @@ internal static class ApplicationPlane
             builder.Configuration.AddInMemoryCollection(defaults);
         }
 
+        // The gateway's signing key stays in this process; the shared app and every dedicated instance get its public JWKS.
+        builder.Services.AddSingleton(sp => TenantContextSigningKey.LoadOrCreate(
+            ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
+        builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
+        {
+            [TenantContextToken.JwksVariable] = sp.GetRequiredService<TenantContextSigningKey>().PublicJwks,
+        }));
         builder.Services.AddHostedService<ApplicationPlaneService>();
     }
+
+    /// <summary>The gateway's tenant-context signing key: <c>Tenantry:Gateway:ContextSigningKeyFile</c>, by default in the data dir's keys folder.</summary>
+    public static string ContextSigningKeyFile(IConfiguration configuration, TenantryOptions options) =>
+        configuration["Tenantry:Gateway:ContextSigningKeyFile"] is { Length: > 0 } file ? file : Path.Combine(options.DataPath, "keys", "tenant-context-es256.pem");
 
     /// <summary>How to run this program again: <c>dotnet Tenantry.Host.dll orders-app</c> or <c>Tenantry.Host orders-app</c>.</summary>
     private static (string Command, string[] Arguments) SelfCommand()
@@ -59,9 +71,10 @@ internal static class ApplicationPlane
     }
 
     /// <summary>The settings an app instance reads (data dir), layered under the host's own configuration.</summary>
-    public static Dictionary<string, string?> AppDefaults(TenantryOptions options) => new()
+    public static Dictionary<string, string?> AppDefaults(TenantryOptions options, TenantContextSigningKey contextKey) => new()
     {
         ["Tenantry:App:DataDir"] = options.DataPath,
+        ["Tenantry:App:ContextJwks"] = contextKey.PublicJwks,
     };
 }
 
@@ -72,6 +85,7 @@ internal sealed partial class ApplicationPlaneService(
     ITenantRouteTable routes,
     ITenantDataLocator locator,
     ITenantStorageQuota storageQuota,
+    TenantContextSigningKey contextKey,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -87,7 +101,7 @@ internal sealed partial class ApplicationPlaneService(
         {
             handoff?.AttachTo(b.Services);
             b.Logging.QuietStartFailures();
-            b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
+            b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o, contextKey));
             b.Configuration.AddConfiguration(configuration);
             // The control plane's view of each tenant: its placement while active, its plan's storage quota.
             b.Services.AddSingleton(locator);
@@ -101,7 +115,7 @@ internal sealed partial class ApplicationPlaneService(
         {
             ["Tenantry:Gateway:Authority"] = issuer.ToString(),
             ["Tenantry:Gateway:SharedUpstream"] = $"http://127.0.0.1:{appPort}/",
-            ["Tenantry:Gateway:ContextKeyFile"] = Path.Combine(o.DataPath, "keys", "tenant-context.key"),
+            ["Tenantry:Gateway:ContextSigningKeyFile"] = ApplicationPlane.ContextSigningKeyFile(configuration, o),
         });
         gateway.Configuration.AddConfiguration(configuration);
         // YARP logs every forwarded request at Information; the gateway logs its own decisions.
@@ -113,6 +127,7 @@ internal sealed partial class ApplicationPlaneService(
             gateway.Services.AddSingleton(handoff);
         }
 
+        gateway.Services.AddSingleton(contextKey);
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
         _gateway = gateway.Build();

@@ -16,8 +16,8 @@ namespace Tenantry.Host;
 /// routing table from <c>GET /v1/routes</c> of the control plane (<c>Tenantry:Gateway:Authority</c>, also
 /// the token issuer) with the <c>gateway</c> client, whose only scope is <c>tenantry:routes</c> (its secret is the
 /// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), forwards pool and bridge tenants to
-/// <c>Tenantry:Gateway:SharedUpstream</c>, and signs the tenant context with the shared
-/// <c>Tenantry:Gateway:ContextKeyFile</c>. With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
+/// <c>Tenantry:Gateway:SharedUpstream</c>, and signs the tenant context with the gateways' private key
+/// <c>Tenantry:Gateway:ContextSigningKeyFile</c> (the host's, so apps verify it with the one JWKS they were given). With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
 /// tenant's rate-limit bucket and quota.
 /// </summary>
 internal static class GatewayReplica

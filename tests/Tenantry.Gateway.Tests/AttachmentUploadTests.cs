@@ -117,8 +117,7 @@ public sealed class AttachmentUploadTests(PlatformFixture platform)
         }
 
         // A context signed with the real key (a request in flight, or a leaked key) reaches the shared instance directly.
-        var key = Convert.FromBase64String(File.ReadAllText(Path.Combine(platform.Host.DataDir, "keys", "tenant-context.key")).Trim());
-        var headers = new AspNetCore.TenantContextHeaders(key);
+        using var key = TenantContextSigningKey.LoadOrCreate(ContextTokens.KeyFile(platform.Host.DataDir));
         using var direct = new HttpClient { BaseAddress = platform.Host.SharedApp };
         var contexts = new[]
         {
@@ -143,10 +142,10 @@ public sealed class AttachmentUploadTests(PlatformFixture platform)
                         request.Content = JsonContent.Create(new { amount = 1m });
                     }
 
-                    headers.Write((n, v) => request.Headers.Add(n, v), new AspNetCore.TenantContext
+                    request.Headers.Add(AspNetCore.TenantContextToken.Header, ContextTokens.Sign(key, new AspNetCore.TenantContext
                     {
                         TenantId = tenantId, Slug = tenantSlug, Tier = "basic", Isolation = isolation, Subject = "x", Roles = ["admin"],
-                    });
+                    }));
                     using var response = await direct.SendAsync(request);
                     (status, text) = (response.StatusCode, await response.Content.ReadAsStringAsync());
                     Assert.True((int)status < 500 || status == HttpStatusCode.ServiceUnavailable, $"{name} {method}: {(int)status} {text}");

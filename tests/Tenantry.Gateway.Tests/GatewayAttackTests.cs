@@ -98,33 +98,96 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
     public async Task Apps_refuse_requests_that_bypass_the_gateway()
     {
         using var direct = new HttpClient { BaseAddress = platform.Host.SharedApp };
-        using (var request = new HttpRequestMessage(HttpMethod.Get, "/orders"))
+        var acme = new AspNetCore.TenantContext
         {
-            request.Headers.Add("X-Tenant-Id", platform.Acme.Id.ToString());
-            request.Headers.Add("X-Tenant-Slug", "acme");
-            request.Headers.Add("X-Tenant-Tier", "basic");
-            request.Headers.Add("X-Tenant-Isolation", "pool");
-            request.Headers.Add("X-Tenant-Subject", "me");
-            request.Headers.Add("X-Tenant-Roles", "admin");
-            request.Headers.Add("X-Tenant-Signature", Convert.ToBase64String(new byte[32]));
+            TenantId = platform.Acme.Id, Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool, Subject = "me", Roles = ["admin"],
+        };
+        using var attackerEcdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var attackerKey = TenantContextSigningKey.FromPem(attackerEcdsa.ExportPkcs8PrivateKeyPem());
+        using var hostKey = TenantContextSigningKey.LoadOrCreate(ContextTokens.KeyFile(platform.Host.DataDir));
+        var real = ContextTokens.Sign(hostKey, acme);
+        var parts = real.Split('.');
+        var altered = Decode(parts[1]);
+        altered["roles"] = new JsonArray("owner");
+        var attacks = new Dictionary<string, IEnumerable<(string, string)>>
+        {
+            ["the former context headers"] = [
+                ("X-Tenant-Id", platform.Acme.Id.ToString()), ("X-Tenant-Slug", "acme"), ("X-Tenant-Tier", "basic"), ("X-Tenant-Isolation", "pool"),
+                ("X-Tenant-Subject", "me"), ("X-Tenant-Roles", "admin"), ("X-Tenant-Signature", Convert.ToBase64String(new byte[32]))],
+            ["a token signed by another key"] = [(AspNetCore.TenantContextToken.Header, ContextTokens.Sign(attackerKey, acme))],
+            ["a captured token replayed after it expired"] = [(AspNetCore.TenantContextToken.Header, ContextTokens.Sign(platform.Host.DataDir, acme, at: DateTimeOffset.UtcNow.AddMinutes(-2)))],
+            ["claims altered after signing"] = [(AspNetCore.TenantContextToken.Header, $"{parts[0]}.{Encode(altered)}.{parts[2]}")],
+            ["a token for another app"] = [(AspNetCore.TenantContextToken.Header, ContextTokens.Sign(hostKey, acme, audience: "billing"))],
+            ["alg none"] = [(AspNetCore.TenantContextToken.Header, $"{Encode(new JsonObject { ["alg"] = "none", ["typ"] = AspNetCore.TenantContextToken.Type })}.{parts[1]}.")],
+        };
+        foreach (var (name, headers) in attacks)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/orders");
+            foreach (var (header, value) in headers)
+            {
+                request.Headers.Add(header, value);
+            }
+
             using var response = await direct.SendAsync(request);
-            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{name}: {(int)response.StatusCode}");
         }
 
-        // Even with the real signing key, a dedicated instance serves its own tenant only.
-        var key = Convert.FromBase64String(File.ReadAllText(Path.Combine(platform.Host.DataDir, "keys", "tenant-context.key")).Trim());
-        var headers = new AspNetCore.TenantContextHeaders(key);
-        var tenant = await platform.TenantAsync(platform.Mega.Id.ToString());
-        using var dedicated = new HttpClient { BaseAddress = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("upstream").GetString()!) };
+        // The real token still works: the refusals above are the attacks', not the setup's.
         using (var request = new HttpRequestMessage(HttpMethod.Get, "/orders"))
         {
-            headers.Write((n, v) => request.Headers.Add(n, v), new AspNetCore.TenantContext
-            {
-                TenantId = platform.Acme.Id, Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool, Subject = "x", Roles = [],
-            });
+            request.Headers.Add(AspNetCore.TenantContextToken.Header, real);
+            using var response = await direct.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // Even with the real signing key, a dedicated instance serves its own tenant only, with tokens minted for it.
+        var tenant = await platform.TenantAsync(platform.Mega.Id.ToString());
+        using var dedicated = new HttpClient { BaseAddress = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("upstream").GetString()!) };
+        var mega = new AspNetCore.TenantContext
+        {
+            TenantId = platform.Mega.Id, Slug = "mega", Tier = "premium", Isolation = IsolationModel.Silo, Subject = "x", Roles = [],
+        };
+        foreach (var (name, token, status) in new[]
+        {
+            ("tenant A at tenant B's instance", ContextTokens.Sign(platform.Host.DataDir, acme, dedicated: true), HttpStatusCode.Forbidden),
+            ("the instance's tenant, signed for the shared instance", ContextTokens.Sign(platform.Host.DataDir, mega), HttpStatusCode.Unauthorized),
+            ("the instance's tenant, expired", ContextTokens.Sign(platform.Host.DataDir, mega, dedicated: true, at: DateTimeOffset.UtcNow.AddMinutes(-2)), HttpStatusCode.Unauthorized),
+        })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/orders");
+            request.Headers.Add(AspNetCore.TenantContextToken.Header, token);
             using var response = await dedicated.SendAsync(request);
+            Assert.True(response.StatusCode == status, $"{name}: {(int)response.StatusCode}");
+        }
+
+        // And the shared instance does not serve a silo tenant, whoever signed the token.
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "/orders"))
+        {
+            request.Headers.Add(AspNetCore.TenantContextToken.Header, ContextTokens.Sign(platform.Host.DataDir, mega));
+            using var response = await direct.SendAsync(request);
             Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
         }
+    }
+
+    [Fact]
+    public async Task A_dedicated_instance_is_given_no_key_that_can_sign_a_tenant_context()
+    {
+        var pid = int.Parse(File.ReadAllText(Path.Combine(platform.Host.DataDir, "compute", "mega", "app.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Split('\0');
+        var cmdline = await File.ReadAllTextAsync($"/proc/{pid}/cmdline");
+        var jwks = Assert.Single(environ, e => e.StartsWith(AspNetCore.TenantContextToken.JwksVariable + "=", StringComparison.Ordinal));
+        using var key = TenantContextSigningKey.LoadOrCreate(ContextTokens.KeyFile(platform.Host.DataDir));
+        Assert.Equal(key.PublicJwks, jwks[(AspNetCore.TenantContextToken.JwksVariable.Length + 1)..]);
+        foreach (var text in environ.Append(cmdline))
+        {
+            Assert.DoesNotContain("\"d\":", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("PRIVATE KEY", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("tenant-context-es256", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("ContextSigningKey", text, StringComparison.Ordinal);
+        }
+
+        // The key file is the gateway's alone.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ContextTokens.KeyFile(platform.Host.DataDir)));
     }
 
     [Fact]

@@ -100,7 +100,7 @@ public sealed class PlatformHost : IAsyncDisposable
                 "gateway", "--gateway-port", port.ToString(CultureInfo.InvariantCulture),
                 "--Tenantry:Gateway:Authority=" + ControlPlane,
                 "--Tenantry:Gateway:SharedUpstream=" + SharedApp,
-                "--Tenantry:Gateway:ContextKeyFile=" + Path.Combine(DataDir, "keys", "tenant-context.key"),
+                "--Tenantry:Gateway:ContextSigningKeyFile=" + ContextTokens.KeyFile(DataDir),
                 "--Tenantry:Gateway:ClientSecret=" + GatewaySecret,
                 .. TestSettings,
                 .. settings,

@@ -1,10 +1,14 @@
 using System.Security.Cryptography;
-using Microsoft.AspNetCore.Http;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
 using Tenantry.AspNetCore;
 
 namespace Tenantry.Gateway.Tests;
 
-/// <summary>The signed tenant context and the storage-name rules, on their own.</summary>
+/// <summary>The tenant-context token (signing, verifying, the documented test vectors) and the storage-name rules, on their own.</summary>
 public sealed class TenantContextTests
 {
     private static readonly TenantContext Acme = new()
@@ -12,48 +16,135 @@ public sealed class TenantContextTests
         TenantId = Guid.CreateVersion7(), Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool, Subject = "u1", Roles = ["member"],
     };
 
-    [Fact]
-    public void A_signed_context_reads_back_and_any_changed_field_is_refused()
-    {
-        var signer = new TenantContextHeaders(RandomNumberGenerator.GetBytes(32));
-        var headers = new HeaderDictionary();
-        signer.Write((n, v) => headers[n] = v, Acme);
-        var read = signer.Read(headers);
-        Assert.NotNull(read);
-        Assert.Equal(Acme.TenantId, read.TenantId);
-        Assert.Equal(["member"], read.Roles);
+    private static readonly DateTimeOffset Now = new(2026, 1, 1, 0, 0, 10, TimeSpan.Zero);
 
-        foreach (var (name, value) in new[]
+    [Fact]
+    public async Task A_signed_context_verifies_and_altered_forged_unsigned_expired_or_misdirected_tokens_are_refused()
+    {
+        using var key = TenantContextSigningKey.FromPem(File.ReadAllText(Resource("tenant-context-test-key.pem")));
+        using var other = TenantContextSigningKey.FromPem(File.ReadAllText(Resource("tenant-context-other-key.pem")));
+        var shared = Verifier(key.PublicJwks, Now);
+        var token = ContextTokens.Sign(key, Acme, at: Now);
+        var read = await shared.VerifyAsync(token);
+        Assert.Equal(TenantContextVerdict.Valid, read.Verdict);
+        Assert.Equal(Acme.TenantId, read.Context!.TenantId);
+        Assert.Equal(["member"], read.Context.Roles);
+        Assert.Equal(Acme.Subject, read.Context.Subject);
+
+        var parts = token.Split('.');
+        var header = JsonNode.Parse(Base64UrlEncoder.Decode(parts[0]))!.AsObject();
+        foreach (var (claim, value) in new (string, JsonNode)[]
         {
-            (TenantContextHeaders.TenantId, Guid.CreateVersion7().ToString()),
-            (TenantContextHeaders.Slug, "mega"),
-            (TenantContextHeaders.Tier, "premium"),
-            (TenantContextHeaders.Isolation, "silo"),
-            (TenantContextHeaders.Roles, "admin"),
-            (TenantContextHeaders.Subject, "someone-else"),
+            ("tenant_id", Guid.CreateVersion7().ToString()), ("slug", "mega"), ("tier", "premium"), ("isolation", "bridge"),
+            ("roles", new JsonArray("admin")), ("sub", "someone-else"), ("exp", Now.AddDays(1).ToUnixTimeSeconds()), ("aud", "billing"),
         })
         {
-            var tampered = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
-            tampered[name] = value;
-            Assert.Null(signer.Read(tampered));
+            var payload = JsonNode.Parse(Base64UrlEncoder.Decode(parts[1]))!.AsObject();
+            payload[claim] = value;
+            Assert.Equal(TenantContextVerdict.BadSignature, (await shared.VerifyAsync($"{parts[0]}.{Encode(payload)}.{parts[2]}")).Verdict);
         }
 
-        var twice = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
-        twice.Append(TenantContextHeaders.TenantId, Guid.CreateVersion7().ToString());
-        Assert.Null(signer.Read(twice));
-        Assert.Null(new TenantContextHeaders(RandomNumberGenerator.GetBytes(32)).Read(headers));
-
-        // Signatures that are not base64, cut short, padded out or empty.
-        var good = headers[TenantContextHeaders.Signature].ToString();
-        foreach (var forged in new[] { "not base64!", good[..^4], good + "AAAA", "", Convert.ToBase64String(new byte[32]) })
+        // Another key, even one that claims the real key's kid; no signature; a MAC keyed with the public JWKS.
+        var forged = ContextTokens.Sign(other, Acme, at: Now).Split('.');
+        var hs = new JsonObject { ["alg"] = "HS256", ["kid"] = key.KeyId, ["typ"] = TenantContextToken.Type };
+        var hsInput = $"{Encode(hs)}.{parts[1]}";
+        var none = new JsonObject { ["alg"] = "none", ["typ"] = TenantContextToken.Type };
+        foreach (var attack in new[]
         {
-            var tampered = new HeaderDictionary(headers.ToDictionary(h => h.Key, h => h.Value));
-            tampered[TenantContextHeaders.Signature] = forged;
-            Assert.Null(signer.Read(tampered));
+            string.Join('.', forged),
+            $"{parts[0]}.{forged[1]}.{forged[2]}",
+            $"{Encode(none)}.{parts[1]}.",
+            $"{hsInput}.{Base64UrlEncoder.Encode(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key.PublicJwks), Encoding.ASCII.GetBytes(hsInput)))}",
+            "", "not a token", $"{parts[0]}.{parts[1]}",
+        })
+        {
+            Assert.NotEqual(TenantContextVerdict.Valid, (await shared.VerifyAsync(attack)).Verdict);
         }
 
-        // The same signer, used again from other threads (each keeps its own HMAC), still agrees.
-        Parallel.For(0, 64, _ => Assert.NotNull(signer.Read(headers)));
+        // Replayed once its few seconds are over (and the clock skew), at the same app.
+        Assert.Equal(TenantContextVerdict.Expired, (await Verifier(key.PublicJwks, Now.AddSeconds(36)).VerifyAsync(token)).Verdict);
+        Assert.Equal(TenantContextVerdict.WrongAudience, (await shared.VerifyAsync(ContextTokens.Sign(key, Acme, at: Now, audience: "billing"))).Verdict);
+
+        // A dedicated instance takes its own tenant's tokens minted for it, and nothing else.
+        var mega = Acme with { TenantId = Guid.CreateVersion7(), Slug = "mega", Isolation = IsolationModel.Silo };
+        var dedicated = Verifier(key.PublicJwks, Now, mega.TenantId);
+        Assert.Equal(TenantContextVerdict.Valid, (await dedicated.VerifyAsync(ContextTokens.Sign(key, mega, dedicated: true, at: Now))).Verdict);
+        Assert.Equal(TenantContextVerdict.WrongTenant, (await dedicated.VerifyAsync(ContextTokens.Sign(key, Acme, dedicated: true, at: Now))).Verdict);
+        Assert.Equal(TenantContextVerdict.WrongAudience, (await dedicated.VerifyAsync(ContextTokens.Sign(key, mega, at: Now))).Verdict);
+        Assert.Equal(TenantContextVerdict.WrongTenant, (await shared.VerifyAsync(ContextTokens.Sign(key, mega, at: Now))).Verdict);
+
+        // The same verifier, used from many threads at once, still agrees.
+        await Parallel.ForAsync(0, 64, async (_, _) => Assert.Equal(TenantContextVerdict.Valid, (await shared.VerifyAsync(token)).Verdict));
+    }
+
+    [Fact]
+    public void An_app_refuses_to_start_with_a_jwks_that_holds_a_private_key()
+    {
+        using var key = TenantContextSigningKey.FromPem(File.ReadAllText(Resource("tenant-context-test-key.pem")));
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey((ECDsaSecurityKey)new JsonWebKeySet(key.PublicJwks).GetSigningKeys()[0]);
+        using var ecdsa = ECDsa.Create();
+        ecdsa.ImportFromPem(File.ReadAllText(Resource("tenant-context-test-key.pem")));
+        var withPrivate = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ecdsa));
+        var jwks = JsonSerializer.Serialize(new { keys = new[] { new { kty = "EC", crv = "P-256", x = withPrivate.X, y = withPrivate.Y, d = withPrivate.D } } });
+        Assert.NotNull(jwk.X);
+        Assert.Throws<ArgumentException>(() => TenantContextVerifier.PublicKeys(jwks));
+        Assert.Single(TenantContextVerifier.PublicKeys(key.PublicJwks));
+    }
+
+    /// <summary>The test vectors of docs/tenant-context.md: each gets its documented verdict, and the document shows the same ones.</summary>
+    [Fact]
+    public async Task The_verifier_gives_each_documented_test_vector_its_verdict()
+    {
+        var vectors = JsonNode.Parse(File.ReadAllText(Resource("tenant-context-vectors.json")))!;
+        var at = DateTimeOffset.Parse(vectors["at"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        var jwks = vectors["jwks"]!.ToJsonString();
+        using var key = TenantContextSigningKey.FromPem(File.ReadAllText(Resource("tenant-context-test-key.pem")));
+        Assert.Equal(key.KeyId, vectors["jwks"]!["keys"]![0]!["kid"]!.GetValue<string>());
+        Assert.Equal(JsonNode.Parse(key.PublicJwks)!.ToJsonString(), jwks);
+
+        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "tenant-context.md"));
+        Assert.Contains(vectors["jwks"]!["keys"]![0]!["x"]!.GetValue<string>(), doc, StringComparison.Ordinal);
+        foreach (var vector in vectors["vectors"]!.AsArray())
+        {
+            var name = vector!["name"]!.GetValue<string>();
+            var instance = vector["instance_tenant"]?.GetValue<string>() is { } id ? Guid.Parse(id) : (Guid?)null;
+            var token = vector["token"]!.GetValue<string>();
+            var expected = vector["verdict"]!.GetValue<string>();
+            var verdict = (await Verifier(jwks, at, instance).VerifyAsync(token)).Verdict;
+            Assert.True(expected == Wire(verdict), $"{name}: expected {expected}, got {Wire(verdict)}");
+            Assert.True(doc.Contains(token, StringComparison.Ordinal), $"docs/tenant-context.md lacks the vector '{name}'.");
+        }
+    }
+
+    private static string Wire(TenantContextVerdict verdict) => verdict switch
+    {
+        TenantContextVerdict.Valid => "valid",
+        TenantContextVerdict.Expired => "expired",
+        TenantContextVerdict.WrongAudience => "wrong-audience",
+        TenantContextVerdict.BadSignature => "bad-signature",
+        TenantContextVerdict.WrongTenant => "wrong-tenant",
+        TenantContextVerdict.Missing => "missing",
+        _ => "malformed",
+    };
+
+    private static TenantContextVerifier Verifier(string jwks, DateTimeOffset now, Guid? dedicatedTenant = null) =>
+        new(Options.Create(new TenantryAppOptions { ContextJwks = jwks, TenantId = dedicatedTenant }), new FixedTime(now));
+
+    private static string Resource(string name) => Path.Combine(AppContext.BaseDirectory, "Resources", name);
+
+    private static string Encode(JsonNode node) => Base64UrlEncoder.Encode(node.ToJsonString());
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Tenantry.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("The repository root (Tenantry.slnx) is not above " + AppContext.BaseDirectory);
     }
 
     [Theory]

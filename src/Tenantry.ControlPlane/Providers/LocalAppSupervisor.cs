@@ -95,7 +95,8 @@ internal sealed partial class LocalAppSupervisor(
     IControlPlaneDatabase db,
     ITenantDatabaseProvider databases,
     TimeProvider time,
-    ILogger<LocalAppSupervisor> logger) : IHostedService, IDisposable
+    ILogger<LocalAppSupervisor> logger,
+    AppInstanceEnvironment? instanceEnvironment = null) : IHostedService, IDisposable
 {
     /// <summary>The host's environment variables every instance gets (when set): what a process, and dotnet, need to run.</summary>
     public static readonly IReadOnlyList<string> BaseEnvironment =
@@ -356,10 +357,13 @@ internal sealed partial class LocalAppSupervisor(
             }
         }
 
-        // The key the gateway signs the tenant context with, wherever it is kept.
-        if (configuration["Tenantry:Gateway:ContextKeyFile"] is { Length: > 0 } contextKey)
+        // What the host adds for every instance: the gateway's public tenant-context keys (never a key that signs).
+        if (instanceEnvironment is not null)
         {
-            environment[EnvironmentName("ContextKeyFile")] = contextKey;
+            foreach (var (name, value) in instanceEnvironment.Variables())
+            {
+                environment[name] = value;
+            }
         }
 
         var m = instance.Manifest;

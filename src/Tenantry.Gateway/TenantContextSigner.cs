@@ -1,0 +1,147 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Tenantry.AspNetCore;
+
+namespace Tenantry.Gateway;
+
+/// <summary>
+/// The gateway's tenant-context signing key: EC P-256, kept as PKCS#8 PEM in a file only the
+/// gateway's processes read (mode 0600), created once. Its <c>kid</c> is the RFC 7638 thumbprint of
+/// the public key. <see cref="PublicJwks"/> is all an app ever gets.
+/// </summary>
+public sealed class TenantContextSigningKey : IDisposable
+{
+    private readonly ECDsa _ecdsa;
+
+    private TenantContextSigningKey(ECDsa ecdsa)
+    {
+        _ecdsa = ecdsa;
+        var key = new ECDsaSecurityKey(ecdsa);
+        var publicJwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(PublicOnly(ecdsa)));
+        KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
+        key.KeyId = KeyId;
+        Credentials = new SigningCredentials(key, TenantContextToken.Algorithm);
+        PublicJwks = JsonSerializer.Serialize(new
+        {
+            keys = new[]
+            {
+                new { kty = publicJwk.Kty, crv = publicJwk.Crv, x = publicJwk.X, y = publicJwk.Y, kid = KeyId, use = "sig", alg = TenantContextToken.Algorithm },
+            },
+        });
+    }
+
+    public string KeyId { get; }
+
+    /// <summary>The public key as a JWKS (JSON): what apps verify the tenant context with.</summary>
+    public string PublicJwks { get; }
+
+    internal SigningCredentials Credentials { get; }
+
+    /// <summary>Reads the key file, creating it (a new P-256 key, mode 0600) when it does not exist.</summary>
+    public static TenantContextSigningKey LoadOrCreate(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+
+            using (var created = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+            using (var stream = new FileStream(temp, options))
+            using (var writer = new StreamWriter(stream))
+            {
+                writer.Write(created.ExportPkcs8PrivateKeyPem());
+            }
+
+            try
+            {
+                File.Move(temp, path, overwrite: false);
+            }
+            catch (IOException)
+            {
+                // Another gateway process made it first; use theirs.
+                File.Delete(temp);
+            }
+        }
+
+        return FromPem(File.ReadAllText(path));
+    }
+
+    /// <summary>A key from its PKCS#8 PEM, which must be EC P-256.</summary>
+    public static TenantContextSigningKey FromPem(string pem)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pem);
+        var ecdsa = ECDsa.Create();
+        try
+        {
+            ecdsa.ImportFromPem(pem);
+            if (ecdsa.KeySize != 256 || ecdsa.ExportParameters(false).Curve.Oid.Value != ECCurve.NamedCurves.nistP256.Oid.Value)
+            {
+                throw new CryptographicException("The tenant-context signing key must be an EC P-256 key.");
+            }
+
+            return new TenantContextSigningKey(ecdsa);
+        }
+        catch
+        {
+            ecdsa.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _ecdsa.Dispose();
+
+    private static ECDsa PublicOnly(ECDsa ecdsa) => ECDsa.Create(ecdsa.ExportParameters(includePrivateParameters: false));
+}
+
+/// <summary>Signs the tenant context of a request for its upstream: one short-lived ES256 token per request.</summary>
+public sealed class TenantContextSigner(TenantContextSigningKey key, IOptions<GatewayOptions> options, TimeProvider time)
+{
+    // SetDefaultTimesOnTokenCreation off: the times come from the injected clock.
+    private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
+    private readonly string _audience = options.Value.ContextAudience;
+    private readonly TimeSpan _lifetime = options.Value.ContextLifetime;
+
+    /// <summary>
+    /// The token for <paramref name="context"/>; <paramref name="dedicated"/> when it goes to the tenant's dedicated
+    /// instance, whose id then joins the audience (a token for the shared instance is not good there).
+    /// </summary>
+    public string Sign(TenantContext context, bool dedicated)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var now = time.GetUtcNow().UtcDateTime;
+        var descriptor = new SecurityTokenDescriptor
+        {
+            TokenType = TenantContextToken.Type,
+            SigningCredentials = key.Credentials,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now + _lifetime,
+            Claims = new Dictionary<string, object>(StringComparer.Ordinal)
+            {
+                [TenantContextToken.TenantIdClaim] = context.TenantId.ToString(),
+                [TenantContextToken.SlugClaim] = context.Slug,
+                [TenantContextToken.TierClaim] = context.Tier,
+                [TenantContextToken.IsolationClaim] = context.Isolation.ToWire(),
+                [TenantContextToken.SubjectClaim] = context.Subject,
+                [TenantContextToken.RolesClaim] = context.Roles.ToArray(),
+                [JwtRegisteredClaimNames.Jti] = Guid.NewGuid().ToString("N"),
+            },
+        };
+        descriptor.Audiences.Add(_audience);
+        if (dedicated)
+        {
+            descriptor.Audiences.Add(context.TenantId.ToString());
+        }
+
+        return _handler.CreateToken(descriptor);
+    }
+}
