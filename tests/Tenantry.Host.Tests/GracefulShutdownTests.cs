@@ -1,4 +1,5 @@
 using System.Globalization;
+using Tenantry.Testing;
 
 namespace Tenantry.Host.Tests;
 

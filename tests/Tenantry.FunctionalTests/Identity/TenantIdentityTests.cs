@@ -2,8 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Identity;
 
 public sealed class TenantIdentityTests(TenantryFactory factory) : IClassFixture<TenantryFactory>
 {

@@ -2,8 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Tenantry.Testing;
 
-namespace Tenantry.Gateway.Tests;
+namespace Tenantry.Host.Tests;
 
 /// <summary>Dedicated instances across a host crash and through a silo tenant's lifecycle (own host, not shared with other tests).</summary>
 public sealed class SiloComputeTests
@@ -11,12 +12,11 @@ public sealed class SiloComputeTests
     [Fact]
     public async Task A_dedicated_instance_survives_a_host_crash_is_adopted_and_stops_at_offboarding()
     {
-        var first = new PlatformHost();
-        PlatformHost? second = null;
+        var first = await TenantryHost.StartAsync(TenantryHostOptions.Platform());
+        TenantryHost? second = null;
         try
         {
-            await first.StartAsync();
-            using var op = await first.OperatorAsync();
+            using var op = await first.OperatorClientAsync();
             var silo = await first.OnboardAsync(op, "vault", "premium");
             using (var client = silo.Client())
             {
@@ -30,12 +30,11 @@ public sealed class SiloComputeTests
                 pid = (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32();
             }
 
-            first.Crash();
-            Assert.True(PlatformHost.IsInstance(pid, first.DataDir), "The dedicated instance died with the host.");
+            first.Kill(entireProcessTree: false);
+            Assert.True(TenantryHost.IsInstance(pid, first.DataDir), "The dedicated instance died with the host.");
 
-            second = new PlatformHost(first.DataDir, first.Ports);
-            await second.StartAsync();
-            using var op2 = await second.OperatorAsync();
+            second = await TenantryHost.StartAsync(TenantryHostOptions.Platform() with { DataDir = first.DataDir, Ports = first.Ports });
+            using var op2 = await second.OperatorClientAsync();
             var tenant = silo with { Host = second };
             using (var client = tenant.Client())
             {
@@ -73,8 +72,8 @@ public sealed class SiloComputeTests
                 Assert.Equal(HttpStatusCode.Accepted, offboard.StatusCode);
             }
 
-            await PlatformHost.WaitForStatusAsync(op2, tenant.Id.ToString(), "offboarded");
-            Assert.False(PlatformHost.IsInstance(restarted, first.DataDir), "The dedicated instance outlived offboarding.");
+            await TenantryHost.WaitForStatusAsync(op2, tenant.Id.ToString(), "offboarded");
+            Assert.False(TenantryHost.IsInstance(restarted, first.DataDir), "The dedicated instance outlived offboarding.");
             using (var client = tenant.Client())
             {
                 // The gateway learns of it at its next routing-table reload (every second): within seconds, not at once.

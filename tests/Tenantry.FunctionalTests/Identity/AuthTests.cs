@@ -8,7 +8,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Validation;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Identity;
 
 public sealed class AuthTests(TenantryFactory factory) : IClassFixture<TenantryFactory>
 {

@@ -5,8 +5,9 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests.Billing;
+namespace Tenantry.FunctionalTests.Billing;
 
 /// <summary>
 /// Plans, metering, invoices, costs and quotas through the real API. Run once on the embedded

@@ -1,8 +1,9 @@
 using System.IO.Compression;
 using System.Net;
 using System.Text.Json;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Tenants;
 
 public sealed class LifecycleTests(TenantryFactory factory) : IClassFixture<TenantryFactory>
 {

@@ -4,8 +4,10 @@ using System.Net.Http.Json;
 using System.Text;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Tenantry.FunctionalTests.Identity;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Objects;
 
 /// <summary>
 /// The object API with tenant tokens (a user's login, a machine client's token): a tenant reaches

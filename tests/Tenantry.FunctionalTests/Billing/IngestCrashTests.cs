@@ -10,7 +10,7 @@ using Microsoft.Data.Sqlite;
 using Tenantry.Testing;
 using Xunit.Abstractions;
 
-namespace Tenantry.Host.Tests.Billing;
+namespace Tenantry.FunctionalTests.Billing;
 
 /// <summary>
 /// Usage ingest under kill -9: the host runs as a child process, senders post batches without
@@ -26,7 +26,7 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
     private const int Senders = 4;
     private const int BatchSize = 100;
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "tenantry-ingest-crash", Guid.NewGuid().ToString("N"));
-    private ChildHost? _host;
+    private TenantryHost? _host;
 
     [Fact]
     public async Task Events_acknowledged_before_a_sigkill_are_stored_exactly_once()
@@ -155,12 +155,8 @@ public sealed class IngestCrashTests(ITestOutputHelper output) : IDisposable
 
     private async Task<HttpClient> StartAsync()
     {
-        var port = ChildHost.FreePorts(1)[0];
-        var address = new Uri($"http://127.0.0.1:{port}");
-        _host = ChildHost.Start(["--data-dir", _dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", Secret, "--Tenantry:ApplicationPlane:Enabled=false"]);
-        var failure = await _host.WaitHealthyAsync(TimeSpan.FromSeconds(60), address);
-        Assert.True(failure is null, failure);
-        var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        _host = await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = _dataDir, OperatorSecret = Secret, StartTimeout = TimeSpan.FromSeconds(60) });
+        var client = new HttpClient { BaseAddress = _host.ControlPlane, Timeout = TimeSpan.FromSeconds(30) };
         var token = await TenantryFactory.TokenAsync(client, "operator", Secret, "tenantry:admin");
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return client;

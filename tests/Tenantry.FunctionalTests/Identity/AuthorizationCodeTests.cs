@@ -4,15 +4,16 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Tenantry.Testing;
 
-namespace Tenantry.Gateway.Tests;
+namespace Tenantry.FunctionalTests.Identity;
 
 /// <summary>
 /// Tenant users' login with the authorization code flow and PKCE (S256), as a CLI or a SPA does it,
 /// over real HTTP against the real host: redirects are followed by hand, the form is parsed and posted back.
 /// </summary>
-[Collection(PlatformCollection.Name)]
-public sealed partial class AuthorizationCodeTests(PlatformFixture platform)
+[Collection(IdentityPlatformCollection.Name)]
+public sealed partial class AuthorizationCodeTests(IdentityPlatformFixture platform)
 {
     private const string Cli = "tenantry-cli";
     private const string CliRedirect = "http://127.0.0.1:53682/callback";
@@ -217,7 +218,7 @@ public sealed partial class AuthorizationCodeTests(PlatformFixture platform)
 
         using var suspend = await platform.Operator.PostAsync(new Uri($"/v1/tenants/{tenant.Id}/suspend", UriKind.Relative), null);
         Assert.Equal(HttpStatusCode.Accepted, suspend.StatusCode);
-        await PlatformHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "suspended");
+        await TenantryHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "suspended");
 
         using var browser = Browser();
         using var page = await browser.GetAsync(AuthorizeUri(Cli, CliRedirect, pkce.Challenge, "S256", state: "s"));

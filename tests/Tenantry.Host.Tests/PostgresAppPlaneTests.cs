@@ -4,7 +4,7 @@ using System.Text.Json;
 using Npgsql;
 using Tenantry.Testing;
 
-namespace Tenantry.Gateway.Tests;
+namespace Tenantry.Host.Tests;
 
 /// <summary>
 /// The application plane on the PostgreSQL data plane: a real host (control-plane store and tenant
@@ -19,14 +19,13 @@ public sealed class PostgresAppPlaneTests
     {
         await using var pg = await PostgresServer.StartAsync();
         await pg.ExecuteAsync("CREATE DATABASE tenantry_control");
-        await using var host = new PlatformHost(settings:
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(
         [
             "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
             "--Tenantry:Postgres:Servers:0:Name=pg-test",
             "--Tenantry:Postgres:Servers:0:ConnectionString=" + pg.SuperuserConnectionStringFor("postgres"),
-        ]);
-        await host.StartAsync();
-        using var op = await host.OperatorAsync();
+        ]));
+        using var op = await host.OperatorClientAsync();
         var tenants = await Task.WhenAll(
             host.OnboardAsync(op, "pg-shop", "basic"),
             host.OnboardAsync(op, "pg-kiosk", "basic"),

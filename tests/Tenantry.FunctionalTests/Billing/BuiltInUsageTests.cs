@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Hosting;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests.Billing;
+namespace Tenantry.FunctionalTests.Billing;
 
 /// <summary>The platform meters itself: api_calls from its own API, storage_bytes and compute_seconds from samples.</summary>
 [Collection(SoloCollection.Name)]

@@ -12,9 +12,10 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Tenantry.FunctionalTests.Identity;
 using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Telemetry;
 
 /// <summary>OpenTelemetry: <c>/metrics</c> for operators, usage and requests per tenant, and export to a real OTLP/HTTP receiver.</summary>
 public sealed partial class TelemetryTests : IDisposable
@@ -107,46 +108,28 @@ public sealed partial class TelemetryTests : IDisposable
     public async Task Metrics_traces_and_logs_reach_an_otlp_receiver()
     {
         await using var receiver = await OtlpReceiver.StartAsync();
-        var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-tests", Guid.NewGuid().ToString("N"));
-        var port = ChildHost.FreePorts(1)[0];
-        var output = new ConcurrentQueue<string>();
-        using var host = ChildHost.Start(
-            ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", TenantryFactory.OperatorSecret,
-             "--Tenantry:ApplicationPlane:Enabled=false", "--Tenantry:Telemetry:OtlpEndpoint=" + receiver.Address, "--Tenantry:Telemetry:ExportInterval=00:00:00.200"],
-            output.Enqueue);
-        try
+        using var host = await TenantryHost.StartAsync(new TenantryHostOptions
         {
-            var baseAddress = new Uri($"http://127.0.0.1:{port}");
-            Assert.True(await host.WaitHealthyAsync(TimeSpan.FromSeconds(60), baseAddress) is null, string.Join('\n', output));
-            using var op = new HttpClient { BaseAddress = baseAddress };
-            op.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(op, TenantryFactory.OperatorSecret));
-            var id = await op.CreateActiveTenantAsync("otel-export");
-            using (var ingest = await op.PostAsJsonAsync("/v1/usage/events", new[]
-                   {
-                       new { id = "x1", source = "otel-export", type = "api_calls", subject = id, time = DateTimeOffset.UtcNow, data = new { } },
-                   }))
-            {
-                Assert.Equal(HttpStatusCode.Accepted, ingest.StatusCode);
-            }
+            OperatorSecret = TenantryFactory.OperatorSecret,
+            Settings = ["--Tenantry:Telemetry:OtlpEndpoint=" + receiver.Address, "--Tenantry:Telemetry:ExportInterval=00:00:00.200"],
+            StartTimeout = TimeSpan.FromSeconds(60),
+        });
+        using var op = await host.OperatorClientAsync();
+        var id = await op.CreateActiveTenantAsync("otel-export");
+        using (var ingest = await op.PostAsJsonAsync("/v1/usage/events", new[]
+               {
+                   new { id = "x1", source = "otel-export", type = "api_calls", subject = id, time = DateTimeOffset.UtcNow, data = new { } },
+               }))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, ingest.StatusCode);
+        }
 
-            // OTLP is protobuf: names and attribute values are UTF-8 strings in it, found as bytes.
-            await receiver.WaitForAsync("/v1/metrics", "tenantry.usage.events", id);
-            await receiver.WaitForAsync("/v1/traces", "operation onboarding", id);
-            await receiver.WaitForAsync("/v1/traces", "/v1/usage/events");
-            await receiver.WaitForAsync("/v1/logs", id);
-            Assert.All(receiver.ContentTypes, t => Assert.Equal("application/x-protobuf", t));
-        }
-        finally
-        {
-            host.Kill();
-            try
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+        // OTLP is protobuf: names and attribute values are UTF-8 strings in it, found as bytes.
+        await receiver.WaitForAsync("/v1/metrics", "tenantry.usage.events", id);
+        await receiver.WaitForAsync("/v1/traces", "operation onboarding", id);
+        await receiver.WaitForAsync("/v1/traces", "/v1/usage/events");
+        await receiver.WaitForAsync("/v1/logs", id);
+        Assert.All(receiver.ContentTypes, t => Assert.Equal("application/x-protobuf", t));
     }
 
     [Fact]

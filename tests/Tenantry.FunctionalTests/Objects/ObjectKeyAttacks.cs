@@ -1,4 +1,4 @@
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Objects;
 
 /// <summary>
 /// Object keys that try to leave the tenant's prefix or hide something from the validator, as they

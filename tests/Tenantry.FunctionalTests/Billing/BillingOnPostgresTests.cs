@@ -1,6 +1,6 @@
 using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests.Billing;
+namespace Tenantry.FunctionalTests.Billing;
 
 /// <summary>One private PostgreSQL server for the class; each test gets a fresh control-plane database on it.</summary>
 public sealed class BillingPostgresFixture : IAsyncLifetime

@@ -7,7 +7,7 @@ using Tenantry.ControlPlane.Providers;
 using Tenantry.Data;
 using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Tenants;
 
 /// <summary>Two private PostgreSQL servers that the control plane provisions tenants into.</summary>
 public sealed class TwoPostgresServers : IAsyncLifetime

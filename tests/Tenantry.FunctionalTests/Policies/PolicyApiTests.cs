@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Tenantry.FunctionalTests.Objects;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Policies;
 
 public sealed class PolicyApiTests(TenantryFactory factory) : IClassFixture<TenantryFactory>
 {
