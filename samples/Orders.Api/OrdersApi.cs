@@ -3,6 +3,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
+using Tenantry;
 using Tenantry.AspNetCore;
 
 namespace Orders.Api;
@@ -107,38 +108,47 @@ public static class OrdersApi
     {
         if (!TenantStorage.IsSafeName(name))
         {
-            return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
-                "A name is 1-128 characters without path separators, leading dots or control characters.");
+            return UnsafeName();
         }
 
         if (request.ContentLength > MaxAttachmentBytes)
         {
-            return Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.", $"At most {MaxAttachmentBytes} bytes.");
+            return TooLarge();
+        }
+
+        // Checked in a read session: the write session (on SQLite a write lock, shared by every
+        // pool tenant) is held only for the row, not while the body arrives.
+        await using (var read = await data.OpenAsync(tenant, cancellationToken, readOnly: true))
+        {
+            if (await read.ScalarAsync("SELECT 1 FROM orders WHERE id = @id", [("@id", id)], cancellationToken) is null)
+            {
+                return NotFound($"Order {id}");
+            }
+        }
+
+        var dataDir = options.Value.DataPath;
+        var path = TenantStorage.UploadPath(dataDir, tenant, "orders", id.ToString("N"), name);
+        var quota = request.HttpContext.RequestServices.GetService<ITenantStorageQuota>();
+        long bytes;
+        try
+        {
+            bytes = await TenantStorage.SaveAsync(dataDir, tenant, path, request.Body, MaxAttachmentBytes, quota, cancellationToken);
+        }
+        catch (UploadTooLargeException)
+        {
+            return TooLarge();
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge();
+        }
+        catch (StorageQuotaExceededException ex)
+        {
+            return Problem(StatusCodes.Status413PayloadTooLarge, "storage-quota-exceeded", "The tenant's storage quota is used up.",
+                string.Create(CultureInfo.InvariantCulture, $"The plan allows {ex.Limit} bytes of storage and {ex.Used} are in use; delete files or upgrade the plan."));
         }
 
         await using var session = await data.OpenAsync(tenant, cancellationToken);
-        if (await session.ScalarAsync("SELECT 1 FROM orders WHERE id = @id", [("@id", id)], cancellationToken) is null)
-        {
-            return NotFound($"Order {id}");
-        }
-
-        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = path + ".upload";
-        long bytes;
-        await using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            await request.Body.CopyToAsync(file, cancellationToken);
-            bytes = file.Length;
-        }
-
-        if (bytes > MaxAttachmentBytes)
-        {
-            File.Delete(temp);
-            return Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.", $"At most {MaxAttachmentBytes} bytes.");
-        }
-
-        File.Move(temp, path, overwrite: true);
         await session.ExecuteAsync("DELETE FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken);
         await session.ExecuteAsync(
             "INSERT INTO order_attachments (order_id, name, bytes, created_at) VALUES (@id, @name, @bytes, @at)",
@@ -153,8 +163,7 @@ public static class OrdersApi
     {
         if (!TenantStorage.IsSafeName(name))
         {
-            return Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.",
-                "A name is 1-128 characters without path separators, leading dots or control characters.");
+            return UnsafeName();
         }
 
         await using var session = await data.OpenAsync(tenant, cancellationToken, readOnly: true);
@@ -175,6 +184,13 @@ public static class OrdersApi
         r.IsDBNull(3) ? null : r.GetString(3),
         r.GetString(4),
         r.GetFieldValue<DateTimeOffset>(5).ToUniversalTime());
+
+    private static ProblemHttpResult UnsafeName() =>
+        Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.", TenantStorage.SafeNameRule);
+
+    private static ProblemHttpResult TooLarge() =>
+        Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.",
+            string.Create(CultureInfo.InvariantCulture, $"An attachment is at most {MaxAttachmentBytes} bytes, however it is sent."));
 
     private static ProblemHttpResult NotFound(string what) =>
         Problem(StatusCodes.Status404NotFound, "not-found", "Not found.", $"{what} does not exist.");

@@ -49,7 +49,7 @@ internal sealed class TenantDataUnavailableHandler(IProblemDetailsService proble
                 Status = StatusCodes.Status503ServiceUnavailable,
                 Type = "https://tenantry.dev/problems/tenant-data-unavailable",
                 Title = "The tenant's data is not available.",
-                Detail = "The tenant's database is not ready yet or no longer exists.",
+                Detail = "The tenant's database is not ready yet, the tenant is not active, or its data no longer exists.",
             },
         });
     }

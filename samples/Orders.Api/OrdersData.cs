@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using Microsoft.Extensions.Options;
 using Tenantry;
 using Tenantry.AspNetCore;
@@ -20,15 +21,22 @@ namespace Orders.Api;
 /// SQLite targets are migrated once, on their first request. PostgreSQL targets are not: the control
 /// plane applies <see cref="OrdersSchema"/> at onboarding and in fleet migrations, and the pool and
 /// bridge roles the app logs in as may not run DDL anyway.
+/// <para>
+/// What the locator says is kept for <see cref="RelocateAfter"/>, then asked again: a tenant that is
+/// suspended or offboarded meanwhile (or whose database is gone) gets 503, not its old placement.
+/// </para>
 /// </summary>
 internal sealed class OrdersData(
     ITenantDataSource data,
     IOptions<TenantryAppOptions> options,
     ILogger<TenantMigrationRunner> logger,
+    TimeProvider time,
     ITenantDataLocator? locator = null)
 {
+    public static readonly TimeSpan RelocateAfter = TimeSpan.FromSeconds(2);
+
     private readonly ConcurrentDictionary<string, Lazy<Task>> _migrated = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<Guid, TenantDataContext> _located = new();
+    private readonly ConcurrentDictionary<Guid, (TenantDataContext Context, long LocatedAt)> _located = new();
     private readonly string _dataDir = options.Value.DataPath;
     private readonly PostgresSiloTarget? _dedicated = options.Value.Database is { Length: > 0 } database ? PostgresSiloTarget.FromConnectionString(database) : null;
 
@@ -36,28 +44,41 @@ internal sealed class OrdersData(
     public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken, bool readOnly = false)
     {
         var context = await LocateAsync(tenant, cancellationToken);
-        if (Migration(context) is { } migration)
+        var migration = Migration(context);
+        try
         {
-            var ready = _migrated.GetOrAdd(migration.Connection, _ => new Lazy<Task>(() => MigrateAsync(migration)));
-            try
+            if (migration is not null)
             {
-                await ready.Value.WaitAsync(cancellationToken);
+                await _migrated.GetOrAdd(migration.Connection, _ => new Lazy<Task>(() => MigrateAsync(migration))).Value.WaitAsync(cancellationToken);
             }
-            catch (InvalidOperationException)
+
+            return readOnly ? await data.OpenReadSessionAsync(context, cancellationToken) : await data.OpenSessionAsync(context, cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or DbException)
+        {
+            if (migration is not null)
             {
                 _migrated.TryRemove(migration.Connection, out _);
-                throw;
             }
-        }
 
-        return readOnly ? await data.OpenReadSessionAsync(context, cancellationToken) : await data.OpenSessionAsync(context, cancellationToken);
+            // The tenant's own file went away (offboarded since it was located): nothing to serve, and not a server fault.
+            if (context.Target is SqliteFileTarget file && !File.Exists(file.FilePath))
+            {
+                _located.TryRemove(tenant.TenantId, out _);
+                throw new TenantDataUnavailableException(tenant.TenantId);
+            }
+
+            throw;
+        }
     }
 
     private async Task<TenantDataContext> LocateAsync(ITenantContext tenant, CancellationToken cancellationToken)
     {
-        if (_located.TryGetValue(tenant.TenantId, out var known) && known.Isolation == tenant.Isolation && known.Slug == tenant.Slug)
+        var now = time.GetTimestamp();
+        if (_located.TryGetValue(tenant.TenantId, out var known) && known.Context.Isolation == tenant.Isolation && known.Context.Slug == tenant.Slug
+            && (locator is null || time.GetElapsedTime(known.LocatedAt, now) < RelocateAfter))
         {
-            return known;
+            return known.Context;
         }
 
         TenantDataContext context;
@@ -68,8 +89,14 @@ internal sealed class OrdersData(
         }
         else if (locator is not null)
         {
-            context = await locator.LocateAsync(tenant.TenantId, tenant.Slug, tenant.Isolation, cancellationToken)
-                ?? throw new TenantDataUnavailableException(tenant.TenantId);
+            var located = await locator.LocateAsync(tenant.TenantId, tenant.Slug, tenant.Isolation, cancellationToken);
+            if (located is null)
+            {
+                _located.TryRemove(tenant.TenantId, out _);
+                throw new TenantDataUnavailableException(tenant.TenantId);
+            }
+
+            context = located;
         }
         else
         {
@@ -78,7 +105,7 @@ internal sealed class OrdersData(
                 : SqliteFileTarget.ForEmbedded(_dataDir, tenant.Isolation, tenant.Slug));
         }
 
-        _located[tenant.TenantId] = context;
+        _located[tenant.TenantId] = (context, now);
         return context;
     }
 
@@ -103,7 +130,7 @@ internal sealed class OrdersData(
     }
 }
 
-/// <summary>The tenant has no database this instance can reach (not provisioned yet, or gone): answered with 503.</summary>
+/// <summary>The tenant has no database this instance can reach (not provisioned yet, not active, or gone): answered with 503.</summary>
 internal sealed class TenantDataUnavailableException(Guid tenantId)
     : Exception($"Tenant {tenantId} has no database yet.")
 {

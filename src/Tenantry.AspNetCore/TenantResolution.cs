@@ -13,7 +13,7 @@ public static class TenantResolution
     public static IServiceCollection AddTenantryApp(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section).ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
         services.AddHttpContextAccessor();
         services.TryAddSingleton(sp => new TenantContextHeaders(
             TenantContextHeaders.LoadOrCreateKey(sp.GetRequiredService<IOptions<TenantryAppOptions>>().Value.ContextKeyPath)));

@@ -39,7 +39,7 @@ public static class TenantryControlPlane
     public static TenantryBuilder AddTenantryControlPlane(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateSettings(TenantryOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
@@ -48,9 +48,10 @@ public static class TenantryControlPlane
             var dir = sp.GetRequiredService<DataDirectory>();
             var store = sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Store;
             return string.IsNullOrWhiteSpace(store)
-                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite)
-                : PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
+                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns)
+                : OpenPostgresStore(store);
         });
+        services.TryAddSingleton<OperationNode>();
 
         services.TryAddSingleton(TenantAppSchema.Default);
         services.AddTenantryData();
@@ -62,9 +63,10 @@ public static class TenantryControlPlane
             sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres.Enabled
                 ? ActivatorUtilities.CreateInstance<PostgresTenantDatabaseProvider>(sp)
                 : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
+        services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
-        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateSettings(LocalComputeOptions.Section).ValidateOnStart();
         services.TryAddSingleton<LocalAppSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
@@ -91,6 +93,8 @@ public static class TenantryControlPlane
         services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>>((keys, tenantry) =>
             keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance));
         services.AddProblemDetails();
+        // A repeated property in a request body is refused, not resolved silently to its last value.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.AllowDuplicateProperties = false);
         services.AddHealthChecks().AddCheck<StoreHealthCheck>("store");
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
@@ -140,6 +144,20 @@ public static class TenantryControlPlane
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;
+    }
+
+    private static PostgresDatabase OpenPostgresStore(string store)
+    {
+        try
+        {
+            return PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
+        {
+            var where = new Npgsql.NpgsqlConnectionStringBuilder(store);
+            var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : (ex.InnerException ?? ex).Message;
+            throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
+        }
     }
 }
 

@@ -16,6 +16,13 @@ public sealed class TenantryOptions
     /// <summary>Secret of the bootstrap <c>operator</c> client; generated into the data dir when unset.</summary>
     public string? OperatorSecret { get; set; }
 
+    /// <summary>
+    /// This host's name among the replicas sharing a store; it owns the leases of the operations it runs.
+    /// Empty: a name generated once and kept in the data dir (<c>node-id</c>). Unique per running host.
+    /// </summary>
+    [MaxLength(100)]
+    public string? NodeName { get; set; }
+
     /// <summary>Control-plane store; empty means SQLite in the data dir.</summary>
     public string? Store { get; set; }
 
@@ -48,6 +55,10 @@ public sealed class PortOptions
 
     [Range(0, 65535)]
     public int Gateway { get; set; } = 5081;
+
+    /// <summary>The shared app instance of the application plane.</summary>
+    [Range(0, 65535)]
+    public int SharedApp { get; set; } = 5082;
 }
 
 public sealed class OperationOptions
@@ -67,6 +78,17 @@ public sealed class OperationOptions
     /// <summary>How often the worker looks for due work it was not told about.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a host's hold on a running operation lasts without renewal. A host that dies holding
+    /// one is taken over by another replica once it ends (its own node reclaims it at once on restart).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often a running operation's lease is renewed; well under <see cref="Lease"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:20:00")]
+    public TimeSpan LeaseRenewal { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IValidateOptions<TenantryOptions>
@@ -112,6 +134,16 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
             errors.Add("Tenantry:Ports:ControlPlane and Tenantry:Ports:Gateway must differ.");
         }
 
+        if (options.Operations.LeaseRenewal * 2 > options.Operations.Lease)
+        {
+            errors.Add($"Tenantry:Operations:LeaseRenewal: {options.Operations.LeaseRenewal:c} must be at most half of Tenantry:Operations:Lease ({options.Operations.Lease:c}), so a lease is renewed before it ends.");
+        }
+
+        if (options.NodeName is { Length: > 0 } node && (string.IsNullOrWhiteSpace(node) || node.Any(char.IsControl)))
+        {
+            errors.Add("Tenantry:NodeName: a node name is printable text.");
+        }
+
         errors.AddRange(PostgresProblems(options.Postgres));
 
         return errors.Count == 0
@@ -121,27 +153,20 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
 
     private static IEnumerable<string> PostgresProblems(Providers.Postgres.PostgresProviderOptions postgres)
     {
-        var context = new System.ComponentModel.DataAnnotations.ValidationContext(postgres);
-        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
-        System.ComponentModel.DataAnnotations.Validator.TryValidateObject(postgres, context, results, validateAllProperties: true);
-        foreach (var result in results)
-        {
-            yield return $"Tenantry:Postgres:{string.Join(",", result.MemberNames)}: {result.ErrorMessage}";
-        }
-
+        // Data annotations (required values, ranges) are checked with every other setting: SettingValidation.
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < postgres.Servers.Count; i++)
         {
             var server = postgres.Servers[i];
-            if (string.IsNullOrWhiteSpace(server.ConnectionString) || StoreProblem(server.ConnectionString) is not null)
+            if (string.IsNullOrWhiteSpace(server.ConnectionString))
             {
-                yield return $"Tenantry:Postgres:Servers:{i}:ConnectionString: {StoreProblem(server.ConnectionString ?? "") ?? "required"}";
                 continue;
             }
 
-            if (server.Capacity < 1)
+            if (StoreProblem(server.ConnectionString) is { } problem)
             {
-                yield return $"Tenantry:Postgres:Servers:{i}:Capacity must be at least 1.";
+                yield return $"Tenantry:Postgres:Servers:{i}:ConnectionString: {problem}";
+                continue;
             }
 
             if (!names.Add(Providers.Postgres.PostgresServers.NameOf(server)))

@@ -31,6 +31,21 @@ public sealed class GatewayOptions
     public TimeSpan MaxStaleness { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// How long the gateway waits on an app instance that sends nothing (no response headers, no body
+    /// bytes) before it gives up on the request and answers 503 with <c>Retry-After</c>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// After a tenant's dedicated instance has timed out, its requests get 503 at once, with this as
+    /// <c>Retry-After</c>, for this long (meanwhile its supervisor restarts it if it hung); then the
+    /// gateway tries it again.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan UpstreamRetryAfter { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// A Redis configuration string (<c>host:port,…</c>). When set, rate-limit and quota counters live
     /// in Redis, shared by every gateway replica; the daily quota is then per UTC calendar day.
     /// </summary>

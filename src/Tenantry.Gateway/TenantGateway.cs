@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -28,13 +29,16 @@ public static class TenantGateway
 {
     internal const string TenantItem = "tenantry.gateway.tenant";
 
+    /// <summary>The <c>typ</c> header of a JWT access token (RFC 9068 §2.1), with and without its media-type prefix.</summary>
+    internal static readonly string[] AccessTokenTypes = ["at+jwt", "application/at+jwt"];
+
     /// <summary>Registers the gateway; the routing table comes from <typeparamref name="TSource"/>.</summary>
     public static IServiceCollection AddTenantryGateway<TSource>(this IServiceCollection services)
         where TSource : class, IGatewayRouteSource
     {
         ArgumentNullException.ThrowIfNull(services);
         services.TryAddSingleton<IGatewayRouteSource, TSource>();
-        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateSettings(GatewayOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<GatewayRouteTable>();
@@ -65,6 +69,8 @@ public static class TenantGateway
                 RequireExpirationTime = true,
                 RequireSignedTokens = true,
                 ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
+                // Access tokens only (RFC 9068): an id_token is signed by the same key and would otherwise pass for one.
+                ValidTypes = AccessTokenTypes,
                 ClockSkew = TimeSpan.FromSeconds(30),
                 NameClaimType = "sub",
                 RoleClaimType = "role",
@@ -236,7 +242,7 @@ internal sealed class TenantResolutionGatewayMiddleware(
             var presented = http.Request.Headers.Authorization.Count > 0;
             http.Response.Headers.WWWAuthenticate = presented ? "Bearer error=\"invalid_token\"" : "Bearer";
             return GatewayProblems.WriteAsync(http, StatusCodes.Status401Unauthorized, "unauthorized", "A valid tenant token is required.",
-                presented ? "The bearer token is not valid (signature, issuer, algorithm or lifetime)." : "Send Authorization: Bearer <token>.");
+                presented ? "The bearer token is not a valid access token (type, signature, issuer, algorithm or lifetime)." : "Send Authorization: Bearer <token>.");
         }
 
         if (!Guid.TryParse(user.FindFirst("tenant_id")?.Value, out var tenantId))
@@ -314,12 +320,17 @@ internal sealed class TenantResolutionGatewayMiddleware(
 
 /// <summary>
 /// Forwards with YARP's <see cref="IHttpForwarder"/> to the tenant's upstream, carrying the signed tenant context;
-/// shared-instance traffic goes straight into the app's pipeline when that app runs in this process.
+/// shared-instance traffic goes straight into the app's pipeline when that app runs in this process. An upstream
+/// that sends nothing for <see cref="GatewayOptions.UpstreamTimeout"/> gets its request answered 503 with
+/// <c>Retry-After</c>; a dedicated one is then known to be unresponsive and its requests get 503 at once for
+/// <see cref="GatewayOptions.UpstreamRetryAfter"/>, instead of each hanging in turn.
 /// </summary>
-internal sealed class TenantForwarder(
+internal sealed partial class TenantForwarder(
     IHttpForwarder forwarder,
     TenantContextHeaders contextHeaders,
     IOptions<GatewayOptions> options,
+    TimeProvider time,
+    ILogger<TenantForwarder> logger,
     InProcessUpstream? inProcess = null) : IDisposable
 {
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
@@ -333,7 +344,11 @@ internal sealed class TenantForwarder(
     });
 
     private readonly string _shared = options.Value.SharedUpstream!.ToString();
-    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = TimeSpan.FromSeconds(100) };
+    private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = options.Value.UpstreamTimeout };
+    private readonly TimeSpan _retryAfter = options.Value.UpstreamRetryAfter;
+
+    /// <summary>Dedicated upstreams that timed out, and until when they get no requests (bounded by the number of dedicated tenants).</summary>
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _unresponsive = new(StringComparer.Ordinal);
 
     public async Task ForwardAsync(HttpContext http)
     {
@@ -346,13 +361,62 @@ internal sealed class TenantForwarder(
         }
 
         // YARP copies the request's headers as they now are.
+        var dedicated = tenant.Route.Upstream is not null;
         var destination = tenant.Route.Upstream?.ToString() ?? _shared;
-        var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
-        if (error != ForwarderError.None && !http.Response.HasStarted)
+        if (dedicated && UnresponsiveFor(destination) is { } wait)
         {
-            await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
-                "The gateway could not reach the tenant's app instance; try again shortly.");
+            await UnresponsiveAsync(http, wait);
+            return;
         }
+
+        var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
+        if (error == ForwarderError.None || http.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (error == ForwarderError.RequestTimedOut)
+        {
+            Log.TimedOut(logger, tenant.Route.TenantId, _config.ActivityTimeout!.Value);
+            if (dedicated)
+            {
+                // One slow request of a shared instance says nothing about the other tenants it serves; a dedicated one's does.
+                _unresponsive[destination] = time.GetUtcNow() + _retryAfter;
+            }
+
+            await UnresponsiveAsync(http, _retryAfter);
+            return;
+        }
+
+        await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
+            "The gateway could not reach the tenant's app instance; try again shortly.");
+    }
+
+    /// <summary>How much longer <paramref name="destination"/> is known to be unresponsive; null when it is not (any more).</summary>
+    private TimeSpan? UnresponsiveFor(string destination)
+    {
+        if (!_unresponsive.TryGetValue(destination, out var until))
+        {
+            return null;
+        }
+
+        var left = until - time.GetUtcNow();
+        if (left > TimeSpan.Zero)
+        {
+            return left;
+        }
+
+        _unresponsive.TryRemove(new KeyValuePair<string, DateTimeOffset>(destination, until));
+        return null;
+    }
+
+    private static Task UnresponsiveAsync(HttpContext http, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        http.Response.Clear();
+        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return GatewayProblems.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "upstream-unresponsive", "The tenant's app is not responding.",
+            $"The tenant's app instance did not answer in time; retry after {seconds} s.");
     }
 
     public void Dispose() => _client.Dispose();
@@ -370,6 +434,12 @@ internal sealed class TenantForwarder(
 
         headers.Remove(HeaderNames.Authorization);
         contextHeaders.Write((name, value) => headers[name] = value, context);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "The app instance of tenant {TenantId} sent nothing for {Timeout}; answered 503")]
+        public static partial void TimedOut(ILogger logger, Guid tenantId, TimeSpan timeout);
     }
 }
 

@@ -22,7 +22,7 @@ internal static class ApplicationPlane
 
     public static bool Enabled(IConfiguration configuration) => configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true);
 
-    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", 5082);
+    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", new PortOptions().SharedApp);
 
     /// <summary>Wires the application plane into the control-plane host.</summary>
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
@@ -70,7 +70,8 @@ internal sealed partial class ApplicationPlaneService(
     IConfiguration configuration,
     IOptions<TenantryOptions> options,
     ITenantRouteTable routes,
-    ITenantDatabaseProvider databases,
+    ITenantDataLocator locator,
+    ITenantStorageQuota storageQuota,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -85,9 +86,12 @@ internal sealed partial class ApplicationPlaneService(
         _app = Orders.Api.OrdersApp.Build([], b =>
         {
             handoff?.AttachTo(b.Services);
+            b.Logging.QuietStartFailures();
             b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o));
             b.Configuration.AddConfiguration(configuration);
-            b.Services.AddSingleton<ITenantDataLocator>(new ControlPlaneDataLocator(databases));
+            // The control plane's view of each tenant: its placement while active, its plan's storage quota.
+            b.Services.AddSingleton(locator);
+            b.Services.AddSingleton(storageQuota);
             b.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, appPort));
         });
 
@@ -102,6 +106,7 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Configuration.AddConfiguration(configuration);
         // YARP logs every forwarded request at Information; the gateway logs its own decisions.
         gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
+        gateway.Logging.QuietStartFailures();
         gateway.Services.AddSingleton(routes);
         if (handoff is not null)
         {
@@ -149,17 +154,6 @@ internal sealed partial class ApplicationPlaneService(
         [LoggerMessage(1, LogLevel.Information, "Tenant gateway listening on http://127.0.0.1:{GatewayPort}; shared Orders.Api instance on http://127.0.0.1:{AppPort}")]
         public static partial void Started(ILogger logger, int gatewayPort, int appPort);
     }
-}
-
-/// <summary>
-/// Where the shared app finds each tenant's data: the placement and credentials the control plane
-/// keeps (PostgreSQL pool, bridge schema or silo database, or the embedded SQLite files), read in
-/// the same process, so no password travels in a request.
-/// </summary>
-internal sealed class ControlPlaneDataLocator(ITenantDatabaseProvider databases) : ITenantDataLocator
-{
-    public Task<TenantDataContext?> LocateAsync(Guid tenantId, string slug, IsolationModel isolation, CancellationToken cancellationToken = default) =>
-        databases.ConnectAsync(TenantRef.ForData(tenantId, slug, isolation), cancellationToken);
 }
 
 /// <summary>The gateway's routing table, read from the control plane in the same process.</summary>

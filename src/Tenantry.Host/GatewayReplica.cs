@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using Tenantry.AspNetCore;
 using Tenantry.ControlPlane;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.ControlPlane.Telemetry;
@@ -31,7 +32,8 @@ internal static class GatewayReplica
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddCommandLine(args, HostHelp.SwitchMappings);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
-        builder.Services.AddOptions<ReplicaOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Logging.QuietStartFailures();
+        builder.Services.AddOptions<ReplicaOptions>().BindConfiguration(GatewayOptions.Section).ValidateSettings(GatewayOptions.Section).ValidateOnStart();
         builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(
             sp, new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) }));
         builder.Services.AddTenantryGateway<HttpRouteSource>();

@@ -18,6 +18,8 @@ internal static class HostHelp
 
         Usage: dotnet run --project src/Tenantry.Host -- [options]
 
+        Files and folders the host creates are its user's alone (0600 / 0700).
+
         Options:
           --port <n>               control-plane port on 127.0.0.1 (default 5080)   Tenantry:Ports:ControlPlane
           --gateway-port <n>       tenant gateway port on 127.0.0.1 (default 5081)  Tenantry:Ports:Gateway
@@ -35,6 +37,20 @@ internal static class HostHelp
             --Tenantry:Gateway:SharedUpstream=<shared app URL> --Tenantry:Gateway:ContextKeyFile=<data-dir>/keys/tenant-context.key
             --Tenantry:Gateway:ClientSecret=<secret of the 'gateway' client: <data-dir>/gateway-secret>
             [--Tenantry:Gateway:AdminPort=<n>: GET /metrics there, operator token]
+
+        Operations on a store shared by replicas (--Tenantry:Store=<PostgreSQL connection string>):
+          --Tenantry:NodeName=<name>              this host's name among replicas, unique per running host
+                                                  (default: generated once into <data-dir>/node-id)
+          --Tenantry:Operations:Lease=00:00:15    hold on a running operation; a dead replica's work moves on after it
+          --Tenantry:Operations:LeaseRenewal=00:00:05  renewal while a step runs (at most half the lease)
+
+        Exit codes (each failure is one line on stderr naming the setting):
+          0  stopped normally
+          2  a setting has a bad value
+          3  another host is using the data directory
+          4  a port is in use or needs privileges (--port, --gateway-port, Tenantry:Ports:SharedApp)
+          5  the control-plane store (Tenantry:Store) cannot be reached
+          6  the data directory cannot be created or written
 
         Every key is also an environment variable: Tenantry__Ports__ControlPlane=5090.
         Structured JSON logs: --Logging:Console:FormatterName=json

@@ -43,7 +43,8 @@ public static partial class PolicyParser
 
         try
         {
-            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
+            // A repeated key (two "Effect"s) is refused: which one wins would be up to each reader.
+            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false });
             return Parse(document.RootElement);
         }
         catch (JsonException ex)

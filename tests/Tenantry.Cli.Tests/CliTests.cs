@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Tenantry.Testing;
 
@@ -218,6 +219,12 @@ public sealed class CliTests : IAsyncLifetime
 
             var missing = await _cli.RunAsync("policy", "simulate", Path.Combine(folder, "no-such-file.json"));
             Assert.Equal(2, missing.ExitCode);
+
+            // A property given twice is refused before anything is sent.
+            await File.WriteAllTextAsync(trap, """{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Effect":"Allow","Action":"*","Resource":"*"}]}""");
+            var repeated = await _cli.RunAsync("policy", "validate", trap);
+            Assert.True(repeated.ExitCode == 2, repeated.ToString());
+            Assert.Contains("Effect", repeated.Err, StringComparison.Ordinal);
         }
         finally
         {
@@ -226,6 +233,53 @@ public sealed class CliTests : IAsyncLifetime
             File.Delete(trap);
         }
     }
+
+    [Fact]
+    public async Task A_locked_out_user_is_listed_with_its_lockout_and_unlocked_from_the_cli()
+    {
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret)).ExitCode);
+        using var op = await _host.OperatorClientAsync();
+        using (var created = await op.PostAsJsonAsync("/v1/tenants", new { name = "Locks", slug = "cli-locks", tier = "basic", adminEmail = "admin@cli-locks.test" }))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, created.StatusCode);
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await op.GetFromJsonAsync<JsonElement>("/v1/tenants/cli-locks")).GetProperty("status").GetString() != "active" && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        using var invite = await op.PostAsJsonAsync("/v1/tenants/cli-locks/users", new { email = "user@cli-locks.test", role = "member" });
+        var password = (await invite.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("initialPassword").GetString()!;
+        for (var i = 0; i <= 5; i++)
+        {
+            using var grant = await GrantAsync(op, "user@cli-locks.test", i < 5 ? "guess-" + i : password);
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, grant.StatusCode);
+        }
+
+        var list = await _cli.RunAsync("users", "list", "cli-locks");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Contains("LOCKED UNTIL", list.Out, StringComparison.Ordinal);
+        var row = list.Out.Split('\n').Single(l => l.Contains("user@cli-locks.test", StringComparison.Ordinal));
+        Assert.Matches(@"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", row);
+
+        var unlocked = await _cli.RunAsync("users", "unlock", "cli-locks", "user@cli-locks.test");
+        Assert.True(unlocked.ExitCode == 0, unlocked.ToString());
+        using (var grant = await GrantAsync(op, "user@cli-locks.test", password))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, grant.StatusCode);
+        }
+
+        var unknown = await _cli.RunAsync("users", "unlock", "cli-locks", "nobody@cli-locks.test");
+        Assert.NotEqual(0, unknown.ExitCode);
+    }
+
+    private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>
+        client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["username"] = email, ["password"] = password, ["tenant"] = "cli-locks",
+        }));
 
     public Task DisposeAsync()
     {

@@ -196,6 +196,53 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         Assert.Null(await _page.EvaluateAsync<object?>("window.pwned"));
     }
 
+    [Fact]
+    public async Task A_locked_out_user_shows_until_when_and_an_operator_unlocks_it_from_the_tenant_page()
+    {
+        string id, password;
+        using (var api = await _host.OperatorClientAsync())
+        {
+            using var created = await api.PostAsJsonAsync("/v1/tenants", new { name = "Lockco", slug = "lockco", tier = "basic", adminEmail = "admin@lockco.test" });
+            id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((await api.GetFromJsonAsync<JsonElement>($"/v1/tenants/{id}")).GetProperty("status").GetString() != "active" && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+
+            using var invite = await api.PostAsJsonAsync($"/v1/tenants/{id}/users", new { email = "user@lockco.test", role = "member" });
+            password = (await invite.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("initialPassword").GetString()!;
+            for (var i = 0; i < 5; i++)
+            {
+                using var wrong = await GrantAsync(api, "user@lockco.test", "guess-" + i);
+                Assert.Equal(400, (int)wrong.StatusCode);
+            }
+        }
+
+        await LoginAsync();
+        await _page.GotoAsync($"/#/tenants/{id}");
+        var locked = _page.GetByTestId("locked-user@lockco.test");
+        await Assertions.Expect(locked).ToContainTextAsync("locked until");
+        await Assertions.Expect(_page.GetByTestId("users")).ToContainTextAsync("admin@lockco.test");
+        Assert.Equal(0, await _page.GetByTestId("unlock-admin@lockco.test").CountAsync());
+        // Absent parts of the page (no status reason) leave no stray text behind.
+        await Assertions.Expect(_page.Locator("#app")).Not.ToContainTextAsync("null");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "tenant-users-locked.png"), FullPage = true });
+
+        await _page.GetByTestId("unlock-user@lockco.test").ClickAsync();
+        await Assertions.Expect(locked).ToHaveCountAsync(0);
+        await Assertions.Expect(_page.GetByTestId("unlock-user@lockco.test")).ToHaveCountAsync(0);
+        using var anonymous = new HttpClient { BaseAddress = _host.ControlPlane };
+        using var signedIn = await GrantAsync(anonymous, "user@lockco.test", password);
+        Assert.Equal(200, (int)signedIn.StatusCode);
+    }
+
+    private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>
+        client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["username"] = email, ["password"] = password, ["tenant"] = "lockco",
+        }));
+
     private async Task LoginAsync()
     {
         await _page.GotoAsync("/");

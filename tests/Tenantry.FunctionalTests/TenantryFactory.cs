@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Tenantry.FunctionalTests;
 
@@ -12,6 +14,9 @@ public sealed class TenantryFactory : WebApplicationFactory<Program>
     public const string OperatorSecret = "test-operator-secret-0123456789";
 
     public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "tenantry-tests", Guid.NewGuid().ToString("N"));
+
+    /// <summary>The host's clock, when a test moves time; set before the first client is made.</summary>
+    public TimeProvider? Time { get; set; }
 
     /// <summary>Extra configuration, applied over the defaults; set before the first client is made.</summary>
     public Dictionary<string, string?> Settings { get; } = new(StringComparer.Ordinal);
@@ -27,6 +32,11 @@ public sealed class TenantryFactory : WebApplicationFactory<Program>
         foreach (var (key, value) in Settings)
         {
             builder.UseSetting(key, value);
+        }
+
+        if (Time is { } time)
+        {
+            builder.ConfigureTestServices(services => services.AddSingleton(time));
         }
     }
 
@@ -64,4 +74,12 @@ public sealed class TenantryFactory : WebApplicationFactory<Program>
         {
         }
     }
+}
+
+/// <summary>The system clock moved forward by <see cref="Offset"/> (timers keep real time).</summary>
+public sealed class ShiftedTime : TimeProvider
+{
+    public TimeSpan Offset { get; set; }
+
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Offset;
 }

@@ -44,6 +44,40 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
         }
     }
 
+    /// <summary>
+    /// The tenant's real access token, signed again with the host's own key: it passes as <c>at+jwt</c>, and the
+    /// same claims under any other <c>typ</c> (an id_token's, say, had it a tenant_id) are refused.
+    /// </summary>
+    [Fact]
+    public async Task A_token_of_another_type_is_refused_even_with_a_tenant_id_and_the_right_signature()
+    {
+        using var rsa = RSA.Create();
+        rsa.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(platform.Host.DataDir, "keys", "signing.pem")));
+        using (var accepted = platform.Acme.Client(Resign(platform.Acme.Token, rsa, "at+jwt")))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await accepted.GetAsync(new Uri("/orders", UriKind.Relative))).StatusCode);
+        }
+
+        foreach (var typ in new[] { "JWT", "id_token+jwt", "application/jwt", null })
+        {
+            using var client = platform.Acme.Client(Resign(platform.Acme.Token, rsa, typ));
+            using var response = await client.GetAsync(new Uri("/orders", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        }
+    }
+
+    private static string Resign(string token, RSA key, string? typ)
+    {
+        var header = Decode(token.Split('.')[0]);
+        header.Remove("typ");
+        if (typ is not null)
+        {
+            header["typ"] = typ;
+        }
+
+        return Sign(header, Decode(token.Split('.')[1]), key);
+    }
+
     [Fact]
     public async Task Spoofed_tenant_context_headers_are_stripped_at_the_gateway()
     {

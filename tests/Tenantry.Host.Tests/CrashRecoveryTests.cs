@@ -194,13 +194,13 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         .GroupBy(p => p.IndexOfAny([':', '/', ' ']) is > 0 and var end ? p[..end] : p, StringComparer.Ordinal)
         .Select(g => $"{g.Key} ({g.Count()}):\n    " + string.Join("\n    ", g.Take(12)) + (g.Count() > 12 ? "\n    ..." : "")));
 
-    private async Task<HostRun> StartHostAsync()
+    private async Task<HostRun> StartHostAsync(params string[] settings)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var session = ++_sessions;
         try
         {
-            _host = await HostRun.StartAsync(_dataDir, session, _hostOutput);
+            _host = await HostRun.StartAsync(_dataDir, session, _hostOutput, settings);
             return _host;
         }
         catch (InvalidOperationException e)
@@ -687,6 +687,8 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             }
         }
 
+        public int Count(int session, string text) => _lines.Count(l => l.Session == session && l.Line.Contains(text, StringComparison.Ordinal));
+
         public int ResumedCount(int session) => _lines
             .Where(l => l.Session == session)
             .Select(l => ResumingLine().Match(l.Line))
@@ -716,12 +718,13 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
 
         public int Session { get; } = session;
 
-        public static async Task<HostRun> StartAsync(string dataDir, int session, HostOutput sink) => new(
+        public static async Task<HostRun> StartAsync(string dataDir, int session, HostOutput sink, string[] settings) => new(
             await TenantryHost.StartAsync(new TenantryHostOptions
             {
                 DataDir = dataDir,
                 OperatorSecret = OperatorSecret,
                 StartTimeout = HealthTimeout,
+                Settings = settings,
                 Output = line => sink.Add(session, line),
             }),
             session);

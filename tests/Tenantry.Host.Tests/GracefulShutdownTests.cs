@@ -37,4 +37,101 @@ public sealed partial class CrashRecoveryTests
 
         _passed = true;
     }
+
+    /// <summary>
+    /// The app each dedicated instance runs: a shell that runs the real app as its child. Instances of
+    /// <c>stubborn-*</c> tenants ignore SIGTERM; the others say so in their log and stop their app.
+    /// </summary>
+    private const string WrapperScript = """
+        case "$Tenantry__App__Slug" in
+          stubborn-*) trap '' TERM ;;
+          *) trap 'echo "wrapper: SIGTERM received"; kill -TERM "$child"; wait "$child"; exit 0' TERM ;;
+        esac
+        "$@" &
+        child=$!
+        wait "$child"
+        """;
+
+    [Fact]
+    public async Task Sigterm_stops_adopted_dedicated_instances_together_and_kills_those_that_ignore_it()
+    {
+        output.WriteLine($"data dir {_dataDir}");
+        var grace = TimeSpan.FromSeconds(3);
+        string[] settings =
+        [
+            "--Tenantry:Compute:AppCommand=/bin/sh",
+            "--Tenantry:Compute:AppArguments:0=-c",
+            "--Tenantry:Compute:AppArguments:1=" + WrapperScript,
+            "--Tenantry:Compute:AppArguments:2=app-wrapper",
+            "--Tenantry:Compute:AppArguments:3=" + TenantryHost.DotnetPath(),
+            "--Tenantry:Compute:AppArguments:4=" + TenantryHost.HostDll,
+            "--Tenantry:Compute:AppArguments:5=orders-app",
+            "--Tenantry:Compute:FirstDedicatedPort=" + TenantryHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
+            "--Tenantry:Compute:StopGracePeriod=" + grace.ToString("c", CultureInfo.InvariantCulture),
+        ];
+        string[] slugs = ["stubborn-1", "polite-1", "stubborn-2", "polite-2", "stubborn-3", "polite-3", "stubborn-4", "polite-4"];
+        var pids = new List<int>();
+        try
+        {
+            var first = await StartHostAsync(settings);
+            using (var client = await OperatorClientAsync(first))
+            {
+                var ids = new List<string>();
+                foreach (var slug in slugs)
+                {
+                    using var response = await client.CreateTenantAsync(new { name = slug, slug, tier = "premium", adminEmail = $"a@{slug}.test" });
+                    Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
+                    ids.Add((await response.JsonAsync()).GetProperty("id").GetString()!);
+                }
+
+                foreach (var id in ids)
+                {
+                    await client.WaitForStatusAsync(id, "active", seconds: 120);
+                }
+            }
+
+            foreach (var slug in slugs)
+            {
+                var wrapper = int.Parse(File.ReadAllText(Path.Combine(_dataDir, "compute", slug, "app.pid")).Trim(), CultureInfo.InvariantCulture);
+                pids.Add(wrapper);
+                pids.AddRange(LocalProcesses.Children(wrapper));
+            }
+
+            Assert.Equal(2 * slugs.Length, pids.Count);
+
+            // A crash leaves the instances running; the next host adopts them (they are not its children).
+            first.Process.Kill(entireProcessTree: false);
+            first.Dispose();
+            _host = null;
+            var second = await StartHostAsync(settings);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (_hostOutput.Count(second.Session, "Adopted the running dedicated instance") < slugs.Length && clock.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(slugs.Length, _hostOutput.Count(second.Session, "Adopted the running dedicated instance"));
+
+            var exit = second.Process.Terminate(grace + TimeSpan.FromSeconds(30));
+            Assert.True(exit == 0, $"SIGTERM: exit code {exit?.ToString(CultureInfo.InvariantCulture) ?? "none (still running)"}\n{_hostOutput.Tail(30)}");
+            second.Dispose();
+            _host = null;
+
+            var left = await LocalProcesses.WaitGoneAsync(pids, TimeSpan.FromSeconds(10));
+            Assert.True(left.Count == 0, $"Still running after the host stopped: {string.Join(", ", left)}");
+            foreach (var slug in slugs.Where(s => s.StartsWith("polite-", StringComparison.Ordinal)))
+            {
+                Assert.Contains("wrapper: SIGTERM received", File.ReadAllText(Path.Combine(_dataDir, "compute", slug, "app.log")), StringComparison.Ordinal);
+            }
+
+            _passed = true;
+        }
+        finally
+        {
+            foreach (var pid in pids.Where(pid => LocalProcesses.IsRunning(pid, _dataDir)))
+            {
+                LocalProcesses.Signal(pid, LocalProcesses.SigKill);
+            }
+        }
+    }
 }

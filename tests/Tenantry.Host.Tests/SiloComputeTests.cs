@@ -106,6 +106,111 @@ public sealed class SiloComputeTests
         }
     }
 
+    [Fact]
+    public async Task A_dedicated_instance_gets_its_app_settings_and_none_of_the_hosts_other_environment()
+    {
+        const string unrelated = "host-only-value-7c1e";
+        var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform() with
+        {
+            Environment = new Dictionary<string, string>
+            {
+                ["TENANTRY_OPERATOR_SECRET"] = TenantryHostOptions.DefaultOperatorSecret,
+                ["TENANTRY_TEST_UNRELATED"] = unrelated,
+            },
+        });
+        try
+        {
+            Assert.Equal(unrelated, LocalProcesses.Environment(host.ProcessId)["TENANTRY_TEST_UNRELATED"]);
+            using var op = await host.OperatorClientAsync();
+            var silo = await host.OnboardAsync(op, "sealed", "premium");
+            using var client = silo.Client();
+            var pid = (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32();
+
+            var environment = LocalProcesses.Environment(pid);
+            Assert.DoesNotContain("TENANTRY_OPERATOR_SECRET", environment.Keys);
+            Assert.DoesNotContain("TENANTRY_TEST_UNRELATED", environment.Keys);
+            Assert.DoesNotContain(environment.Values, v => v.Contains(host.OperatorSecret, StringComparison.Ordinal) || v.Contains(unrelated, StringComparison.Ordinal));
+            Assert.Equal(silo.Id.ToString(), environment["Tenantry__App__TenantId"]);
+            Assert.Equal("sealed", environment["Tenantry__App__Slug"]);
+            Assert.Equal(host.DataDir, environment["Tenantry__App__DataDir"]);
+            Assert.StartsWith("http://127.0.0.1:", environment["ASPNETCORE_URLS"], StringComparison.Ordinal);
+            Assert.Contains("PATH", environment.Keys);
+
+            using var orders = await client.PostAsJsonAsync("/orders", new { amount = 5m, note = "sealed" });
+            Assert.Equal(HttpStatusCode.Created, orders.StatusCode);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_hung_dedicated_instance_gets_503_with_retry_after_and_is_replaced()
+    {
+        // Probes that notice the hang well after the gateway's request timed out, so the 503 is seen before the restart.
+        var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(
+        [
+            "--Tenantry:Compute:LivenessInterval=00:00:01",
+            "--Tenantry:Compute:LivenessTimeout=00:00:01",
+            "--Tenantry:Compute:LivenessFailures=5",
+            "--Tenantry:Gateway:UpstreamTimeout=00:00:02",
+            "--Tenantry:Gateway:UpstreamRetryAfter=00:00:02",
+        ]));
+        var hung = 0;
+        try
+        {
+            using var op = await host.OperatorClientAsync();
+            var silo = await host.OnboardAsync(op, "frozen", "premium");
+            using var client = silo.Client();
+            client.Timeout = TimeSpan.FromSeconds(60);
+            hung = int.Parse(File.ReadAllText(Path.Combine(host.DataDir, "compute", "frozen", "app.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(hung, (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32());
+
+            Assert.True(LocalProcesses.Signal(hung, LocalProcesses.SigStop));
+            using (var response = await client.GetAsync(new Uri("/orders", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.NotNull(response.Headers.RetryAfter?.Delta);
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+                Assert.Equal("https://tenantry.dev/problems/upstream-unresponsive", problem.GetProperty("type").GetString());
+            }
+
+            var clock = Stopwatch.StartNew();
+            var replaced = 0;
+            while (clock.Elapsed < TimeSpan.FromSeconds(60) && replaced == 0)
+            {
+                using var response = await client.GetAsync(new Uri("/instance", UriKind.Relative));
+                if (response.IsSuccessStatusCode)
+                {
+                    replaced = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("processId").GetInt32();
+                    break;
+                }
+
+                // Answered at once while known to be unresponsive, refused while the new instance starts.
+                Assert.Contains(response.StatusCode, new[] { HttpStatusCode.ServiceUnavailable, HttpStatusCode.BadGateway });
+                await Task.Delay(100);
+            }
+
+            Assert.NotEqual(0, replaced);
+            Assert.NotEqual(hung, replaced);
+            Assert.False(LocalProcesses.IsRunning(hung), "The hung instance was left running.");
+            using var orders = await client.GetAsync(new Uri("/orders", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, orders.StatusCode);
+        }
+        finally
+        {
+            // A stopped process is killed by SIGKILL all the same (the host's clean-up), but let it go first if it is still ours.
+            if (hung != 0 && TenantryHost.IsInstance(hung, host.DataDir))
+            {
+                LocalProcesses.Signal(hung, LocalProcesses.SigCont);
+            }
+
+            await host.DisposeAsync();
+        }
+    }
+
     private static async Task<int> WaitForNewInstanceAsync(TenantHandle tenant, int old)
     {
         using var client = tenant.Client();

@@ -74,7 +74,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 
     public bool ApplicationPlane { get; }
 
-    public Uri ControlPlane => Loopback(Ports[0]);
+    public Uri ControlPlane => Ports.Count > 0 ? Loopback(Ports[0]) : throw new InvalidOperationException("This host was started with raw arguments.");
 
     public Uri Gateway => ApplicationPlane ? Loopback(Ports[1]) : throw new InvalidOperationException("This host runs the control plane alone.");
 
@@ -205,6 +205,39 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// The host with exactly <paramref name="arguments"/> (after <c>Tenantry.Host.dll</c>), not waited for: for tests of how it
+    /// starts, stops or fails to start. The fixture knows none of its ports or its data directory and deletes nothing.
+    /// </summary>
+    /// <param name="output">Receives each line it writes (stderr prefixed <c>stderr: </c>).</param>
+    /// <param name="environment">Variables set in its environment (after the Tenantry ones of this process are removed).</param>
+    public static TenantryHost Start(IEnumerable<string> arguments, Action<string>? output = null, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        return Launch(arguments, environment ?? new Dictionary<string, string>(StringComparer.Ordinal), new ConcurrentQueue<string>(), output, dataDir: "", deleteDataDir: false, secret: "", ports: [], applicationPlane: false);
+    }
+
+    /// <summary>
+    /// Null once every one of <paramref name="bases"/> answers <c>/healthz</c> with 2xx; else why not (the host
+    /// exited, or the time ran out). A cold host on a loaded machine may take seconds per request.
+    /// </summary>
+    public Task<string?> WaitHealthyAsync(TimeSpan timeout, params Uri[] bases) => WaitHealthyAsync(timeout, bases, CancellationToken.None);
+
+    /// <summary>The exit code once the process exits by itself (its output drained), or null if it still runs after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        var process = Process;
+        if (!process.WaitForExit(timeout))
+        {
+            return null;
+        }
+
+        process.WaitForExit();
+        ExitCode = process.ExitCode;
+        _gone = true;
+        return ExitCode;
+    }
+
+    /// <summary>
     /// One more gateway replica (<c>Tenantry.Host gateway</c>) in front of this host's control plane and shared app,
     /// on its own free port, with <see cref="TenantryHostOptions.PlatformTestSettings"/> and <paramref name="settings"/>;
     /// its output joins this host's, and it is stopped with the host.
@@ -320,7 +353,11 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         Kill();
         DisposeProcess();
         _inProcess?.Dispose();
-        KillLeftovers(DataDir);
+        if (DataDir.Length > 0)
+        {
+            KillLeftovers(DataDir);
+        }
+
         if (_deleteDataDir)
         {
             DeleteDataDir();
@@ -465,10 +502,9 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         return host;
     }
 
-    /// <summary>Null once every one of <paramref name="bases"/> answers <c>/healthz</c> with 2xx; else why not (the host exited, or the time ran out).</summary>
     private async Task<string?> WaitHealthyAsync(TimeSpan timeout, Uri[] bases, CancellationToken cancellationToken)
     {
-        // A cold host on a loaded machine may take seconds per request.
+        ArgumentNullException.ThrowIfNull(bases);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
         var clock = Stopwatch.StartNew();
         var pending = bases.ToList();
@@ -566,8 +602,8 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>The dotnet muxer running this process, else the SDK's, else the one on PATH.</summary>
-    private static string DotnetPath()
+    /// <summary>The <c>dotnet</c> program running this process (the one that runs the host), else the SDK's, else the one on PATH.</summary>
+    public static string DotnetPath()
     {
         var current = System.Environment.ProcessPath;
         if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")

@@ -17,7 +17,7 @@ public static class BillingServices
     public static IServiceCollection AddTenantryBilling(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateSettings(BillingOptions.Section).ValidateOnStart();
         services.TryAddSingleton<BillingCatalog>();
         services.TryAddSingleton<EntitlementService>();
         services.TryAddSingleton<BuiltInUsageBuffer>();

@@ -39,6 +39,14 @@ internal static class JsonBody
                 return (null, ApiError.BadRequest("The request body is empty; a JSON object is expected."));
             }
 
+            // The serializer's own check (AllowDuplicateProperties) skips JsonObject bodies, whose converter throws a bare ArgumentException.
+            if (DuplicateProperty(limited.GetBuffer().AsSpan(0, (int)limited.Length)) is { } duplicate)
+            {
+                return (null, new ApiError(
+                    StatusCodes.Status400BadRequest, "duplicate-property", "A property is given more than once.",
+                    $"The property '{duplicate.Name}' appears more than once at {duplicate.Path}; each property may be given once."));
+            }
+
             limited.Position = 0;
             var value = await JsonSerializer.DeserializeAsync<T>(limited, options, request.HttpContext.RequestAborted);
             return value is null ? (null, ApiError.BadRequest("A JSON object is expected, not null.")) : (value, null);
@@ -48,6 +56,73 @@ internal static class JsonBody
             var where = ex.Path is { Length: > 0 } path ? $" at {path}" : "";
             var line = ex.LineNumber is { } l ? $" (line {l + 1}, position {ex.BytePositionInLine + 1})" : "";
             return (null, ApiError.BadRequest($"The body is not valid JSON for this call{where}{line}: {FirstSentence(ex.Message)}"));
+        }
+    }
+
+    /// <summary>The first property repeated within one object, at any depth, with the JSON path of the object; null when there is none or the JSON is malformed (the serializer then says where).</summary>
+    internal static (string Name, string Path)? DuplicateProperty(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
+
+        // One frame per open object (its names so far) or array (the index of its next element).
+        var frames = new List<(HashSet<string>? Names, string? Property, int Index)>();
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        var name = reader.GetString()!;
+                        var frame = frames[^1];
+                        if (!frame.Names!.Add(name))
+                        {
+                            return (name, PathOf(frames));
+                        }
+
+                        frames[^1] = frame with { Property = name };
+                        continue;
+                    case JsonTokenType.StartObject:
+                        frames.Add((new HashSet<string>(StringComparer.Ordinal), null, 0));
+                        continue;
+                    case JsonTokenType.StartArray:
+                        frames.Add((null, null, 0));
+                        continue;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        frames.RemoveAt(frames.Count - 1);
+                        break;
+                }
+
+                // A value (or a container) ended: the enclosing array moves to its next element.
+                if (frames.Count > 0 && frames[^1].Names is null)
+                {
+                    frames[^1] = frames[^1] with { Index = frames[^1].Index + 1 };
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        return null;
+
+        static string PathOf(List<(HashSet<string>? Names, string? Property, int Index)> frames)
+        {
+            var path = new System.Text.StringBuilder("$");
+            for (var i = 0; i < frames.Count - 1; i++)
+            {
+                if (frames[i].Names is null)
+                {
+                    path.Append('[').Append(frames[i].Index).Append(']');
+                }
+                else
+                {
+                    path.Append('.').Append(frames[i].Property);
+                }
+            }
+
+            return path.ToString();
         }
     }
 

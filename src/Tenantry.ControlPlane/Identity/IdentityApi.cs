@@ -85,8 +85,11 @@ public static class IdentityApi
                 validation.UseAspNetCore();
             });
 
-        services.AddOptions<TenantLoginOptions>().BindConfiguration(TenantLoginOptions.Section).ValidateOnStart();
+        services.AddOptions<TenantLoginOptions>().BindConfiguration(TenantLoginOptions.Section).ValidateSettings(TenantLoginOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantLoginOptions>, TenantLoginOptionsValidator>());
+        services.AddOptions<LockoutOptions>().BindConfiguration(LockoutOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LockoutOptions>, LockoutOptionsValidator>());
+        services.TryAddSingleton<TenantSignIn>();
         services.AddAntiforgery();
         services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>>((server, tenantry, login) =>
         {
@@ -124,13 +127,13 @@ public static class IdentityApi
         return routes;
     }
 
-    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, IControlPlaneDatabase db, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
+    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, TenantSignIn signIn, IControlPlaneDatabase db, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
         if (request.IsPasswordGrantType())
         {
-            return await IssueUserToken(http, request, users, usage, time);
+            return await IssueUserToken(http, request, signIn, usage, time);
         }
 
         if (request.IsAuthorizationCodeGrantType())
@@ -170,20 +173,35 @@ public static class IdentityApi
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
-    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantUserStore users, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
+    private static async Task<IResult> IssueUserToken(HttpContext http, OpenIddictRequest request, TenantSignIn signIn, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
-        var email = TenantUserStore.NormalizeEmail(request.Username);
         var tenantParameter = (string?)request["tenant"];
-        var found = email is null || string.IsNullOrEmpty(request.Password)
-            ? null
-            : await users.VerifyAsync(string.IsNullOrEmpty(tenantParameter) ? null : tenantParameter, email, request.Password, http.RequestAborted);
-        if (found is not { } match)
+        var attempt = await signIn.SignInAsync(
+            http, string.IsNullOrEmpty(tenantParameter) ? null : tenantParameter, TenantUserStore.NormalizeEmail(request.Username), request.Password ?? "", "password-grant");
+        if (attempt.RetryAfter is { } wait)
         {
+            return Throttled(http, wait);
+        }
+
+        if (!attempt.Succeeded)
+        {
+            // A locked account gets the same answer as a wrong password: the response does not tell which accounts exist or are locked.
             return Forbid(Errors.InvalidGrant, "The user name or password is not valid, or the tenant is not active.");
         }
 
-        RecordLogin(usage, time, match.User, match.Tenant);
-        return Results.SignIn(new ClaimsPrincipal(UserIdentity(match.User, match.Tenant, request.GetScopes())), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        var (user, tenant) = (attempt.Result!.User!, attempt.Result.Tenant!);
+        RecordLogin(usage, time, user, tenant);
+        return Results.SignIn(new ClaimsPrincipal(UserIdentity(user, tenant, request.GetScopes())), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    /// <summary>The client address has used up its failed sign-ins for the window: 429 with Retry-After, as problem details.</summary>
+    internal static IResult Throttled(HttpContext http, TimeSpan wait)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+        http.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return new Http.ApiError(
+            StatusCodes.Status429TooManyRequests, "sign-in-throttled", "Too many failed sign-ins from this address.",
+            $"Try again in {seconds} s.").ToResult();
     }
 
     /// <summary>

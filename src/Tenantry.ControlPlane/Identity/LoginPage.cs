@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using System.Text;
 using Microsoft.AspNetCore;
@@ -20,7 +21,7 @@ internal static class LoginPage
     /// <summary>The form's own fields: never carried over as authorization request parameters.</summary>
     private static readonly HashSet<string> FormFields = new(StringComparer.Ordinal) { "tenant", "email", "password", "__RequestVerificationToken" };
 
-    public static async Task<IResult> AuthorizeAsync(HttpContext http, IAntiforgery antiforgery, TenantUserStore users, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
+    public static async Task<IResult> AuthorizeAsync(HttpContext http, IAntiforgery antiforgery, TenantSignIn signIn, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
@@ -50,19 +51,29 @@ internal static class LoginPage
         }
 
         var password = form["password"].ToString();
-        var normalized = TenantUserStore.NormalizeEmail(email);
-        var match = normalized is null || password.Length is 0 or > 1024
-            ? null
-            : await users.VerifyAsync(string.IsNullOrEmpty(tenant) ? null : tenant, normalized, password, http.RequestAborted);
-        if (match is not { } found)
+        var attempt = await signIn.SignInAsync(http, string.IsNullOrEmpty(tenant) ? null : tenant, TenantUserStore.NormalizeEmail(email), password, "sign-in-form");
+        if (attempt.RetryAfter is { } wait)
         {
+            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+            http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            return Render(http, antiforgery, request, tenant, email, $"Too many failed sign-ins from this address. Try again in {Wait(seconds)}.", StatusCodes.Status429TooManyRequests);
+        }
+
+        if (!attempt.Succeeded)
+        {
+            // A locked account shows the same message as a wrong password (no user enumeration).
             return Render(http, antiforgery, request, tenant, email, "The e-mail, password or tenant is not valid, or the tenant is not active.", StatusCodes.Status200OK);
         }
 
-        var identity = IdentityApi.UserIdentity(found.User, found.Tenant, request.GetScopes());
-        IdentityApi.RecordLogin(usage, time, found.User, found.Tenant);
+        var found = attempt.Result!;
+        var identity = IdentityApi.UserIdentity(found.User!, found.Tenant!, request.GetScopes());
+        IdentityApi.RecordLogin(usage, time, found.User!, found.Tenant!);
         return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
+
+    private static string Wait(int seconds) => seconds < 120
+        ? string.Create(CultureInfo.InvariantCulture, $"{seconds} seconds")
+        : string.Create(CultureInfo.InvariantCulture, $"{(seconds + 59) / 60} minutes");
 
     private static string? Field(IFormCollection form, string name, int maxLength)
     {

@@ -15,7 +15,8 @@ public sealed record InviteUserRequest(string? Email, string? Role);
 /// <summary>The invited user; <c>initialPassword</c> is shown in this response only.</summary>
 public sealed record InvitedUserResponse(Guid TenantId, string Email, string Role, string Status, string InitialPassword);
 
-public sealed record TenantUserResponse(Guid TenantId, string Email, string Role, string Status, bool Disabled, DateTimeOffset CreatedAt);
+/// <param name="LockedUntil">Set while the user is locked out after repeated failed sign-ins (<c>POST …/unlock</c> ends it early).</param>
+public sealed record TenantUserResponse(Guid TenantId, string Email, string Role, string Status, bool Disabled, DateTimeOffset CreatedAt, DateTimeOffset? LockedUntil);
 
 public sealed record CreateClientRequest(string? Name);
 
@@ -31,7 +32,9 @@ public static class TenantIdentityApi
         tenants.MapPost("/{id}/users", Invite)
             .Accepts<InviteUserRequest>("application/json")
             .WithSummary("Invite a tenant user (role admin or member); 201 with an initial password shown once. Also completes the invitation of the admin created at onboarding.");
-        tenants.MapGet("/{id}/users", ListUsers).WithSummary("The tenant's users and their roles.");
+        tenants.MapGet("/{id}/users", ListUsers).WithSummary("The tenant's users, their roles, and lockedUntil while one is locked out.");
+        tenants.MapPost("/{id}/users/{userId}/unlock", Unlock)
+            .WithSummary("End a user's lockout after failed sign-ins (userId: the user's e-mail address) and reset its failure count.");
         tenants.MapPost("/{id}/clients", CreateClient)
             .Accepts<CreateClientRequest>("application/json")
             .WithSummary("Create a machine client of the tenant (client_credentials); 201 with its secret shown once.");
@@ -88,7 +91,8 @@ public static class TenantIdentityApi
             new InvitedUserResponse(tenant.Id, user!.Email, user.Role, user.Status, password!));
     }
 
-    private static async Task<Results<Ok<Page<TenantUserResponse>>, ProblemHttpResult>> ListUsers(string id, IControlPlaneDatabase db, TenantUserStore users, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<Page<TenantUserResponse>>, ProblemHttpResult>> ListUsers(
+        string id, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time, CancellationToken cancellationToken)
     {
         var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), cancellationToken);
         if (tenant is null)
@@ -98,8 +102,32 @@ public static class TenantIdentityApi
 
         var list = await users.ListAsync(tenant.Id, cancellationToken);
         return TypedResults.Ok(new Page<TenantUserResponse>(
-            [.. list.Select(u => new TenantUserResponse(u.TenantId, u.Email, u.Role, u.Status, u.Disabled, u.CreatedAt))], null));
+            [.. list.Select(u => Response(u, time.GetUtcNow()))], null));
     }
+
+    private static async Task<Results<Ok<TenantUserResponse>, ProblemHttpResult>> Unlock(
+        string id, string userId, HttpContext http, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time)
+    {
+        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        if (tenant is null)
+        {
+            return ApiError.NotFound($"Tenant '{id}'").ToResult();
+        }
+
+        var email = TenantUserStore.NormalizeEmail(userId);
+        var user = email is null ? null : await users.UnlockAsync(tenant.Id, email, http.RequestAborted);
+        if (user is null)
+        {
+            return ApiError.NotFound($"User '{userId}' of tenant '{tenant.Slug}'").ToResult();
+        }
+
+        await AuditAsync(db, time, http, tenant.Id, "tenant.user.unlocked", new JsonObject { ["email"] = user.Email }, http.RequestAborted);
+        return TypedResults.Ok(Response(user, time.GetUtcNow()));
+    }
+
+    /// <summary>A lockout that has run out is not shown (the next sign-in clears it).</summary>
+    private static TenantUserResponse Response(TenantUser u, DateTimeOffset now) =>
+        new(u.TenantId, u.Email, u.Role, u.Status, u.Disabled, u.CreatedAt, u.LockedUntil > now ? u.LockedUntil : null);
 
     private static async Task<Results<Created<CreatedClientResponse>, ProblemHttpResult>> CreateClient(
         string id, HttpContext http, IControlPlaneDatabase db, ClientStore clients, TimeProvider time)

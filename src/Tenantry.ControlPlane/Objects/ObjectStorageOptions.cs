@@ -66,7 +66,7 @@ public static class ObjectStorageServiceCollectionExtensions
     public static IServiceCollection AddTenantryObjectStorage(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateOnStart();
+        services.AddOptions<ObjectStorageOptions>().BindConfiguration(ObjectStorageOptions.Section).ValidateSettings(ObjectStorageOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ObjectStorageOptions>, ObjectStorageOptionsValidator>());
         services.TryAddSingleton<IObjectStoreProvider>(sp =>
         {
@@ -75,6 +75,8 @@ public static class ObjectStorageServiceCollectionExtensions
                 ? new S3ObjectStore(options.S3, sp.GetRequiredService<TimeProvider>())
                 : ActivatorUtilities.CreateInstance<LocalObjectStore>(sp);
         });
+        services.TryAddSingleton<TenantStorageUsage>();
+        services.TryAddSingleton<ITenantStorageQuota>(sp => sp.GetRequiredService<TenantStorageUsage>());
         services.TryAddSingleton<ITenantStorage, TenantStorage>();
         return services;
     }

@@ -134,9 +134,14 @@ public static class ObjectsApi
         {
             return ApiError.Conflict("object-conflict", "The object conflicts with another.", ex.Message).ToResult();
         }
-        catch (PayloadTooLargeException)
+        catch (Exception ex) when (ex is PayloadTooLargeException || (ex is BadHttpRequestException bad && bad.StatusCode == StatusCodes.Status413PayloadTooLarge))
         {
             return new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The object is too large.", $"At most {MaxObjectBytes} bytes.").ToResult();
+        }
+        catch (StorageQuotaExceededException ex)
+        {
+            return new ApiError(StatusCodes.Status413PayloadTooLarge, "storage-quota-exceeded", "The tenant's storage quota is used up.",
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The plan allows {ex.Limit} bytes of storage and {ex.Used} are in use; delete objects or upgrade the plan.")).ToResult();
         }
     }
 

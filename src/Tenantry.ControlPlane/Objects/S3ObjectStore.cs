@@ -37,9 +37,14 @@ internal sealed class S3ObjectStore : IObjectStoreProvider, IDisposable
 
     public async Task<StoredObject> PutAsync(ObjectKey key, Stream content, CancellationToken cancellationToken)
     {
-        // Buffered so the request has a length and a signed payload (objects are at most 16 MiB here).
+        // Buffered so the request has a length and a signed payload; bounded here too, so a caller
+        // passing an endless stream cannot fill the memory.
         using var buffer = new MemoryStream();
-        await content.CopyToAsync(buffer, cancellationToken);
+        await using (var limited = new LimitedStream(content, ObjectsApi.MaxObjectBytes))
+        {
+            await limited.CopyToAsync(buffer, cancellationToken);
+        }
+
         buffer.Position = 0;
         await _client.PutObjectAsync(new PutObjectRequest
         {

@@ -38,16 +38,41 @@ public interface ITenantStorage
 }
 
 internal sealed partial class TenantStorage(
-    IObjectStoreProvider provider, PolicyCatalog catalog, IControlPlaneDatabase db, TimeProvider time, ILogger<TenantStorage> logger) : ITenantStorage
+    IObjectStoreProvider provider, PolicyCatalog catalog, IControlPlaneDatabase db, TimeProvider time, ILogger<TenantStorage> logger, TenantStorageUsage? usage = null)
+    : ITenantStorage
 {
     public const int MaxList = 1000;
 
+    /// <summary>
+    /// Stores the object. Its bytes are held against the tenant's storage quota as they arrive, so a
+    /// write that would pass it stops there (<see cref="StorageQuotaExceededException"/>) and nothing is kept.
+    /// </summary>
     public async Task<StoredObject> PutAsync(TenantPrincipal principal, string key, Stream content, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(content);
         var objectKey = await AuthoriseAsync(principal, PlatformPolicies.PutObject, key, prefix: false, cancellationToken);
         await RefuseExportsAsync(principal, PlatformPolicies.PutObject, objectKey, cancellationToken);
-        return await provider.PutAsync(objectKey, content, cancellationToken);
+        if (usage is null || await usage.LimitAsync(principal.TenantId, cancellationToken) is null)
+        {
+            return await provider.PutAsync(objectKey, content, cancellationToken);
+        }
+
+        // The object it replaces is counted already: its size is credit the new bytes use first.
+        var replaced = await SizeAsync(objectKey, cancellationToken);
+        await using var counted = new QuotaStream(content, usage, principal.TenantId, principal.Slug, replaced);
+        StoredObject stored;
+        try
+        {
+            stored = await provider.PutAsync(objectKey, counted, cancellationToken);
+        }
+        catch
+        {
+            usage.Release(principal.TenantId, counted.Reserved);
+            throw;
+        }
+
+        usage.Release(principal.TenantId, counted.UnusedCredit);
+        return stored;
     }
 
     public Task<ObjectContent?> GetAsync(TenantPrincipal principal, string key, CancellationToken cancellationToken = default)
@@ -73,7 +98,21 @@ internal sealed partial class TenantStorage(
     {
         var objectKey = await AuthoriseAsync(principal, PlatformPolicies.DeleteObject, key, prefix: false, cancellationToken);
         await RefuseExportsAsync(principal, PlatformPolicies.DeleteObject, objectKey, cancellationToken);
-        return await provider.DeleteAsync(objectKey, cancellationToken);
+        var size = usage is null || await usage.LimitAsync(principal.TenantId, cancellationToken) is null ? 0 : await SizeAsync(objectKey, cancellationToken);
+        var deleted = await provider.DeleteAsync(objectKey, cancellationToken);
+        if (deleted)
+        {
+            usage?.Release(principal.TenantId, size);
+        }
+
+        return deleted;
+    }
+
+    /// <summary>The stored size of the object (0 when there is none): what replacing or deleting it frees.</summary>
+    private async Task<long> SizeAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        await using var existing = await provider.GetAsync(key, cancellationToken);
+        return existing?.Info.Size ?? 0;
     }
 
     /// <summary>

@@ -3,6 +3,9 @@ using Tenantry.ControlPlane.Storage;
 
 namespace Tenantry.ControlPlane.Operations;
 
+/// <summary>A node's hold on an operation; <see cref="Token"/> grows with every take, so a stale holder is fenced out.</summary>
+internal readonly record struct OperationLease(Guid OperationId, string Owner, long Token);
+
 /// <summary>Operations and their steps. Callers own the transaction.</summary>
 internal static class OperationStore
 {
@@ -66,19 +69,40 @@ internal static class OperationStore
 
     /// <summary>
     /// Takes the operation for <paramref name="owner"/> until <paramref name="until"/>, unless another
-    /// worker holds an unexpired lease on it; true when taken. Replicas sharing one store use this.
+    /// node holds an unexpired lease on it; the lease, or null when not taken. Every take raises the
+    /// operation's fencing token, so whoever held it before can no longer commit (<see cref="FenceAsync"/>).
     /// </summary>
-    public static async Task<bool> ClaimAsync(DbConnection c, DbTransaction tx, Guid id, string owner, DateTimeOffset now, DateTimeOffset until) =>
-        await c.ExecuteAsync(
+    public static async Task<OperationLease?> AcquireAsync(DbConnection c, DbTransaction tx, Guid id, string owner, DateTimeOffset now, DateTimeOffset until)
+    {
+        var tokens = await c.QueryAsync(
             """
-            UPDATE operations SET lease_owner = @owner, lease_until = @until
+            UPDATE operations SET lease_owner = @owner, lease_until = @until, lease_token = lease_token + 1
             WHERE id = @id AND status IN ('pending', 'running')
               AND (lease_owner IS NULL OR lease_owner = @owner OR lease_until < @now)
+            RETURNING lease_token
             """,
-            tx, ("@id", id), ("@owner", owner), ("@now", now), ("@until", until)) == 1;
+            tx, r => r.GetInt64(0), ("@id", id), ("@owner", owner), ("@now", now), ("@until", until));
+        return tokens.Count == 1 ? new OperationLease(id, owner, tokens[0]) : null;
+    }
 
-    public static Task ReleaseAsync(DbConnection c, DbTransaction tx, Guid id) => c.ExecuteAsync(
-        "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE id = @id", tx, ("@id", id));
+    /// <summary>
+    /// Extends <paramref name="lease"/> to <paramref name="until"/> if it is still the operation's
+    /// current lease; false once another node took the operation over (a higher fencing token). Every
+    /// transaction that records a step's progress starts with it: on PostgreSQL the UPDATE locks the
+    /// row, so a take-over waits for that commit or the commit sees the new token and is rolled back.
+    /// </summary>
+    public static async Task<bool> FenceAsync(DbConnection c, DbTransaction tx, OperationLease lease, DateTimeOffset until) =>
+        await c.ExecuteAsync(
+            "UPDATE operations SET lease_until = @until WHERE id = @id AND lease_owner = @owner AND lease_token = @token",
+            tx, ("@id", lease.OperationId), ("@owner", lease.Owner), ("@token", lease.Token), ("@until", until)) == 1;
+
+    /// <summary>
+    /// Frees the leases <paramref name="owner"/> holds: run when a node starts, as whatever it held
+    /// belonged to its previous life. The operations ids freed.
+    /// </summary>
+    public static Task<List<Guid>> ReleaseOwnedAsync(DbConnection c, DbTransaction tx, string owner) => c.QueryAsync(
+        "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner RETURNING id",
+        tx, r => r.ReadGuid(0), ("@owner", owner));
 
     /// <summary>Frees every lease: for a store that only this process can open.</summary>
     public static Task ReleaseAllAsync(DbConnection c, DbTransaction tx) => c.ExecuteAsync(
@@ -88,9 +112,14 @@ internal static class OperationStore
         "UPDATE operations SET status = 'running', started_at = COALESCE(started_at, @now) WHERE id = @id",
         tx, ("@id", id), ("@now", now));
 
-    public static Task FinishAsync(DbConnection c, DbTransaction tx, Guid id, OperationStatus status, string? error, DateTimeOffset now) => c.ExecuteAsync(
-        "UPDATE operations SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_until = NULL WHERE id = @id",
-        tx, ("@id", id), ("@status", status.ToWire()), ("@error", error), ("@now", now));
+    /// <summary>Ends the operation, if <paramref name="lease"/> is still its current lease; false if not (nothing changed).</summary>
+    public static async Task<bool> FinishAsync(DbConnection c, DbTransaction tx, OperationLease lease, OperationStatus status, string? error, DateTimeOffset now) =>
+        await c.ExecuteAsync(
+            """
+            UPDATE operations SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_until = NULL
+            WHERE id = @id AND lease_owner = @owner AND lease_token = @token
+            """,
+            tx, ("@id", lease.OperationId), ("@owner", lease.Owner), ("@token", lease.Token), ("@status", status.ToWire()), ("@error", error), ("@now", now)) == 1;
 
     public static Task StepAttemptAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, DateTimeOffset now) => c.ExecuteAsync(
         "UPDATE operation_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, @now), error = NULL WHERE operation_id = @id AND ordinal = @ordinal",

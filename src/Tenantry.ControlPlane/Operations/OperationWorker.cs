@@ -27,18 +27,23 @@ public interface IOperationQueue
 /// runs. On start it resumes every unfinished operation: a step found "running" was cut short by
 /// a crash and runs again, which is safe because every step is idempotent.
 /// </summary>
+/// <remarks>
+/// Replicas sharing a store take an operation with a lease (<see cref="OperationLease"/>): short, renewed
+/// while its steps run, and fenced: every commit of a step checks the lease's token, so a replica that
+/// paused past its lease cannot commit once another took the operation over. A restarting node frees the
+/// leases it held before at once; a dead replica's leases end within <c>Tenantry:Operations:Lease</c>.
+/// </remarks>
 internal sealed partial class OperationWorker(
     IControlPlaneDatabase db,
     StepExecutor steps,
     OperationSignals signals,
+    OperationNode node,
     IOptions<TenantryOptions> options,
     TimeProvider time,
     ILogger<OperationWorker> logger,
     TenantryMetrics? metrics = null) : BackgroundService, IOperationQueue
 {
     private const string SystemActor = "system:operations";
-    private static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
-    private readonly string _instance = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
     private readonly Channel<Guid> _queue = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<Guid, Task> _running = new();
 
@@ -53,6 +58,16 @@ internal sealed partial class OperationWorker(
         {
             // The data dir is locked to this process, so every lease left in it is from a dead one.
             await db.WriteAsync(OperationStore.ReleaseAllAsync, stoppingToken);
+        }
+        else
+        {
+            // A shared store: this node's leases are from its previous life (one host per node name), so they
+            // are free now; other nodes' leases run out unless renewed.
+            var reclaimed = await db.WriteAsync((c, tx) => OperationStore.ReleaseOwnedAsync(c, tx, node.Name), stoppingToken);
+            if (reclaimed.Count > 0)
+            {
+                Log.Reclaimed(logger, reclaimed.Count, node.Name);
+            }
         }
 
         var unfinished = await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken);
@@ -134,8 +149,70 @@ internal sealed partial class OperationWorker(
         }
     }
 
-    private async Task RunAsync(Guid id, ResiliencePipeline pipeline, CancellationToken ct)
+    private async Task RunAsync(Guid id, ResiliencePipeline pipeline, CancellationToken stoppingToken)
     {
+        var settings = options.Value.Operations;
+        var taken = time.GetUtcNow();
+        if (await db.WriteAsync((c, tx) => OperationStore.AcquireAsync(c, tx, id, node.Name, taken, taken + settings.Lease), stoppingToken) is not { } lease)
+        {
+            return; // Finished, or another node holds it; the poller looks again once its lease ends.
+        }
+
+        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        using var stopRenewing = new CancellationTokenSource();
+        var renewal = RenewAsync(lease, settings, leaseLost, stopRenewing.Token);
+        try
+        {
+            await RunStepsAsync(id, lease, pipeline, leaseLost.Token);
+        }
+        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        {
+            Log.LeaseLost(logger, id);
+        }
+        catch (LeaseLostException)
+        {
+            Log.LeaseLost(logger, id);
+        }
+        finally
+        {
+            await stopRenewing.CancelAsync();
+            await renewal;
+        }
+    }
+
+    /// <summary>Renews <paramref name="lease"/> while the operation runs; cancels <paramref name="leaseLost"/> once another node has it.</summary>
+    private async Task RenewAsync(OperationLease lease, OperationOptions settings, CancellationTokenSource leaseLost, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(settings.LeaseRenewal, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                try
+                {
+                    var until = time.GetUtcNow() + settings.Lease;
+                    if (!await db.WriteAsync((c, tx) => OperationStore.FenceAsync(c, tx, lease, until), stop))
+                    {
+                        await leaseLost.CancelAsync();
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The store did not answer this time; the next tick tries again, and a commit after
+                    // the lease ran out is refused by its fencing token.
+                    Log.RenewFailed(logger, lease.OperationId, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RunStepsAsync(Guid id, OperationLease lease, ResiliencePipeline pipeline, CancellationToken ct)
+    {
+        var leaseTime = options.Value.Operations.Lease;
         var op = await db.ReadAsync(c => OperationStore.GetAsync(c, null, id), ct);
         if (op is null || op.Status is not (OperationStatus.Pending or OperationStatus.Running))
         {
@@ -156,7 +233,7 @@ internal sealed partial class OperationWorker(
             JsonObject? change;
             using var span = TenantryMetrics.Source.StartActivity("step " + step.Name);
             var context = ResilienceContextPool.Shared.Get(ct);
-            context.Properties.Set(OperationKey, id);
+            context.Properties.Set(LeaseKey, lease);
             context.Properties.Set(StepKey, step.Ordinal);
             try
             {
@@ -167,7 +244,7 @@ internal sealed partial class OperationWorker(
                             async (c, tx) =>
                             {
                                 var now = time.GetUtcNow();
-                                if (!await OperationStore.ClaimAsync(c, tx, id, _instance, now, now + Lease))
+                                if (!await OperationStore.FenceAsync(c, tx, lease, now + leaseTime))
                                 {
                                     throw new LeaseLostException();
                                 }
@@ -184,13 +261,9 @@ internal sealed partial class OperationWorker(
                     },
                     context);
             }
-            catch (LeaseLostException)
+            catch (Exception ex) when (ex is LeaseLostException || (ex is OperationCanceledException && ct.IsCancellationRequested))
             {
-                return; // Another replica runs it; the poller looks again once its lease ends.
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                throw;
+                throw; // Shutting down, or the lease is lost: the operation is left for whoever holds it next.
             }
 #pragma warning disable CA1031 // Every failure of a step is recorded on the operation.
             catch (Exception ex)
@@ -199,7 +272,7 @@ internal sealed partial class OperationWorker(
                 var message = ex is PermanentStepException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
                 span?.SetStatus(ActivityStatusCode.Error, message);
                 trace?.SetStatus(ActivityStatusCode.Error, $"{step.Name}: {message}");
-                await FailAsync(op, step, message, done);
+                await FailAsync(op, lease, step, message, done);
                 signals.Finished(op.Id);
                 metrics?.OperationFinished(op.Kind.ToWire(), succeeded: false, time.GetUtcNow() - op.CreatedAt);
                 Log.StepFailed(logger, op.TenantId, op.Id, step.Name, message);
@@ -214,7 +287,7 @@ internal sealed partial class OperationWorker(
             Log.StepSucceeded(logger, op.TenantId, op.Id, step.Name);
         }
 
-        await SucceedAsync(op, done);
+        await SucceedAsync(op, lease, done);
     }
 
     /// <summary>A step whose work is done but not yet recorded.</summary>
@@ -236,15 +309,19 @@ internal sealed partial class OperationWorker(
         }
     }
 
-    private async Task SucceedAsync(Operation op, Done? done)
+    private async Task SucceedAsync(Operation op, OperationLease lease, Done? done)
     {
         var definition = OperationDefinition.For(op.Kind);
         await db.WriteAsync(
             async (c, tx) =>
             {
-                await RecordDoneAsync(c, tx, op, done);
                 var now = time.GetUtcNow();
-                await OperationStore.FinishAsync(c, tx, op.Id, OperationStatus.Succeeded, null, now);
+                if (!await OperationStore.FinishAsync(c, tx, lease, OperationStatus.Succeeded, null, now))
+                {
+                    throw new LeaseLostException();
+                }
+
+                await RecordDoneAsync(c, tx, op, done);
                 var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
                 if (tenant is not null)
                 {
@@ -268,14 +345,18 @@ internal sealed partial class OperationWorker(
         Log.Succeeded(logger, op.TenantId, op.Id, op.Kind.ToWire());
     }
 
-    private Task FailAsync(Operation op, OperationStep step, string message, Done? done) => db.WriteAsync(
+    private Task FailAsync(Operation op, OperationLease lease, OperationStep step, string message, Done? done) => db.WriteAsync(
         async (c, tx) =>
         {
-            await RecordDoneAsync(c, tx, op, done);
             var now = time.GetUtcNow();
             var error = $"{step.Name}: {message}";
+            if (!await OperationStore.FinishAsync(c, tx, lease, OperationStatus.Failed, error, now))
+            {
+                throw new LeaseLostException();
+            }
+
+            await RecordDoneAsync(c, tx, op, done);
             await OperationStore.StepFinishAsync(c, tx, op.Id, step.Ordinal, OperationStatus.Failed, message, now);
-            await OperationStore.FinishAsync(c, tx, op.Id, OperationStatus.Failed, error, now);
             var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
             if (tenant is not null)
             {
@@ -358,14 +439,25 @@ internal sealed partial class OperationWorker(
                 {
                     var error = $"attempt {args.AttemptNumber + 1} failed, retrying: {ex.GetType().Name}: {ex.Message}";
                     Log.Retrying(logger, ordinal, error);
-                    var opId = args.Context.Properties.GetValue(OperationKey, Guid.Empty);
-                    await db.WriteAsync((c, tx) => OperationStore.StepErrorAsync(c, tx, opId, ordinal, error), CancellationToken.None);
+                    if (args.Context.Properties.TryGetValue(LeaseKey, out var lease))
+                    {
+                        var until = time.GetUtcNow() + settings.Lease;
+                        await db.WriteAsync(
+                            async (c, tx) =>
+                            {
+                                if (await OperationStore.FenceAsync(c, tx, lease, until))
+                                {
+                                    await OperationStore.StepErrorAsync(c, tx, lease.OperationId, ordinal, error);
+                                }
+                            },
+                            CancellationToken.None);
+                    }
                 }
             },
         })
         .Build();
 
-    private static readonly ResiliencePropertyKey<Guid> OperationKey = new("tenantry.operation");
+    private static readonly ResiliencePropertyKey<OperationLease> LeaseKey = new("tenantry.lease");
 
     private static partial class Log
     {
@@ -395,5 +487,14 @@ internal sealed partial class OperationWorker(
 
         [LoggerMessage(8, LogLevel.Warning, "Step #{Step}: {Error}")]
         public static partial void Retrying(ILogger logger, int step, string error);
+
+        [LoggerMessage(9, LogLevel.Information, "Reclaimed {Count} operation leases held by node {Node} before it restarted")]
+        public static partial void Reclaimed(ILogger logger, int count, string node);
+
+        [LoggerMessage(10, LogLevel.Warning, "Operation {OperationId}: another node took it over; this one stops running it")]
+        public static partial void LeaseLost(ILogger logger, Guid operationId);
+
+        [LoggerMessage(11, LogLevel.Warning, "Operation {OperationId}: the lease could not be renewed: {Error}")]
+        public static partial void RenewFailed(ILogger logger, Guid operationId, string error);
     }
 }

@@ -12,7 +12,7 @@ namespace Tenantry.ControlPlane.Providers;
 /// archives are kept. The tenant's objects are exported and deleted through
 /// <see cref="IObjectStoreProvider"/>, so offboarding works the same on local folders and on S3.
 /// </summary>
-internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> options, IObjectStoreProvider objects) : ITenantStorageProvider
+internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> options, IObjectStoreProvider objects, TenantStorageUsage? usage = null) : ITenantStorageProvider
 {
     private const string OwnerFile = ObjectKeys.OwnerFile;
     private const string ExportsFolder = ObjectKeys.ExportsFolder;
@@ -103,6 +103,8 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
         {
             await objects.DeleteAsync(key, cancellationToken);
         }
+
+        usage?.Forget(tenant.Id);
 
         // What is left of the folder (empty folders; with S3, the provisioned ones) goes too.
         var folder = TenantFolder(tenant);

@@ -214,6 +214,7 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
 
     private static async Task<SqliteConnection> OpenDedicatedAsync(string path, CancellationToken cancellationToken)
     {
+        OwnerOnlyFile.Ensure(path);
         var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
         await c.OpenAsync(cancellationToken);
         await c.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", null);

@@ -13,11 +13,15 @@ public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
     private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly string _connectionString;
 
-    public SqliteDatabase(string path, string schema)
+    /// <param name="path">The database file; created 0600 when missing.</param>
+    /// <param name="schema">Statements that create what is missing (<c>CREATE … IF NOT EXISTS</c>).</param>
+    /// <param name="addedColumns">Columns added to existing tables since they were first created; added to a file made before them.</param>
+    public SqliteDatabase(string path, string schema, IReadOnlyList<(string Table, string Column, string Definition)>? addedColumns = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        OwnerOnlyFile.Ensure(path);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -32,6 +36,20 @@ public sealed class SqliteDatabase : IControlPlaneDatabase, IDisposable
         using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode=WAL;" + schema;
         command.ExecuteNonQuery();
+        foreach (var (table, column, definition) in addedColumns ?? [])
+        {
+            using var exists = connection.CreateCommand();
+            exists.CommandText = "SELECT count(*) FROM pragma_table_info(@table) WHERE name = @column";
+            exists.Parameters.AddWithValue("@table", table);
+            exists.Parameters.AddWithValue("@column", column);
+            if (Convert.ToInt64(exists.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+            {
+                // Names and definitions are the schema's own constants, never input.
+                using var add = connection.CreateCommand();
+                add.CommandText = $"ALTER TABLE \"{table}\" ADD COLUMN \"{column}\" {definition}";
+                add.ExecuteNonQuery();
+            }
+        }
     }
 
     public string Path { get; }

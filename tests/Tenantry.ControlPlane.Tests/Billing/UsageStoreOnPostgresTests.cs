@@ -193,6 +193,34 @@ public sealed class UsageStoreOnPostgresTests : IAsyncLifetime
         });
     }
 
+    [Fact]
+    public async Task Events_with_text_no_store_keeps_are_refused_one_by_one_and_the_writers_keep_committing()
+    {
+        // NUL fails PostgreSQL's text (the whole group, before), and a lone surrogate would be stored
+        // as U+FFFD, then fail the key look-up of its replay when sent as a parameter.
+        await using var db = await CreateDatabaseAsync("unstorable");
+        await WithIngestorAsync(db, async ingestor =>
+        {
+            var now = DateTimeOffset.UtcNow;
+            List<UsageEvent> batch =
+            [
+                new("shop", "ok-1", Tenant, "widgets", now, """{"n":1}"""),
+                new("shop\ud800", "lone-source", Tenant, "widgets", now, null),
+                new("shop", "nul-\0", Tenant, "widgets", now, null),
+                new("shop", "lone-data", Tenant, "widgets", now, "{\"n\":\"\udc00\"}"),
+                new("shop", "ok-\ud83d\ude00", Tenant, "widgets", now, """{"n":2}"""),
+            ];
+            IngestOutcome[] refused = [IngestOutcome.Unstorable, IngestOutcome.Unstorable, IngestOutcome.Unstorable];
+            Assert.Equal([IngestOutcome.Accepted, .. refused, IngestOutcome.Accepted], await ingestor.IngestAsync(batch));
+            Assert.Equal([IngestOutcome.Duplicate, .. refused, IngestOutcome.Duplicate], await ingestor.IngestAsync(batch));
+            Assert.Equal([IngestOutcome.Unstorable], await ingestor.IngestAsync([batch[1]]));
+            Assert.Equal([IngestOutcome.Accepted], await ingestor.IngestAsync([new UsageEvent("shop", "ok-3", Tenant, "widgets", now, null)]));
+        });
+
+        var ids = await db.ReadAsync(c => c.QueryAsync("SELECT id FROM usage_events ORDER BY id", null, r => r.GetString(0)));
+        Assert.Equal(["ok-1", "ok-3", "ok-\ud83d\ude00"], ids);
+    }
+
     /// <summary>A new database on the private server with the control-plane tables.</summary>
     private async Task<PostgresDatabase> CreateDatabaseAsync(string name)
     {

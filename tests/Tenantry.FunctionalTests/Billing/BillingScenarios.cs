@@ -13,7 +13,7 @@ namespace Tenantry.FunctionalTests.Billing;
 /// Plans, metering, invoices, costs and quotas through the real API. Run once on the embedded
 /// SQLite store and once on a private PostgreSQL (see the two subclasses).
 /// </summary>
-public abstract class BillingScenarios : IAsyncLifetime
+public abstract partial class BillingScenarios : IAsyncLifetime
 {
     private TenantryFactory _root = null!;
     private WebApplicationFactory<Program> _app = null!;
@@ -180,7 +180,7 @@ public abstract class BillingScenarios : IAsyncLifetime
         await Client.CreateActiveTenantAsync("order-co");
         var body = """
             [
-              {"data": {"n": "4"}, "subject": "order-co", "time": null, "type": "widgets", "source": "test", "id": "data-first"},
+              {"data": {"n": 4}, "subject": "order-co", "time": null, "type": "widgets", "source": "test", "id": "data-first"},
               {"id": "first", "id": "repeated", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1, "n": 2}, "extra": {"x": [1, {"y": null}]}},
               {"\u0069d": "escaped-name", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 3}},
               {"id": "control\u0001", "source": "test", "type": "widgets", "subject": "order-co", "data": {"n": 1}},

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Validation;
+using Tenantry.Testing;
 
 namespace Tenantry.FunctionalTests.Identity;
 
@@ -143,6 +145,61 @@ public sealed class AuthTests(TenantryFactory factory) : IClassFixture<TenantryF
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         using var response = await client.GetAsync(new Uri("/v1/tenants", UriKind.Relative));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    /// <summary>An id_token is signed with the same key as access tokens; only its <c>typ</c> tells them apart.</summary>
+    [Fact]
+    public async Task An_id_token_is_refused_at_the_api()
+    {
+        using var op = await factory.OperatorAsync();
+        var id = await op.CreateActiveTenantAsync("typ-check");
+        using var invite = await op.PostAsJsonAsync($"/v1/tenants/{id}/users", new { email = "admin@typ-check.test", role = "admin" });
+        var password = (await invite.JsonAsync()).GetProperty("initialPassword").GetString()!;
+        using var client = factory.CreateClient();
+        using var grant = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["username"] = "admin@typ-check.test", ["password"] = password, ["tenant"] = "typ-check", ["scope"] = "openid email",
+        }));
+        var tokens = await grant.JsonAsync();
+        var idToken = tokens.GetProperty("id_token").GetString()!;
+        Assert.NotEqual("at+jwt", new JsonWebToken(idToken).Typ);
+
+        // The access token reaches the tenant's objects; the id_token of the same sign-in does not get past authentication.
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(client, $"/v1/tenants/{id}/objects", tokens.GetProperty("access_token").GetString()!)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await GetAsync(client, $"/v1/tenants/{id}/objects", idToken)).StatusCode);
+
+        // A real operator access token, signed again with the host's key: accepted as at+jwt, refused as any other type.
+        var access = await TenantryFactory.TokenAsync(client, "operator", TenantryFactory.OperatorSecret, "tenantry:admin");
+        using var rsa = RSA.Create();
+        rsa.ImportFromPem(await File.ReadAllTextAsync(Path.Combine(factory.DataDir, "keys", "signing.pem")));
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(client, "/v1/tenants", Resign(access, rsa, "at+jwt"))).StatusCode);
+        foreach (var typ in new[] { "JWT", "id_token+jwt", null })
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await GetAsync(client, "/v1/tenants", Resign(access, rsa, typ))).StatusCode);
+        }
+    }
+
+    /// <summary>The token with its <c>typ</c> header replaced (or removed), signed with <paramref name="key"/>.</summary>
+    internal static string Resign(string token, RSA key, string? typ)
+    {
+        var parts = token.Split('.');
+        var header = System.Text.Json.Nodes.JsonNode.Parse(Base64UrlEncoder.Decode(parts[0]))!.AsObject();
+        header.Remove("typ");
+        if (typ is not null)
+        {
+            header["typ"] = typ;
+        }
+
+        var signed = Base64UrlEncoder.Encode(header.ToJsonString()) + "." + parts[1];
+        var signature = key.SignData(Encoding.ASCII.GetBytes(signed), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        return signed + "." + Base64UrlEncoder.Encode(signature);
+    }
+
+    private static async Task<HttpResponseMessage> GetAsync(HttpClient client, string path, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await client.SendAsync(request);
     }
 
     [Fact]

@@ -58,6 +58,76 @@ public sealed partial class AuthorizationCodeTests(IdentityPlatformFixture platf
     }
 
     [Fact]
+    public async Task The_id_token_of_a_code_exchange_is_refused_at_the_gateway_and_the_api()
+    {
+        var pkce = Pkce.New();
+        var code = await CodeAsync(platform.Bravo, Cli, CliRedirect, pkce);
+        using var token = await ExchangeAsync(Cli, code, CliRedirect, pkce.Verifier);
+        var tokens = await token.Content.ReadFromJsonAsync<JsonElement>();
+        var idToken = tokens.GetProperty("id_token").GetString()!;
+
+        using var withAccessToken = platform.Bravo.Client(tokens.GetProperty("access_token").GetString()!);
+        Assert.Equal(HttpStatusCode.OK, (await withAccessToken.GetAsync(new Uri("/orders", UriKind.Relative))).StatusCode);
+        using var withIdToken = platform.Bravo.Client(idToken);
+        using var refused = await withIdToken.GetAsync(new Uri("/orders", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal("https://tenantry.dev/problems/unauthorized", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("type").GetString());
+
+        using var api = new HttpClient { BaseAddress = platform.Host.ControlPlane };
+        api.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", idToken);
+        using var objects = await api.GetAsync(new Uri($"/v1/tenants/{platform.Bravo.Id}/objects", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, objects.StatusCode);
+    }
+
+    [Fact]
+    public async Task Five_wrong_passwords_on_the_form_lock_the_account_until_an_operator_unlocks_it()
+    {
+        var tenant = await platform.Host.OnboardAsync(platform.Operator, "formlock", "basic");
+        var email = $"admin@{tenant.Slug}.test";
+        using var browser = Browser();
+        using var page = await browser.GetAsync(AuthorizeUri(Cli, CliRedirect, Pkce.New().Challenge, "S256", state: "s"));
+        var html = await page.Content.ReadAsStringAsync();
+        string? wrongAnswer = null;
+        for (var i = 0; i < 5; i++)
+        {
+            using var wrong = await PostFormAsync(browser, html, tenant.Slug, email, "guess-" + i);
+            Assert.Equal(HttpStatusCode.OK, wrong.StatusCode);
+            html = await wrong.Content.ReadAsStringAsync();
+            wrongAnswer ??= Alert(html);
+        }
+
+        // Locked: the right password shows the very page a wrong one does, and issues nothing.
+        using var locked = await PostFormAsync(browser, html, tenant.Slug, email, tenant.Password);
+        Assert.Equal(HttpStatusCode.OK, locked.StatusCode);
+        Assert.Null(locked.Headers.Location);
+        html = await locked.Content.ReadAsStringAsync();
+        Assert.Equal(wrongAnswer, Alert(html));
+        using (var http = new HttpClient { BaseAddress = platform.Host.ControlPlane })
+        {
+            using var grant = await TenantryHost.PasswordGrantAsync(http, email, tenant.Password, tenant.Slug);
+            Assert.Equal("invalid_grant", (await grant.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetString());
+        }
+
+        var users = await platform.Operator.GetFromJsonAsync<JsonElement>(new Uri($"/v1/tenants/{tenant.Id}/users", UriKind.Relative));
+        Assert.NotEqual(JsonValueKind.Null, users.GetProperty("items")[0].GetProperty("lockedUntil").ValueKind);
+        using var unlock = await platform.Operator.PostAsync(new Uri($"/v1/tenants/{tenant.Id}/users/{Uri.EscapeDataString(email)}/unlock", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.OK, unlock.StatusCode);
+
+        using var signedIn = await PostFormAsync(browser, html, tenant.Slug, email, tenant.Password);
+        Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+        var audit = await platform.Operator.GetFromJsonAsync<JsonElement>(new Uri($"/v1/audit?tenantId={tenant.Id}&limit=200", UriKind.Relative));
+        var actions = audit.GetProperty("items").EnumerateArray().Select(e => e.GetProperty("action").GetString()).ToList();
+        Assert.Equal(7, actions.Count(a => a == "tenant.user.sign-in-failed")); // five guesses, then the right password on the form and the grant while locked
+        Assert.Contains("tenant.user.locked-out", actions);
+        Assert.Contains("tenant.user.unlocked", actions);
+    }
+
+    private static string Alert(string html) => AlertText().Match(html) is { Success: true } m ? m.Groups[1].Value : "";
+
+    [GeneratedRegex("<p class=\"error\" role=\"alert\">([^<]*)</p>")]
+    private static partial Regex AlertText();
+
+    [Fact]
     public async Task The_discovery_document_advertises_the_code_flow_with_S256_only()
     {
         using var http = new HttpClient { BaseAddress = platform.Host.ControlPlane };

@@ -33,6 +33,9 @@ public sealed class EntitlementService(IControlPlaneDatabase db, BillingCatalog 
 
     public const string QuotaExceeded = "quota-exceeded";
 
+    /// <summary>The meter whose hard quota caps what a tenant may store (enforced on every write, not per month).</summary>
+    public const string StorageMeterKey = "storage_bytes";
+
     public async Task<EntitlementsResponse?> ForTenantAsync(string idOrSlug, CancellationToken cancellationToken = default)
     {
         var snapshot = await catalog.GetAsync(cancellationToken);
@@ -117,6 +120,27 @@ public sealed class EntitlementService(IControlPlaneDatabase db, BillingCatalog 
 
         var count = _apiCalls.AddOrUpdate(key, 1, (_, n) => n + 1);
         return count > hard.Limit ? hard : null;
+    }
+
+    /// <summary>
+    /// The most bytes the tenant may store: the lowest hard <c>storage_bytes</c> quota of its plan,
+    /// or null when it has none. Served from the cached plan, so writes ask it freely.
+    /// </summary>
+    internal async Task<long?> StorageLimitAsync(Guid tenantId, CancellationToken cancellationToken)
+    {
+        var snapshot = await catalog.GetAsync(cancellationToken);
+        var plan = await CachedPlanAsync(tenantId, snapshot, time.GetUtcNow(), cancellationToken);
+        long? limit = null;
+        foreach (var quota in plan?.Quotas ?? [])
+        {
+            if (quota.Meter == StorageMeterKey && quota.Kind == "hard")
+            {
+                var bytes = quota.Limit >= long.MaxValue ? long.MaxValue : (long)decimal.Floor(quota.Limit);
+                limit = limit is { } l ? Math.Min(l, bytes) : bytes;
+            }
+        }
+
+        return limit;
     }
 
     /// <summary>The tenant's plan now, cached as long as the catalog snapshot it came from.</summary>

@@ -43,7 +43,11 @@ public sealed record MeteredPrice
 /// <summary>A band of a graduated price: units up to <see cref="UpTo"/> (null: no end) cost <see cref="UnitPrice"/> each, plus <see cref="FlatPrice"/> once the band is entered.</summary>
 public sealed record PriceTier(decimal? UpTo, decimal UnitPrice, decimal FlatPrice = 0);
 
-/// <summary>A monthly limit on a meter: <c>hard</c> refuses past it, <c>soft</c> allows and raises an event.</summary>
+/// <summary>
+/// A monthly limit on a meter: <c>hard</c> refuses past it, <c>soft</c> allows and raises an event.
+/// A hard quota on <c>storage_bytes</c> caps what the tenant stores at any time: a write that would
+/// take it past the limit is refused (413, <c>storage-quota-exceeded</c>) and nothing of it is kept.
+/// </summary>
 public sealed record Quota(string Meter, decimal Limit, string Kind);
 
 /// <summary>
@@ -88,7 +92,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "storage_bytes", Model = "package", Included = 5 * GiB, PackageSize = GiB, PackagePrice = 0.25m },
                 new MeteredPrice { Meter = "active_users", Model = "per_unit", Included = 10, UnitPrice = 4m },
             ],
-            Quotas = [new Quota("api_calls", 1_000_000, "hard"), new Quota("storage_bytes", 20 * GiB, "soft")],
+            Quotas = [new Quota("api_calls", 1_000_000, "hard"), new Quota("storage_bytes", 20 * GiB, "soft"), new Quota("storage_bytes", 25 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 50, 50, 1_000_000)],
             HeavyLifterShare = 0.25m,
         },
@@ -105,7 +109,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "storage_bytes", Model = "package", Included = 50 * GiB, PackageSize = GiB, PackagePrice = 0.20m },
                 new MeteredPrice { Meter = "active_users", Model = "per_unit", Included = 50, UnitPrice = 3m },
             ],
-            Quotas = [new Quota("api_calls", 20_000_000, "soft"), new Quota("storage_bytes", 200 * GiB, "soft")],
+            Quotas = [new Quota("api_calls", 20_000_000, "soft"), new Quota("storage_bytes", 200 * GiB, "soft"), new Quota("storage_bytes", 250 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 100, 100, 5_000_000)],
             HeavyLifterShare = 0.4m,
         },
@@ -122,7 +126,7 @@ internal static class DefaultPlans
                 new MeteredPrice { Meter = "storage_bytes", Model = "package", Included = 500 * GiB, PackageSize = 100 * GiB, PackagePrice = 15m },
                 new MeteredPrice { Meter = "compute_seconds", Model = "per_unit", Included = 2_592_000, UnitPrice = 0.00005m },
             ],
-            Quotas = [new Quota("storage_bytes", 2_000 * GiB, "soft")],
+            Quotas = [new Quota("storage_bytes", 2_000 * GiB, "soft"), new Quota("storage_bytes", 2_500 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 300, 300, 20_000_000)],
             HeavyLifterShare = 0.6m,
         },

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Tenantry.ControlPlane.Http;
 
 namespace Tenantry.ControlPlane.Billing.Usage;
@@ -21,11 +22,16 @@ internal readonly record struct EventCandidate(
 /// Reads a batch of CloudEvents in one forward pass over the UTF-8 body with
 /// <see cref="Utf8JsonReader"/>: no document tree, one string per field kept, <c>data</c>
 /// copied as its raw text. Malformed JSON anywhere throws <see cref="JsonException"/> before
-/// any event is used, so a broken body is refused whole.
+/// any event is used, so a broken body is refused whole. Text that is well-formed JSON but not
+/// Unicode (bytes that are not UTF-8, or an escaped surrogate without its pair) rejects only its
+/// event: stored, it would fail every later read of the meter.
 /// </summary>
 internal static class EventBatchReader
 {
     public const int MaxField = 200;
+
+    public const string NotUnicode =
+        "The event holds text that is not Unicode: bytes that are not UTF-8, or an escaped surrogate (\\uD800-\\uDFFF) without its pair.";
 
     private static readonly SearchValues<char> ControlChars = SearchValues.Create(
         string.Concat(Enumerable.Range(0, 0x20).Concat(Enumerable.Range(0x7F, 0x21)).Select(c => (char)c)));
@@ -49,6 +55,8 @@ internal static class EventBatchReader
 
         var count = 0;
         var checks = new Checks(snapshot, now, openFrom, latest);
+        var utf8 = Utf8.IsValid(body); // one vectorised pass; only a body that is not UTF-8 is checked event by event
+
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (count++ >= maxBatch)
@@ -64,7 +72,26 @@ internal static class EventBatchReader
                 continue;
             }
 
-            into.Add(checks.ReadEvent(ref reader, body));
+            var start = reader.TokenStartIndex;
+            var depth = reader.CurrentDepth;
+            EventCandidate candidate;
+            try
+            {
+                candidate = checks.ReadEvent(ref reader, body);
+            }
+            catch (InvalidOperationException)
+            {
+                // Decoding a string (or checking the escapes of data) met text that is not Unicode.
+                SkipRestOfObject(ref reader, depth);
+                candidate = EventCandidate.Rejected(NotUnicode);
+            }
+
+            if (!utf8 && !Utf8.IsValid(body[(int)start..(int)reader.BytesConsumed]))
+            {
+                candidate = EventCandidate.Rejected(NotUnicode);
+            }
+
+            into.Add(candidate);
         }
 
         EnsureEnd(ref reader);
@@ -75,6 +102,63 @@ internal static class EventBatchReader
         }
 
         return null;
+    }
+
+    /// <summary>Moves the reader, somewhere inside the object that starts at <paramref name="depth"/>, to its end.</summary>
+    private static void SkipRestOfObject(ref Utf8JsonReader reader, int depth)
+    {
+        while (!(reader.TokenType == JsonTokenType.EndObject && reader.CurrentDepth == depth))
+        {
+            if (!reader.Read())
+            {
+                throw new JsonException("The body ends inside an event.", null, 0, reader.BytesConsumed);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Walks a value to its end, like <see cref="Utf8JsonReader.Skip"/>, unescaping each escaped
+    /// string and property name on the way: one with a lone surrogate throws
+    /// <see cref="InvalidOperationException"/>. Unescaped text costs nothing more than the walk.
+    /// </summary>
+    private static void SkipCheckingEscapes(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+        {
+            if (reader.TokenType == JsonTokenType.String && reader.ValueIsEscaped)
+            {
+                CheckEscapes(ref reader);
+            }
+
+            return;
+        }
+
+        var depth = reader.CurrentDepth;
+        while (reader.Read() && reader.CurrentDepth > depth)
+        {
+            if (reader.ValueIsEscaped)
+            {
+                CheckEscapes(ref reader);
+            }
+        }
+    }
+
+    private static void CheckEscapes(ref Utf8JsonReader reader)
+    {
+        var length = reader.HasValueSequence ? checked((int)reader.ValueSequence.Length) : reader.ValueSpan.Length;
+        byte[]? rented = null;
+        var buffer = length <= 256 ? stackalloc byte[256] : (rented = ArrayPool<byte>.Shared.Rent(length));
+        try
+        {
+            reader.CopyString(buffer);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     /// <summary>Trailing content after the root value is malformed JSON; the reader throws on it.</summary>
@@ -101,27 +185,34 @@ internal static class EventBatchReader
             bool badTime = false, badData = false;
             long dataStart = -1, dataEnd = -1;
 
-            // Property names are matched after unescaping; a repeated property counts as its last occurrence.
+            // Property names are matched after unescaping; a field given twice rejects the event (which one counts would be a guess).
+            string? repeated = null;
+            var seen = 0;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("id"u8))
                 {
+                    repeated ??= Repeat(ref seen, 1, "id");
                     id = Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("source"u8))
                 {
+                    repeated ??= Repeat(ref seen, 2, "source");
                     source = _sources.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("type"u8))
                 {
+                    repeated ??= Repeat(ref seen, 4, "type");
                     type = _types.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("subject"u8))
                 {
+                    repeated ??= Repeat(ref seen, 8, "subject");
                     subject = _subjects.Text(ref reader);
                 }
                 else if (reader.ValueTextEquals("time"u8))
                 {
+                    repeated ??= Repeat(ref seen, 16, "time");
                     reader.Read();
                     time = now;
                     badTime = reader.TokenType switch
@@ -135,10 +226,11 @@ internal static class EventBatchReader
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
+                    repeated ??= Repeat(ref seen, 32, "data");
                     reader.Read();
                     badData = reader.TokenType is not (JsonTokenType.Null or JsonTokenType.StartObject);
                     dataStart = reader.TokenType == JsonTokenType.StartObject ? reader.TokenStartIndex : -1;
-                    reader.Skip();
+                    SkipCheckingEscapes(ref reader);
                     dataEnd = reader.BytesConsumed;
                 }
                 else
@@ -146,6 +238,11 @@ internal static class EventBatchReader
                     reader.Read();
                     reader.Skip();
                 }
+            }
+
+            if (repeated is not null)
+            {
+                return EventCandidate.Rejected($"The property '{repeated}' appears more than once; each property may be given once.");
             }
 
             if (id is null)
@@ -177,6 +274,14 @@ internal static class EventBatchReader
             var data = dataStart < 0 ? ReadOnlySpan<byte>.Empty : body[(int)dataStart..(int)dataEnd];
             var after = ReasonAfterTenant(time, badTime, badData, data);
             return new EventCandidate(null, source, id, type, subject, time, dataStart < 0 ? null : Encoding.UTF8.GetString(data), after);
+        }
+
+        /// <summary>Marks a field as read; its name when it was read before.</summary>
+        private static string? Repeat(ref int seen, int bit, string name)
+        {
+            var before = (seen & bit) != 0;
+            seen |= bit;
+            return before ? name : null;
         }
 
         private Meter[] MetersOf(string type)
@@ -217,14 +322,12 @@ internal static class EventBatchReader
             for (var m = 0; m < _lastMeters.Length; m++)
             {
                 var meter = _lastMeters[m];
-                if (meter.NeedsNumber && !IsNumber(data, _lastProperties[m]))
+                var reason = meter.NeedsNumber ? NumberReason(meter, data, _lastProperties[m])
+                    : meter.Aggregation == Aggregations.UniqueCount ? UniqueValueReason(meter, data, _lastProperties[m])
+                    : null;
+                if (reason is not null)
                 {
-                    return $"data.{meter.Property} must be a number (meter {meter.Key}).";
-                }
-
-                if (meter.Aggregation == Aggregations.UniqueCount && !TryDataValue(data, _lastProperties[m], out _))
-                {
-                    return $"data.{meter.Property} is required (meter {meter.Key}).";
+                    return reason;
                 }
             }
 
@@ -280,20 +383,38 @@ internal static class EventBatchReader
         return s.Length is > 0 and <= MaxField && !s.AsSpan().ContainsAny(ControlChars) ? s : null;
     }
 
-    /// <summary>Same rule as <see cref="Aggregations.TryNumber"/>: a JSON number, or a string holding one.</summary>
-    private static bool IsNumber(ReadOnlySpan<byte> data, ReadOnlySpan<byte> property)
+    /// <summary>
+    /// Null when <c>data.{property}</c> is a value a sum, max or latest meter can bill: a JSON number
+    /// from 0 to <see cref="Aggregations.MaxValue"/>. A negative value would lower the bill, a
+    /// numeric string was never documented, and a larger one could overflow an invoice.
+    /// </summary>
+    private static string? NumberReason(Meter meter, ReadOnlySpan<byte> data, ReadOnlySpan<byte> property)
     {
         if (!TryDataValue(data, property, out var value))
         {
-            return false;
+            return $"data.{meter.Property} is required: a JSON number from 0 to {Aggregations.MaxValueText} (meter {meter.Key}).";
         }
 
-        return value.TokenType switch
+        if (value.TokenType != JsonTokenType.Number)
         {
-            JsonTokenType.Number => value.TryGetDecimal(out _),
-            JsonTokenType.String => decimal.TryParse(value.GetString(), NumberStyles.Number, CultureInfo.InvariantCulture, out _),
+            return $"data.{meter.Property} must be a JSON number (not a string or other value) from 0 to {Aggregations.MaxValueText} (meter {meter.Key}).";
+        }
+
+        return value.TryGetDecimal(out var number) && number >= 0 && number <= Aggregations.MaxValue
+            ? null
+            : $"data.{meter.Property} must be a number from 0 to {Aggregations.MaxValueText} (meter {meter.Key}).";
+    }
+
+    /// <summary>Null when <c>data.{property}</c> is a value a unique_count meter counts: a string of 1-<see cref="MaxField"/> characters, or a number (compared by its text).</summary>
+    private static string? UniqueValueReason(Meter meter, ReadOnlySpan<byte> data, ReadOnlySpan<byte> property)
+    {
+        var ok = TryDataValue(data, property, out var value) && value.TokenType switch
+        {
+            JsonTokenType.Number => true,
+            JsonTokenType.String => (value.ValueIsEscaped || value.HasValueSequence ? value.GetString()!.Length : Encoding.UTF8.GetCharCount(value.ValueSpan)) is > 0 and <= MaxField,
             _ => false,
         };
+        return ok ? null : $"data.{meter.Property} is required: a string of 1-{MaxField} characters or a number (meter {meter.Key}).";
     }
 
     /// <summary>A reader on the value of <c>data.{property}</c> (its last occurrence); false when absent or null.</summary>

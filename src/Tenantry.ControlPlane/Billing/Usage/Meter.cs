@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -36,6 +37,14 @@ public static partial class Aggregations
 
     public static readonly IReadOnlyList<string> All = [Sum, Count, Max, UniqueCount, Latest];
 
+    /// <summary>
+    /// The largest value one event gives a sum, max or latest meter (a petabyte in bytes). Far
+    /// below <see cref="decimal.MaxValue"/>, so no number of events overflows a total or its price.
+    /// </summary>
+    public const decimal MaxValue = 1_000_000_000_000_000m;
+
+    internal const string MaxValueText = "1000000000000000 (10^15)";
+
     [GeneratedRegex(@"^[a-z][a-z0-9_]{0,62}\z", RegexOptions.CultureInvariant)]
     public static partial Regex KeyPattern();
 
@@ -68,7 +77,12 @@ public static partial class Aggregations
         return null;
     }
 
-    /// <summary>Folds the events of one meter (in time order) into its value.</summary>
+    /// <summary>
+    /// Folds the events of one meter (in time order) into its value. A stored value that ingest
+    /// refuses now (text that is not Unicode, a negative number, one above <see cref="MaxValue"/>)
+    /// is left out rather than failing the read: one such row would otherwise fail every read of
+    /// the meter, for every tenant.
+    /// </summary>
     public static decimal Aggregate(Meter meter, IEnumerable<JsonElement?> dataInTimeOrder)
     {
         ArgumentNullException.ThrowIfNull(meter);
@@ -84,9 +98,9 @@ public static partial class Aggregations
 
             if (unique is not null)
             {
-                if (TryProperty(data, meter.Property!, out var raw))
+                if (TryProperty(data, meter.Property!, out var raw) && TryKey(raw, out var key))
                 {
-                    unique.Add(raw.ValueKind == JsonValueKind.String ? raw.GetString()! : raw.GetRawText());
+                    unique.Add(key);
                 }
 
                 continue;
@@ -118,6 +132,10 @@ public static partial class Aggregations
         return data is { ValueKind: JsonValueKind.Object } d && d.TryGetProperty(property, out value) && value.ValueKind != JsonValueKind.Null;
     }
 
+    /// <summary>
+    /// A stored value a sum, max or latest meter counts: a number from 0 to <see cref="MaxValue"/>,
+    /// or a string holding one (ingest took numeric strings before it required JSON numbers).
+    /// </summary>
     public static bool TryNumber(JsonElement? data, string property, out decimal value)
     {
         value = 0;
@@ -126,12 +144,40 @@ public static partial class Aggregations
             return false;
         }
 
-        return raw.ValueKind switch
+        var read = raw.ValueKind switch
         {
             JsonValueKind.Number => raw.TryGetDecimal(out value),
-            JsonValueKind.String => decimal.TryParse(raw.GetString(), NumberStyles.Number, CultureInfo.InvariantCulture, out value),
+            JsonValueKind.String => TryText(raw, out var text) && decimal.TryParse(text, NumberStyles.Number, CultureInfo.InvariantCulture, out value),
             _ => false,
         };
+        return read && value >= 0 && value <= MaxValue;
+    }
+
+    /// <summary>The key a unique_count meter counts a value by: a string's text, another value's JSON text.</summary>
+    public static bool TryKey(JsonElement value, [NotNullWhen(true)] out string? key)
+    {
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return TryText(value, out key);
+        }
+
+        key = value.GetRawText();
+        return true;
+    }
+
+    /// <summary>A string value's text; false when it holds an escaped surrogate without its pair, which has no text.</summary>
+    public static bool TryText(JsonElement value, [NotNullWhen(true)] out string? text)
+    {
+        try
+        {
+            text = value.GetString();
+            return text is not null;
+        }
+        catch (InvalidOperationException)
+        {
+            text = null;
+            return false;
+        }
     }
 
     /// <summary>The meters every installation has: the platform meters itself with them.</summary>

@@ -30,6 +30,8 @@ public static class UsageApi
         v1.MapPost("/usage/events", Ingest).WithTags("Usage")
             .Accepts<JsonElement>("application/json", "application/cloudevents-batch+json")
             .WithSummary("Record a batch of CloudEvents-shaped usage events; 202 after they are durable. Replays (same source and id) are no-ops.");
+        v1.MapPost("/usage/events/void", UsageVoids.VoidAsync).WithTags("Usage").Accepts<VoidUsageRequest>("application/json")
+            .WithSummary("Void a stored usage event (by source and id): it stays a duplicate for replays and is left out of every usage read, quota and invoice. Idempotent; audited.");
         v1.MapGet("/usage", Query).WithTags("Usage")
             .WithSummary("A meter's value per tenant and window (hour, day, month) over [from, to), optionally grouped by a data property.");
         v1.MapGet("/meters", async (BillingCatalog catalog) => TypedResults.Ok((await catalog.GetAsync()).Meters.Values.OrderBy(m => m.Key, StringComparer.Ordinal).ToList()))
@@ -92,7 +94,7 @@ public static class UsageApi
         }
 
         int accepted = 0, duplicates = 0;
-        var closed = false;
+        var fromStore = false; // the store's rejections come after the others: then sorted by index
         for (var i = 0; i < outcomes.Length; i++)
         {
             switch (outcomes[i])
@@ -103,14 +105,18 @@ public static class UsageApi
                 case IngestOutcome.Duplicate:
                     duplicates++;
                     break;
+                case IngestOutcome.Unstorable:
+                    rejected.Add(new IngestRejection(indexes[i], EventBatchReader.NotUnicode));
+                    fromStore = true;
+                    break;
                 default:
                     rejected.Add(new IngestRejection(indexes[i], "The billing period of this event is closed: the tenant's invoice for it is finalized."));
-                    closed = true;
+                    fromStore = true;
                     break;
             }
         }
 
-        if (closed)
+        if (fromStore)
         {
             rejected.Sort((a, b) => a.Index.CompareTo(b.Index));
         }
@@ -235,7 +241,7 @@ public static class UsageApi
     }
 
     private static string? GroupOf(JsonElement? data, string property) =>
-        Aggregations.TryProperty(data, property, out var v) ? (v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText()) : null;
+        Aggregations.TryProperty(data, property, out var v) && Aggregations.TryKey(v, out var key) ? key : null;
 
     private static bool TryTime(string? text, DateTimeOffset fallback, out DateTimeOffset value)
     {

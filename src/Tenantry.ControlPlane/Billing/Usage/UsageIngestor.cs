@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Data.Common;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -18,6 +19,9 @@ public enum IngestOutcome
     Accepted,
     Duplicate,
     PeriodClosed,
+
+    /// <summary>Not stored: the event holds text no store keeps as sent (see <see cref="UsageIngestor.IsStorable"/>).</summary>
+    Unstorable,
 }
 
 /// <summary>
@@ -57,6 +61,10 @@ public sealed partial class UsageIngestor(
 
     private const char KeySeparator = '\u001F';
 
+    /// <summary>NUL, which PostgreSQL's text refuses, and the surrogates, which must come in pairs.</summary>
+    private static readonly SearchValues<char> Unstorable = SearchValues.Create(
+        string.Concat(Enumerable.Range(0xD800, 0x800).Select(c => (char)c).Prepend('\0')));
+
     private const string DeadlockDetected = "40P01";
     private const string UniqueViolation = "23505";
 
@@ -79,6 +87,14 @@ public sealed partial class UsageIngestor(
         if (events.Count == 0)
         {
             return [];
+        }
+
+        for (var i = 0; i < events.Count; i++)
+        {
+            if (!IsStorable(events[i]))
+            {
+                return await IngestStorableAsync(events, cancellationToken);
+            }
         }
 
         // Not cancelled with the request: once queued the events are committed either way.
@@ -109,6 +125,45 @@ public sealed partial class UsageIngestor(
         }
 
         return await split.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>The events that can be stored are; the others are <see cref="IngestOutcome.Unstorable"/>.</summary>
+    private async Task<IngestOutcome[]> IngestStorableAsync(IReadOnlyList<UsageEvent> events, CancellationToken cancellationToken)
+    {
+        var storable = events.Where(IsStorable).ToList();
+        var stored = await IngestAsync(storable, cancellationToken);
+        var outcomes = new IngestOutcome[events.Count];
+        for (int i = 0, k = 0; i < events.Count; i++)
+        {
+            outcomes[i] = IsStorable(events[i]) ? stored[k++] : IngestOutcome.Unstorable;
+        }
+
+        return outcomes;
+    }
+
+    private static bool IsStorable(UsageEvent e) => IsStorable(e.Source) && IsStorable(e.Id) && IsStorable(e.Type) && IsStorable(e.Data);
+
+    /// <summary>
+    /// False for text with a NUL character or a surrogate without its pair: SQLite would store a
+    /// replacement character (so the stored key differs from the one sent, and reads of the data
+    /// fail), and PostgreSQL refuses it, failing the whole group commit with every caller in it
+    /// (or, sent as a parameter, failing the writer).
+    /// One vectorised scan; only text that holds surrogates is looked at further.
+    /// </summary>
+    internal static bool IsStorable(string? text)
+    {
+        var rest = text.AsSpan();
+        for (var at = rest.IndexOfAny(Unstorable); at >= 0; at = rest.IndexOfAny(Unstorable))
+        {
+            if (!char.IsHighSurrogate(rest[at]) || at + 1 == rest.Length || !char.IsLowSurrogate(rest[at + 1]))
+            {
+                return false;
+            }
+
+            rest = rest[(at + 2)..];
+        }
+
+        return true;
     }
 
     private void Enqueue(int writer, Pending pending)

@@ -26,7 +26,8 @@ function h(tag, attrs = {}, ...children) {
 }
 const badge = (s) => h('span', { class: `badge ${s}`, testid: 'status' }, s);
 const time = (iso) => (iso ? new Date(iso).toLocaleString() : '');
-const show = (...nodes) => app.replaceChildren(...nodes);
+// replaceChildren would print a null or false (an absent optional part) as text.
+const show = (...nodes) => app.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 const errorBox = (e) => h('div', { class: 'error', role: 'alert', testid: 'error' }, e.message || String(e));
 
 // ---- API ---------------------------------------------------------------------------------------
@@ -270,6 +271,7 @@ async function renderTenant(id) {
   const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
   const opSlot = h('div', { testid: 'operation-slot' });
   const auditSlot = h('div');
+  const usersSlot = h('div', { testid: 'users-slot' });
   const usageSlot = h('div');
   const out = h('div');
   const act = (label, method, path, cls = '', confirmText) => h('button', { class: cls, testid: `action-${label.toLowerCase()}`, onclick: async () => {
@@ -293,9 +295,11 @@ async function renderTenant(id) {
     h('div', { class: 'actions' }, actions), out,
     h('h2', {}, 'Current operation'), opSlot,
     h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
+    h('h2', {}, 'Users'), usersSlot,
     usageSlot,
     h('h2', {}, 'Audit trail'), auditSlot);
   renderTenantUsage(usageSlot, tenant.id, mine);
+  renderTenantUsers(usersSlot, tenant.id, mine);
 
   api('GET', `/v1/audit?tenantId=${tenant.id}&limit=200`).then((page) => {
     if (mine !== viewId) return;
@@ -315,6 +319,26 @@ async function renderTenant(id) {
     opSlot.replaceChildren(operationView(op));
     if (op.status === 'succeeded' || op.status === 'failed') { renderTenant(id); return; }
   }
+}
+
+// A tenant's users; one locked out after failed sign-ins shows until when, with a button to unlock it now.
+async function renderTenantUsers(slot, tenantId, mine) {
+  let page;
+  try { page = await api('GET', `/v1/tenants/${tenantId}/users`); } catch (err) { slot.replaceChildren(errorBox(err)); return; }
+  if (mine !== viewId) return;
+  if (!page.items.length) { slot.replaceChildren(h('p', { class: 'muted' }, 'None.')); return; }
+  const out = h('div');
+  const unlock = (u) => h('button', { class: 'secondary', testid: `unlock-${u.email}`, onclick: async () => {
+    out.replaceChildren();
+    try {
+      await api('POST', `/v1/tenants/${tenantId}/users/${encodeURIComponent(u.email)}/unlock`);
+      renderTenantUsers(slot, tenantId, mine);
+    } catch (err) { out.append(errorBox(err)); }
+  } }, 'Unlock');
+  slot.replaceChildren(table(['E-mail', 'Role', 'Status', 'Sign-in', ''], page.items.map((u) => [
+    u.email, u.role, badge(u.disabled ? 'disabled' : u.status),
+    u.lockedUntil ? h('span', { class: 'locked', testid: `locked-${u.email}` }, `locked until ${time(u.lockedUntil)}`) : '',
+    u.lockedUntil ? unlock(u) : '']), 'users'), out);
 }
 
 function confirmDialog(text, slug) {
