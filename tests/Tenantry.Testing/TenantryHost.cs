@@ -14,9 +14,9 @@ namespace Tenantry.Testing;
 /// The real host as a child process (<c>dotnet Tenantry.Host.dll …</c> from the caller's output folder, which
 /// must reference Tenantry.Host), as an operator runs it: production settings, configured by its command line
 /// (<see cref="TenantryHostOptions"/>), on free loopback ports and a temporary data directory. It can be
-/// killed (SIGKILL, as a crash) or terminated (SIGTERM, as a service manager stops it); disposing kills it,
-/// its gateway replicas and the dedicated instances left for its data directory, and deletes the directory
-/// it made. Every test and benchmark that needs a real host starts it here.
+/// killed (SIGKILL, as a crash) or terminated (SIGTERM, as a service manager stops it); disposing kills it
+/// and its gateway replicas and, when it made its data directory, the dedicated instances left running for
+/// that directory and the directory itself. Every test and benchmark that needs a real host starts it here.
 /// </summary>
 public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 {
@@ -33,6 +33,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
     private readonly InProcessHost? _inProcess;
     private readonly ConcurrentQueue<string> _tail;
     private readonly bool _deleteDataDir;
+    private readonly bool _ownsDataDir;
     private readonly List<TenantryHost> _replicas = [];
     private readonly Action<string>? _output;
     private int _warnings;
@@ -40,8 +41,9 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
     private bool _gone;
     private int _disposed;
 
-    private TenantryHost(Process process, ConcurrentQueue<string> tail, Action<string>? output, string dataDir, bool deleteDataDir, string secret, IReadOnlyList<int> ports, bool applicationPlane)
+    private TenantryHost(Process process, ConcurrentQueue<string> tail, Action<string>? output, string dataDir, bool ownsDataDir, bool deleteDataDir, string secret, IReadOnlyList<int> ports, bool applicationPlane)
     {
+        _ownsDataDir = ownsDataDir;
         _process = process;
         _tail = tail;
         _output = output;
@@ -174,7 +176,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
             }
 
             arguments.AddRange(options.Settings);
-            var host = Launch(arguments, options.Environment, new ConcurrentQueue<string>(), options.Output, dataDir, deleteDataDir, options.OperatorSecret, ports, options.ApplicationPlane);
+            var host = Launch(arguments, options.Environment, new ConcurrentQueue<string>(), options.Output, dataDir, ownsDataDir: options.DataDir is null, deleteDataDir, options.OperatorSecret, ports, options.ApplicationPlane);
             var health = options.ApplicationPlane ? new[] { host.ControlPlane, host.Gateway } : [host.ControlPlane];
             string? failure;
             try
@@ -213,7 +215,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
     public static TenantryHost Start(IEnumerable<string> arguments, Action<string>? output = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
-        return Launch(arguments, environment ?? new Dictionary<string, string>(StringComparer.Ordinal), new ConcurrentQueue<string>(), output, dataDir: "", deleteDataDir: false, secret: "", ports: [], applicationPlane: false);
+        return Launch(arguments, environment ?? new Dictionary<string, string>(StringComparer.Ordinal), new ConcurrentQueue<string>(), output, dataDir: "", ownsDataDir: false, deleteDataDir: false, secret: "", ports: [], applicationPlane: false);
     }
 
     /// <summary>
@@ -255,7 +257,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
             .. TenantryHostOptions.PlatformTestSettings,
             .. settings,
         ];
-        var replica = Launch(arguments, new Dictionary<string, string>(StringComparer.Ordinal), _tail, _output, DataDir, deleteDataDir: false, OperatorSecret, [port], applicationPlane: false);
+        var replica = Launch(arguments, new Dictionary<string, string>(StringComparer.Ordinal), _tail, _output, DataDir, ownsDataDir: false, deleteDataDir: false, OperatorSecret, [port], applicationPlane: false);
         _replicas.Add(replica);
         var failure = await replica.WaitHealthyAsync(TimeSpan.FromSeconds(90), [Loopback(port)], CancellationToken.None);
         if (failure is not null)
@@ -353,8 +355,9 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         Kill();
         DisposeProcess();
         _inProcess?.Dispose();
-        if (DataDir.Length > 0)
+        if (_ownsDataDir)
         {
+            // Instances that outlived a crash of this host (or of a later one on its data directory).
             KillLeftovers(DataDir);
         }
 
@@ -456,7 +459,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 
     private static TenantryHost Launch(
         IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, ConcurrentQueue<string> tail, Action<string>? output,
-        string dataDir, bool deleteDataDir, string secret, IReadOnlyList<int> ports, bool applicationPlane)
+        string dataDir, bool ownsDataDir, bool deleteDataDir, string secret, IReadOnlyList<int> ports, bool applicationPlane)
     {
         if (!File.Exists(HostDll))
         {
@@ -491,7 +494,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         }
 
         var process = new Process { StartInfo = info };
-        var host = new TenantryHost(process, tail, output, dataDir, deleteDataDir, secret, ports, applicationPlane);
+        var host = new TenantryHost(process, tail, output, dataDir, ownsDataDir, deleteDataDir, secret, ports, applicationPlane);
         if (!process.Start())
         {
             throw new InvalidOperationException("The host process did not start.");
