@@ -71,10 +71,13 @@ public sealed class AttachmentUploadTests(PlatformFixture platform)
         await Assert.ThrowsAnyAsync<Exception>(() => client.PutAsync(
             Url($"/orders/{id}/attachments/half.bin"), new StreamContent(new PatternStream(8L * 1024 * 1024, failAfter: 2L * 1024 * 1024))));
 
-        // The app notices the abort when its next read fails; give it a moment, bounded.
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!StoredFiles(slug).SequenceEqual(before) && DateTime.UtcNow < deadline)
+        // The app notices the abort when its next read fails, which may come after the client gave up:
+        // wait, bounded, until the files are as before and stay so for a second.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var settled = 0;
+        while (settled < 10 && DateTime.UtcNow < deadline)
         {
+            settled = StoredFiles(slug).SequenceEqual(before) ? settled + 1 : 0;
             await Task.Delay(100);
         }
 

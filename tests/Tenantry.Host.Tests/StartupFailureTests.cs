@@ -30,6 +30,7 @@ public sealed class StartupFailureTests : IDisposable
         { ["--Tenantry:ApplicationPlane:Enabled=maybe"], "Tenantry:ApplicationPlane:Enabled", "'maybe' is not true or false" },
         { ["--Tenantry:Gateway:RefreshInterval=00:00:00"], "Tenantry:Gateway:RefreshInterval", "is not between" },
         { ["--Tenantry:Compute:FirstDedicatedPort=80"], "Tenantry:Compute:FirstDedicatedPort", "80 is not between" },
+        { ["--Tenantry:Telemetry:OtlpEndpoint=collector:4318"], "Tenantry:Telemetry:OtlpEndpoint", "'collector:4318' is not an absolute http(s) URI" },
         { ["--Tenantry:Billing:MaxBatch=lots"], "Tenantry:Billing:MaxBatch", "'lots' is not a whole number" },
         { ["--Tenantry:Postgres:Servers:0:Capacity=0", "--Tenantry:Postgres:Servers:0:ConnectionString=Host=127.0.0.1"], "Tenantry:Postgres:Servers:0:Capacity", "0 is not between" },
     };

@@ -37,5 +37,5 @@ internal sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOpti
         string.IsNullOrWhiteSpace(options.OtlpEndpoint)
         || (Uri.TryCreate(options.OtlpEndpoint, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
             ? ValidateOptionsResult.Success
-            : ValidateOptionsResult.Fail($"Tenantry:Telemetry:OtlpEndpoint is an absolute http(s) URI of an OTLP collector (e.g. http://127.0.0.1:4318), not '{options.OtlpEndpoint}'.");
+            : ValidateOptionsResult.Fail($"Tenantry:Telemetry:OtlpEndpoint: '{options.OtlpEndpoint}' is not an absolute http(s) URI of an OTLP collector (e.g. http://127.0.0.1:4318)");
 }
