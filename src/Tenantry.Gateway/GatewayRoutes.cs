@@ -106,9 +106,10 @@ internal sealed partial class GatewayRouteRefresher(
             var routes = await source.LoadAsync(cancellationToken);
             table.Replace(routes, time.GetUtcNow());
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
             // Keep serving the last table; a tenant suspended meanwhile is refused once the source answers again.
+            // A timed-out load is a TaskCanceledException too: only our own stop ends the refresh loop.
             Log.RefreshFailed(logger, ex);
         }
     }

@@ -112,17 +112,32 @@ internal sealed partial class OperationWorker(
     private async Task PollAsync(TimeSpan interval, CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(interval, time);
+        var failures = 0;
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                foreach (var id in await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken))
+                try
                 {
-                    if (!_running.ContainsKey(id))
+                    foreach (var id in await db.ReadAsync(OperationStore.UnfinishedAsync, stoppingToken))
                     {
-                        Enqueue(id);
+                        if (!_running.ContainsKey(id))
+                        {
+                            Enqueue(id);
+                        }
                     }
+
+                    failures = 0;
                 }
+#pragma warning disable CA1031 // A failed poll must not end polling: operations left by another replica would wait for a restart.
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+#pragma warning restore CA1031
+                {
+                    failures++;
+                    Log.PollFailed(logger, failures, ex);
+                }
+
+                timer.Period = LoopBackOff.After(interval, failures);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -496,5 +511,8 @@ internal sealed partial class OperationWorker(
 
         [LoggerMessage(11, LogLevel.Warning, "Operation {OperationId}: the lease could not be renewed: {Error}")]
         public static partial void RenewFailed(ILogger logger, Guid operationId, string error);
+
+        [LoggerMessage(12, LogLevel.Error, "Polling for unfinished operations failed ({Failures} in a row); it goes on after a pause")]
+        public static partial void PollFailed(ILogger logger, int failures, Exception exception);
     }
 }

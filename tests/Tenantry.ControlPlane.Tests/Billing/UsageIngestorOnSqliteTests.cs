@@ -50,6 +50,74 @@ public sealed class UsageIngestorOnSqliteTests : IDisposable
         Assert.Equal(["ok-1", "ok-\ud83d\ude00"], ids);
     }
 
+    [Fact]
+    public async Task A_group_commit_that_throws_fails_only_its_callers_and_the_next_batches_are_stored()
+    {
+        var db = new FaultingDatabase(_db);
+        using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var ingestor = new UsageIngestor(db, catalog, Options.Create(new BillingOptions()), NullLogger<UsageIngestor>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        var now = DateTimeOffset.UtcNow;
+        List<UsageEvent> Batch(string prefix) => [.. Enumerable.Range(0, 5).Select(i => new UsageEvent("shop", $"{prefix}-{i}", Tenant, "widgets", now, """{"n":1}"""))];
+
+        // Bounded only so that a caller left waiting fails the test instead of hanging it.
+        var bound = TimeSpan.FromSeconds(30);
+        try
+        {
+            Assert.All(await ingestor.IngestAsync(Batch("a")).WaitAsync(bound), o => Assert.Equal(IngestOutcome.Accepted, o));
+
+            db.FailNextSharedWrite(new NotSupportedException("not a database error"));
+            var failed = await Assert.ThrowsAsync<UsageNotStoredException>(() => ingestor.IngestAsync(Batch("b")).WaitAsync(bound));
+            Assert.IsType<NotSupportedException>(failed.InnerException);
+
+            var next = await Task.WhenAll(Enumerable.Range(0, 4).Select(k => ingestor.IngestAsync(Batch($"c{k}")))).WaitAsync(bound);
+            Assert.All(next.SelectMany(o => o), o => Assert.Equal(IngestOutcome.Accepted, o));
+            Assert.All(await ingestor.IngestAsync(Batch("b")).WaitAsync(bound), o => Assert.Equal(IngestOutcome.Accepted, o));
+        }
+        finally
+        {
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+
+        var stored = await _db.ReadAsync(c => c.ScalarAsync("SELECT COUNT(*) FROM usage_events", null));
+        Assert.Equal(30L, Convert.ToInt64(stored, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task Built_in_metering_goes_on_after_a_round_that_throws()
+    {
+        var db = new FaultingDatabase(_db);
+        using var catalog = new BillingCatalog(db, TimeProvider.System);
+        var billing = Options.Create(new BillingOptions { SampleInterval = TimeSpan.FromMilliseconds(1), ApiCallFlushInterval = TimeSpan.FromMilliseconds(20) });
+        var ingestor = new UsageIngestor(db, catalog, billing, NullLogger<UsageIngestor>.Instance);
+        var buffer = new BuiltInUsageBuffer();
+        using var worker = new BuiltInUsageWorker(buffer, ingestor, db, billing, Options.Create(new TenantryOptions { DataDir = _dir }), TimeProvider.System,
+            NullLogger<BuiltInUsageWorker>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        db.FailNextRead(new NotSupportedException("not a database error"));
+        await worker.StartAsync(CancellationToken.None);
+        try
+        {
+            // The sampler's read of the tenants throws; the call recorded after it is still written.
+            await db.Thrown.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            buffer.Add(new UsageEvent(ApiCallMeter.Source, "after-failure", Tenant, ApiCallMeter.MeterKey, DateTimeOffset.UtcNow, null));
+            for (var i = 0; i < 300 && await CountAsync("after-failure") == 0; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(1L, await CountAsync("after-failure"));
+        }
+        finally
+        {
+            await worker.StopAsync(CancellationToken.None);
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task<long> CountAsync(string id) =>
+        Convert.ToInt64(await _db.ReadAsync(c => c.ScalarAsync("SELECT COUNT(*) FROM usage_events WHERE id = @i", null, ("@i", id))), System.Globalization.CultureInfo.InvariantCulture);
+
     public void Dispose()
     {
         _db.Dispose();

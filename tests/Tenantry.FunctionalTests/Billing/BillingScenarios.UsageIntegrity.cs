@@ -274,6 +274,47 @@ public abstract partial class BillingScenarios
     }
 
     [Fact]
+    public async Task A_void_racing_the_finalize_of_its_invoice_is_refused_or_left_out_of_the_invoice()
+    {
+        await CreatePricedPlanAsync("race-plan");
+        var period = DateTimeOffset.UtcNow.ToString("yyyy-MM", CultureInfo.InvariantCulture);
+        var tenants = new List<(string Tenant, string InvoiceId)>();
+        for (var k = 0; k < 12; k++)
+        {
+            var tenant = await Client.CreateActiveTenantAsync($"race-{k}");
+            await ChangePlanAsync(tenant, "race-plan", null, null);
+            var sent = await SendAsync([
+                new { id = $"keep-{k}", source = "race", type = "widgets", subject = tenant, time = DateTimeOffset.UtcNow, data = new { n = 5 } },
+                new { id = $"void-{k}", source = "race", type = "widgets", subject = tenant, time = DateTimeOffset.UtcNow, data = new { n = 100 } },
+            ]);
+            Assert.Equal(2, sent.GetProperty("accepted").GetInt32());
+            using var draft = await Client.PostAsJsonAsync($"/v1/tenants/{tenant}/invoices", new { period });
+            Assert.Equal(HttpStatusCode.Created, draft.StatusCode);
+            tenants.Add((tenant, (await draft.JsonAsync()).GetProperty("id").GetString()!));
+        }
+
+        // Every pair at once: each void runs beside the finalize of the invoice that would bill its event.
+        var races = tenants.Select((t, k) => (
+            Void: Client.PostAsJsonAsync("/v1/usage/events/void", new { source = "race", id = $"void-{k}" }),
+            Finalize: Client.PostAsync(new Uri($"/v1/invoices/{t.InvoiceId}/finalize", UriKind.Relative), null))).ToList();
+        await Task.WhenAll(races.SelectMany(r => new[] { r.Void, r.Finalize }));
+
+        foreach (var (voided, finalized) in races.Select(r => (r.Void.Result, r.Finalize.Result)))
+        {
+            using (voided)
+            using (finalized)
+            {
+                Assert.True(finalized.StatusCode == HttpStatusCode.OK, await finalized.Content.ReadAsStringAsync());
+                Assert.True(voided.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict, await voided.Content.ReadAsStringAsync());
+                var widgets = (await finalized.JsonAsync()).GetProperty("lines").EnumerateArray()
+                    .Where(l => l.GetProperty("meter").ValueKind == JsonValueKind.String && l.GetProperty("meter").GetString() == "widgets")
+                    .Sum(l => l.GetProperty("quantity").GetDecimal());
+                Assert.Equal(voided.StatusCode == HttpStatusCode.OK ? 5m : 105m, widgets);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Generated_malformed_batches_never_fail_the_server_and_keep_their_valid_events()
     {
         await CreatePricedPlanAsync("fuzz-plan");

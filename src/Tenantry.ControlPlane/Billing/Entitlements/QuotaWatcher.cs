@@ -40,11 +40,13 @@ public sealed partial class QuotaWatcher : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var failures = 0;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                await Task.Delay(_options.Value.QuotaCheckInterval, _time, stoppingToken);
+                await Task.Delay(LoopBackOff.After(_options.Value.QuotaCheckInterval, failures), _time, stoppingToken);
+                var failed = false;
                 foreach (var tenant in _dirty.Keys)
                 {
                     _dirty.TryRemove(tenant, out _);
@@ -52,12 +54,17 @@ public sealed partial class QuotaWatcher : BackgroundService
                     {
                         await CheckAsync(tenant, stoppingToken);
                     }
-                    catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException)
+#pragma warning disable CA1031 // One tenant's failed check must not end the watcher; the tenant is checked again after a pause.
+                    catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+#pragma warning restore CA1031
                     {
                         Log.CheckFailed(_logger, tenant, ex);
                         _dirty.TryAdd(tenant, 0);
+                        failed = true;
                     }
                 }
+
+                failures = failed ? failures + 1 : 0;
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -105,17 +105,30 @@ public sealed partial class BuiltInUsageWorker(
     {
         var interval = billing.Value.SampleInterval;
         var firstSample = time.GetUtcNow() + (interval < FirstSampleDelay ? interval : FirstSampleDelay);
+        var failures = 0;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                await FlushAsync(CancellationToken.None);
-                if (time.GetUtcNow() >= firstSample)
+                try
                 {
-                    await SampleAsync(stoppingToken);
+                    await FlushAsync(CancellationToken.None);
+                    if (time.GetUtcNow() >= firstSample)
+                    {
+                        await SampleAsync(stoppingToken);
+                    }
+
+                    failures = 0;
+                }
+#pragma warning disable CA1031 // One failed round (the store, a folder, a bug) must not end metering; the next round tries again.
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+#pragma warning restore CA1031
+                {
+                    failures++;
+                    Log.RoundFailed(logger, failures, ex);
                 }
 
-                await Task.Delay(billing.Value.ApiCallFlushInterval, time, stoppingToken);
+                await Task.Delay(LoopBackOff.After(billing.Value.ApiCallFlushInterval, failures), time, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -137,7 +150,7 @@ public sealed partial class BuiltInUsageWorker(
             {
                 await ingestor.IngestAsync(batch, cancellationToken);
             }
-            catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException or OperationCanceledException)
+            catch (Exception ex) when (ex is UsageNotStoredException or OperationCanceledException)
             {
                 Log.FlushFailed(logger, batch.Count, ex);
                 return;
@@ -189,7 +202,7 @@ public sealed partial class BuiltInUsageWorker(
 
             _lastSlot = slot;
         }
-        catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
+        catch (UsageNotStoredException ex)
         {
             Log.FlushFailed(logger, events.Count, ex);
         }
@@ -222,5 +235,8 @@ public sealed partial class BuiltInUsageWorker(
     {
         [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Writing {Count} built-in usage events failed; they are retried with the next samples")]
         public static partial void FlushFailed(ILogger logger, int count, Exception exception);
+
+        [LoggerMessage(EventId = 5008, Level = LogLevel.Error, Message = "Built-in usage metering failed ({Failures} in a row); it goes on after a pause")]
+        public static partial void RoundFailed(ILogger logger, int failures, Exception exception);
     }
 }

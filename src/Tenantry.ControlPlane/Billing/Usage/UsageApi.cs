@@ -87,8 +87,9 @@ public static class UsageApi
         {
             outcomes = await ingestor.IngestAsync(events, http.RequestAborted);
         }
-        catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
+        catch (UsageNotStoredException)
         {
+            http.Response.Headers.RetryAfter = "1";
             return new ApiError(StatusCodes.Status503ServiceUnavailable, "store-unavailable", "The usage store did not commit the batch.",
                 "No event of this batch is acknowledged; send it again (replays are no-ops).").ToResult();
         }

@@ -14,6 +14,28 @@ namespace Tenantry.ControlPlane.Billing.Usage;
 /// <summary>A validated usage event on its way to the store.</summary>
 public sealed record UsageEvent(string Source, string Id, Guid TenantId, string Type, DateTimeOffset Time, string? Data);
 
+/// <summary>
+/// A batch was not committed (the store failed, or the ingestor is stopping): none of its events
+/// is acknowledged, and sending it again is safe (a replay of a stored event is a duplicate).
+/// </summary>
+public sealed class UsageNotStoredException : Exception
+{
+    public UsageNotStoredException()
+        : this("The usage store did not commit the batch.")
+    {
+    }
+
+    public UsageNotStoredException(string message)
+        : base(message)
+    {
+    }
+
+    public UsageNotStoredException(string message, Exception? innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
 public enum IngestOutcome
 {
     Accepted,
@@ -28,7 +50,9 @@ public enum IngestOutcome
 /// Writes usage events with group commit: batches that arrive while a transaction is open wait
 /// and are then committed together, in one transaction: one prepared insert stepped per event
 /// (SQLite), or a binary <c>COPY</c> (PostgreSQL). The unique (source, id) key makes a replay a
-/// no-op. A caller's task completes only after the commit. On PostgreSQL
+/// no-op. A caller's task completes only after the commit, or fails with
+/// <see cref="UsageNotStoredException"/>: whatever a group commit throws fails that group's callers
+/// only, and the writer goes on with the next group. On PostgreSQL
 /// <see cref="BillingOptions.ConcurrentCommits"/> groups are committed at once, on as many
 /// connections, so the server inserts on more than one core; each writer owns a share of the keys
 /// (by hash), so two groups in flight never hold the same event.
@@ -170,9 +194,11 @@ public sealed partial class UsageIngestor(
     {
         if (!_queues[writer].Writer.TryWrite(pending))
         {
-            pending.Request.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
+            pending.Request.Done.TrySetException(Stopped());
         }
     }
+
+    private static UsageNotStoredException Stopped() => new("The usage store is shutting down.");
 
     /// <summary>Writes the default meters and plans before the host takes requests, so no request pays for it.</summary>
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -181,23 +207,17 @@ public sealed partial class UsageIngestor(
         await base.StartAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        await Task.WhenAll(_queues.Select(q => CommitLoopAsync(q.Reader, stoppingToken)));
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(_queues.Select(q => CommitLoopAsync(q, stoppingToken)));
 
-        foreach (var queue in _queues)
-        {
-            queue.Writer.TryComplete();
-            while (queue.Reader.TryRead(out var left))
-            {
-                left.Request.Done.TrySetException(new InvalidOperationException("The usage store is shutting down."));
-            }
-        }
-    }
-
-    /// <summary>One writer: takes what has queued up (at most MaxGroupCommit events) and commits it as one group.</summary>
-    private async Task CommitLoopAsync(ChannelReader<Pending> queue, CancellationToken stoppingToken)
+    /// <summary>
+    /// One writer: takes what has queued up (at most MaxGroupCommit events) and commits it as one
+    /// group. Should the writer ever end, its queue is closed and every caller still in it fails,
+    /// so none waits for a commit that will not come.
+    /// </summary>
+    private async Task CommitLoopAsync(Channel<Pending> channel, CancellationToken stoppingToken)
     {
+        var queue = channel.Reader;
         var group = new List<Pending>();
         var max = options.Value.MaxGroupCommit;
         var writer = new WriterState();
@@ -215,12 +235,29 @@ public sealed partial class UsageIngestor(
 
                 if (count > 0)
                 {
-                    await CommitAsync(group, count, writer);
+                    try
+                    {
+                        await CommitAsync(group, count, writer);
+                    }
+#pragma warning disable CA1031 // CommitAsync fails its group on a failed write; this is for anything else it meets.
+                    catch (Exception ex)
+#pragma warning restore CA1031
+                    {
+                        Fail(group, count, ex);
+                    }
                 }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            channel.Writer.TryComplete();
+            while (queue.TryRead(out var left))
+            {
+                left.Request.Done.TrySetException(Stopped());
+            }
         }
     }
 
@@ -249,15 +286,11 @@ public sealed partial class UsageIngestor(
         {
             outcomes = await WriteWithRetryAsync(all, hashes, seqs, writer);
         }
-        catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
+#pragma warning disable CA1031 // Whatever failed this group fails its callers only; the writer serves the next group.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
-            Log.CommitFailed(logger, count, ex);
-            metrics?.UsageNotStored(count, "failed");
-            foreach (var p in group)
-            {
-                p.Request.Done.TrySetException(ex);
-            }
-
+            Fail(group, count, ex);
             return;
         }
 
@@ -295,7 +328,28 @@ public sealed partial class UsageIngestor(
 
         if (tenants.Count > 0)
         {
-            Committed?.Invoke(tenants);
+            try
+            {
+                Committed?.Invoke(tenants);
+            }
+#pragma warning disable CA1031 // The events are stored and acknowledged; a listener's failure must not stop the writer.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.ListenerFailed(logger, [.. tenants], ex);
+            }
+        }
+    }
+
+    /// <summary>Fails the callers of a group not committed (those already answered keep their answer), and says whose events they were.</summary>
+    private void Fail(List<Pending> group, int count, Exception ex)
+    {
+        Log.CommitFailed(logger, count, [.. group.SelectMany(p => p.Events).Select(e => e.TenantId).Distinct()], ex);
+        metrics?.UsageNotStored(count, "failed");
+        var failure = new UsageNotStoredException("The usage store did not commit the batch.", ex);
+        foreach (var p in group)
+        {
+            p.Request.Done.TrySetException(failure);
         }
     }
 
@@ -651,8 +705,11 @@ public sealed partial class UsageIngestor(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events failed; none was acknowledged")]
-        public static partial void CommitFailed(ILogger logger, int count, Exception exception);
+        [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Committing {Count} usage events of tenants {TenantIds} failed; none was acknowledged")]
+        public static partial void CommitFailed(ILogger logger, int count, Guid[] tenantIds, Exception exception);
+
+        [LoggerMessage(EventId = 5007, Level = LogLevel.Error, Message = "A listener of committed usage of tenants {TenantIds} failed; the events are stored")]
+        public static partial void ListenerFailed(ILogger logger, Guid[] tenantIds, Exception exception);
 
         [LoggerMessage(EventId = 5006, Level = LogLevel.Information, Message = "Committing {Count} usage events met a stored copy of an event in a plain insert; the group is written again ({Mode})")]
         public static partial void StoredCopy(ILogger logger, int count, InsertMode mode);

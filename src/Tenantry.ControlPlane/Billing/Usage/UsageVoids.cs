@@ -57,6 +57,9 @@ internal static class UsageVoids
         }
 
         var now = time.GetUtcNow();
+
+        // The exclusive write lock, as finalising an invoice takes it (not the shared one of ingest):
+        // the closed-period check and the insert see the same invoices, so no void lands in an invoice being finalized.
         var outcome = await db.WriteAsync<(VoidedUsageEvent? Value, ApiError? Error)>(async (c, tx) =>
         {
             if (await UsageReader.EventAsync(c, tx, body.Source!, body.Id!) is not { } stored)
