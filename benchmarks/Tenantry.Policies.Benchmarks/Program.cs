@@ -4,9 +4,9 @@ using System.Runtime;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Policies;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 
 namespace Tenantry.Policies.Benchmarks;
@@ -64,7 +64,7 @@ internal static class Program
             // reload the policies every few hundred reads there: its clock stands still in that mode.
             var catalog = new PolicyCatalog(db, mode is null ? TimeProvider.System : new StillTime());
             var provider = new LocalObjectStore(Options.Create(new TenantryOptions { DataDir = dir }));
-            var storage = new TenantStorage(provider, catalog, db, TimeProvider.System, NullLogger<TenantStorage>.Instance);
+            var storage = new TenantObjectStorage(provider, catalog, db, TimeProvider.System, NullLogger<TenantObjectStorage>.Instance);
             var principal = new TenantPrincipal(Guid.NewGuid(), "acme", "basic", "alice@acme.test", TenantPrincipal.MemberRole, TenantPrincipal.UserType);
             const string key = "tenants/acme/uploads/2026/report.bin";
             await storage.PutAsync(principal, key, new MemoryStream(new byte[4096]));
@@ -88,7 +88,7 @@ internal static class Program
                 return mode is null ? await ReadAllAsync(content!.Stream, buffer) : ReadAll(content!.Stream, buffer);
             }
 
-            // Everything a read adds before touching the file: TenantStorage's own authorisation
+            // Everything a read adds before touching the file: TenantObjectStorage's own authorisation
             // (key validation, policy lookup, resource name, evaluation by the principal's bound set).
             async Task<long> AuthorisationAsync() =>
                 (await storage.AuthoriseAsync(principal, PlatformPolicies.GetObject, key, prefix: false, default)).FullKey.Length;
@@ -265,8 +265,8 @@ internal static class Program
             var authorisationUs = watch.Elapsed.TotalMicroseconds / authorisations;
 
             // Its parts, each alone (nanoseconds per call, best of three runs).
-            var nameBuffer = new char[PlatformPolicies.ObjectResourceLength(objectKey)];
-            PlatformPolicies.ObjectResource(objectKey, nameBuffer);
+            var nameBuffer = new char[ObjectResourceName.Length(objectKey)];
+            ObjectResourceName.Write(objectKey, nameBuffer);
             double Nanoseconds<T>(Func<T> part)
             {
                 var best = double.MaxValue;
@@ -286,7 +286,7 @@ internal static class Program
 
             var keyNs = Nanoseconds(() => ObjectKeys.Parse(key));
             var lookupNs = Nanoseconds(() => Completed(catalog.ForAsync(principal)));
-            var nameNs = Nanoseconds(() => PlatformPolicies.ObjectResource(objectKey, nameBuffer).Length);
+            var nameNs = Nanoseconds(() => ObjectResourceName.Write(objectKey, nameBuffer).Length);
             var boundNs = Nanoseconds(() => policies.Bound.Evaluate(PlatformPolicies.GetObject, nameBuffer.AsSpan()));
 
             var c = CultureInfo.InvariantCulture;

@@ -106,7 +106,7 @@ public static class OrdersApi
     private static async Task<Results<Created<AttachmentResponse>, ProblemHttpResult>> Upload(
         Guid id, string name, HttpRequest request, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (!TenantStorage.IsSafeName(name))
+        if (!TenantUploads.IsSafeName(name))
         {
             return UnsafeName();
         }
@@ -127,12 +127,12 @@ public static class OrdersApi
         }
 
         var dataDir = options.Value.DataPath;
-        var path = TenantStorage.UploadPath(dataDir, tenant, "orders", id.ToString("N"), name);
+        var path = TenantUploads.UploadPath(dataDir, tenant, "orders", id.ToString("N"), name);
         var quota = request.HttpContext.RequestServices.GetService<ITenantStorageQuota>();
         long bytes;
         try
         {
-            bytes = await TenantStorage.SaveAsync(dataDir, tenant, path, request.Body, MaxAttachmentBytes, quota, cancellationToken);
+            bytes = await TenantUploads.SaveAsync(dataDir, tenant, path, request.Body, MaxAttachmentBytes, quota, cancellationToken);
         }
         catch (UploadTooLargeException)
         {
@@ -161,7 +161,7 @@ public static class OrdersApi
     private static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Download(
         Guid id, string name, ITenantContext tenant, OrdersData data, IOptions<TenantryAppOptions> options, CancellationToken cancellationToken)
     {
-        if (!TenantStorage.IsSafeName(name))
+        if (!TenantUploads.IsSafeName(name))
         {
             return UnsafeName();
         }
@@ -172,7 +172,7 @@ public static class OrdersApi
             return NotFound($"Attachment {name} of order {id}");
         }
 
-        var path = TenantStorage.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
+        var path = TenantUploads.UploadPath(options.Value.DataPath, tenant, "orders", id.ToString("N"), name);
         return TypedResults.PhysicalFile(path, "application/octet-stream", name);
     }
 
@@ -186,7 +186,7 @@ public static class OrdersApi
         r.GetFieldValue<DateTimeOffset>(5).ToUniversalTime());
 
     private static ProblemHttpResult UnsafeName() =>
-        Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.", TenantStorage.SafeNameRule);
+        Problem(StatusCodes.Status400BadRequest, "unsafe-name", "The attachment name is not allowed.", TenantUploads.SafeNameRule);
 
     private static ProblemHttpResult TooLarge() =>
         Problem(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The attachment is too large.",

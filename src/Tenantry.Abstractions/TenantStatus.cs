@@ -25,7 +25,7 @@ public enum IsolationModel
 }
 
 /// <summary>Wire names of the enums: lowercase, as in the public API.</summary>
-public static class TenantryNames
+public static class WireNames
 {
     public static string ToWire(this TenantStatus status) => status switch
     {

@@ -108,7 +108,7 @@ public sealed class TenantContextHeaders
         Mac(id, slug, tier, isolation, subject, roles, expected);
         if (!Convert.TryFromBase64String(signature, presented, out var length) || length != expected.Length
             || !CryptographicOperations.FixedTimeEquals(expected, presented[..length])
-            || !Guid.TryParse(id, out var tenantId) || !TenantryNames.TryParseIsolation(isolation, out var model))
+            || !Guid.TryParse(id, out var tenantId) || !WireNames.TryParseIsolation(isolation, out var model))
         {
             return null;
         }

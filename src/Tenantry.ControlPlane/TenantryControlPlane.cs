@@ -12,26 +12,20 @@ using Microsoft.OpenApi;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
-using Tenantry.ControlPlane.Billing;
+using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
 using Tenantry.Data;
 using Tenantry.ControlPlane.Routing;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane;
-
-/// <summary>Returned by <see cref="TenantryControlPlane.AddTenantryControlPlane"/>; later providers hang off it.</summary>
-public sealed class TenantryBuilder(IServiceCollection services)
-{
-    public IServiceCollection Services { get; } = services;
-}
 
 public static class TenantryControlPlane
 {
@@ -43,32 +37,14 @@ public static class TenantryControlPlane
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
-        services.TryAddSingleton<IControlPlaneDatabase>(sp =>
-        {
-            var dir = sp.GetRequiredService<DataDirectory>();
-            var store = sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Store;
-            return string.IsNullOrWhiteSpace(store)
-                ? new SqliteDatabase(Path.Combine(dir.Root, "control.db"), ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns)
-                : OpenPostgresStore(store);
-        });
         services.TryAddSingleton<OperationNode>();
 
         services.TryAddSingleton(TenantAppSchema.Default);
         services.AddTenantryData();
         services.TryAddSingleton<TenantCredentials>();
-        services.TryAddSingleton(sp => new PostgresServers(sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres));
-        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres);
-        services.TryAddSingleton<TenantPlacement>();
-        services.TryAddSingleton<ITenantDatabaseProvider>(sp =>
-            sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres.Enabled
-                ? ActivatorUtilities.CreateInstance<PostgresTenantDatabaseProvider>(sp)
-                : ActivatorUtilities.CreateInstance<SqliteTenantDatabaseProvider>(sp));
+        var builder = new TenantryBuilder(services).AddConfiguredEngines();
         services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
-        services.TryAddSingleton<ITenantComputeProvider, LocalComputeProvider>();
-        services.AddOptions<LocalComputeOptions>().BindConfiguration(LocalComputeOptions.Section).ValidateSettings(LocalComputeOptions.Section).ValidateOnStart();
-        services.TryAddSingleton<LocalAppSupervisor>();
-        services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
         services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
 
@@ -86,6 +62,11 @@ public static class TenantryControlPlane
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+        services.TryAddSingleton<TenantDirectory>();
+        services.TryAddSingleton<ITenantRegistry>(sp => sp.GetRequiredService<TenantDirectory>());
+        services.TryAddSingleton<ITenantDirectory>(sp => sp.GetRequiredService<TenantDirectory>());
+        services.TryAddSingleton<ITenantLifecycle, TenantLifecycleWriter>();
+        services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
 
         services.AddTenantryIdentity();
@@ -117,7 +98,7 @@ public static class TenantryControlPlane
             document.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] });
             return Task.CompletedTask;
         }));
-        return new TenantryBuilder(services);
+        return builder;
     }
 
     public static IEndpointRouteBuilder MapTenantryControlPlane(this IEndpointRouteBuilder routes)
@@ -144,20 +125,6 @@ public static class TenantryControlPlane
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();
         return routes;
-    }
-
-    private static PostgresDatabase OpenPostgresStore(string store)
-    {
-        try
-        {
-            return PostgresDatabase.Open(store, ControlPlaneSchema.Postgres);
-        }
-        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
-        {
-            var where = new Npgsql.NpgsqlConnectionStringBuilder(store);
-            var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : (ex.InnerException ?? ex).Message;
-            throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
-        }
     }
 }
 

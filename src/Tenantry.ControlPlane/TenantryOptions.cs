@@ -118,12 +118,12 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
 
         foreach (var (tier, isolation) in options.Tiers)
         {
-            if (!Tenants.TenantRules.IsValidTierName(tier))
+            if (!TenantRules.IsValidTierName(tier))
             {
                 errors.Add($"Tenantry:Tiers:{tier}: a tier name is 1-40 lowercase letters, digits or '-'.");
             }
 
-            if (!TenantryNames.TryParseIsolation(isolation, out _))
+            if (!WireNames.TryParseIsolation(isolation, out _))
             {
                 errors.Add($"Tenantry:Tiers:{tier} = '{isolation}': isolation must be pool, bridge or silo.");
             }

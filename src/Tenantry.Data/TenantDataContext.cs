@@ -16,7 +16,7 @@ public sealed record TenantDataContext
     public required string Slug
     {
         get => _slug;
-        init => _slug = TenantNames.ValidateSlug(value);
+        init => _slug = TenantDatabaseNames.ValidateSlug(value);
     }
 
     public required IsolationModel Isolation { get; init; }
@@ -111,7 +111,7 @@ public sealed record PostgresBridgeTarget(PostgresEndpoint Server, string Databa
 {
     /// <summary>The target for <paramref name="slug"/> with the names provisioning gives it.</summary>
     public static PostgresBridgeTarget For(PostgresEndpoint server, string database, string slug, string password) =>
-        new(server, database, TenantNames.BridgeSchema(slug), TenantNames.BridgeRole(slug), password);
+        new(server, database, TenantDatabaseNames.BridgeSchema(slug), TenantDatabaseNames.BridgeRole(slug), password);
 
     public override string ToString() => $"PostgresBridgeTarget {{ Server = {Server}, Database = {Database}, Schema = {Schema}, Role = {Role} }}";
 }
@@ -121,7 +121,7 @@ public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database
 {
     /// <summary>The target for <paramref name="slug"/> with the names provisioning gives it.</summary>
     public static PostgresSiloTarget For(PostgresEndpoint server, string slug, string password) =>
-        new(server, TenantNames.SiloDatabase(slug), TenantNames.SiloRole(slug), password);
+        new(server, TenantDatabaseNames.SiloDatabase(slug), TenantDatabaseNames.SiloRole(slug), password);
 
     /// <summary>
     /// The target an Npgsql connection string names (host, port, database, user and password
@@ -160,6 +160,6 @@ public sealed record SqliteFileTarget(string FilePath) : TenantDataTarget
             throw new ArgumentException("Pool tenants share pool.db: use SqlitePoolTarget.", nameof(isolation));
         }
 
-        return new(Path.Combine(dataDirectory, "databases", isolation.ToWire(), TenantNames.ValidateSlug(slug) + ".db"));
+        return new(Path.Combine(dataDirectory, "databases", isolation.ToWire(), TenantDatabaseNames.ValidateSlug(slug) + ".db"));
     }
 }

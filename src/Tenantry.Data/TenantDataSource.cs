@@ -124,7 +124,7 @@ internal sealed class DefaultTenantDataSource(TenantDataSourceOptions options) :
         if (schema is not null)
         {
             // The role's own search_path already points here; saying it again costs nothing (a startup parameter).
-            builder.SearchPath = TenantNames.Quote(TenantNames.ValidateIdentifier(schema));
+            builder.SearchPath = TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(schema));
         }
 
         return builder;

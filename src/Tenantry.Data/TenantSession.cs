@@ -31,9 +31,26 @@ public abstract class TenantSession : IAsyncDisposable
     /// </summary>
     public abstract Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default);
 
-    public abstract Task CommitAsync(CancellationToken cancellationToken = default);
+    public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
 
-    public abstract ValueTask DisposeAsync();
+    /// <summary>Rolls back what was not committed, then gives the connection back; a second call does nothing.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Disposed)
+        {
+            return;
+        }
+
+        Disposed = true;
+        await Transaction.DisposeAsync();
+        await ReleaseConnectionAsync();
+        GC.SuppressFinalize(this);
+    }
+
+    private protected bool Disposed { get; private set; }
+
+    /// <summary>Closes the session's connection, or returns it to the pool it was leased from.</summary>
+    private protected abstract ValueTask ReleaseConnectionAsync();
 }
 
 /// <summary>Hands out tenant-scoped sessions for every isolation model and engine.</summary>

@@ -1,7 +1,10 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Tenantry.Gateway;
@@ -107,5 +110,15 @@ internal sealed partial class RedisTenantRateLimiter(
     {
         [LoggerMessage(1, LogLevel.Warning, "Redis did not answer for tenant {TenantId}'s rate limit; using this replica's own counters")]
         public static partial void Unavailable(ILogger logger, Guid tenantId, Exception exception);
+    }
+}
+
+internal static class RedisRateLimitsExtensions
+{
+    /// <summary>Rate limits shared by every gateway replica through the Redis of <c>Tenantry:Gateway:Redis</c>; used when it is set.</summary>
+    public static IServiceCollection AddRedisRateLimits(this IServiceCollection services)
+    {
+        services.TryAddSingleton(sp => new RedisConnection(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Redis!));
+        return services;
     }
 }

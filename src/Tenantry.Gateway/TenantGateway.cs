@@ -91,7 +91,7 @@ public static class TenantGateway
                 : new RedisTenantRateLimiter(
                     sp.GetRequiredService<RedisConnection>().Multiplexer, gateway, local, sp.GetRequiredService<ILogger<RedisTenantRateLimiter>>());
         });
-        services.TryAddSingleton(sp => new RedisConnection(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Redis!));
+        services.AddRedisRateLimits();
         return services;
     }
 

@@ -170,7 +170,7 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
         e.TenantId,
         e.Slug,
         e.Tier,
-        TenantryNames.ParseIsolation(e.Isolation),
+        WireNames.ParseIsolation(e.Isolation),
         e.Active,
         e.Mode == "dedicated" ? new Uri(e.Upstream) : null,
         e.Plan,

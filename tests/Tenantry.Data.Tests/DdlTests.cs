@@ -18,7 +18,7 @@ public sealed class DdlTests
     [InlineData("abcdefghijabcdefghijabcdefghijabcdefghijx")]
     public void Bad_slugs_never_become_names(string slug)
     {
-        Assert.Throws<ArgumentException>(() => TenantNames.BridgeSchema(slug));
+        Assert.Throws<ArgumentException>(() => TenantDatabaseNames.BridgeSchema(slug));
         Assert.Throws<ArgumentException>(() => PostgresTenantDdl.CreateBridgeTenant(slug, "long-enough-password"));
         Assert.Throws<ArgumentException>(() => PostgresTenantDdl.CreateSiloDatabase(slug));
         Assert.Throws<ArgumentException>(() => PostgresTenantDdl.DropSiloTenant(slug));
@@ -27,10 +27,10 @@ public sealed class DdlTests
     [Fact]
     public void Names_are_derived_one_to_one_and_quoted()
     {
-        Assert.Equal("tenant_acme_corp", TenantNames.BridgeSchema("acme-corp"));
-        Assert.Equal("tenant_acme_corp_app", TenantNames.BridgeRole("acme-corp"));
-        Assert.Equal("tenant_acme_corp_owner", TenantNames.SiloRole("acme-corp"));
-        Assert.Equal("\"we\"\"ird\"", TenantNames.Quote("we\"ird"));
+        Assert.Equal("tenant_acme_corp", TenantDatabaseNames.BridgeSchema("acme-corp"));
+        Assert.Equal("tenant_acme_corp_app", TenantDatabaseNames.BridgeRole("acme-corp"));
+        Assert.Equal("tenant_acme_corp_owner", TenantDatabaseNames.SiloRole("acme-corp"));
+        Assert.Equal("\"we\"\"ird\"", TenantDatabaseNames.Quote("we\"ird"));
         var ddl = PostgresTenantDdl.CreateBridgeTenant("acme-corp", "long-enough-password");
         Assert.Contains(ddl, s => s.Text == "CREATE SCHEMA IF NOT EXISTS \"tenant_acme_corp\"");
         Assert.Contains(ddl, s => s.Text == "ALTER ROLE \"tenant_acme_corp_app\" SET search_path TO \"tenant_acme_corp\"");

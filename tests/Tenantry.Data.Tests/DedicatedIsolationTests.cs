@@ -36,12 +36,12 @@ public sealed class DedicatedIsolationTests(DedicatedFixture fixture) : IAsyncLi
     public async Task A_bridge_tenant_works_in_its_schema_and_cannot_reach_another()
     {
         var (a, b) = await TwoBridgeTenantsAsync();
-        var otherSchema = TenantNames.BridgeSchema(b.Slug);
+        var otherSchema = TenantDatabaseNames.BridgeSchema(b.Slug);
 
         await using (var session = await _data.OpenSessionAsync(a))
         {
             Assert.Equal([a.Slug], await session.QueryAsync("SELECT number FROM orders", r => r.GetString(0)));
-            Assert.Equal(TenantNames.BridgeSchema(a.Slug), await session.ScalarAsync("SELECT current_schema()"));
+            Assert.Equal(TenantDatabaseNames.BridgeSchema(a.Slug), await session.ScalarAsync("SELECT current_schema()"));
         }
 
         foreach (var sql in new[]
@@ -69,7 +69,7 @@ public sealed class DedicatedIsolationTests(DedicatedFixture fixture) : IAsyncLi
         // Nor can it become the other tenant's role.
         await using (var session = await _data.OpenSessionAsync(a))
         {
-            var error = await Assert.ThrowsAsync<PostgresException>(() => session.ExecuteAsync($"SET ROLE \"{TenantNames.BridgeRole(b.Slug)}\""));
+            var error = await Assert.ThrowsAsync<PostgresException>(() => session.ExecuteAsync($"SET ROLE \"{TenantDatabaseNames.BridgeRole(b.Slug)}\""));
             Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, error.SqlState);
         }
     }
@@ -158,8 +158,8 @@ public sealed class DedicatedIsolationTests(DedicatedFixture fixture) : IAsyncLi
             await PostgresTenantDdl.ExecuteAsync(admin, PostgresTenantDdl.DropSiloTenant(slugSilo));
             await using var left = new NpgsqlCommand(
                 "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)) + (SELECT count(*) FROM pg_database WHERE datname = $2)", admin);
-            left.Parameters.Add(new NpgsqlParameter { Value = new[] { TenantNames.BridgeRole(slugBridge), TenantNames.SiloRole(slugSilo) } });
-            left.Parameters.Add(new NpgsqlParameter { Value = TenantNames.SiloDatabase(slugSilo) });
+            left.Parameters.Add(new NpgsqlParameter { Value = new[] { TenantDatabaseNames.BridgeRole(slugBridge), TenantDatabaseNames.SiloRole(slugSilo) } });
+            left.Parameters.Add(new NpgsqlParameter { Value = TenantDatabaseNames.SiloDatabase(slugSilo) });
             Assert.Equal(0L, await left.ExecuteScalarAsync());
         }
 

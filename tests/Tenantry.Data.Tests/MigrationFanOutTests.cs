@@ -27,7 +27,7 @@ public sealed class MigrationFanOutTests(DedicatedFixture fixture)
 
         // fan-07 already holds a table in the way of migration 1; silo 2 holds one in the way of migration 2.
         await using (var connection = await fixture.OpenAdminAsync(database))
-        await using (var command = new NpgsqlCommand($"CREATE TABLE \"{TenantNames.BridgeSchema("fan-07")}\".orders (stray int)", connection))
+        await using (var command = new NpgsqlCommand($"CREATE TABLE \"{TenantDatabaseNames.BridgeSchema("fan-07")}\".orders (stray int)", connection))
         {
             await command.ExecuteNonQueryAsync();
         }
@@ -66,7 +66,7 @@ public sealed class MigrationFanOutTests(DedicatedFixture fixture)
 
         // Fix both and run again: each resumes at the version it failed.
         await using (var connection = await fixture.OpenAdminAsync(database))
-        await using (var command = new NpgsqlCommand($"DROP TABLE \"{TenantNames.BridgeSchema("fan-07")}\".orders", connection))
+        await using (var command = new NpgsqlCommand($"DROP TABLE \"{TenantDatabaseNames.BridgeSchema("fan-07")}\".orders", connection))
         {
             await command.ExecuteNonQueryAsync();
         }

@@ -5,8 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Audit;
 
@@ -20,7 +19,7 @@ public static class AuditApi
         return v1;
     }
 
-    private static async Task<Results<Ok<Page<AuditEventResponse>>, ProblemHttpResult>> List(IControlPlaneDatabase db, string? tenantId, int? limit, string? cursor)
+    private static async Task<Results<Ok<Page<AuditEventResponse>>, ProblemHttpResult>> List(IControlPlaneDatabase db, ITenantRegistry tenants, string? tenantId, int? limit, string? cursor)
     {
         if (Paging.CheckLimit(limit, out var take) is { } limitError)
         {
@@ -38,7 +37,7 @@ public static class AuditApi
             Guid? tenant = null;
             if (tenantId is not null)
             {
-                tenant = (await TenantStore.FindAsync(c, null, tenantId))?.Id;
+                tenant = (await tenants.FindAsync(c, null, tenantId))?.Id;
                 if (tenant is null)
                 {
                     return null;

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -11,6 +11,15 @@ namespace Tenantry.ControlPlane.Identity;
 /// </summary>
 internal static class AuthorizationCodes
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
+
+        CREATE TABLE IF NOT EXISTS redeemed_authorization_codes (
+            code_hash TEXT PRIMARY KEY,
+            expires_at TEXT NOT NULL
+        );
+        """);
+
     /// <summary>Longer than any code lifetime, so a hash is kept as long as its code could be presented.</summary>
     private static readonly TimeSpan Retention = TimeSpan.FromMinutes(15);
 

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -9,6 +9,20 @@ public sealed record ClientRecord(string ClientId, string SecretHash, string Dis
 /// <summary>OAuth2 clients. Secrets are stored as PBKDF2 hashes (ASP.NET Core Identity's format), never in clear.</summary>
 internal sealed class ClientStore(IControlPlaneDatabase db, TimeProvider time)
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
+
+        CREATE TABLE IF NOT EXISTS clients (
+            client_id TEXT PRIMARY KEY,
+            secret_hash TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            tenant_id TEXT NULL,
+            scopes TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        """);
+
     private static readonly PasswordHasher<string> Hasher = new();
 
     public async Task<ClientRecord?> FindAsync(string clientId, CancellationToken cancellationToken) =>
@@ -45,6 +59,9 @@ internal sealed class ClientStore(IControlPlaneDatabase db, TimeProvider time)
                 ("@scopes", string.Join(' ', scopes)), ("@now", time.GetUtcNow())),
             cancellationToken);
     }
+
+    public Task DisableAsync(string clientId, CancellationToken cancellationToken) =>
+        db.WriteAsync((c, tx) => c.ExecuteAsync("UPDATE clients SET disabled = 1 WHERE client_id = @id", tx, ("@id", clientId)), cancellationToken);
 
     public static string NewSecret() => Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
 

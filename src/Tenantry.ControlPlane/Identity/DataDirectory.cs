@@ -71,7 +71,7 @@ internal sealed class DataDirectory : IDisposable
 
     /// <summary>Writes a secret file readable by its owner only (0600), atomically.</summary>
     public static void WriteSecret(string path, string content) =>
-        Storage.AtomicFile.Write(path, content, FileMode);
+        AtomicFile.Write(path, content, FileMode);
 
     public void Dispose() => _lock.Dispose();
 }

@@ -13,8 +13,7 @@ using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
 using OpenIddict.Validation;
 using OpenIddict.Validation.AspNetCore;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Tenantry.ControlPlane.Identity;
@@ -127,7 +126,7 @@ public static class IdentityApi
         return routes;
     }
 
-    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, TenantSignIn signIn, IControlPlaneDatabase db, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
+    private static async Task<IResult> IssueToken(HttpContext http, ClientStore clients, TenantUserStore users, TenantSignIn signIn, IControlPlaneDatabase db, ITenantRegistry tenants, Billing.Usage.BuiltInUsageBuffer usage, TimeProvider time)
     {
         var request = http.GetOpenIddictServerRequest()
             ?? throw new InvalidOperationException("The OpenIddict server request is missing.");
@@ -158,7 +157,7 @@ public static class IdentityApi
         if (client.TenantId is { } tenantId)
         {
             // A tenant's machine client gets tokens only while its tenant is active.
-            var tenant = await db.ReadAsync(c => TenantStore.GetAsync(c, null, tenantId), http.RequestAborted);
+            var tenant = await db.ReadAsync(c => tenants.GetAsync(c, null, tenantId), http.RequestAborted);
             if (tenant is null || tenant.Status != TenantStatus.Active)
             {
                 return Forbid(Errors.InvalidClient, "The client's tenant is not active.");

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -69,6 +69,16 @@ internal sealed record SignInAttempt(SignInResult? Result, TimeSpan? RetryAfter)
 internal sealed partial class TenantSignIn(
     TenantUserStore users, IControlPlaneDatabase db, TimeProvider time, IOptions<LockoutOptions> options, ILogger<TenantSignIn> logger)
 {
+    /// <summary>Failed sign-ins per client address across accounts, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
+
+        CREATE TABLE IF NOT EXISTS sign_in_address_failures (
+            address TEXT PRIMARY KEY,
+            window_start TEXT NOT NULL,
+            failures INTEGER NOT NULL
+        );
+        """);
+
     private readonly LockoutOptions _options = options.Value;
 
     /// <param name="email">The normalized address, or null when what was typed is not one.</param>

@@ -5,8 +5,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -42,7 +41,7 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Created<InvitedUserResponse>, ProblemHttpResult>> Invite(
-        string id, HttpContext http, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time)
+        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, TimeProvider time)
     {
         var (body, error) = await JsonBody.ReadAsync<InviteUserRequest>(http.Request);
         if (error is not null)
@@ -68,7 +67,7 @@ public static class TenantIdentityApi
             return ApiError.Validation(errors).ToResult();
         }
 
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -92,9 +91,9 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Ok<Page<TenantUserResponse>>, ProblemHttpResult>> ListUsers(
-        string id, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time, CancellationToken cancellationToken)
+        string id, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, TimeProvider time, CancellationToken cancellationToken)
     {
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), cancellationToken);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), cancellationToken);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -106,9 +105,9 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Ok<TenantUserResponse>, ProblemHttpResult>> Unlock(
-        string id, string userId, HttpContext http, IControlPlaneDatabase db, TenantUserStore users, TimeProvider time)
+        string id, string userId, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, TimeProvider time)
     {
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -130,7 +129,7 @@ public static class TenantIdentityApi
         new(u.TenantId, u.Email, u.Role, u.Status, u.Disabled, u.CreatedAt, u.LockedUntil > now ? u.LockedUntil : null);
 
     private static async Task<Results<Created<CreatedClientResponse>, ProblemHttpResult>> CreateClient(
-        string id, HttpContext http, IControlPlaneDatabase db, ClientStore clients, TimeProvider time)
+        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, ClientStore clients, TimeProvider time)
     {
         var (body, error) = await JsonBody.ReadAsync<CreateClientRequest>(http.Request);
         if (error is not null)
@@ -144,7 +143,7 @@ public static class TenantIdentityApi
             return ApiError.Validation("name", "A name of 1-100 printable characters is required.").ToResult();
         }
 
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), http.RequestAborted);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -161,7 +160,7 @@ public static class TenantIdentityApi
         if (tenant.Status == TenantStatus.Suspended)
         {
             // Reactivation enables it with the tenant's other clients; a provisioning tenant's client simply gets no token until it is active.
-            await db.WriteAsync((c, tx) => c.ExecuteAsync("UPDATE clients SET disabled = 1 WHERE client_id = @id", tx, ("@id", clientId)), http.RequestAborted);
+            await clients.DisableAsync(clientId, http.RequestAborted);
         }
 
         await AuditAsync(db, time, http, tenant.Id, "tenant.client.created", new JsonObject { ["clientId"] = clientId, ["name"] = name }, http.RequestAborted);

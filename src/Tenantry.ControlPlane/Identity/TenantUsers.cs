@@ -1,7 +1,6 @@
 using System.Net.Mail;
 using Microsoft.AspNetCore.Identity;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -43,8 +42,38 @@ internal sealed record SignInResult(SignInOutcome Outcome, TenantUser? User, Ten
 /// Tenant users and their passwords. Passwords are stored as PBKDF2 hashes in ASP.NET Core
 /// Identity's format (salted, versioned, rehashed when the parameters grow), never in clear.
 /// </summary>
-internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider time)
+internal sealed class TenantUserStore(IControlPlaneDatabase db, ITenantRegistry tenants, TimeProvider time)
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Identity", """
+
+        CREATE TABLE IF NOT EXISTS tenant_users (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            role TEXT NOT NULL,
+            status TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+        CREATE TABLE IF NOT EXISTS tenant_user_credentials (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+
+        -- Failed sign-ins per account (see TenantSignIn for the per-address count).
+        CREATE TABLE IF NOT EXISTS tenant_user_lockouts (
+            tenant_id TEXT NOT NULL,
+            email TEXT NOT NULL,
+            failed_count INTEGER NOT NULL,
+            locked_until TEXT NULL,
+            PRIMARY KEY (tenant_id, email)
+        );
+        """);
+
     private static readonly PasswordHasher<string> Hasher = new();
 
     /// <summary>Lowercased address, or null when it is not a plain e-mail address.</summary>
@@ -134,7 +163,7 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
                     null, r => (Read(r), r.GetString(7), r.IsDBNull(8) ? 0 : (int)r.GetInt64(8)), ("@e", email));
                 foreach (var (user, hash, failed) in candidates)
                 {
-                    if (await TenantStore.GetAsync(c, null, user.TenantId) is { } t
+                    if (await tenants.GetAsync(c, null, user.TenantId) is { } t
                         && (tenant is null || t.Slug == tenant || t.Id.ToString() == tenant))
                     {
                         found.Add((user, t, hash, failed));
@@ -237,7 +266,7 @@ internal sealed class TenantUserStore(IControlPlaneDatabase db, TimeProvider tim
                 var user = (await c.QueryAsync(
                     "SELECT tenant_id, email, role, status, disabled, created_at, NULL FROM tenant_users WHERE tenant_id = @t AND email = @e",
                     null, Read, ("@t", tenantId), ("@e", email))).SingleOrDefault();
-                return user is null ? default : (user, await TenantStore.GetAsync(c, null, tenantId));
+                return user is null ? default : (user, await tenants.GetAsync(c, null, tenantId));
             },
             cancellationToken);
         return found is ({ Disabled: false } u, { Status: TenantStatus.Active } t) ? (u, t) : null;

@@ -6,8 +6,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Data.Migrations;
 
 namespace Tenantry.ControlPlane.Migrations;
@@ -34,13 +33,13 @@ public static class MigrationsApi
     }
 
     private static async Task<Ok<MigrationReportResponse>> Run(
-        IControlPlaneDatabase db, ITenantDatabaseProvider databases, TenantSchema schema, TimeProvider time, ClaimsPrincipal user, CancellationToken cancellationToken)
+        IControlPlaneDatabase db, ITenantRegistry registry, ITenantDatabaseProvider databases, TenantSchema schema, TimeProvider time, ClaimsPrincipal user, CancellationToken cancellationToken)
     {
         var tenants = new List<TenantRef>();
         Guid? after = null;
         while (true)
         {
-            var page = await db.ReadAsync(c => TenantStore.ListAsync(c, new TenantFilter(null, null, null, after, 500)), cancellationToken);
+            var page = await db.ReadAsync(c => registry.ListAsync(c, new TenantFilter(null, null, null, after, 500)), cancellationToken);
             tenants.AddRange(page
                 .Where(t => t.Status is not TenantStatus.Offboarded)
                 .Select(t => new TenantRef(t.Id, t.Slug, t.Name, t.Tier, t.Isolation, t.AdminEmail)));

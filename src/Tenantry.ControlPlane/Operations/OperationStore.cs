@@ -1,5 +1,5 @@
 using System.Data.Common;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Operations;
 
@@ -9,6 +9,38 @@ internal readonly record struct OperationLease(Guid OperationId, string Owner, l
 /// <summary>Operations and their steps. Callers own the transaction.</summary>
 internal static class OperationStore
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Operations", """
+
+        CREATE TABLE IF NOT EXISTS operations (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            tenant_id TEXT NOT NULL REFERENCES tenants(id),
+            status TEXT NOT NULL,
+            error TEXT NULL,
+            actor TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT NULL,
+            finished_at TEXT NULL,
+            lease_owner TEXT NULL,
+            lease_until TEXT NULL,
+            lease_token BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS operations_status ON operations(status, id);
+        CREATE INDEX IF NOT EXISTS operations_tenant ON operations(tenant_id, id);
+        CREATE TABLE IF NOT EXISTS operation_steps (
+            operation_id TEXT NOT NULL REFERENCES operations(id),
+            ordinal INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            started_at TEXT NULL,
+            finished_at TEXT NULL,
+            error TEXT NULL,
+            PRIMARY KEY (operation_id, ordinal)
+        );
+        """).WithAddedColumns(("operations", "lease_token", "BIGINT NOT NULL DEFAULT 0"));
+
     public static async Task InsertAsync(DbConnection c, DbTransaction tx, Operation op)
     {
         await c.ExecuteAsync(

@@ -10,9 +10,8 @@ using Polly;
 using Polly.Retry;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Telemetry;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Operations;
 
@@ -35,6 +34,7 @@ public interface IOperationQueue
 /// </remarks>
 internal sealed partial class OperationWorker(
     IControlPlaneDatabase db,
+    ITenantLifecycle lifecycle,
     StepExecutor steps,
     OperationSignals signals,
     OperationNode node,
@@ -267,7 +267,7 @@ internal sealed partial class OperationWorker(
                                 await RecordDoneAsync(c, tx, op, done);
                                 await OperationStore.StartAsync(c, tx, id, now);
                                 await OperationStore.StepAttemptAsync(c, tx, id, step.Ordinal, now);
-                                return await TenantStore.GetAsync(c, tx, op.TenantId)
+                                return await lifecycle.GetAsync(c, tx, op.TenantId)
                                     ?? throw new PermanentStepException("The tenant no longer exists.");
                             },
                             ctx.CancellationToken);
@@ -320,7 +320,7 @@ internal sealed partial class OperationWorker(
         await OperationStore.StepFinishAsync(c, tx, op.Id, done.Step.Ordinal, OperationStatus.Succeeded, null, time.GetUtcNow());
         if (done.Change is not null)
         {
-            await MergeResourcesAsync(c, tx, op.TenantId, done.Change);
+            await lifecycle.MergeResourcesAsync(c, tx, op.TenantId, done.Change, time.GetUtcNow());
         }
     }
 
@@ -337,22 +337,12 @@ internal sealed partial class OperationWorker(
                 }
 
                 await RecordDoneAsync(c, tx, op, done);
-                var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
-                if (tenant is not null)
+                if (await lifecycle.GetAsync(c, tx, op.TenantId) is { } tenant)
                 {
-                    await MoveTenantAsync(c, tx, tenant, definition.Done, null, op, now);
+                    await lifecycle.MoveAsync(c, tx, tenant, definition.Done, null, op.Id, SystemActor, now);
                 }
 
-                await AuditLog.AppendAsync(c, tx, new AuditEvent
-                {
-                    Id = Guid.CreateVersion7(),
-                    Time = now,
-                    Actor = SystemActor,
-                    TenantId = op.TenantId,
-                    Action = $"operation.{op.Kind.ToWire()}",
-                    Outcome = "succeeded",
-                    Detail = new JsonObject { ["operationId"] = op.Id.ToString() },
-                });
+                await AuditFinishedAsync(c, tx, op, "succeeded", new JsonObject { ["operationId"] = op.Id.ToString() }, now);
             },
             CancellationToken.None);
         signals.Finished(op.Id);
@@ -372,68 +362,17 @@ internal sealed partial class OperationWorker(
 
             await RecordDoneAsync(c, tx, op, done);
             await OperationStore.StepFinishAsync(c, tx, op.Id, step.Ordinal, OperationStatus.Failed, message, now);
-            var tenant = await TenantStore.GetAsync(c, tx, op.TenantId);
-            if (tenant is not null)
+            if (await lifecycle.GetAsync(c, tx, op.TenantId) is { } tenant)
             {
-                await MoveTenantAsync(c, tx, tenant, TenantStatus.Failed, $"{op.Kind.ToWire()} failed at {error}", op, now);
+                await lifecycle.MoveAsync(c, tx, tenant, TenantStatus.Failed, $"{op.Kind.ToWire()} failed at {error}", op.Id, SystemActor, now);
             }
 
-            await AuditLog.AppendAsync(c, tx, new AuditEvent
-            {
-                Id = Guid.CreateVersion7(),
-                Time = now,
-                Actor = SystemActor,
-                TenantId = op.TenantId,
-                Action = $"operation.{op.Kind.ToWire()}",
-                Outcome = "failed",
-                Detail = new JsonObject { ["operationId"] = op.Id.ToString(), ["step"] = step.Name, ["error"] = message },
-            });
+            await AuditFinishedAsync(c, tx, op, "failed", new JsonObject { ["operationId"] = op.Id.ToString(), ["step"] = step.Name, ["error"] = message }, now);
         },
         CancellationToken.None);
 
-    private static async Task MoveTenantAsync(DbConnection c, DbTransaction tx, Tenant tenant, TenantStatus to, string? reason, Operation op, DateTimeOffset now)
-    {
-        if (tenant.Status == to || !TenantLifecycle.CanMove(tenant.Status, to))
-        {
-            return;
-        }
-
-        await TenantStore.UpdateAsync(c, tx, tenant with { Status = to, StatusReason = reason, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
-        await AuditLog.AppendAsync(c, tx, new AuditEvent
-        {
-            Id = Guid.CreateVersion7(),
-            Time = now,
-            Actor = SystemActor,
-            TenantId = tenant.Id,
-            Action = "tenant.status",
-            Outcome = to.ToWire(),
-            Detail = new JsonObject { ["from"] = tenant.Status.ToWire(), ["to"] = to.ToWire(), ["operationId"] = op.Id.ToString(), ["reason"] = reason },
-        });
-    }
-
-    private async Task MergeResourcesAsync(DbConnection c, DbTransaction tx, Guid tenantId, JsonObject change)
-    {
-        var tenant = await TenantStore.GetAsync(c, tx, tenantId);
-        if (tenant is null)
-        {
-            return;
-        }
-
-        var resources = tenant.Resources.DeepClone().AsObject();
-        foreach (var (key, value) in change)
-        {
-            if (value is null)
-            {
-                resources.Remove(key);
-            }
-            else
-            {
-                resources[key] = value.DeepClone();
-            }
-        }
-
-        await TenantStore.UpdateAsync(c, tx, tenant with { Resources = resources, Version = tenant.Version + 1, UpdatedAt = time.GetUtcNow() }, tenant.Version);
-    }
+    private static Task AuditFinishedAsync(DbConnection c, DbTransaction tx, Operation op, string outcome, JsonObject detail, DateTimeOffset now) =>
+        AuditLog.AppendAsync(c, tx, AuditLog.By(SystemActor, op.TenantId, $"operation.{op.Kind.ToWire()}", outcome, detail, now));
 
     private static readonly ResiliencePropertyKey<int> StepKey = new("tenantry.step");
 

@@ -3,8 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Operations;
 
@@ -15,7 +14,6 @@ public static class OperationsApi
         var ops = v1.MapGroup("/operations").WithTags("Operations");
         ops.MapGet("/{id}", Get).WithSummary(
             "An operation with the status, attempts, timings and error of each step. wait=N (seconds, at most 30): answer once it has finished, or after N seconds.");
-        ops.MapPost("/{id}/retry", Retry).WithSummary("Resume a failed operation from its failed step (202).");
         return v1;
     }
 
@@ -54,15 +52,4 @@ public static class OperationsApi
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
-
-    private static async Task<Results<Accepted<OperationResponse>, ProblemHttpResult>> Retry(string id, HttpContext http, TenantCommands commands)
-    {
-        if (!Guid.TryParse(id, out var opId))
-        {
-            return ApiError.NotFound($"Operation '{id}'").ToResult();
-        }
-
-        var outcome = await commands.RetryAsync(opId, http.User.Actor(), http.RequestAborted);
-        return outcome.Error is not null ? outcome.Error.ToResult() : TypedResults.Accepted(outcome.Location, outcome.Value);
-    }
 }

@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Providers;
-using Tenantry.ControlPlane.Tenants;
 
 namespace Tenantry.ControlPlane.Operations;
 
@@ -68,7 +67,7 @@ internal sealed class StepExecutor(
 
     private void Validate(Tenant tenant)
     {
-        if (!options.Value.Tiers.TryGetValue(tenant.Tier, out var isolation) || !TenantryNames.TryParseIsolation(isolation, out var model))
+        if (!options.Value.Tiers.TryGetValue(tenant.Tier, out var isolation) || !WireNames.TryParseIsolation(isolation, out var model))
         {
             throw new PermanentStepException($"Tier '{tenant.Tier}' is not in the tier catalog.");
         }

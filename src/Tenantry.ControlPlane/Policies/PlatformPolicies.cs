@@ -53,25 +53,6 @@ public static partial class PlatformPolicies
         ? """{"Version":"2012-10-17","Statement":[{"Sid":"AdminStorage","Effect":"Allow","Action":"storage:*","Resource":"trn:tenantry:storage::*"}]}"""
         : """{"Version":"2012-10-17","Statement":[{"Sid":"MemberStorage","Effect":"Allow","Action":["storage:GetObject","storage:ListObjects","storage:PutObject"],"Resource":"trn:tenantry:storage::*"}]}""";
 
-    /// <summary>The resource name of a stored object: <c>trn:tenantry:storage::{tenant}:{full key}</c>.</summary>
-    public static string ObjectResource(Objects.ObjectKey key) =>
-        string.Create(ObjectResourceLength(key), key, static (buffer, k) => ObjectResource(k, buffer));
-
-    /// <summary>The length of <see cref="ObjectResource(Objects.ObjectKey)"/>, for a caller that composes it in a buffer.</summary>
-    public static int ObjectResourceLength(Objects.ObjectKey key) => StorageResourcePrefix.Length + key.SlugSpan.Length + 1 + key.FullKey.Length;
-
-    /// <summary>The same name written into <paramref name="buffer"/> (at least <see cref="ObjectResourceLength"/> long), with no allocation.</summary>
-    public static ReadOnlySpan<char> ObjectResource(Objects.ObjectKey key, Span<char> buffer)
-    {
-        StorageResourcePrefix.CopyTo(buffer);
-        var at = StorageResourcePrefix.Length;
-        key.SlugSpan.CopyTo(buffer[at..]);
-        at += key.SlugSpan.Length;
-        buffer[at++] = ':';
-        key.FullKey.CopyTo(buffer[at..]);
-        return buffer[..(at + key.FullKey.Length)];
-    }
-
     /// <summary>Applies a tier template to a tenant. Slug, id and tier are validated names, so plain replacement is safe JSON.</summary>
     public static string Render(string template, string slug, Guid tenantId, string tier)
     {

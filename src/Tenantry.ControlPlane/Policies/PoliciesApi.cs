@@ -6,8 +6,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 
 namespace Tenantry.ControlPlane.Policies;
@@ -252,9 +251,9 @@ public static class PoliciesApi
         return TypedResults.Ok(new TemplateResponse(tier, JsonDocument.Parse(text).RootElement, false, warnings));
     }
 
-    private static async Task<Results<Ok<JsonElement>, ProblemHttpResult>> TenantPolicy(string id, IControlPlaneDatabase db, PolicyCatalog catalog, CancellationToken ct)
+    private static async Task<Results<Ok<JsonElement>, ProblemHttpResult>> TenantPolicy(string id, IControlPlaneDatabase db, ITenantRegistry tenants, PolicyCatalog catalog, CancellationToken ct)
     {
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), ct);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), ct);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -265,7 +264,7 @@ public static class PoliciesApi
     }
 
     private static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> TenantAwsPolicy(
-        string id, string? bucket, string? table, string? region, string? account, IControlPlaneDatabase db, PolicyCatalog catalog, CancellationToken ct)
+        string id, string? bucket, string? table, string? region, string? account, IControlPlaneDatabase db, ITenantRegistry tenants, PolicyCatalog catalog, CancellationToken ct)
     {
         var target = new AwsTarget(bucket ?? AwsTarget.DefaultBucket, table ?? AwsTarget.DefaultTable, region ?? "*", account ?? "*");
         if (target.Check() is { } problem)
@@ -273,7 +272,7 @@ public static class PoliciesApi
             return ApiError.Validation(problem.Field, problem.Message).ToResult();
         }
 
-        var tenant = await db.ReadAsync(c => TenantStore.FindAsync(c, null, id), ct);
+        var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), ct);
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();

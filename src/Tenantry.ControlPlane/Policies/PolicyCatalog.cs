@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Policies;
 
 namespace Tenantry.ControlPlane.Policies;

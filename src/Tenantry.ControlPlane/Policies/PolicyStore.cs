@@ -1,5 +1,5 @@
 using System.Data.Common;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Policies;
 
@@ -8,6 +8,18 @@ public sealed record StoredPolicy(string Kind, string Name, string Document, Dat
 /// <summary>Guardrails and tier templates in the control-plane store (table <c>access_policies</c>).</summary>
 internal static class PolicyStore
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Policies", """
+
+        CREATE TABLE IF NOT EXISTS access_policies (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            document TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (kind, name)
+        );
+        """);
+
     public const string GuardrailKind = "guardrail";
     public const string TemplateKind = "tier-template";
 

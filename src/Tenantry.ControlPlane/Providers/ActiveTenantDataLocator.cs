@@ -1,5 +1,4 @@
-using Tenantry.ControlPlane.Storage;
-using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Data;
 
 namespace Tenantry.ControlPlane.Providers;
@@ -11,11 +10,11 @@ namespace Tenantry.ControlPlane.Providers;
 /// context: its database may be half made, being exported, or deleted, and a pool tenant's rows
 /// written then would outlive it.
 /// </summary>
-internal sealed class ActiveTenantDataLocator(IControlPlaneDatabase db, ITenantDatabaseProvider databases) : ITenantDataLocator
+internal sealed class ActiveTenantDataLocator(IControlPlaneDatabase db, ITenantRegistry tenants, ITenantDatabaseProvider databases) : ITenantDataLocator
 {
     public async Task<TenantDataContext?> LocateAsync(Guid tenantId, string slug, IsolationModel isolation, CancellationToken cancellationToken = default)
     {
-        var tenant = await db.ReadAsync(c => TenantStore.GetAsync(c, null, tenantId), cancellationToken);
+        var tenant = await db.ReadAsync(c => tenants.GetAsync(c, null, tenantId), cancellationToken);
         if (tenant is not { Status: TenantStatus.Active } || tenant.Slug != slug || tenant.Isolation != isolation)
         {
             return null;

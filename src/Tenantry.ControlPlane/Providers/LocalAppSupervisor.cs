@@ -7,7 +7,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Routing;
 using Tenantry.Data;
 
 namespace Tenantry.ControlPlane.Providers;
@@ -184,8 +185,7 @@ internal sealed partial class LocalAppSupervisor(
         _ = Task.Run(
             async () =>
             {
-                var enabled = await db.ReadAsync(c => c.QueryAsync(
-                    "SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on", null, r => r.GetString(0), ("@on", true)));
+                var enabled = await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync);
                 foreach (var slug in enabled)
                 {
                     try

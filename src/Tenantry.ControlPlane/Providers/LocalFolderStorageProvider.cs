@@ -2,8 +2,8 @@ using System.IO.Compression;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Objects;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.ObjectStorage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers;
 

@@ -3,9 +3,11 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 using Tenantry.Data;
 using Tenantry.Data.Migrations;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -253,4 +255,15 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
     }
 
     private static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+}
+
+public static class SqliteTenantDatabasesExtensions
+{
+    /// <summary>Tenant databases on SQLite files in the data dir (the embedded default).</summary>
+    public static TenantryBuilder AddSqliteTenantDatabases(this TenantryBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton<SqliteTenantDatabaseProvider>();
+        return builder;
+    }
 }

@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.DataProtection;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers;
 
@@ -10,6 +10,17 @@ namespace Tenantry.ControlPlane.Providers;
 /// </summary>
 internal sealed class TenantCredentials(IControlPlaneDatabase db, IDataProtectionProvider protection, TimeProvider time)
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Providers", """
+
+        CREATE TABLE IF NOT EXISTS tenant_credentials (
+            secret_name TEXT PRIMARY KEY,
+            tenant_id TEXT NULL,
+            protected_secret TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """);
+
     private readonly IDataProtector _protector = protection.CreateProtector("Tenantry.TenantCredentials.v1");
 
     /// <summary>

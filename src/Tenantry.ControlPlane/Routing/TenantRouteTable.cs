@@ -2,9 +2,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using Tenantry.ControlPlane.Billing;
-using Tenantry.ControlPlane.Billing.Plans;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.Billing.Entitlements;
+using Tenantry.Billing.Plans;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Routing;
 
@@ -30,30 +30,16 @@ public interface ITenantRouteTable
 /// Reads the routes with each tenant's plan in effect now, so a plan change (from its
 /// <c>effectiveAt</c>) changes the tenant's limits at the gateway's next reload, without a restart.
 /// </summary>
-internal sealed class TenantRouteTable(IControlPlaneDatabase db, BillingCatalog catalog, TimeProvider time) : ITenantRouteTable
+internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time) : ITenantRouteTable
 {
     public async Task<IReadOnlyList<TenantRouteEntry>> ListAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        var snapshot = await catalog.GetAsync(cancellationToken);
-        var (routes, changes) = await db.ReadAsync(
-            async c => (
-                await c.QueryAsync(
-                    """
-                    SELECT r.tenant_id, t.slug, t.tier, t.isolation, t.status, r.mode, r.upstream, r.enabled
-                    FROM tenant_routes r JOIN tenants t ON t.id = r.tenant_id
-                    """,
-                    null,
-                    r => (Id: r.ReadGuid(0), Slug: r.GetString(1), Tier: r.GetString(2), Isolation: r.GetString(3), Status: r.GetString(4),
-                        Mode: r.GetString(5), Upstream: r.GetString(6), Enabled: Convert.ToInt64(r.GetValue(7), System.Globalization.CultureInfo.InvariantCulture) != 0)),
-                await TenantPlans.InEffectAsync(c, now)),
-            cancellationToken);
+        var plans = await entitlements.InEffectAsync(time.GetUtcNow(), cancellationToken);
+        var routes = await db.ReadAsync(RouteStore.ListWithTenantsAsync, cancellationToken);
         return [.. routes.Select(r =>
         {
-            // Without a plan change a tenant is on its tier's plan (as billing reads it).
-            var planId = changes.GetValueOrDefault(r.Id, r.Tier);
-            var limits = snapshot.Plans.GetValueOrDefault(planId)?.RateLimits.FirstOrDefault(l => l.Name == RateLimit.Api);
-            return new TenantRouteEntry(r.Id, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, limits);
+            var planId = plans.PlanOf(r.TenantId, r.Tier);
+            return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId));
         })];
     }
 }

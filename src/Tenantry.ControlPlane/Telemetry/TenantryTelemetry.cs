@@ -5,12 +5,14 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using Tenantry.Billing.Usage;
 using Tenantry.ControlPlane.Identity;
 
 namespace Tenantry.ControlPlane.Telemetry;
@@ -41,6 +43,7 @@ public static class TenantryTelemetry
         services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section).ValidateSettings(TelemetryOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TelemetryOptions>, TelemetryOptionsValidator>());
         services.TryAddSingleton<TenantryMetrics>();
+        services.TryAddSingleton(sp => new UsageMetrics(sp.GetRequiredService<IMeterFactory>(), sp.GetRequiredService<IOptions<TelemetryOptions>>().Value.TenantTags));
 
         // The exporters are chosen here, before the container exists; a setting that does not bind or
         // validate is left out here and reported by the options validation when the host starts.

@@ -1,42 +1,29 @@
 using System.Data.Common;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 using Tenantry.ControlPlane.Http;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
-
-/// <summary>
-/// An <c>Idempotency-Key</c> and the request it was first used with. The stored response is
-/// written in the same transaction as the work, so a replay can never see half of it.
-/// </summary>
-public sealed record IdempotencyKey(string Scope, string Key, string RequestHash)
-{
-    public const string Header = "Idempotency-Key";
-
-    public static (IdempotencyKey? Key, ApiError? Error) From(HttpRequest request, string actor, string canonicalBody)
-    {
-        var value = request.Headers[Header].ToString();
-        if (value.Length == 0)
-        {
-            return (null, null);
-        }
-
-        if (value.Length > 255 || value.Any(c => c is < ' ' or > '~'))
-        {
-            return (null, ApiError.Validation(Header, "An Idempotency-Key is 1-255 printable ASCII characters."));
-        }
-
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{request.Method} {request.Path}\n{canonicalBody}")));
-        return (new IdempotencyKey(actor, value, hash), null);
-    }
-}
 
 public sealed record StoredResponse(int StatusCode, string? Location, string Body);
 
 internal static class IdempotencyStore
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Tenants", """
+
+        CREATE TABLE IF NOT EXISTS idempotency_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            status_code INTEGER NOT NULL,
+            location TEXT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (scope, key)
+        );
+        """);
+
     /// <summary>The stored response for this key, or an error when the key was used for another request.</summary>
     public static async Task<(StoredResponse? Response, ApiError? Error)> FindAsync(DbConnection c, DbTransaction tx, IdempotencyKey key)
     {

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
@@ -57,7 +57,7 @@ internal sealed partial class TenantCommands(
         {
             Check("tier", $"The tier is required: one of {string.Join(", ", options.Value.Tiers.Keys)}.");
         }
-        else if (!options.Value.Tiers.TryGetValue(request.Tier, out var model) || !TenantryNames.TryParseIsolation(model, out isolation))
+        else if (!options.Value.Tiers.TryGetValue(request.Tier, out var model) || !WireNames.TryParseIsolation(model, out isolation))
         {
             Check("tier", $"Unknown tier '{request.Tier}': one of {string.Join(", ", options.Value.Tiers.Keys)}.");
         }
@@ -75,18 +75,9 @@ internal sealed partial class TenantCommands(
         var outcome = await db.WriteAsync<Outcome<TenantResponse>>(
             async (c, tx) =>
             {
-                if (key is not null)
+                if (await ReplayAsync<TenantResponse>(c, tx, key) is { } earlier)
                 {
-                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
-                    if (reuse is not null)
-                    {
-                        return reuse;
-                    }
-
-                    if (stored is not null)
-                    {
-                        return new Outcome<TenantResponse>(JsonSerializer.Deserialize<TenantResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
-                    }
+                    return earlier;
                 }
 
                 var slug = request.Slug ?? await FreeSlugAsync(c, tx, TenantRules.SlugFromName(request.Name!));
@@ -121,10 +112,7 @@ internal sealed partial class TenantCommands(
                 });
                 var response = TenantResponse.From(tenant);
                 var location = $"/v1/tenants/{tenant.Id}";
-                if (key is not null)
-                {
-                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
-                }
+                await RememberAsync(c, tx, key, location, response, now);
 
                 return new Outcome<TenantResponse>(response, null, location);
             },
@@ -145,18 +133,9 @@ internal sealed partial class TenantCommands(
         var outcome = await db.WriteAsync<Outcome<OperationResponse>>(
             async (c, tx) =>
             {
-                if (key is not null)
+                if (await ReplayAsync<OperationResponse>(c, tx, key) is { } earlier)
                 {
-                    var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
-                    if (reuse is not null)
-                    {
-                        return reuse;
-                    }
-
-                    if (stored is not null)
-                    {
-                        return new Outcome<OperationResponse>(JsonSerializer.Deserialize<OperationResponse>(stored.Body, Json), null, stored.Location, Replayed: true);
-                    }
+                    return earlier;
                 }
 
                 var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
@@ -201,10 +180,7 @@ internal sealed partial class TenantCommands(
                 await AuditAsync(c, tx, actor, tenant.Id, action, "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
                 var response = OperationResponse.From(op);
                 var location = $"/v1/operations/{op.Id}";
-                if (key is not null)
-                {
-                    await IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
-                }
+                await RememberAsync(c, tx, key, location, response, now);
 
                 return new Outcome<OperationResponse>(response, null, location);
             },
@@ -337,7 +313,7 @@ internal sealed partial class TenantCommands(
 
                 if (tier is not null && tier != tenant.Tier)
                 {
-                    var newIsolation = TenantryNames.ParseIsolation(options.Value.Tiers[tier]);
+                    var newIsolation = WireNames.ParseIsolation(options.Value.Tiers[tier]);
                     if (newIsolation != tenant.Isolation)
                     {
                         return new ApiError(StatusCodes.Status422UnprocessableEntity, "tier-change-moves-data", "This tier change needs a data move.",
@@ -445,15 +421,33 @@ internal sealed partial class TenantCommands(
         public static partial void Retried(ILogger logger, string tenantId, string kind, string operationId, string actor);
     }
 
-    private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
-        AuditLog.AppendAsync(c, tx, new AuditEvent
+    /// <summary>
+    /// The answer already given to <paramref name="key"/>: its stored response replayed, or the
+    /// error of a key used for another request; null when the work is still to do.
+    /// </summary>
+    private static async Task<Outcome<T>?> ReplayAsync<T>(DbConnection c, DbTransaction tx, IdempotencyKey? key)
+        where T : class
+    {
+        if (key is null)
         {
-            Id = Guid.CreateVersion7(),
-            Time = time.GetUtcNow(),
-            Actor = actor,
-            TenantId = tenantId,
-            Action = action,
-            Outcome = outcome,
-            Detail = detail,
-        });
+            return null;
+        }
+
+        var (stored, reuse) = await IdempotencyStore.FindAsync(c, tx, key);
+        if (reuse is not null)
+        {
+            return reuse;
+        }
+
+        return stored is null ? null : new Outcome<T>(JsonSerializer.Deserialize<T>(stored.Body, Json), null, stored.Location, Replayed: true);
+    }
+
+    /// <summary>Stores the 202 answer under <paramref name="key"/>, in the transaction of the work it answers.</summary>
+    private static Task RememberAsync<T>(DbConnection c, DbTransaction tx, IdempotencyKey? key, string location, T response, DateTimeOffset now) =>
+        key is null
+            ? Task.CompletedTask
+            : IdempotencyStore.SaveAsync(c, tx, key, new StoredResponse(StatusCodes.Status202Accepted, location, JsonSerializer.Serialize(response, Json)), now);
+
+    private Task AuditAsync(DbConnection c, DbTransaction tx, string actor, Guid tenantId, string action, string outcome, JsonObject detail) =>
+        AuditLog.AppendAsync(c, tx, AuditLog.By(actor, tenantId, action, outcome, detail, time.GetUtcNow()));
 }

@@ -1,15 +1,36 @@
 using System.Data.Common;
 using System.Text;
 using System.Text.Json.Nodes;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
-
-public sealed record TenantFilter(TenantStatus? Status, string? Tier, string? Search, Guid? After, int Limit);
 
 /// <summary>The tenant registry's table. Callers own the transaction.</summary>
 internal static class TenantStore
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Tenants", """
+
+        CREATE TABLE IF NOT EXISTS tenants (
+            id TEXT PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            isolation TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT NULL,
+            admin_email TEXT NOT NULL,
+            config TEXT NOT NULL,
+            resources TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            current_operation_id TEXT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tenants_status_id ON tenants(status, id);
+        CREATE INDEX IF NOT EXISTS tenants_tier_id ON tenants(tier, id);
+        """);
+
     private const string Columns =
         "id, slug, name, tier, isolation, status, status_reason, admin_email, config, resources, version, current_operation_id, created_at, updated_at";
 
@@ -96,8 +117,8 @@ internal static class TenantStore
             Slug = r.GetString(1),
             Name = r.GetString(2),
             Tier = r.GetString(3),
-            Isolation = TenantryNames.ParseIsolation(r.GetString(4)),
-            Status = TenantryNames.ParseStatus(r.GetString(5)),
+            Isolation = WireNames.ParseIsolation(r.GetString(4)),
+            Status = WireNames.ParseStatus(r.GetString(5)),
             StatusReason = r.ReadStringOrNull(6),
             AdminEmail = r.GetString(7),
             Config = JsonNode.Parse(r.GetString(8))!.AsObject(),

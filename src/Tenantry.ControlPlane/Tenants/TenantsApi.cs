@@ -1,13 +1,13 @@
-using System.Security.Claims;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
+using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
 
@@ -31,10 +31,11 @@ public static class TenantsApi
         tenants.MapDelete("/{id}", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Offboard, http, commands))
             .WithSummary("Offboard a tenant: export its data, then remove it (202 + operation).");
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
+
+        // Retrying resumes the tenant's change where it failed, so it is a tenant command.
+        v1.MapPost("/operations/{id}/retry", Retry).WithTags("Operations").WithSummary("Resume a failed operation from its failed step (202).");
         return v1;
     }
-
-    internal static string Actor(this ClaimsPrincipal user) => user.FindFirst("sub")?.Value ?? "unknown";
 
     private static async Task<Results<Accepted<TenantResponse>, ProblemHttpResult>> Create(HttpContext http, TenantCommands commands)
     {
@@ -70,7 +71,7 @@ public static class TenantsApi
         TenantStatus? statusFilter = null;
         if (status is not null)
         {
-            if (!TenantryNames.TryParseStatus(status, out var parsed))
+            if (!WireNames.TryParseStatus(status, out var parsed))
             {
                 return ApiError.Validation("status", "status is one of provisioning, active, suspended, failed, offboarding, offboarded.").ToResult();
             }
@@ -181,5 +182,16 @@ public static class TenantsApi
             return result;
         });
         return ops is null ? ApiError.NotFound($"Tenant '{id}'").ToResult() : TypedResults.Ok(new Page<OperationResponse>(ops, null));
+    }
+
+    private static async Task<Results<Accepted<OperationResponse>, ProblemHttpResult>> Retry(string id, HttpContext http, TenantCommands commands)
+    {
+        if (!Guid.TryParse(id, out var opId))
+        {
+            return ApiError.NotFound($"Operation '{id}'").ToResult();
+        }
+
+        var outcome = await commands.RetryAsync(opId, http.User.Actor(), http.RequestAborted);
+        return outcome.Error is not null ? outcome.Error.ToResult() : TypedResults.Accepted(outcome.Location, outcome.Value);
     }
 }

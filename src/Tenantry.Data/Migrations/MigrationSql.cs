@@ -126,5 +126,5 @@ public static class MigrationSql
     private static string Columns(IReadOnlyList<string> columns, bool pool) =>
         string.Join(", ", (pool ? columns.Prepend(TenantColumn) : columns).Select(Q));
 
-    private static string Q(string identifier) => TenantNames.Quote(TenantNames.ValidateIdentifier(identifier));
+    private static string Q(string identifier) => TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(identifier));
 }

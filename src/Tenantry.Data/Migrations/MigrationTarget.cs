@@ -32,25 +32,25 @@ public sealed record MigrationTarget
         Isolation = IsolationModel.Pool,
         Engine = DatabaseEngine.Postgres,
         Connection = adminConnectionString,
-        Schema = TenantNames.ValidateIdentifier(schema),
-        GrantTo = TenantNames.ValidateIdentifier(appRole),
+        Schema = TenantDatabaseNames.ValidateIdentifier(schema),
+        GrantTo = TenantDatabaseNames.ValidateIdentifier(appRole),
     };
 
     /// <summary>A bridge tenant's schema, migrated over the provisioning (admin) connection to the shared database.</summary>
     public static MigrationTarget PostgresBridge(string adminConnectionString, string slug) => new()
     {
-        Name = TenantNames.ValidateSlug(slug),
+        Name = TenantDatabaseNames.ValidateSlug(slug),
         Isolation = IsolationModel.Bridge,
         Engine = DatabaseEngine.Postgres,
         Connection = adminConnectionString,
-        Schema = TenantNames.BridgeSchema(slug),
-        GrantTo = TenantNames.BridgeRole(slug),
+        Schema = TenantDatabaseNames.BridgeSchema(slug),
+        GrantTo = TenantDatabaseNames.BridgeRole(slug),
     };
 
     /// <summary>A silo tenant's database, migrated as its owner role.</summary>
     public static MigrationTarget PostgresSilo(string slug, string ownerConnectionString) => new()
     {
-        Name = TenantNames.ValidateSlug(slug),
+        Name = TenantDatabaseNames.ValidateSlug(slug),
         Isolation = IsolationModel.Silo,
         Engine = DatabaseEngine.Postgres,
         Connection = ownerConnectionString,
@@ -73,7 +73,7 @@ public sealed record MigrationTarget
 
     public static MigrationTarget SqliteDedicated(string slug, IsolationModel isolation, string path) => new()
     {
-        Name = TenantNames.ValidateSlug(slug),
+        Name = TenantDatabaseNames.ValidateSlug(slug),
         Isolation = isolation == IsolationModel.Pool ? throw new ArgumentException("Pool tenants share the pool file.", nameof(isolation)) : isolation,
         Engine = DatabaseEngine.Sqlite,
         Connection = path,

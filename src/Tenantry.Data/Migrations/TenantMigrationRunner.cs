@@ -117,8 +117,8 @@ public sealed partial class TenantMigrationRunner
 
     private async Task MigratePostgresAsync(MigrationTarget target, NpgsqlDataSource source, Progress progress, CancellationToken cancellationToken)
     {
-        var schema = TenantNames.Quote(TenantNames.ValidateIdentifier(target.Schema));
-        var ledger = $"{schema}.{TenantNames.Quote(Ledger)}";
+        var schema = TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(target.Schema));
+        var ledger = $"{schema}.{TenantDatabaseNames.Quote(Ledger)}";
         var lockKey = "tenantry.migrations:" + target.Schema;
         await using var connection = await source.OpenConnectionAsync(cancellationToken);
 

@@ -19,7 +19,6 @@ internal sealed class NpgsqlTenantSession : TenantSession
     private readonly NpgsqlTransaction _transaction;
     private readonly string? _poolTenant;
     private bool _scoped;
-    private bool _disposed;
 
     private NpgsqlTenantSession(TenantDataContext tenant, NpgsqlConnection connection, NpgsqlTransaction transaction, bool pool)
         : base(tenant)
@@ -98,24 +97,12 @@ internal sealed class NpgsqlTenantSession : TenantSession
         return _connection;
     }
 
-    public override Task CommitAsync(CancellationToken cancellationToken = default) => _transaction.CommitAsync(cancellationToken);
-
-    public override async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        await _transaction.DisposeAsync();
-        await _connection.DisposeAsync();
-    }
+    private protected override ValueTask ReleaseConnectionAsync() => _connection.DisposeAsync();
 
     private NpgsqlBatch Batch(string sql, IReadOnlyList<(string Name, object? Value)>? parameters, out NpgsqlBatchCommand command)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(sql);
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Disposed, this);
         var batch = new NpgsqlBatch(_connection, _transaction);
         if (!_scoped)
         {

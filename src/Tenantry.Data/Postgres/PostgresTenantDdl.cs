@@ -50,7 +50,7 @@ public static class PostgresTenantDdl
     /// </summary>
     public static IReadOnlyList<SqlStatement> CreatePoolAppRole(string role, string password, string schema = "public") =>
     [
-        .. UpsertRole(TenantNames.ValidateIdentifier(role), password),
+        .. UpsertRole(TenantDatabaseNames.ValidateIdentifier(role), password),
         new(Dynamic("GRANT CONNECT ON DATABASE %I TO %I", "current_database()", "current_setting('tenantry.ddl_role')")),
         new($"GRANT USAGE ON SCHEMA {Q(schema)} TO {Q(role)}"),
     ];
@@ -105,8 +105,8 @@ public static class PostgresTenantDdl
     /// </summary>
     public static IReadOnlyList<SqlStatement> CreateBridgeTenant(string slug, string password)
     {
-        var schema = TenantNames.BridgeSchema(slug);
-        var role = TenantNames.BridgeRole(slug);
+        var schema = TenantDatabaseNames.BridgeSchema(slug);
+        var role = TenantDatabaseNames.BridgeRole(slug);
         return
         [
             .. UpsertRole(role, password),
@@ -123,8 +123,8 @@ public static class PostgresTenantDdl
     /// <summary>Drops the bridge tenant: its role can no longer log in, its sessions end, then schema and role go.</summary>
     public static IReadOnlyList<SqlStatement> DropBridgeTenant(string slug)
     {
-        var schema = TenantNames.BridgeSchema(slug);
-        var role = TenantNames.BridgeRole(slug);
+        var schema = TenantDatabaseNames.BridgeSchema(slug);
+        var role = TenantDatabaseNames.BridgeRole(slug);
         return
         [
             .. DisableAndTerminate(role, database: null),
@@ -136,17 +136,17 @@ public static class PostgresTenantDdl
     // ---- silo -------------------------------------------------------------------------------
 
     /// <summary>The silo tenant's login role (it will own its database).</summary>
-    public static IReadOnlyList<SqlStatement> CreateSiloRole(string slug, string password) => UpsertRole(TenantNames.SiloRole(slug), password);
+    public static IReadOnlyList<SqlStatement> CreateSiloRole(string slug, string password) => UpsertRole(TenantDatabaseNames.SiloRole(slug), password);
 
     /// <summary>Whether the silo database exists yet (<c>CREATE DATABASE</c> has no IF NOT EXISTS).</summary>
     public static SqlStatement SiloDatabaseExists(string slug) =>
-        new("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", [TenantNames.SiloDatabase(slug)]);
+        new("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", [TenantDatabaseNames.SiloDatabase(slug)]);
 
     /// <summary>The silo database, owned by the silo role; nobody else may connect.</summary>
     public static IReadOnlyList<SqlStatement> CreateSiloDatabase(string slug)
     {
-        var database = TenantNames.SiloDatabase(slug);
-        var role = TenantNames.SiloRole(slug);
+        var database = TenantDatabaseNames.SiloDatabase(slug);
+        var role = TenantDatabaseNames.SiloRole(slug);
         return
         [
             new($"CREATE DATABASE {Q(database)} OWNER {Q(role)} TEMPLATE template1 ENCODING 'UTF8'", [], OutsideTransaction: true),
@@ -158,8 +158,8 @@ public static class PostgresTenantDdl
     /// <summary>Drops the silo tenant: no more logins, its sessions end, then database and role go.</summary>
     public static IReadOnlyList<SqlStatement> DropSiloTenant(string slug)
     {
-        var database = TenantNames.SiloDatabase(slug);
-        var role = TenantNames.SiloRole(slug);
+        var database = TenantDatabaseNames.SiloDatabase(slug);
+        var role = TenantDatabaseNames.SiloRole(slug);
         return
         [
             .. DisableAndTerminate(role, database),
@@ -323,7 +323,7 @@ public static class PostgresTenantDdl
         }
     }
 
-    private static string Q(string identifier) => TenantNames.Quote(TenantNames.ValidateIdentifier(identifier));
+    private static string Q(string identifier) => TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(identifier));
 
     private static string Qualified(string schema, string table) => $"{Q(schema)}.{Q(table)}";
 }

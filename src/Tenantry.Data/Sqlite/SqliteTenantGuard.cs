@@ -212,25 +212,25 @@ internal sealed class SqliteTenantGuard
 
     private static void AppendShadow(StringBuilder sql, string table, List<(string Column, string? Default, int Pk)> columns, HashSet<string> trusted)
     {
-        var t = TenantNames.Quote(table);
+        var t = TenantDatabaseNames.Quote(table);
         var tenant = $"{TenantFunction}()";
-        var names = columns.Select(c => TenantNames.Quote(c.Column)).ToList();
+        var names = columns.Select(c => TenantDatabaseNames.Quote(c.Column)).ToList();
         var values = columns.Select(c => c.Column == "tenant_id"
             ? tenant
-            : c.Default is null ? $"NEW.{TenantNames.Quote(c.Column)}" : $"coalesce(NEW.{TenantNames.Quote(c.Column)}, {c.Default})").ToList();
+            : c.Default is null ? $"NEW.{TenantDatabaseNames.Quote(c.Column)}" : $"coalesce(NEW.{TenantDatabaseNames.Quote(c.Column)}, {c.Default})").ToList();
         var keyColumns = columns.Where(c => c.Pk > 0).OrderBy(c => c.Pk).Select(c => c.Column).ToList();
         if (keyColumns.Count == 0)
         {
             keyColumns = columns.Select(c => c.Column).ToList();
         }
 
-        var match = string.Join(" AND ", keyColumns.Select(c => $"{TenantNames.Quote(c)} IS OLD.{TenantNames.Quote(c)}"));
-        var sets = string.Join(", ", columns.Where(c => c.Column != "tenant_id").Select(c => $"{TenantNames.Quote(c.Column)} = NEW.{TenantNames.Quote(c.Column)}"));
+        var match = string.Join(" AND ", keyColumns.Select(c => $"{TenantDatabaseNames.Quote(c)} IS OLD.{TenantDatabaseNames.Quote(c)}"));
+        var sets = string.Join(", ", columns.Where(c => c.Column != "tenant_id").Select(c => $"{TenantDatabaseNames.Quote(c.Column)} = NEW.{TenantDatabaseNames.Quote(c.Column)}"));
         string Trigger(string kind)
         {
             var name = $"tenantry_{table}_{kind}";
             trusted.Add(name);
-            return TenantNames.Quote(name);
+            return TenantDatabaseNames.Quote(name);
         }
 
         trusted.Add(table);

@@ -15,7 +15,6 @@ internal sealed class SqliteTenantSession : TenantSession
     private readonly SqliteTransaction _transaction;
     private readonly SqliteTenantGuard _guard;
     private readonly (SqliteGuardedPool Pool, SqliteGuardedPool.Guarded Lease)? _lease;
-    private bool _disposed;
 
     private SqliteTenantSession(
         TenantDataContext tenant, SqliteConnection connection, SqliteTransaction transaction, SqliteTenantGuard guard, (SqliteGuardedPool, SqliteGuardedPool.Guarded)? lease = null)
@@ -120,21 +119,12 @@ internal sealed class SqliteTenantSession : TenantSession
 
     public override Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Disposed, this);
         return Task.FromResult<DbConnection>(_connection);
     }
 
-    public override Task CommitAsync(CancellationToken cancellationToken = default) => _transaction.CommitAsync(cancellationToken);
-
-    public override async ValueTask DisposeAsync()
+    private protected override async ValueTask ReleaseConnectionAsync()
     {
-        if (_disposed)
-        {
-            return;
-        }
-
-        _disposed = true;
-        await _transaction.DisposeAsync();
         if (_lease is { } lease)
         {
             await lease.Pool.ReturnAsync(lease.Lease);
@@ -150,7 +140,7 @@ internal sealed class SqliteTenantSession : TenantSession
     private SqliteCommand Command(string sql, IReadOnlyList<(string Name, object? Value)>? parameters)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(sql);
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Disposed, this);
         var command = _connection.CreateCommand();
         command.CommandText = sql;
         command.Transaction = _transaction;

@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Objects;
+using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Providers;
 
 namespace Tenantry.ControlPlane.Tests.Providers;

@@ -5,7 +5,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
-using Tenantry.ControlPlane.Billing.Usage;
+using Tenantry.Billing.Usage;
 using Tenantry.Testing;
 
 namespace Tenantry.FunctionalTests.Billing;

@@ -6,6 +6,9 @@ using Npgsql;
 using Tenantry.Data;
 using Tenantry.Data.Migrations;
 using Tenantry.Data.Postgres;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Tenantry.ControlPlane.Providers.Postgres;
 
@@ -130,7 +133,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         await using var session = await data.OpenSessionAsync(context, cancellationToken);
         foreach (var table in await TablesAsync(session, cancellationToken))
         {
-            var rows = await session.QueryAsync($"SELECT * FROM {TenantNames.Quote(table)}", ExportRows.Read, cancellationToken: cancellationToken);
+            var rows = await session.QueryAsync($"SELECT * FROM {TenantDatabaseNames.Quote(table)}", ExportRows.Read, cancellationToken: cancellationToken);
             await using var writer = ExportRows.Entry(archive, table);
             foreach (var row in rows)
             {
@@ -154,7 +157,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             var tables = await TablesAsync(session, cancellationToken);
             foreach (var table in tables)
             {
-                await session.ExecuteAsync($"DELETE FROM {TenantNames.Quote(table)}", cancellationToken: cancellationToken);
+                await session.ExecuteAsync($"DELETE FROM {TenantDatabaseNames.Quote(table)}", cancellationToken: cancellationToken);
             }
 
             await session.CommitAsync(cancellationToken);
@@ -271,7 +274,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         try
         {
             // The name comes from validated configuration and is quoted; CREATE DATABASE takes no parameters.
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {TenantNames.Quote(TenantNames.ValidateIdentifier(database))}", admin);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {TenantDatabaseNames.Quote(TenantDatabaseNames.ValidateIdentifier(database))}", admin);
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
@@ -345,5 +348,19 @@ internal sealed partial class PostgresTenantDatabaseProvider(
 
         [LoggerMessage(EventId = 4101, Level = LogLevel.Information, Message = "Tenant {TenantId}: {Isolation} database dropped ({Server})")]
         public static partial void Dropped(ILogger logger, Guid tenantId, IsolationModel isolation, PostgresServerInfo? server);
+    }
+}
+
+public static class PostgresTenantDatabasesExtensions
+{
+    /// <summary>Tenant databases on the PostgreSQL servers of <c>Tenantry:Postgres</c>: placement, credentials and the pool, bridge and silo models.</summary>
+    public static TenantryBuilder AddPostgresTenantDatabases(this TenantryBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.TryAddSingleton(sp => new PostgresServers(sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres));
+        builder.Services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<TenantryOptions>>().Value.Postgres);
+        builder.Services.TryAddSingleton<TenantPlacement>();
+        builder.Services.TryAddSingleton<PostgresTenantDatabaseProvider>();
+        return builder;
     }
 }

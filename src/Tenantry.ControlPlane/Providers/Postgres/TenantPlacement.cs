@@ -1,4 +1,4 @@
-using Tenantry.ControlPlane.Storage;
+using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers.Postgres;
 
@@ -9,6 +9,18 @@ namespace Tenantry.ControlPlane.Providers.Postgres;
 /// </summary>
 internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers servers, TimeProvider time)
 {
+    /// <summary>The tables this store owns, in the control-plane database.</summary>
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Providers", """
+
+        CREATE TABLE IF NOT EXISTS tenant_placements (
+            tenant_id TEXT PRIMARY KEY,
+            server TEXT NOT NULL,
+            isolation TEXT NOT NULL,
+            placed_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tenant_placements_server ON tenant_placements(server);
+        """);
+
     public Task<PostgresServerInfo> PlaceAsync(TenantRef tenant, CancellationToken cancellationToken) => db.WriteAsync(
         async (c, tx) =>
         {

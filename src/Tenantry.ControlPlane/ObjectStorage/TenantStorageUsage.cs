@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using Tenantry.Billing.Entitlements;
+
+namespace Tenantry.ControlPlane.ObjectStorage;
+
+/// <summary>
+/// The bytes each tenant stores, held against the hard <c>storage_bytes</c> quota of its plan.
+/// A tenant's total is counted once (listing its prefix, on its first write after a start, so it
+/// is right after a restart), then kept up to date by the writes and deletes themselves: no write
+/// walks the tenant's folder. Tenants whose plan has no hard storage quota are not tracked at all.
+/// </summary>
+internal sealed class TenantStorageUsage(IObjectStoreProvider objects, ITenantQuotas entitlements) : ITenantStorageQuota
+{
+    private readonly ConcurrentDictionary<Guid, Lazy<Task<Usage>>> _usage = new();
+
+    /// <summary>The tenant's hard storage quota in bytes; null when its plan has none.</summary>
+    public Task<long?> LimitAsync(Guid tenantId, CancellationToken cancellationToken) => entitlements.StorageLimitAsync(tenantId, cancellationToken);
+
+    public async ValueTask<StorageQuotaCheck> TryReserveAsync(Guid tenantId, string slug, long bytes, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (await LimitAsync(tenantId, cancellationToken) is not { } limit)
+        {
+            // Untracked: a quota added later counts the tenant afresh.
+            _usage.TryRemove(tenantId, out _);
+            return StorageQuotaCheck.Unlimited;
+        }
+
+        var usage = await UsageAsync(tenantId, slug, cancellationToken);
+        lock (usage)
+        {
+            if (usage.Bytes + bytes > limit)
+            {
+                return new StorageQuotaCheck(false, limit, usage.Bytes);
+            }
+
+            usage.Bytes += bytes;
+            return new StorageQuotaCheck(true, limit, usage.Bytes);
+        }
+    }
+
+    public void Release(Guid tenantId, long bytes)
+    {
+        if (bytes > 0 && _usage.TryGetValue(tenantId, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully)
+        {
+            var usage = lazy.Value.Result;
+            lock (usage)
+            {
+                usage.Bytes = Math.Max(0, usage.Bytes - bytes);
+            }
+        }
+    }
+
+    /// <summary>Drops what is known of the tenant (its files were deleted): a tenant of the same id starts from a fresh count.</summary>
+    public void Forget(Guid tenantId) => _usage.TryRemove(tenantId, out _);
+
+    private async Task<Usage> UsageAsync(Guid tenantId, string slug, CancellationToken cancellationToken)
+    {
+        var lazy = _usage.GetOrAdd(tenantId, _ => new Lazy<Task<Usage>>(() => CountAsync(slug)));
+        try
+        {
+            return await lazy.Value.WaitAsync(cancellationToken);
+        }
+        catch (Exception) when (lazy.Value.IsFaulted)
+        {
+            _usage.TryRemove(KeyValuePair.Create(tenantId, lazy));
+            throw;
+        }
+    }
+
+    private async Task<Usage> CountAsync(string slug)
+    {
+        var prefix = ObjectKeys.ParsePrefix(ObjectKeys.TenantPrefix(slug));
+        var usage = new Usage();
+        await foreach (var o in objects.EnumerateAsync(prefix, CancellationToken.None))
+        {
+            usage.Bytes += o.Size;
+        }
+
+        return usage;
+    }
+
+    private sealed class Usage
+    {
+        public long Bytes { get; set; }
+    }
+}
+
+/// <summary>
+/// Reserves the tenant's quota for the bytes read through it, after the first <paramref name="credit"/>
+/// (the size of the object it replaces, already counted). <see cref="Reserved"/> is what to give back
+/// if the write fails, <see cref="UnusedCredit"/> what the stored object frees once it is in place.
+/// </summary>
+internal sealed class QuotaStream(Stream inner, ITenantStorageQuota quota, Guid tenantId, string slug, long credit = 0) : Stream
+{
+    private long _read;
+
+    public long Reserved { get; private set; }
+
+    public long UnusedCredit => Math.Max(0, credit - _read);
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = await inner.ReadAsync(buffer, cancellationToken);
+        var beyondCredit = Math.Min(read, _read + read - credit);
+        _read += read;
+        if (beyondCredit > 0)
+        {
+            var check = await quota.TryReserveAsync(tenantId, slug, beyondCredit, cancellationToken);
+            if (!check.Allowed)
+            {
+                throw new StorageQuotaExceededException(check.Limit ?? 0, check.Used);
+            }
+
+            Reserved += beyondCredit;
+        }
+
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -1,0 +1,22 @@
+using System.Data.Common;
+using System.Text.Json.Nodes;
+
+namespace Tenantry.ControlPlane.Operations;
+
+/// <summary>
+/// What an operation does to its tenant, inside the operation's transaction. The Tenants feature
+/// implements it over the table it owns, so operations never write the tenant's row themselves.
+/// </summary>
+public interface ITenantLifecycle
+{
+    Task<Tenant?> GetAsync(DbConnection connection, DbTransaction transaction, Guid tenantId);
+
+    /// <summary>
+    /// Moves <paramref name="tenant"/> to <paramref name="to"/> when <see cref="TenantLifecycle"/>
+    /// allows it (else nothing happens), and audits the move as <paramref name="actor"/>.
+    /// </summary>
+    Task MoveAsync(DbConnection connection, DbTransaction transaction, Tenant tenant, TenantStatus to, string? reason, Guid operationId, string actor, DateTimeOffset now);
+
+    /// <summary>Merges <paramref name="change"/> into the tenant's resources; a key set to null is removed.</summary>
+    Task MergeResourcesAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, JsonObject change, DateTimeOffset now);
+}

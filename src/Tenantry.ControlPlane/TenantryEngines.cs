@@ -1,0 +1,65 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.ObjectStorage;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Providers.Postgres;
+
+namespace Tenantry.ControlPlane;
+
+/// <summary>
+/// The one place that reads configuration and picks engines. Each engine registers itself with
+/// its own <c>Add…</c> in the engine's file; here each seam (control-plane store, tenant
+/// databases, object storage, compute) is bound to the engine its configuration names, when it
+/// is first resolved. A new engine adds its file and its case here.
+/// </summary>
+internal static class TenantryEngines
+{
+    public static TenantryBuilder AddConfiguredEngines(this TenantryBuilder builder)
+    {
+        builder
+            .AddSqliteStore(sp => Path.Combine(sp.GetRequiredService<DataDirectory>().Root, "control.db"), ControlPlaneSchema.Sqlite, ControlPlaneSchema.AddedColumns)
+            .AddPostgresStore(sp => Tenantry(sp).Store!, ControlPlaneSchema.Postgres)
+            .AddSqliteTenantDatabases()
+            .AddPostgresTenantDatabases()
+            .AddLocalObjectStorage()
+            .AddS3ObjectStorage()
+            .AddLocalCompute();
+
+        var services = builder.Services;
+        // Tenantry:Store — empty: SQLite in the data dir; a connection string: PostgreSQL.
+        services.TryAddSingleton<IControlPlaneDatabase>(sp => string.IsNullOrWhiteSpace(Tenantry(sp).Store)
+            ? sp.GetRequiredService<SqliteDatabase>()
+            : OpenPostgresStore(sp));
+        // Tenantry:Postgres:Enabled — tenant databases on PostgreSQL servers, else SQLite files.
+        services.TryAddSingleton<ITenantDatabaseProvider>(sp => Tenantry(sp).Postgres.Enabled
+            ? sp.GetRequiredService<PostgresTenantDatabaseProvider>()
+            : sp.GetRequiredService<SqliteTenantDatabaseProvider>());
+        // Tenantry:ObjectStorage:Provider — local (default) or s3.
+        services.TryAddSingleton<IObjectStoreProvider>(sp => sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value.Provider == "s3"
+            ? sp.GetRequiredService<S3ObjectStore>()
+            : sp.GetRequiredService<LocalObjectStore>());
+        // Compute has one engine so far.
+        services.TryAddSingleton<ITenantComputeProvider>(sp => sp.GetRequiredService<LocalComputeProvider>());
+        return builder;
+    }
+
+    /// <summary>The PostgreSQL store, or a start-up failure that names the server it could not reach.</summary>
+    private static PostgresDatabase OpenPostgresStore(IServiceProvider sp)
+    {
+        try
+        {
+            return sp.GetRequiredService<PostgresDatabase>();
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException)
+        {
+            var where = new Npgsql.NpgsqlConnectionStringBuilder(Tenantry(sp).Store);
+            var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : (ex.InnerException ?? ex).Message;
+            throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
+        }
+    }
+
+    private static TenantryOptions Tenantry(IServiceProvider sp) => sp.GetRequiredService<IOptions<TenantryOptions>>().Value;
+}

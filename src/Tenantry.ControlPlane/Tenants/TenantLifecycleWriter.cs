@@ -1,0 +1,51 @@
+using System.Data.Common;
+using System.Text.Json.Nodes;
+using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Operations;
+
+namespace Tenantry.ControlPlane.Tenants;
+
+/// <summary>The tenant's row as operations change it (<see cref="ITenantLifecycle"/>).</summary>
+internal sealed class TenantLifecycleWriter : ITenantLifecycle
+{
+    public Task<Tenant?> GetAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
+        TenantStore.GetAsync(connection, transaction, tenantId);
+
+    public async Task MoveAsync(DbConnection connection, DbTransaction transaction, Tenant tenant, TenantStatus to, string? reason, Guid operationId, string actor, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        if (tenant.Status == to || !TenantLifecycle.CanMove(tenant.Status, to))
+        {
+            return;
+        }
+
+        await TenantStore.UpdateAsync(connection, transaction, tenant with { Status = to, StatusReason = reason, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+        await AuditLog.AppendAsync(connection, transaction, AuditLog.By(actor, tenant.Id, "tenant.status", to.ToWire(),
+            new JsonObject { ["from"] = tenant.Status.ToWire(), ["to"] = to.ToWire(), ["operationId"] = operationId.ToString(), ["reason"] = reason }, now));
+    }
+
+    public async Task MergeResourcesAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, JsonObject change, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        var tenant = await TenantStore.GetAsync(connection, transaction, tenantId);
+        if (tenant is null)
+        {
+            return;
+        }
+
+        var resources = tenant.Resources.DeepClone().AsObject();
+        foreach (var (key, value) in change)
+        {
+            if (value is null)
+            {
+                resources.Remove(key);
+            }
+            else
+            {
+                resources[key] = value.DeepClone();
+            }
+        }
+
+        await TenantStore.UpdateAsync(connection, transaction, tenant with { Resources = resources, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+    }
+}
