@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -27,6 +28,13 @@ public sealed record InstanceResponse(int ProcessId, string Mode, Guid TenantId,
 public static class OrdersApi
 {
     public const long MaxAttachmentBytes = 10 * 1024 * 1024;
+
+    /// <summary>
+    /// How much of a refused upload's remaining body is read (and discarded) before the 413 is sent: a proxy in
+    /// front (the gateway, over HTTP/1.1) reads the answer only once it has sent the whole body, and reports a
+    /// connection closed under it as 502. Past this, the connection is closed all the same.
+    /// </summary>
+    public const long DrainBytes = 64 * 1024 * 1024;
 
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder routes)
     {
@@ -126,6 +134,12 @@ public static class OrdersApi
             }
         }
 
+        // The attachment's limit is enforced while it is copied; the server's own limit only bounds what is drained after a refusal.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+        {
+            bodySize.MaxRequestBodySize = MaxAttachmentBytes + DrainBytes;
+        }
+
         var dataDir = options.Value.DataPath;
         var path = TenantUploads.UploadPath(dataDir, tenant, "orders", id.ToString("N"), name);
         var quota = request.HttpContext.RequestServices.GetService<ITenantStorageQuota>();
@@ -136,6 +150,7 @@ public static class OrdersApi
         }
         catch (UploadTooLargeException)
         {
+            await TenantUploads.DrainAsync(request.Body, DrainBytes, cancellationToken);
             return TooLarge();
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
@@ -144,6 +159,7 @@ public static class OrdersApi
         }
         catch (StorageQuotaExceededException ex)
         {
+            await TenantUploads.DrainAsync(request.Body, DrainBytes, cancellationToken);
             return Problem(StatusCodes.Status413PayloadTooLarge, "storage-quota-exceeded", "The tenant's storage quota is used up.",
                 string.Create(CultureInfo.InvariantCulture, $"The plan allows {ex.Limit} bytes of storage and {ex.Used} are in use; delete files or upgrade the plan."));
         }

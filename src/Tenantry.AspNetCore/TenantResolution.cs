@@ -21,6 +21,8 @@ public static class TenantResolution
             sp.GetRequiredService<IHttpContextAccessor>().HttpContext?.Features.Get<TenantContext>()
             ?? throw new InvalidOperationException("No tenant was resolved for this request; add app.UseTenantResolution() before the endpoints."));
         services.AddProblemDetails();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddHostedService<StagingCleanup>();
         return services;
     }
 

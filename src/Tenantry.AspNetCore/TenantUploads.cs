@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Text;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Tenantry.AspNetCore;
 
@@ -16,9 +19,6 @@ public static class TenantUploads
 
     /// <summary>The longest resolved path in UTF-8 bytes (Linux's PATH_MAX is 4096 with the terminator).</summary>
     public const int MaxPathBytes = 4095;
-
-    /// <summary>Where writes are staged until complete: beside the tenants' folders, in none of them, so no listing or export sees half a file.</summary>
-    internal const string StagingFolder = ".staging";
 
     private static readonly SearchValues<char> Punctuation = SearchValues.Create("._-+=,@() ");
 
@@ -63,6 +63,44 @@ public static class TenantUploads
     }
 
     /// <summary>
+    /// Reads and discards what is left of <paramref name="content"/> (a refused request's body), at most
+    /// <paramref name="maxBytes"/>, so that an answer sent next reaches a client or proxy that reads it only
+    /// after sending the whole body. A body that breaks off or goes past what the server takes ends the draining quietly.
+    /// </summary>
+    /// <returns>True when the body was read to its end.</returns>
+    public static async Task<bool> DrainAsync(Stream content, long maxBytes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        var buffer = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            long drained = 0;
+            while (drained <= maxBytes)
+            {
+                var read = await content.ReadAsync(buffer, cancellationToken);
+                if (read == 0)
+                {
+                    return true;
+                }
+
+                drained += read;
+            }
+
+            return false;
+        }
+        catch (IOException)
+        {
+            // The client went away, or the server refused more (its own body limit): there is no more to read.
+            return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
     /// Stores <paramref name="content"/> at <paramref name="path"/> (from <see cref="UploadPath"/>),
     /// counting bytes as they are copied: past <paramref name="maxBytes"/> it throws
     /// <see cref="UploadTooLargeException"/>, past the tenant's storage quota
@@ -80,7 +118,8 @@ public static class TenantUploads
         ArgumentNullException.ThrowIfNull(content);
         ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
 
-        var staging = Path.Combine(Path.GetFullPath(dataDir), "tenants", StagingFolder);
+        // Staged beside the tenants' folders, in none of them, so no listing or export sees half a file.
+        var staging = StagingFiles.Folder(dataDir);
         Directory.CreateDirectory(staging);
         var temp = Path.Combine(staging, Guid.NewGuid().ToString("N") + ".upload");
         // The file it replaces is counted already: its size is credit the new bytes use first.
@@ -93,6 +132,7 @@ public static class TenantUploads
             var buffer = ArrayPool<byte>.Shared.Rent(81920);
             try
             {
+                // FileShare.None locks the file while it is written and renamed: start-up clean-up leaves it alone.
                 await using var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous);
                 int read;
                 while ((read = await content.ReadAsync(buffer, cancellationToken)) > 0)
@@ -117,15 +157,16 @@ public static class TenantUploads
 
                     await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
                 }
+
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.Move(temp, path, overwrite: true);
+                kept = true;
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.Move(temp, path, overwrite: true);
-            kept = true;
             if (quota is not null && credit > bytes)
             {
                 quota.Release(tenant.TenantId, credit - bytes);
@@ -144,6 +185,32 @@ public static class TenantUploads
                 }
             }
         }
+    }
+}
+
+/// <summary>
+/// At start, deletes what uploads of a crashed process (kill -9 mid-upload) left in the staging folder:
+/// files that no live upload holds.
+/// </summary>
+internal sealed partial class StagingCleanup(IOptions<TenantryAppOptions> options, TimeProvider time, ILogger<StagingCleanup> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var deleted = StagingFiles.DeleteLeftovers(StagingFiles.Folder(options.Value.DataPath), "*", time.GetUtcNow());
+        if (deleted > 0)
+        {
+            Log.Deleted(logger, deleted);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Deleted {Count} staging files left by an interrupted upload")]
+        public static partial void Deleted(ILogger logger, int count);
     }
 }
 

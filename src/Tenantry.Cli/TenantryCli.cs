@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace Tenantry.Cli;
 
 /// <summary>The <c>tenantry</c> command tree (System.CommandLine); each command is a thin client of the REST API v1.</summary>
-internal static class TenantryCli
+internal static partial class TenantryCli
 {
     private static readonly Option<string?> UrlOption = new("--url")
     {
@@ -35,6 +35,8 @@ internal static class TenantryCli
         root.Subcommands.Add(UsageCommand());
         root.Subcommands.Add(CostsCommand());
         root.Subcommands.Add(PolicyCommand());
+        root.Subcommands.Add(AppsCommand());
+        root.Subcommands.Add(ReleasesCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,4 +1,5 @@
 using Tenantry.Billing;
+using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Operations;
@@ -33,6 +34,7 @@ internal static class ControlPlaneSchema
         TenantPlacement.Schema,
         PolicyStore.Schema,
         BillingSchema.Part,
+        AppStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

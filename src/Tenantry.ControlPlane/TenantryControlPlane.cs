@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
+using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
@@ -68,6 +69,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ITenantLifecycle, TenantLifecycleWriter>();
         services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
+        services.AddTenantryApps();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -114,7 +116,8 @@ public static class TenantryControlPlane
             .MapMigrationsApi()
             .MapFleetApi()
             .MapPoliciesApi()
-            .MapBillingApi();
+            .MapBillingApi()
+            .MapAppsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi();

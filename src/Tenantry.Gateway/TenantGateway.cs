@@ -369,9 +369,43 @@ internal sealed partial class TenantForwarder(
             return;
         }
 
+        // The upstream is a process of its own that enforces its own body limits (its server's and its endpoints');
+        // the gateway streams the body without buffering it and lets the app decide, so the client gets the app's 413.
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+        {
+            bodySize.MaxRequestBodySize = null;
+        }
+
         var error = await forwarder.SendAsync(http, destination, _client, _config, HttpTransformer.Default);
         if (error == ForwarderError.None || http.Response.HasStarted)
         {
+            return;
+        }
+
+        var exception = http.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (error == ForwarderError.RequestBodyClient)
+        {
+            // The client's body broke off (or was refused by this server): the client's fault, not the app's.
+            var tooLarge = Find<BadHttpRequestException>(exception) is { StatusCode: StatusCodes.Status413PayloadTooLarge };
+            await GatewayProblems.WriteAsync(
+                http,
+                tooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest,
+                tooLarge ? "payload-too-large" : "request-body-incomplete",
+                tooLarge ? "The request body is too large." : "The request body was not sent whole.",
+                tooLarge ? "The gateway does not take a request body this large." : "The request body ended before it was complete.");
+            return;
+        }
+
+        if (error == ForwarderError.RequestCanceled)
+        {
+            return; // The client went away: no one to answer.
+        }
+
+        if (dedicated && Find<HttpRequestException>(exception) is { HttpRequestError: HttpRequestError.ConnectionError })
+        {
+            // A dedicated instance is known and supervised: refusing connections, it is being (re)started.
+            Log.Refused(logger, tenant.Route.TenantId);
+            await RestartingAsync(http);
             return;
         }
 
@@ -419,6 +453,40 @@ internal sealed partial class TenantForwarder(
             $"The tenant's app instance did not answer in time; retry after {seconds} s.");
     }
 
+    private static Task RestartingAsync(HttpContext http)
+    {
+        http.Response.Clear();
+        http.Response.Headers.RetryAfter = "1";
+        return GatewayProblems.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "upstream-starting", "The tenant's app is starting.",
+            "The tenant's app instance is being started or restarted; retry after 1 s.");
+    }
+
+    /// <summary>The first exception of type <typeparamref name="T"/> in <paramref name="exception"/> and its inner exceptions.</summary>
+    private static T? Find<T>(Exception? exception)
+        where T : Exception
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is T found)
+            {
+                return found;
+            }
+
+            if (e is AggregateException aggregate)
+            {
+                foreach (var inner in aggregate.InnerExceptions)
+                {
+                    if (Find<T>(inner) is { } nested)
+                    {
+                        return nested;
+                    }
+                }
+            }
+        }
+
+        return null;
+    }
+
     public void Dispose() => _client.Dispose();
 
     /// <summary>
@@ -440,6 +508,9 @@ internal sealed partial class TenantForwarder(
     {
         [LoggerMessage(1, LogLevel.Warning, "The app instance of tenant {TenantId} sent nothing for {Timeout}; answered 503")]
         public static partial void TimedOut(ILogger logger, Guid tenantId, TimeSpan timeout);
+
+        [LoggerMessage(2, LogLevel.Information, "The dedicated instance of tenant {TenantId} refused the connection; answered 503")]
+        public static partial void Refused(ILogger logger, Guid tenantId);
     }
 }
 

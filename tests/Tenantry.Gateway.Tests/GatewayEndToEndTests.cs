@@ -127,7 +127,11 @@ public sealed class GatewayEndToEndTests(PlatformFixture platform)
             }
             else
             {
-                Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+                // Known and being restarted: 503 with Retry-After, not a bad gateway.
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.NotNull(response.Headers.RetryAfter?.Delta);
+                var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+                Assert.StartsWith("https://tenantry.dev/problems/upstream-", problem.GetProperty("type").GetString(), StringComparison.Ordinal);
                 await Task.Delay(100);
             }
         }

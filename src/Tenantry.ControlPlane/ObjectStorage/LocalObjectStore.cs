@@ -18,29 +18,30 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
     public async Task<StoredObject> PutAsync(ObjectKey key, Stream content, CancellationToken cancellationToken)
     {
         var path = FilePath(key);
-        var staging = Path.Combine(_root, ".staging");
+        var staging = Path.Combine(_root, StagingFiles.FolderName);
         Directory.CreateDirectory(staging);
         var temp = Path.Combine(staging, Guid.NewGuid().ToString("N"));
         try
         {
+            // Held (FileShare.None: a lock on Unix) until renamed, so start-up clean-up never takes it for a crash's leftover.
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 64 * 1024, FileOptions.Asynchronous))
             {
                 await content.CopyToAsync(file, cancellationToken);
-            }
-
-            try
-            {
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                if (Directory.Exists(path))
+                await file.FlushAsync(cancellationToken);
+                try
                 {
-                    throw new ObjectConflictException($"'{key.FullKey}' is a folder of other objects.");
-                }
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    if (Directory.Exists(path))
+                    {
+                        throw new ObjectConflictException($"'{key.FullKey}' is a folder of other objects.");
+                    }
 
-                File.Move(temp, path, overwrite: true);
-            }
-            catch (IOException ex) when (ex is not FileNotFoundException)
-            {
-                throw new ObjectConflictException($"'{key.FullKey}' cannot be stored: a parent of it is an object.");
+                    File.Move(temp, path, overwrite: true);
+                }
+                catch (IOException ex) when (ex is not FileNotFoundException)
+                {
+                    throw new ObjectConflictException($"'{key.FullKey}' cannot be stored: a parent of it is an object.");
+                }
             }
 
             var info = new FileInfo(path);
@@ -99,7 +100,7 @@ internal sealed class LocalObjectStore(IOptions<TenantryOptions> options) : IObj
         {
             cancellationToken.ThrowIfCancellationRequested();
             var relative = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
-            if (relative.StartsWith(path, StringComparison.Ordinal) && relative != ObjectKeys.OwnerFile)
+            if (relative.StartsWith(path, StringComparison.Ordinal) && !relative.StartsWith(ObjectKeys.OwnerFile, StringComparison.Ordinal))
             {
                 var info = new FileInfo(file);
                 yield return new StoredObject(keyPrefix + relative, info.Length, info.LastWriteTimeUtc);

@@ -108,9 +108,10 @@ public static class ObjectKeys
             throw new InvalidObjectKeyException("The object name after the tenant prefix is empty.");
         }
 
-        if (path.SequenceEqual(OwnerFile) || path.StartsWith(OwnerFile + "/", StringComparison.Ordinal))
+        // The owner file and the temporary file it is written through ('.tenant-id.tmp') are the platform's.
+        if (path.StartsWith(OwnerFile, StringComparison.Ordinal))
         {
-            throw new InvalidObjectKeyException($"'{OwnerFile}' is reserved by the platform.");
+            throw new InvalidObjectKeyException($"Names starting '{OwnerFile}' are reserved by the platform.");
         }
 
         return new ObjectKey(text, slug.Length);

@@ -71,6 +71,7 @@ public static class ObjectStorageServiceCollectionExtensions
         services.TryAddSingleton<TenantStorageUsage>();
         services.TryAddSingleton<ITenantStorageQuota>(sp => sp.GetRequiredService<TenantStorageUsage>());
         services.TryAddSingleton<ITenantObjectStorage, TenantObjectStorage>();
+        services.AddHostedService<StorageLeftovers>();
         return services;
     }
 }

@@ -106,6 +106,9 @@ internal sealed partial class LocalAppSupervisor(
     ];
 
     private const string AppSection = "Tenantry:App";
+
+    /// <summary>How many instances are brought back at once on start.</summary>
+    private const int RestoreParallelism = 8;
     private readonly ConcurrentDictionary<string, Instance> _instances = new(StringComparer.Ordinal);
     private readonly string _root = Path.Combine(tenantry.Value.DataPath, "compute");
     private readonly HttpClient _probe = new() { Timeout = Timeout.InfiniteTimeSpan };
@@ -181,21 +184,30 @@ internal sealed partial class LocalAppSupervisor(
             return Task.CompletedTask;
         }
 
-        // Bring back every deployed instance whose route is on, without holding up the host's start.
+        // Bring back every deployed instance whose route is on, without holding up the host's start. Several at
+        // once: each may wait up to its start timeout, and one that hangs must not hold back the others.
         _ = Task.Run(
             async () =>
             {
                 var enabled = await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync);
-                foreach (var slug in enabled)
+                var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = _stopping.Token };
+                try
                 {
-                    try
+                    await Parallel.ForEachAsync(enabled, parallel, async (slug, cancellationToken) =>
                     {
-                        await EnsureRunningAsync(slug, _stopping.Token);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        Log.RestoreFailed(logger, slug, ex);
-                    }
+                        try
+                        {
+                            await EnsureRunningAsync(slug, cancellationToken);
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException)
+                        {
+                            Log.RestoreFailed(logger, slug, ex);
+                        }
+                    });
+                }
+                catch (OperationCanceledException)
+                {
+                    // The host is stopping.
                 }
             },
             CancellationToken.None);

@@ -78,15 +78,16 @@ internal sealed class LocalFolderStorageProvider(IOptions<TenantryOptions> optio
             return target; // Written whole before a crash: the rename below is the commit point.
         }
 
+        // Held (FileShare.None: a lock on Unix) until renamed, so start-up clean-up only takes a crash's leftover.
         var temp = target + ".partial";
         await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             await write(stream);
             await stream.FlushAsync(cancellationToken);
             stream.Flush(flushToDisk: true);
+            File.Move(temp, target, overwrite: true);
         }
 
-        File.Move(temp, target, overwrite: true);
         return target;
     }
 

@@ -34,7 +34,7 @@ internal static class RouteStore
 
     /// <summary>The slugs of dedicated tenants whose route is on.</summary>
     public static Task<List<string>> EnabledDedicatedSlugsAsync(DbConnection c) =>
-        c.QueryAsync("SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on", null, r => r.GetString(0), ("@on", true));
+        c.QueryAsync("SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on ORDER BY slug", null, r => r.GetString(0), ("@on", true));
 
     public static Task InsertAsync(DbConnection c, DbTransaction tx, Guid tenantId, string slug, bool dedicated, string upstream, DateTimeOffset now) => c.ExecuteAsync(
         "INSERT INTO tenant_routes (tenant_id, slug, mode, upstream, enabled, updated_at) VALUES (@id, @slug, @mode, @upstream, 1, @now)",

@@ -36,6 +36,7 @@ public sealed class ObjectKeysTests
     [InlineData("acme/x")]
     [InlineData("")]
     [InlineData("tenants/acme/.tenant-id")]
+    [InlineData("tenants/acme/.tenant-id.tmp")]
     public void Traversal_and_malformed_keys_are_refused(string key) =>
         Assert.Throws<InvalidObjectKeyException>(() => ObjectKeys.Parse(key));
 

@@ -354,6 +354,48 @@ function confirmDialog(text, slug) {
   });
 }
 
+// ---- apps --------------------------------------------------------------------------------------
+async function renderApps(params) {
+  const cursor = params.get('cursor') || '';
+  const query = new URLSearchParams({ limit: '50' });
+  if (cursor) query.set('cursor', cursor);
+  const page = await api('GET', `/v1/apps?${query}`);
+  show(
+    h('h1', {}, 'Apps'),
+    h('p', { class: 'muted' }, 'Registered applications. Register one with `tenantry apps register ./tenantry.app.json`.'),
+    page.items.length
+      ? table(['Name', 'Route', 'Health', 'Shared instances', 'Current release', 'Registered'], page.items.map((a) => [
+        h('a', { href: `#/apps/${encodeURIComponent(a.name)}`, testid: `app-${a.name}` }, a.name), a.routePrefix, a.healthPath, a.shared.instances,
+        a.currentRelease ? h('span', { class: 'mono', testid: `current-${a.name}` }, a.currentRelease.version) : h('span', { class: 'muted' }, 'none'),
+        time(a.createdAt)]), 'app-table')
+      : h('p', { class: 'muted', testid: 'no-apps' }, 'No app is registered yet.'),
+    page.nextCursor ? h('div', { class: 'pager' }, h('a', { href: `#/apps?cursor=${encodeURIComponent(page.nextCursor)}`, testid: 'next' }, 'Next')) : null);
+}
+
+async function renderApp(name) {
+  const mine = viewId;
+  const app = await api('GET', `/v1/apps/${encodeURIComponent(name)}`);
+  const releasesSlot = h('div', { testid: 'releases-slot' });
+  const current = app.currentRelease ? app.currentRelease.version : null;
+  show(
+    h('h1', {}, app.name),
+    h('p', { class: 'muted mono' }, `${app.routePrefix} · health ${app.healthPath} · ${app.shared.instances} shared instance(s)`),
+    h('h2', {}, 'Current release'),
+    h('div', { class: 'card', testid: 'current-release' }, app.currentRelease
+      ? kv({ version: current, command: [app.currentRelease.process.command, ...app.currentRelease.process.args].join(' '), image: app.currentRelease.image || '', migrations: app.currentRelease.migrations.length })
+      : h('p', { class: 'muted' }, 'None yet.')),
+    h('h2', {}, 'Releases'), releasesSlot);
+  let page;
+  try { page = await api('GET', `/v1/apps/${encodeURIComponent(name)}/releases?limit=200`); } catch (err) { releasesSlot.replaceChildren(errorBox(err)); return; }
+  if (mine !== viewId) return;
+  releasesSlot.replaceChildren(page.items.length
+    ? table(['Version', 'Command', 'Image', 'Migrations', 'Created', 'By'], page.items.map((r) => [
+      h('span', { class: 'mono', testid: `release-${r.version}` }, r.version, r.version === current ? ' (current)' : ''),
+      h('span', { class: 'mono' }, [r.process.command, ...r.process.args].join(' ')), r.image || '',
+      r.migrations.map((m) => m.id).join(', '), time(r.createdAt), r.createdBy]), 'releases')
+    : h('p', { class: 'muted' }, 'None.'));
+}
+
 // ---- router ------------------------------------------------------------------------------------
 async function route() {
   if (!sessionStorage.getItem(TOKEN_KEY)) { nav.hidden = true; renderLogin(); return; }
@@ -366,6 +408,8 @@ async function route() {
     if (path === '/' || path === '') await renderOverview();
     else if (path === '/tenants') await renderTenants(params);
     else if (path === '/new') renderNew();
+    else if (path === '/apps') await renderApps(params);
+    else if (path.startsWith('/apps/')) await renderApp(decodeURIComponent(path.slice('/apps/'.length)));
     else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)));
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
