@@ -2,8 +2,9 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Tenantry.Testing;
 
-namespace Tenantry.Host.Tests;
+namespace Tenantry.FunctionalTests.Apps;
 
 public sealed class AppRegistryTests(TenantryFactory factory) : IClassFixture<TenantryFactory>, IDisposable
 {
