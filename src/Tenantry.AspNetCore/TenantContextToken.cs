@@ -107,7 +107,16 @@ public sealed class TenantContextVerifier
     public static IList<SecurityKey> PublicKeys(string jwks)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(jwks);
-        var set = new JsonWebKeySet(jwks);
+        JsonWebKeySet set;
+        try
+        {
+            set = new JsonWebKeySet(jwks);
+        }
+        catch (Exception e) when (e is not ArgumentNullException and (ArgumentException or System.Text.Json.JsonException or FormatException))
+        {
+            throw new ArgumentException("The tenant-context JWKS is not a JSON Web Key Set.", nameof(jwks), e);
+        }
+
         if (set.Keys.Count == 0)
         {
             throw new ArgumentException("The tenant-context JWKS holds no keys.", nameof(jwks));

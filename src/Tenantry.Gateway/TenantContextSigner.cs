@@ -16,10 +16,15 @@ public sealed class TenantContextSigningKey : IDisposable
 {
     private readonly ECDsa _ecdsa;
 
+    // The key's own signature-provider cache: the process-wide default one is keyed by the key's thumbprint and
+    // would hand a later instance of the same key (a host started again in this process) a provider of this
+    // instance's ECDsa once it is disposed.
+    private readonly InMemoryCryptoProviderCache _providers = new();
+
     private TenantContextSigningKey(ECDsa ecdsa)
     {
         _ecdsa = ecdsa;
-        var key = new ECDsaSecurityKey(ecdsa);
+        var key = new ECDsaSecurityKey(ecdsa) { CryptoProviderFactory = new CryptoProviderFactory(_providers) };
         var publicJwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(PublicOnly(ecdsa)));
         KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
         key.KeyId = KeyId;
@@ -97,7 +102,11 @@ public sealed class TenantContextSigningKey : IDisposable
         }
     }
 
-    public void Dispose() => _ecdsa.Dispose();
+    public void Dispose()
+    {
+        _providers.Dispose();
+        _ecdsa.Dispose();
+    }
 
     private static ECDsa PublicOnly(ECDsa ecdsa) => ECDsa.Create(ecdsa.ExportParameters(includePrivateParameters: false));
 }
