@@ -6,6 +6,7 @@ using System.Net.Http.Json;
 using Tenantry;
 using Tenantry.AspNetCore;
 using Tenantry.Benchmarks;
+using Tenantry.Gateway;
 using Tenantry.Gateway.Benchmarks;
 using Tenantry.Testing;
 
