@@ -28,6 +28,14 @@ internal static class ApplicationPlane
     /// <summary>Wires the application plane into the control-plane host.</summary>
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
     {
+        // The gateway's signing key stays in this process (and gateway replicas on this data dir); the shared app and every
+        // dedicated instance get its public JWKS, also when this host runs the control plane alone and replicas do the gateway's work.
+        builder.Services.AddSingleton(sp => TenantContextSigningKey.LoadOrCreate(
+            ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
+        builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
+        {
+            [TenantContextToken.JwksVariable] = sp.GetRequiredService<TenantContextSigningKey>().PublicJwks,
+        }));
         if (!Enabled(builder.Configuration))
         {
             return;
@@ -46,13 +54,6 @@ internal static class ApplicationPlane
             builder.Configuration.AddInMemoryCollection(defaults);
         }
 
-        // The gateway's signing key stays in this process; the shared app and every dedicated instance get its public JWKS.
-        builder.Services.AddSingleton(sp => TenantContextSigningKey.LoadOrCreate(
-            ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
-        builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
-        {
-            [TenantContextToken.JwksVariable] = sp.GetRequiredService<TenantContextSigningKey>().PublicJwks,
-        }));
         builder.Services.AddHostedService<ApplicationPlaneService>();
     }
 
