@@ -1,4 +1,5 @@
 using System.Globalization;
+using Tenantry.Testing;
 
 namespace Tenantry.Benchmarks;
 
@@ -39,9 +40,9 @@ internal static class ConsoleBenchmark
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(30));
         var ct = cancel.Token;
 
-        using var host = await HostProcess.StartAsync([], keepData: false, ct);
-        using var api = new TenantryApi(host.Address);
-        await api.AuthenticateAsync(host.Secret, ct);
+        using var host = await TenantryHost.StartAsync(new TenantryHostOptions(), ct);
+        using var api = new TenantryApi(host.ControlPlane);
+        await api.AuthenticateAsync(host.OperatorSecret, ct);
 
         await GrowAsync(api, 0, baseline, concurrency, ct);
         var small = await MeasureAsync(api, requests, ct);

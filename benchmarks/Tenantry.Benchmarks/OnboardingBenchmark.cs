@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Tenantry.Testing;
 
 namespace Tenantry.Benchmarks;
 
@@ -70,7 +71,7 @@ internal static class OnboardingBenchmark
         }
 
         var selfConfiguration = BuildConfiguration();
-        var hostConfiguration = HostProcess.HostBuildConfiguration() ?? "unknown";
+        var hostConfiguration = TenantryHost.HostBuildConfiguration() ?? "unknown";
         if ((selfConfiguration != "Release" || hostConfiguration != "Release") && !options.AllowDebug)
         {
             await Console.Error.WriteLineAsync(
@@ -124,10 +125,10 @@ internal static class OnboardingBenchmark
     private static async Task<RunResult> RunAsync(string label, string slugPrefix, int tenants, int concurrency, OnboardingOptions options, CancellationToken cancellationToken)
     {
         Progress($"[{label}] starting the host");
-        using var host = await HostProcess.StartAsync(options.HostArgs, options.KeepData, cancellationToken);
-        Progress($"[{label}] host on {host.Address} with data directory {host.DataDir}");
-        using var api = new TenantryApi(host.Address);
-        await api.AuthenticateAsync(host.Secret, cancellationToken);
+        using var host = await TenantryHost.StartAsync(new TenantryHostOptions { Settings = options.HostArgs, KeepDataDir = options.KeepData }, cancellationToken);
+        Progress($"[{label}] host on {host.ControlPlane} with data directory {host.DataDir}");
+        using var api = new TenantryApi(host.ControlPlane);
+        await api.AuthenticateAsync(host.OperatorSecret, cancellationToken);
 
         if (options.Warmup > 0)
         {
@@ -136,7 +137,7 @@ internal static class OnboardingBenchmark
             var warmup = await OnboardManyAsync(api, $"{slugPrefix}-warm", options.Warmup, concurrency, options, cancellationToken);
             if (warmup.Failures.Count > 0)
             {
-                throw new TenantFailedException($"Warm-up failed: {warmup.Failures[0]}\nHost output:\n{host.Tail()}");
+                throw new TenantFailedException($"Warm-up failed: {warmup.Failures[0]}\nHost output:\n{host.Tail(200)}");
             }
         }
 
@@ -171,7 +172,7 @@ internal static class OnboardingBenchmark
             machineCores,
             newWarnings,
             newErrors,
-            newWarnings + newErrors > 0 || batch.Failures.Count > 0 ? host.Tail() : null);
+            newWarnings + newErrors > 0 || batch.Failures.Count > 0 ? host.Tail(200) : null);
     }
 
     private static async Task<Batch> OnboardManyAsync(TenantryApi api, string slugPrefix, int count, int concurrency, OnboardingOptions options, CancellationToken cancellationToken)

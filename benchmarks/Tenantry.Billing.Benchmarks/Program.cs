@@ -52,7 +52,7 @@ internal static class IngestBenchmark
             return 2;
         }
 
-        Console.WriteLine($"# Usage ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, host build {HostProcess.HostBuildConfiguration() ?? "?"})");
+        Console.WriteLine($"# Usage ingest benchmark ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, host build {TenantryHost.HostBuildConfiguration() ?? "?"})");
         Console.WriteLine();
         Console.WriteLine($"{options.Events} events per run in batches of {options.Batch}, {options.Duplicates:P0} duplicates, {string.Join(" / ", options.Concurrency)} concurrent clients, {options.Tenants} tenants; baseline: 1 client, {options.Events / 5} events; {options.Rounds} rounds of every level, alternated, each level reported by its median run; every run's events counted in the store afterwards (lost = 0 and duplicated = 0, or the program fails).");
         if (options.PgSettings.Count > 0)
@@ -113,12 +113,12 @@ internal static class IngestBenchmark
 
     private static async Task<bool> RunStoreAsync(string name, string? postgres, Options options, double goal, Func<TimeSpan>? serverCpu)
     {
-        using var host = await HostProcess.StartAsync(postgres is null ? [] : ["--Tenantry:Store=" + postgres], keepData: false, CancellationToken.None);
+        using var host = await TenantryHost.StartAsync(new TenantryHostOptions { Store = postgres });
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency.Max() + 4, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
-        using var client = new HttpClient(handler) { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(120) };
+        using var client = new HttpClient(handler) { BaseAddress = host.ControlPlane, Timeout = TimeSpan.FromSeconds(120) };
         using (var form = new FormUrlEncodedContent(new Dictionary<string, string>
                {
-                   ["grant_type"] = "client_credentials", ["client_id"] = "operator", ["client_secret"] = host.Secret, ["scope"] = "tenantry:admin",
+                   ["grant_type"] = "client_credentials", ["client_id"] = "operator", ["client_secret"] = host.OperatorSecret, ["scope"] = "tenantry:admin",
                }))
         using (var token = await client.PostAsync(new Uri("/connect/token", UriKind.Relative), form))
         {
@@ -352,7 +352,7 @@ internal static class IngestBenchmark
     }
 
     /// <summary>Rows and distinct (source, id) stored for one source, read from the store itself.</summary>
-    private static async Task<(long Rows, long Distinct)> StoredAsync(HostProcess host, string? postgres, string source)
+    private static async Task<(long Rows, long Distinct)> StoredAsync(TenantryHost host, string? postgres, string source)
     {
         const string sql = "SELECT count(*), count(DISTINCT id) FROM usage_events WHERE source = @source";
         System.Data.Common.DbConnection connection = postgres is null

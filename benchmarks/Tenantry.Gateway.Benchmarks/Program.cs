@@ -7,6 +7,7 @@ using Tenantry;
 using Tenantry.AspNetCore;
 using Tenantry.Benchmarks;
 using Tenantry.Gateway.Benchmarks;
+using Tenantry.Testing;
 
 // Gateway benchmarks on loopback with wrk against the real host (control plane + gateway + shared Orders.Api):
 //  1. GET /orders?limit=10 on Orders.Api directly vs through the gateway (JWT validation, tenant checks,
@@ -48,17 +49,29 @@ Wrk.EnsureInstalled();
 Console.WriteLine($"Gateway benchmark: {Environment.ProcessorCount} cores, {seconds} s per wrk run, loopback, host in Release as a child process; " +
     (http ? "gateway → shared app over loopback HTTP (YARP)." : "gateway → shared app in process (handoff)."));
 
-using var host = await BenchHost.StartAsync(
-[
-    // An unlimited plan for the overhead comparison: the limiter runs on every request but never rejects.
-    "--Tenantry:Tiers:bench=pool",
-    "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
-    "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
-    "--Logging:LogLevel:Default=Warning",
-    "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
-]);
-using var op = await host.OperatorAsync();
-var (benchId, benchToken) = await host.OnboardAsync(op, "bench-a", "bench");
+using var host = await TenantryHost.StartAsync(new TenantryHostOptions
+{
+    ApplicationPlane = true,
+    Settings =
+    [
+        // An unlimited plan for the overhead comparison: the limiter runs on every request but never rejects.
+        "--Tenantry:Tiers:bench=pool",
+        "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
+        "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
+        "--Logging:LogLevel:Default=Warning",
+        "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
+    ],
+    Output = line =>
+    {
+        if (line.StartsWith("stderr: ", StringComparison.Ordinal))
+        {
+            Console.Error.WriteLine("host: " + line["stderr: ".Length..]);
+        }
+    },
+});
+using var op = await host.OperatorClientAsync();
+var bench = await host.OnboardAsync(op, "bench-a", "bench");
+var (benchId, benchToken) = (bench.Id, bench.Token);
 using (var seed = new HttpClient { BaseAddress = host.Gateway })
 {
     seed.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", benchToken);

@@ -1,22 +1,28 @@
 using System.Text.Json;
-using Tenantry.Testing.Web;
+using Tenantry.Testing;
 
 namespace Tenantry.Cli.Tests;
 
-public sealed class AppsCliTests : IDisposable
+public sealed class AppsCliTests : IAsyncLifetime
 {
-    private readonly RealHost _host = new();
     private readonly string _config = Path.Combine(Path.GetTempPath(), "tenantry-cli-tests", Guid.NewGuid().ToString("N") + ".json");
     private readonly string _project = Directory.CreateTempSubdirectory("tenantry-cli-app-").FullName;
     private readonly Cli _cli;
+    private TenantryHost _host = null!;
 
     public AppsCliTests() => _cli = new Cli(_config);
 
-    public void Dispose()
+    /// <summary>The host's address as a user types it (no trailing slash).</summary>
+    private string Url => _host.ControlPlane.GetLeftPart(UriPartial.Authority);
+
+    public async Task InitializeAsync() => _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane());
+
+    public Task DisposeAsync()
     {
-        _host.Dispose();
+        _host?.Dispose();
         File.Delete(_config);
         Directory.Delete(_project, recursive: true);
+        return Task.CompletedTask;
     }
 
     [Fact]
@@ -46,7 +52,7 @@ public sealed class AppsCliTests : IDisposable
             }
             """);
 
-        var login = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret);
+        var login = await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret);
         Assert.True(login.ExitCode == 0, login.ToString());
 
         var register = await _cli.RunAsync("apps", "register", manifest);
@@ -107,7 +113,7 @@ public sealed class AppsCliTests : IDisposable
               "release": { "version": "1.0.0", "process": { "command": "/bin/sh" },
                            "migrations": [ { "id": "001_init", "sql": "CREATE TABLE things (id TEXT PRIMARY KEY);" } ] } }
             """);
-        var login = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret);
+        var login = await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret);
         Assert.True(login.ExitCode == 0, login.ToString());
 
         var register = await _cli.RunAsync("apps", "register", manifest);

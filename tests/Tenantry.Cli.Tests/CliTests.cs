@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Tenantry.Testing.Web;
+using Tenantry.Testing;
 
 namespace Tenantry.Cli.Tests;
 
@@ -43,13 +43,18 @@ public sealed class Cli(string configPath)
     }
 }
 
-public sealed class CliTests : IDisposable
+public sealed class CliTests : IAsyncLifetime
 {
-    private readonly RealHost _host = new();
     private readonly string _config = Path.Combine(Path.GetTempPath(), "tenantry-cli-tests", Guid.NewGuid().ToString("N") + ".json");
     private readonly Cli _cli;
+    private TenantryHost _host = null!;
 
     public CliTests() => _cli = new Cli(_config);
+
+    /// <summary>The host's address as a user types it (no trailing slash).</summary>
+    private string Url => _host.ControlPlane.GetLeftPart(UriPartial.Authority);
+
+    public async Task InitializeAsync() => _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane());
 
     [Fact]
     public async Task Help_lists_the_commands_and_exit_codes_and_bad_command_lines_exit_2()
@@ -79,11 +84,11 @@ public sealed class CliTests : IDisposable
         Assert.Equal(6, closed.ExitCode);
         Assert.Contains("Cannot reach Tenantry at http://127.0.0.1:9", closed.Err, StringComparison.Ordinal);
 
-        var notLoggedIn = await _cli.RunAsync("tenants", "list", "--url", _host.Url);
+        var notLoggedIn = await _cli.RunAsync("tenants", "list", "--url", Url);
         Assert.Equal(4, notLoggedIn.ExitCode);
         Assert.Contains("Not logged in", notLoggedIn.Err, StringComparison.Ordinal);
 
-        var badSecret = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", "wrong-secret-0123456789");
+        var badSecret = await _cli.RunAsync("login", "--url", Url, "--client-secret", "wrong-secret-0123456789");
         Assert.Equal(4, badSecret.ExitCode);
         Assert.Contains("Login refused", badSecret.Err, StringComparison.Ordinal);
         Assert.False(File.Exists(_config));
@@ -91,7 +96,7 @@ public sealed class CliTests : IDisposable
         // A token the server did not sign, saved as if it had come from a login.
         var header = Base64Url("""{"alg":"none","typ":"JWT"}""");
         var payload = Base64Url("""{"sub":"operator","scope":"tenantry:admin","exp":4102444800}""");
-        await File.WriteAllTextAsync(_config, JsonSerializer.Serialize(new { url = _host.Url, token = $"{header}.{payload}.", expiresAt = DateTimeOffset.UtcNow.AddHours(1) }));
+        await File.WriteAllTextAsync(_config, JsonSerializer.Serialize(new { url = Url, token = $"{header}.{payload}.", expiresAt = DateTimeOffset.UtcNow.AddHours(1) }));
         var forged = await _cli.RunAsync("tenants", "list");
         Assert.Equal(4, forged.ExitCode);
         Assert.Contains("token was refused", forged.Err, StringComparison.Ordinal);
@@ -100,7 +105,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task A_tenant_goes_through_its_life_from_the_cli_with_tables_json_and_progress()
     {
-        var login = await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret);
+        var login = await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret);
         Assert.True(login.ExitCode == 0, login.ToString());
         Assert.Contains("Logged in", login.Out, StringComparison.Ordinal);
         if (!OperatingSystem.IsWindows())
@@ -162,7 +167,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task A_failed_onboarding_exits_7_with_the_step_and_retry_finishes_it()
     {
-        Assert.Equal(0, (await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret)).ExitCode);
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret)).ExitCode);
         var blocker = Path.Combine(_host.DataDir, "tenants", "stuck-co");
         Directory.CreateDirectory(Path.GetDirectoryName(blocker)!);
         await File.WriteAllTextAsync(blocker, "in the way");
@@ -183,7 +188,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Policy_simulate_exits_0_on_allow_and_8_on_deny_and_validate_warns_of_traps()
     {
-        Assert.Equal(0, (await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret)).ExitCode);
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret)).ExitCode);
         var folder = Path.GetDirectoryName(_config)!;
         Directory.CreateDirectory(folder);
         var allow = Path.Combine(folder, Guid.NewGuid().ToString("N") + "-allow.json");
@@ -232,7 +237,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task A_locked_out_user_is_listed_with_its_lockout_and_unlocked_from_the_cli()
     {
-        Assert.Equal(0, (await _cli.RunAsync("login", "--url", _host.Url, "--client-secret", RealHost.Secret)).ExitCode);
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret)).ExitCode);
         using var op = await _host.OperatorClientAsync();
         using (var created = await op.PostAsJsonAsync("/v1/tenants", new { name = "Locks", slug = "cli-locks", tier = "basic", adminEmail = "admin@cli-locks.test" }))
         {
@@ -276,10 +281,11 @@ public sealed class CliTests : IDisposable
             ["grant_type"] = "password", ["username"] = email, ["password"] = password, ["tenant"] = "cli-locks",
         }));
 
-    public void Dispose()
+    public Task DisposeAsync()
     {
-        _host.Dispose();
+        _host?.Dispose();
         File.Delete(_config);
+        return Task.CompletedTask;
     }
 
     private static string Base64Url(string json) =>

@@ -1,26 +1,31 @@
 using System.Net.Http.Json;
 using Microsoft.Playwright;
-using Tenantry.Testing.Web;
+using Tenantry.Testing;
 
 namespace Tenantry.Console.Tests;
 
 public sealed class AppsConsoleTests(Browser browser) : IClassFixture<Browser>, IAsyncLifetime
 {
-    private readonly RealHost _host = new();
+    private TenantryHost _host = null!;
     private IBrowserContext _context = null!;
     private IPage _page = null!;
 
     public async Task InitializeAsync()
     {
-        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.Url, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane());
+        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.ControlPlane.GetLeftPart(UriPartial.Authority), ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
         _context.SetDefaultTimeout(15_000);
         _page = await _context.NewPageAsync();
     }
 
     public async Task DisposeAsync()
     {
-        await _context.DisposeAsync();
-        _host.Dispose();
+        if (_context is not null)
+        {
+            await _context.DisposeAsync();
+        }
+
+        _host?.Dispose();
     }
 
     [Fact]
@@ -43,7 +48,7 @@ public sealed class AppsConsoleTests(Browser browser) : IClassFixture<Browser>, 
         }
 
         await _page.GotoAsync("/");
-        await _page.GetByTestId("client-secret").FillAsync(RealHost.Secret);
+        await _page.GetByTestId("client-secret").FillAsync(_host.OperatorSecret);
         await _page.GetByTestId("login").ClickAsync();
         await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToBeVisibleAsync();
 

@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
-using Tenantry.Testing.Web;
+using Tenantry.Testing;
 
 namespace Tenantry.Console.Tests;
 
@@ -39,21 +39,26 @@ public sealed class Browser : IAsyncLifetime
 
 public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsyncLifetime
 {
-    private readonly RealHost _host = new();
+    private TenantryHost _host = null!;
     private IBrowserContext _context = null!;
     private IPage _page = null!;
 
     public async Task InitializeAsync()
     {
-        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.Url, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane());
+        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.ControlPlane.GetLeftPart(UriPartial.Authority), ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
         _context.SetDefaultTimeout(15_000);
         _page = await _context.NewPageAsync();
     }
 
     public async Task DisposeAsync()
     {
-        await _context.DisposeAsync();
-        _host.Dispose();
+        if (_context is not null)
+        {
+            await _context.DisposeAsync();
+        }
+
+        _host?.Dispose();
     }
 
     [Fact]
@@ -227,7 +232,7 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await _page.GetByTestId("unlock-user@lockco.test").ClickAsync();
         await Assertions.Expect(locked).ToHaveCountAsync(0);
         await Assertions.Expect(_page.GetByTestId("unlock-user@lockco.test")).ToHaveCountAsync(0);
-        using var anonymous = new HttpClient { BaseAddress = new Uri(_host.Url) };
+        using var anonymous = new HttpClient { BaseAddress = _host.ControlPlane };
         using var signedIn = await GrantAsync(anonymous, "user@lockco.test", password);
         Assert.Equal(200, (int)signedIn.StatusCode);
     }
@@ -241,7 +246,7 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
     private async Task LoginAsync()
     {
         await _page.GotoAsync("/");
-        await _page.GetByTestId("client-secret").FillAsync(RealHost.Secret);
+        await _page.GetByTestId("client-secret").FillAsync(_host.OperatorSecret);
         await _page.GetByTestId("login").ClickAsync();
         await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToBeVisibleAsync();
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -113,7 +114,7 @@ public sealed class AttachmentUploadTests(PlatformFixture platform)
         {
             using var offboard = await platform.Operator.DeleteAsync(Url($"/v1/tenants/{tenant.Id}"));
             Assert.Equal(HttpStatusCode.Accepted, offboard.StatusCode);
-            await PlatformHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "offboarded");
+            await TenantryHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "offboarded");
         }
 
         // A context signed with the real key (a request in flight, or a leaked key) reaches the shared instance directly.

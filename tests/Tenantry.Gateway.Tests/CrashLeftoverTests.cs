@@ -19,11 +19,12 @@ public sealed class CrashLeftoverTests
     [Fact]
     public async Task Staging_files_of_uploads_cut_short_by_kill_9_are_deleted_at_start_and_never_exported()
     {
-        var host = new PlatformHost();
+        var first = await TenantryHost.StartAsync(TenantryHostOptions.Platform());
+        TenantryHost? second = null;
+        var host = first;
         try
         {
-            await host.StartAsync();
-            using var op = await host.OperatorAsync();
+            using var op = await host.OperatorClientAsync();
             var pool = await host.OnboardAsync(op, "crashpool", "basic");
             var silo = await host.OnboardAsync(op, "crashsilo", "premium");
             var staging = Path.Combine(host.DataDir, "tenants", ".staging");
@@ -46,7 +47,7 @@ public sealed class CrashLeftoverTests
                 var id = await OrderAsync(client);
                 using var upload = await StartSlowUploadAsync(host.Gateway, $"/orders/{id}/attachments/half.bin", pool.Token);
                 await WaitForStagedFileAsync(staging);
-                host.Crash();
+                host.Kill(entireProcessTree: false);
             }
 
             Assert.NotEmpty(Directory.GetFiles(staging));
@@ -60,18 +61,19 @@ public sealed class CrashLeftoverTests
                 File.SetLastWriteTimeUtc(planted, DateTime.UtcNow.AddMinutes(-1)); // Last written by the crashed process, a while ago.
             }
 
-            await host.StartAsync();
+            second = await TenantryHost.StartAsync(TenantryHostOptions.Platform() with { DataDir = first.DataDir, Ports = first.Ports });
+            host = second;
             Assert.Empty(Directory.GetFiles(staging));
             Assert.False(File.Exists(Path.Combine(tenantFolder, ".tenant-id.tmp")), "The owner file's temporary copy was left.");
             Assert.Empty(Directory.GetFiles(Path.Combine(tenantFolder, "exports"), "*.partial"));
 
-            using var op2 = await host.OperatorAsync();
+            using var op2 = await host.OperatorClientAsync();
             using (var offboard = await op2.DeleteAsync(Url($"/v1/tenants/{pool.Id}")))
             {
                 Assert.Equal(HttpStatusCode.Accepted, offboard.StatusCode);
             }
 
-            await PlatformHost.WaitForStatusAsync(op2, pool.Id.ToString(), "offboarded");
+            await TenantryHost.WaitForStatusAsync(op2, pool.Id.ToString(), "offboarded");
             var archive = Assert.Single(Directory.GetFiles(Path.Combine(tenantFolder, "exports"), "*.zip"));
             using var zip = ZipFile.OpenRead(archive);
             var names = zip.Entries.Select(e => e.FullName).ToList();
@@ -87,7 +89,12 @@ public sealed class CrashLeftoverTests
         }
         finally
         {
-            await host.DisposeAsync();
+            if (second is not null)
+            {
+                await second.DisposeAsync();
+            }
+
+            await first.DisposeAsync();
         }
     }
 

@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -226,7 +227,7 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
             Assert.Equal(HttpStatusCode.Accepted, suspend.StatusCode);
         }
 
-        await PlatformHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "suspended");
+        await TenantryHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "suspended");
         var clock = Stopwatch.StartNew();
         HttpStatusCode status;
         do
@@ -245,7 +246,7 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
         Assert.Equal(HttpStatusCode.Forbidden, status);
 
         using var cp = new HttpClient { BaseAddress = platform.Host.ControlPlane };
-        using (var login = await PlatformHost.PasswordGrantAsync(cp, "admin@sleepy.test", tenant.Password, "sleepy"))
+        using (var login = await TenantryHost.PasswordGrantAsync(cp, "admin@sleepy.test", tenant.Password, "sleepy"))
         {
             Assert.Equal(HttpStatusCode.BadRequest, login.StatusCode);
         }
@@ -255,7 +256,7 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
             Assert.Equal(HttpStatusCode.Accepted, reactivate.StatusCode);
         }
 
-        await PlatformHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "active");
+        await TenantryHost.WaitForStatusAsync(platform.Operator, tenant.Id.ToString(), "active");
         clock.Restart();
         do
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 

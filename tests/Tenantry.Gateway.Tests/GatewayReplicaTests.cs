@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -17,7 +18,7 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
     private const int Rate = 1;
     private const int Burst = 10;
     private readonly RedisServer _redis = new();
-    private PlatformHost _host = null!;
+    private TenantryHost _host = null!;
     private Uri _replica = null!;
     private HttpClient _operator = null!;
     private int _adminPort;
@@ -32,17 +33,19 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
             $"--Tenantry:Gateway:Plans:replicated:RequestsPerSecond={Rate}",
             $"--Tenantry:Gateway:Plans:replicated:Burst={Burst}",
         ];
-        _host = new PlatformHost(settings: shared);
-        await _host.StartAsync();
-        _adminPort = PlatformHost.FreePorts(1)[0];
+        _host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(shared));
+        _adminPort = TenantryHost.FreePorts(1)[0];
         _replica = await _host.StartGatewayReplicaAsync([.. shared, "--Tenantry:Gateway:AdminPort=" + _adminPort.ToString(CultureInfo.InvariantCulture)]);
-        _operator = await _host.OperatorAsync();
+        _operator = await _host.OperatorClientAsync();
     }
 
     public async Task DisposeAsync()
     {
         _operator?.Dispose();
-        await _host.DisposeAsync();
+        if (_host is not null)
+        {
+            await _host.DisposeAsync();
+        }
         await _redis.DisposeAsync();
     }
 
@@ -177,7 +180,7 @@ public sealed class GatewayReplicaTests : IAsyncLifetime
     [Fact]
     public async Task The_daily_quota_is_counted_once_across_replicas()
     {
-        // metered: 100 r/s, 5 requests a day (PlatformHost.TestSettings), so the count does not depend on timing.
+        // metered: 100 r/s, 5 requests a day (TenantryHostOptions.PlatformTestSettings), so the count does not depend on timing.
         var tenant = await _host.OnboardAsync(_operator, "quota", "metered");
         using var first = Client(_host.Gateway, tenant.Token);
         using var second = Client(_replica, tenant.Token);

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 using Tenantry.AspNetCore;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -77,7 +78,7 @@ public sealed class RedisRateLimitTests : IAsyncLifetime
         var options = new GatewayOptions();
         // A quota, not a rate: the count does not depend on how long each failed Redis call takes.
         options.Plans["shared"] = new PlanLimits { RequestsPerSecond = 1000, DailyQuota = 2 };
-        using var down = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{PlatformHost.FreePorts(1)[0]},abortConnect=false,connectTimeout=200,syncTimeout=200,asyncTimeout=200");
+        using var down = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{TenantryHost.FreePorts(1)[0]},abortConnect=false,connectTimeout=200,syncTimeout=200,asyncTimeout=200");
         using var limiter = new RedisTenantRateLimiter(down, options, TenantGateway.TenantLimiter(options), NullLogger<RedisTenantRateLimiter>.Instance);
         var tenant = Request(Guid.CreateVersion7(), "shared");
         var granted = 0;

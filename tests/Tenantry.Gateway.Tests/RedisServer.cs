@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using StackExchange.Redis;
+using Tenantry.Testing;
 
 namespace Tenantry.Gateway.Tests;
 
@@ -9,7 +10,7 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private Process? _process;
 
-    public int Port { get; } = PlatformHost.FreePorts(1)[0];
+    public int Port { get; } = TenantryHost.FreePorts(1)[0];
 
     /// <summary>The <c>Tenantry:Gateway:Redis</c> value for this server.</summary>
     public string Configuration => $"127.0.0.1:{Port}";

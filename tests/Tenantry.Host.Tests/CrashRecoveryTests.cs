@@ -197,33 +197,22 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
     private async Task<HostRun> StartHostAsync(params string[] settings)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        for (var attempt = 1; ; attempt++)
+        var session = ++_sessions;
+        try
         {
-            var host = HostRun.Start(_dataDir, ChildHost.FreePorts(1)[0], ++_sessions, _hostOutput, settings);
-            _host = host;
-            var failure = await host.Process.WaitHealthyAsync(HealthTimeout, host.BaseAddress);
-            if (failure is null)
-            {
-                return host;
-            }
-
-            host.Dispose();
-            _host = null;
-            // Exit code 4: the port was taken between choosing and binding it; choose again.
-            if (host.Process.ExitCode == 4 && attempt < 3)
-            {
-                continue;
-            }
-
-            Assert.Fail($"Host start #{host.Session} failed: {failure}\n{_hostOutput.Tail(40)}");
+            _host = await HostRun.StartAsync(_dataDir, session, _hostOutput, settings);
+            return _host;
+        }
+        catch (InvalidOperationException e)
+        {
+            Assert.Fail($"Host start #{session} failed: {e.Message}\n{_hostOutput.Tail(40)}");
+            throw;
         }
     }
 
     private static async Task<HttpClient> OperatorClientAsync(HostRun host)
     {
-        var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = RequestTimeout };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(client, OperatorSecret));
-        return client;
+        return await host.Process.OperatorClientAsync(RequestTimeout);
     }
 
     private static async Task CreateAsync(HttpClient client, Creation creation, ConcurrentQueue<string> unexpected)
@@ -722,21 +711,23 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
         }
     }
 
-    /// <summary>One start of the host (<see cref="Tenantry.Testing.ChildHost"/>) on a loopback port; its output is tagged with <see cref="Session"/>.</summary>
-    private sealed class HostRun(ChildHost process, int session, Uri baseAddress) : IDisposable
+    /// <summary>One start of the host (<see cref="TenantryHost"/>) on a loopback port; its output is tagged with <see cref="Session"/>.</summary>
+    private sealed class HostRun(TenantryHost process, int session) : IDisposable
     {
-        public ChildHost Process { get; } = process;
+        public TenantryHost Process { get; } = process;
 
         public int Session { get; } = session;
 
-        public Uri BaseAddress { get; } = baseAddress;
-
-        public static HostRun Start(string dataDir, int port, int session, HostOutput sink, string[] settings) => new(
-            ChildHost.Start(
-                ["--data-dir", dataDir, "--port", port.ToString(CultureInfo.InvariantCulture), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false", .. settings],
-                line => sink.Add(session, line)),
-            session,
-            new Uri($"http://127.0.0.1:{port}"));
+        public static async Task<HostRun> StartAsync(string dataDir, int session, HostOutput sink, string[] settings) => new(
+            await TenantryHost.StartAsync(new TenantryHostOptions
+            {
+                DataDir = dataDir,
+                OperatorSecret = OperatorSecret,
+                StartTimeout = HealthTimeout,
+                Settings = settings,
+                Output = line => sink.Add(session, line),
+            }),
+            session);
 
         public void Dispose() => Process.Dispose();
     }

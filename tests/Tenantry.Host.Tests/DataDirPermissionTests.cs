@@ -28,9 +28,9 @@ public sealed class DataDirPermissionTests(ITestOutputHelper output) : IDisposab
             return; // Unix file modes.
         }
 
-        var ports = ChildHost.FreePorts(3);
+        var ports = TenantryHost.FreePorts(3);
         var lines = new ConcurrentQueue<string>();
-        using var host = ChildHost.Start(
+        using var host = TenantryHost.Start(
             [
                 "--data-dir", _dataDir,
                 "--port", ports[0].ToString(CultureInfo.InvariantCulture),
@@ -44,7 +44,7 @@ public sealed class DataDirPermissionTests(ITestOutputHelper output) : IDisposab
         Assert.True(failure is null, $"{failure}\n{string.Join("\n", lines.TakeLast(30))}");
 
         using var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(client, OperatorSecret));
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TenantryHost.OperatorTokenAsync(client, OperatorSecret));
         var ids = new List<string>();
         foreach (var tier in new[] { "basic", "standard", "premium" })
         {

@@ -63,10 +63,10 @@ public sealed partial class CrashRecoveryTests
             "--Tenantry:Compute:AppArguments:0=-c",
             "--Tenantry:Compute:AppArguments:1=" + WrapperScript,
             "--Tenantry:Compute:AppArguments:2=app-wrapper",
-            "--Tenantry:Compute:AppArguments:3=" + ChildHost.DotnetPath(),
-            "--Tenantry:Compute:AppArguments:4=" + ChildHost.HostDll,
+            "--Tenantry:Compute:AppArguments:3=" + TenantryHost.DotnetPath(),
+            "--Tenantry:Compute:AppArguments:4=" + TenantryHost.HostDll,
             "--Tenantry:Compute:AppArguments:5=orders-app",
-            "--Tenantry:Compute:FirstDedicatedPort=" + ChildHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
+            "--Tenantry:Compute:FirstDedicatedPort=" + TenantryHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
             "--Tenantry:Compute:StopGracePeriod=" + grace.ToString("c", CultureInfo.InvariantCulture),
         ];
         string[] slugs = ["stubborn-1", "polite-1", "stubborn-2", "polite-2", "stubborn-3", "polite-3", "stubborn-4", "polite-4"];

@@ -170,18 +170,18 @@ public sealed class OperationLeaseTests(LeasePostgres pg, ITestOutputHelper outp
         }
     }
 
-    private static async Task<(ChildHost Host, HttpClient Client)> StartAsync(string[] arguments, int start, ConcurrentQueue<(int, string)> lines)
+    private static async Task<(TenantryHost Host, HttpClient Client)> StartAsync(string[] arguments, int start, ConcurrentQueue<(int, string)> lines)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var port = ChildHost.FreePorts(1)[0];
-            var host = ChildHost.Start([.. arguments, "--port", port.ToString(CultureInfo.InvariantCulture)], l => lines.Enqueue((start, l)));
+            var port = TenantryHost.FreePorts(1)[0];
+            var host = TenantryHost.Start([.. arguments, "--port", port.ToString(CultureInfo.InvariantCulture)], l => lines.Enqueue((start, l)));
             var baseAddress = new Uri($"http://127.0.0.1:{port}");
             var failure = await host.WaitHealthyAsync(TimeSpan.FromSeconds(60), baseAddress);
             if (failure is null)
             {
                 var client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
-                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ChildHost.OperatorTokenAsync(client, OperatorSecret));
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await TenantryHost.OperatorTokenAsync(client, OperatorSecret));
                 return (host, client);
             }
 

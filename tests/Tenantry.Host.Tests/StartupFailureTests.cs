@@ -50,7 +50,7 @@ public sealed class StartupFailureTests : IDisposable
     [Fact]
     public void A_store_where_nothing_listens_exits_5_naming_Tenantry_Store()
     {
-        var port = ChildHost.FreePorts(1)[0];
+        var port = TenantryHost.FreePorts(1)[0];
         var (code, errors, all) = Run([$"--Tenantry:Store=Host=127.0.0.1;Port={port};Username=tenantry;Password=secret;Database=tenantry"]);
         Assert.True(code == 5, $"exit {code}\n{all}");
         var line = Assert.Single(errors);
@@ -127,7 +127,7 @@ public sealed class StartupFailureTests : IDisposable
 
     private (int? Code, List<string> Errors, string All) Run(string[] arguments, string? dataDir = null)
     {
-        var ports = ChildHost.FreePorts(3);
+        var ports = TenantryHost.FreePorts(3);
         var lines = new ConcurrentQueue<string>();
         string[] defaults =
         [
@@ -136,7 +136,7 @@ public sealed class StartupFailureTests : IDisposable
             "--gateway-port", ports[1].ToString(CultureInfo.InvariantCulture),
             $"--Tenantry:Ports:SharedApp={ports[2]}",
         ];
-        using var host = ChildHost.Start([.. defaults, .. arguments], lines.Enqueue);
+        using var host = TenantryHost.Start([.. defaults, .. arguments], lines.Enqueue);
         var code = host.WaitForExit(ExitTimeout);
         var errors = lines.Where(l => l.StartsWith("stderr: ", StringComparison.Ordinal)).Select(l => l["stderr: ".Length..]).Where(l => l.Length > 0).ToList();
         return (code, errors, string.Join("\n", lines));

@@ -28,10 +28,10 @@ public sealed partial class CrashRecoveryTests
             "--Tenantry:Compute:AppArguments:0=-c",
             "--Tenantry:Compute:AppArguments:1=" + HangingWrapperScript,
             "--Tenantry:Compute:AppArguments:2=app-wrapper",
-            "--Tenantry:Compute:AppArguments:3=" + ChildHost.DotnetPath(),
-            "--Tenantry:Compute:AppArguments:4=" + ChildHost.HostDll,
+            "--Tenantry:Compute:AppArguments:3=" + TenantryHost.DotnetPath(),
+            "--Tenantry:Compute:AppArguments:4=" + TenantryHost.HostDll,
             "--Tenantry:Compute:AppArguments:5=orders-app",
-            "--Tenantry:Compute:FirstDedicatedPort=" + ChildHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
+            "--Tenantry:Compute:FirstDedicatedPort=" + TenantryHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
             // Far longer than the test waits: brought back one at a time, the others would wait this long behind the hung one.
             "--Tenantry:Compute:StartTimeout=00:05:00",
         ];
