@@ -63,6 +63,27 @@ public sealed partial class DocumentationTests
         Assert.True(problems.Count == 0, "Links that leave the repository or point at nothing:\n  " + string.Join("\n  ", problems));
     }
 
+    [Fact]
+    public void Every_test_the_threat_model_names_exists()
+    {
+        var sources = Directory.EnumerateFiles(Path.Combine(Root, "tests"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+                && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Select(File.ReadAllText)
+            .ToList();
+        var named = TestReference().Matches(File.ReadAllText(Path.Combine(Root, "docs", "security.md")))
+            .Select(m => (Class: m.Groups["class"].Value, Method: m.Groups["method"].Value))
+            .Distinct()
+            .ToList();
+        Assert.True(named.Count > 50, $"only {named.Count} tests named in docs/security.md");
+
+        var missing = named
+            .Where(t => !sources.Any(s => Regex.IsMatch(s, $@"\bclass\s+{t.Class}\b") && (t.Method == "*" || s.Contains(" " + t.Method + "(", StringComparison.Ordinal))))
+            .Select(t => $"{t.Class}.{t.Method}")
+            .ToList();
+        Assert.True(missing.Count == 0, "docs/security.md names tests that do not exist:\n  " + string.Join("\n  ", missing));
+    }
+
     private static string? LinkProblem(string file, string target)
     {
         if (target.Length == 0)
@@ -280,6 +301,9 @@ public sealed partial class DocumentationTests
 
     [GeneratedRegex(@"`([^`]+)`")]
     private static partial Regex FirstCode();
+
+    [GeneratedRegex(@"`(?:(?<class>[A-Z]\w*)\.(?<method>[A-Za-z]\w*_\w*)|(?<class>[A-Z]\w*Tests)\.(?<method>\*))(?:\([^`]*\))?`")]
+    private static partial Regex TestReference();
 
     [GeneratedRegex(@"\{[^}]*\}")]
     private static partial Regex Placeholder();
