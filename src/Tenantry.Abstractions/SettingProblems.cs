@@ -34,7 +34,18 @@ public static class SettingProblems
             }
 
             var key = $"{path}:{property.Name}";
-            var value = property.GetValue(settings);
+            object? value;
+            try
+            {
+                value = property.GetValue(settings);
+            }
+            catch (TargetInvocationException)
+            {
+                // A value computed from other settings (a full path from an empty folder name, say):
+                // the settings it is made of are checked and named on their own.
+                continue;
+            }
+
             foreach (var rule in property.GetCustomAttributes<ValidationAttribute>(inherit: true))
             {
                 if (!rule.IsValid(value))

@@ -13,7 +13,7 @@ public abstract class TenantSession : IAsyncDisposable
 
     public TenantDataContext Tenant { get; }
 
-    /// <summary>The session's transaction, for commands built on <see cref="GetScopedConnectionAsync"/>.</summary>
+    /// <summary>The transaction of this session, for commands built on <see cref="GetScopedConnectionAsync"/>.</summary>
     public abstract DbTransaction Transaction { get; }
 
     /// <summary>Runs a command; returns the rows it inserted, updated or deleted.</summary>
@@ -49,7 +49,7 @@ public abstract class TenantSession : IAsyncDisposable
 
     private protected bool Disposed { get; private set; }
 
-    /// <summary>Closes the session's connection, or returns it to the pool it was leased from.</summary>
+    /// <summary>Closes this session's connection, or returns it to the pool it was leased from.</summary>
     private protected abstract ValueTask ReleaseConnectionAsync();
 }
 

@@ -36,7 +36,7 @@ public static class PostgresTenantDdl
     /// <summary>The tenant predicate: NULL (so no row matches) when no tenant is set — fail closed.</summary>
     public const string TenantPredicate = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid";
 
-    /// <summary>The default of a pool table's <c>tenant_id</c> column: the session's tenant.</summary>
+    /// <summary>The default of a pool table's <c>tenant_id</c> column: the tenant set for the session.</summary>
     public const string TenantDefault = "NULLIF(current_setting('app.tenant_id', true), '')::uuid";
 
     // INHERIT: a silo role uses its database's pg_database_owner rights (CREATE on public) through it.
@@ -55,7 +55,7 @@ public static class PostgresTenantDdl
         new($"GRANT USAGE ON SCHEMA {Q(schema)} TO {Q(role)}"),
     ];
 
-    /// <summary>RLS enabled and forced on <paramref name="table"/>, with one policy whose USING and WITH CHECK both require the session's tenant.</summary>
+    /// <summary>RLS enabled and forced on <paramref name="table"/>, with one policy whose USING and WITH CHECK both require the tenant set for the session.</summary>
     public static string CreatePoolPolicies(string table, string schema = "public")
     {
         var t = Qualified(schema, table);

@@ -15,7 +15,7 @@ namespace Tenantry.Data.Sqlite;
 /// gets, on its own private connection:
 /// </para>
 /// <list type="number">
-/// <item>a per-connection SQL function <c>tenantry_tenant_id()</c> that returns the session's tenant;</item>
+/// <item>a per-connection SQL function <c>tenantry_tenant_id()</c> that returns the tenant set for the session;</item>
 /// <item>for every table with a <c>tenant_id</c> column, a TEMP view of the same name (SQLite resolves
 /// unqualified names in <c>temp</c> before <c>main</c>) that shows only that tenant's rows, with
 /// INSTEAD OF triggers that stamp inserts with the tenant and confine updates and deletes to its rows
