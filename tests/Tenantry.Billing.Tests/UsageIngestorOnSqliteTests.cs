@@ -118,6 +118,108 @@ public sealed class UsageIngestorOnSqliteTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Built_in_usage_of_a_flush_the_store_fails_is_written_with_the_next_flush_once()
+    {
+        var db = new FaultingDatabase(_db);
+        using var catalog = new BillingCatalog(db, new TenantDirectory(), TimeProvider.System);
+        var billing = Options.Create(new BillingOptions { SampleInterval = TimeSpan.Zero, ApiCallFlushInterval = TimeSpan.FromMilliseconds(20) });
+        var ingestor = new UsageIngestor(db, catalog, billing, NullLogger<UsageIngestor>.Instance);
+        var buffer = new BuiltInUsageBuffer();
+        using var worker = new BuiltInUsageWorker(buffer, ingestor, new RunningTenants(db, Options.Create(new TenantryOptions { DataDir = _dir })), billing, TimeProvider.System,
+            NullLogger<BuiltInUsageWorker>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        string[] ids = [.. Enumerable.Range(0, 5).Select(i => $"call-{i}")];
+        foreach (var id in ids)
+        {
+            buffer.Add(new UsageEvent(ApiCallMeter.Source, id, Tenant, ApiCallMeter.MeterKey, DateTimeOffset.UtcNow, null));
+        }
+
+        // The first flush's commit throws: the store took none of the calls.
+        db.FailNextSharedWrite(new NotSupportedException("not a database error"));
+        await worker.StartAsync(CancellationToken.None);
+        try
+        {
+            await db.Thrown.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            for (var i = 0; i < 300 && buffer.Count > 0; i++)
+            {
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            await worker.StopAsync(CancellationToken.None);
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+
+        foreach (var id in ids)
+        {
+            Assert.Equal(1L, await CountAsync(id));
+        }
+    }
+
+    [Fact]
+    public async Task Samples_the_store_fails_are_written_with_the_next_flush_though_the_next_slot_has_begun()
+    {
+        var slug = "sampled";
+        await _db.WriteAsync((c, tx) => c.ExecuteAsync(
+            "INSERT INTO tenants (id, slug, name, tier, isolation, status, admin_email, config, resources, version, created_at, updated_at) " +
+            "VALUES (@id, @slug, 'Sampled', 'free', 'shared', 'active', 'admin@example.com', '{}', '{}', 1, @now, @now)",
+            tx, ("@id", Tenant.ToString()), ("@slug", slug), ("@now", Sql.Time(DateTimeOffset.UtcNow))));
+        var db = new FaultingDatabase(_db);
+        using var catalog = new BillingCatalog(db, new TenantDirectory(), TimeProvider.System);
+        var interval = TimeSpan.FromMinutes(5);
+        var billing = Options.Create(new BillingOptions { SampleInterval = interval });
+        var ingestor = new UsageIngestor(db, catalog, billing, NullLogger<UsageIngestor>.Instance);
+        var time = new SettableTime(new DateTimeOffset(2030, 1, 1, 10, 1, 0, TimeSpan.Zero));
+        using var worker = new BuiltInUsageWorker(new BuiltInUsageBuffer(), ingestor, new RunningTenants(db, Options.Create(new TenantryOptions { DataDir = _dir })), billing, time,
+            NullLogger<BuiltInUsageWorker>.Instance);
+        await ingestor.StartAsync(CancellationToken.None);
+        try
+        {
+            db.FailNextSharedWrite(new NotSupportedException("not a database error"));
+            await worker.SampleAsync(CancellationToken.None);
+            time.Now += interval;
+            await worker.SampleAsync(CancellationToken.None);
+
+            // Stopping flushes what is buffered.
+            await worker.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            await ingestor.StopAsync(CancellationToken.None);
+        }
+
+        Assert.Equal(1L, await CountAsync($"storage_bytes/{Tenant}/{Sql.Time(new DateTimeOffset(2030, 1, 1, 10, 0, 0, TimeSpan.Zero))}"));
+        Assert.Equal(1L, await CountAsync($"storage_bytes/{Tenant}/{Sql.Time(new DateTimeOffset(2030, 1, 1, 10, 5, 0, TimeSpan.Zero))}"));
+    }
+
+    [Fact]
+    public void A_full_buffer_drops_its_oldest_events_and_counts_them()
+    {
+        var buffer = new BuiltInUsageBuffer(capacity: 3);
+        UsageEvent Call(int i) => new(ApiCallMeter.Source, $"call-{i}", Tenant, ApiCallMeter.MeterKey, DateTimeOffset.UtcNow, null);
+        buffer.Add(Call(0));
+        buffer.Add(Call(1));
+        var taken = buffer.Drain(2);
+        buffer.Add(Call(2));
+        buffer.Add(Call(3));
+
+        // The batch the store did not take goes back in front of the newer events, past the cap.
+        buffer.Return(taken);
+
+        Assert.Equal(["call-1", "call-2", "call-3"], buffer.Drain(10).Select(e => e.Id));
+        Assert.Equal(1L, buffer.TakeDropped());
+        Assert.Equal(0L, buffer.TakeDropped());
+    }
+
+    private sealed class SettableTime(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
     private async Task<long> CountAsync(string id) =>
         Convert.ToInt64(await _db.ReadAsync(c => c.ScalarAsync("SELECT COUNT(*) FROM usage_events WHERE id = @i", null, ("@i", id))), System.Globalization.CultureInfo.InvariantCulture);
 

@@ -66,35 +66,117 @@ public sealed class ApiCallMeter(
     }
 }
 
-/// <summary>Usage the platform itself observes (API calls, user logins) waiting to be written; flushed every <see cref="BillingOptions.ApiCallFlushInterval"/> and at shutdown.</summary>
+/// <summary>
+/// Usage the platform itself observes (API calls, user logins, samples the store did not take)
+/// waiting to be written; flushed every <see cref="BillingOptions.ApiCallFlushInterval"/> and at
+/// shutdown. A batch the store did not commit goes back to the front and is written with the next
+/// flush. While the store stays unavailable the buffer keeps at most <see cref="Capacity"/> events:
+/// past that the oldest are dropped and counted (<see cref="TakeDropped"/>), so an outage costs
+/// usage, not the process's memory.
+/// </summary>
 public sealed class BuiltInUsageBuffer
 {
-    private readonly ConcurrentQueue<UsageEvent> _events = new();
+    /// <summary>About 100 k API calls: some minutes of a busy control plane, a few tens of MB.</summary>
+    public const int DefaultCapacity = 100_000;
 
-    public void Add(UsageEvent e) => _events.Enqueue(e);
+    private readonly Lock _lock = new();
+    private readonly LinkedList<UsageEvent> _events = new();
+    private long _dropped;
 
+    public BuiltInUsageBuffer()
+        : this(DefaultCapacity)
+    {
+    }
+
+    public BuiltInUsageBuffer(int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        Capacity = capacity;
+    }
+
+    /// <summary>The most events held; past it the oldest are dropped.</summary>
+    public int Capacity { get; }
+
+    /// <summary>Events waiting to be written.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _events.Count;
+            }
+        }
+    }
+
+    public void Add(UsageEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        lock (_lock)
+        {
+            _events.AddLast(e);
+            Trim();
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="max"/> of the oldest events out of the buffer.</summary>
     public List<UsageEvent> Drain(int max)
     {
-        var list = new List<UsageEvent>();
-        while (list.Count < max && _events.TryDequeue(out var e))
+        lock (_lock)
         {
-            list.Add(e);
-        }
+            var list = new List<UsageEvent>(Math.Min(max, _events.Count));
+            while (list.Count < max && _events.First is { } first)
+            {
+                list.Add(first.Value);
+                _events.RemoveFirst();
+            }
 
-        return list;
+            return list;
+        }
+    }
+
+    /// <summary>Puts events the store did not commit back in front of the newer ones, to be written with the next flush.</summary>
+    public void Return(IReadOnlyList<UsageEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        lock (_lock)
+        {
+            for (var i = events.Count - 1; i >= 0; i--)
+            {
+                _events.AddFirst(events[i]);
+            }
+
+            Trim();
+        }
+    }
+
+    /// <summary>How many events were dropped since the last call.</summary>
+    public long TakeDropped() => Interlocked.Exchange(ref _dropped, 0);
+
+    private void Trim()
+    {
+        while (_events.Count > Capacity)
+        {
+            _events.RemoveFirst();
+            Interlocked.Increment(ref _dropped);
+        }
     }
 }
 
 /// <summary>
-/// Writes buffered API calls, and samples <c>storage_bytes</c> (size of each tenant's storage
-/// folder) and <c>compute_seconds</c> (time a dedicated instance is deployed and routed) once per
-/// <see cref="BillingOptions.SampleInterval"/>. A sample's id is its tenant and time slot, so a
-/// restart inside a slot does not count it twice.
+/// Writes buffered API calls and logins, and samples <c>storage_bytes</c> (size of each tenant's
+/// storage folder) and <c>compute_seconds</c> (time a dedicated instance is deployed and routed)
+/// once per <see cref="BillingOptions.SampleInterval"/>. A sample's id is its tenant and time slot,
+/// so a restart inside a slot, or a sample written again after a failed write, does not count it
+/// twice. What the store does not commit stays in the <see cref="BuiltInUsageBuffer"/> and is
+/// written with the next flush, which backs off while the store stays unavailable.
 /// </summary>
 public sealed partial class BuiltInUsageWorker(
     BuiltInUsageBuffer buffer, UsageIngestor ingestor, IRunningTenants running, IOptions<BillingOptions> billing,
-    TimeProvider time, ILogger<BuiltInUsageWorker> logger) : BackgroundService
+    TimeProvider time, ILogger<BuiltInUsageWorker> logger, UsageMetrics? metrics = null) : BackgroundService
 {
+    private const int BatchSize = 1000;
+
     public const string SamplerSource = "tenantry/sampler";
     private DateTimeOffset _lastSlot = DateTimeOffset.MinValue;
 
@@ -112,13 +194,13 @@ public sealed partial class BuiltInUsageWorker(
             {
                 try
                 {
-                    await FlushAsync(CancellationToken.None);
+                    var flushed = await FlushAsync(CancellationToken.None);
                     if (time.GetUtcNow() >= firstSample)
                     {
                         await SampleAsync(stoppingToken);
                     }
 
-                    failures = 0;
+                    failures = flushed ? 0 : failures + 1;
                 }
 #pragma warning disable CA1031 // One failed round (the store, a folder, a bug) must not end metering; the next round tries again.
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
@@ -142,18 +224,38 @@ public sealed partial class BuiltInUsageWorker(
         await FlushAsync(cancellationToken);
     }
 
-    private async Task FlushAsync(CancellationToken cancellationToken)
+    /// <summary>Writes the buffer; false if the store did not take a batch (it is back in the buffer).</summary>
+    private async Task<bool> FlushAsync(CancellationToken cancellationToken)
     {
-        for (var batch = buffer.Drain(1000); batch.Count > 0; batch = buffer.Drain(1000))
+        try
         {
-            try
+            for (var batch = buffer.Drain(BatchSize); batch.Count > 0; batch = buffer.Drain(BatchSize))
             {
-                await ingestor.IngestAsync(batch, cancellationToken);
+                try
+                {
+                    await ingestor.IngestAsync(batch, cancellationToken);
+                }
+                catch (Exception ex) when (ex is UsageNotStoredException or OperationCanceledException)
+                {
+                    buffer.Return(batch);
+                    Log.FlushFailed(logger, batch.Count, buffer.Count, ex);
+                    return false;
+                }
+                catch
+                {
+                    buffer.Return(batch);
+                    throw;
+                }
             }
-            catch (Exception ex) when (ex is UsageNotStoredException or OperationCanceledException)
+
+            return true;
+        }
+        finally
+        {
+            if (buffer.TakeDropped() is > 0 and var dropped)
             {
-                Log.FlushFailed(logger, batch.Count, ex);
-                return;
+                metrics?.UsageNotStored((int)Math.Min(dropped, int.MaxValue), "dropped");
+                Log.Dropped(logger, dropped, buffer.Capacity);
             }
         }
     }
@@ -189,18 +291,29 @@ public sealed partial class BuiltInUsageWorker(
             }
         }
 
-        try
+        // The slot is taken once its samples are: those the store does not commit go to the buffer
+        // and are written with the next flush (their ids make a second write a duplicate), so a
+        // store that is down until the next slot does not lose this one.
+        _lastSlot = slot;
+        for (var i = 0; i < events.Count; i += BatchSize)
         {
-            for (var i = 0; i < events.Count; i += 1000)
+            var batch = events.GetRange(i, Math.Min(BatchSize, events.Count - i));
+            try
             {
-                await ingestor.IngestAsync(events.GetRange(i, Math.Min(1000, events.Count - i)), cancellationToken);
+                await ingestor.IngestAsync(batch, cancellationToken);
             }
-
-            _lastSlot = slot;
-        }
-        catch (UsageNotStoredException ex)
-        {
-            Log.FlushFailed(logger, events.Count, ex);
+            catch (Exception ex) when (ex is UsageNotStoredException or OperationCanceledException)
+            {
+                var unsent = events[i..];
+                buffer.Return(unsent);
+                Log.FlushFailed(logger, unsent.Count, buffer.Count, ex);
+                return;
+            }
+            catch
+            {
+                buffer.Return(events[i..]);
+                throw;
+            }
         }
     }
 
@@ -229,8 +342,11 @@ public sealed partial class BuiltInUsageWorker(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Writing {Count} built-in usage events failed; they are retried with the next samples")]
-        public static partial void FlushFailed(ILogger logger, int count, Exception exception);
+        [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Writing {Count} built-in usage events failed; they stay buffered ({Buffered} in all) and are retried with the next flush")]
+        public static partial void FlushFailed(ILogger logger, int count, int buffered, Exception exception);
+
+        [LoggerMessage(EventId = 5009, Level = LogLevel.Error, Message = "Dropped the {Count} oldest built-in usage events (API calls, logins, samples): the store did not take them and the buffer holds at most {Capacity}; this usage is not billed")]
+        public static partial void Dropped(ILogger logger, long count, int capacity);
 
         [LoggerMessage(EventId = 5008, Level = LogLevel.Error, Message = "Built-in usage metering failed ({Failures} in a row); it goes on after a pause")]
         public static partial void RoundFailed(ILogger logger, int failures, Exception exception);

@@ -25,7 +25,7 @@ public sealed class UsageMetrics
         TenantTags = tenantTags;
         var meter = meters.Create(MeterName);
         _usageEvents = meter.CreateCounter<long>("tenantry.usage.events", "{event}",
-            "Usage events received, by outcome: accepted (stored), duplicate (a replay), closed (billing period closed), rejected (invalid), failed (not stored; the sender retries).");
+            "Usage events received, by outcome: accepted (stored), duplicate (a replay), closed (billing period closed), rejected (invalid), failed (not stored; the sender retries), dropped (built-in usage the store did not take for so long that its buffer overflowed).");
         _commitDuration = meter.CreateHistogram<double>("tenantry.usage.commit.duration", "s",
             "Time of one group commit of usage events (the acknowledgement waits for it).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
@@ -74,7 +74,7 @@ public sealed class UsageMetrics
         }
     }
 
-    /// <summary>Events refused before they reached the store (invalid, unknown tenant), or lost with a failed commit.</summary>
+    /// <summary>Events refused before they reached the store (invalid, unknown tenant), lost with a failed commit, or dropped from a full buffer.</summary>
     public void UsageNotStored(int count, string outcome)
     {
         if (count > 0)
