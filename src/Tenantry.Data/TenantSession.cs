@@ -49,7 +49,7 @@ public abstract class TenantSession : IAsyncDisposable
 
     private protected bool Disposed { get; private set; }
 
-    /// <summary>Closes this session's connection, or returns it to the pool it was leased from.</summary>
+    /// <summary>Closes the connection, or returns it to the pool it was leased from.</summary>
     private protected abstract ValueTask ReleaseConnectionAsync();
 }
 
