@@ -1,9 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
-namespace Tenantry.ControlPlane;
+namespace Tenantry;
 
-internal static class SettingValidation
+public static class SettingValidation
 {
     /// <summary>
     /// Data-annotation validation like <c>ValidateDataAnnotations</c>, nested settings included, whose
@@ -12,6 +12,8 @@ internal static class SettingValidation
     public static OptionsBuilder<T> ValidateSettings<T>(this OptionsBuilder<T> builder, string section)
         where T : class
     {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(section);
         builder.Services.AddSingleton<IValidateOptions<T>>(new KeyedSettingsValidator<T>(builder.Name, section));
         return builder;
     }
