@@ -104,34 +104,4 @@ public sealed class ObjectQuotaTests(TenantryFactory factory) : IClassFixture<Te
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("255 bytes", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
-
-    /// <summary>Endless-looking content of a set length, never held in memory.</summary>
-    private sealed class PatternStream(long length) : Stream
-    {
-        private long _position;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            var n = (int)Math.Min(count, length - _position);
-            buffer.AsSpan(offset, n).Fill((byte)'x');
-            _position += n;
-            return n;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }
