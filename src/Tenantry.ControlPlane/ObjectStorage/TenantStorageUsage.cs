@@ -91,51 +91,26 @@ internal sealed class TenantStorageUsage(IObjectStoreProvider objects, ITenantQu
 /// (the size of the object it replaces, already counted). <see cref="Reserved"/> is what to give back
 /// if the write fails, <see cref="UnusedCredit"/> what the stored object frees once it is in place.
 /// </summary>
-internal sealed class QuotaStream(Stream inner, ITenantStorageQuota quota, Guid tenantId, string slug, long credit = 0) : Stream
+internal sealed class QuotaStream(Stream inner, ITenantStorageQuota quota, Guid tenantId, string slug, long credit = 0) : ReadThroughStream(inner)
 {
-    private long _read;
-
     public long Reserved { get; private set; }
 
-    public long UnusedCredit => Math.Max(0, credit - _read);
+    public long UnusedCredit => Math.Max(0, credit - Position);
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    protected override async ValueTask CheckAsync(long before, int read, CancellationToken cancellationToken)
     {
-        var read = await inner.ReadAsync(buffer, cancellationToken);
-        var beyondCredit = Math.Min(read, _read + read - credit);
-        _read += read;
-        if (beyondCredit > 0)
+        var beyondCredit = Math.Min(read, before + read - credit);
+        if (beyondCredit <= 0)
         {
-            var check = await quota.TryReserveAsync(tenantId, slug, beyondCredit, cancellationToken);
-            if (!check.Allowed)
-            {
-                throw new StorageQuotaExceededException(check.Limit ?? 0, check.Used);
-            }
-
-            Reserved += beyondCredit;
+            return;
         }
 
-        return read;
+        var check = await quota.TryReserveAsync(tenantId, slug, beyondCredit, cancellationToken);
+        if (!check.Allowed)
+        {
+            throw new StorageQuotaExceededException(check.Limit ?? 0, check.Used);
+        }
+
+        Reserved += beyondCredit;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
