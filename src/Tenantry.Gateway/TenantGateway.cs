@@ -407,9 +407,10 @@ internal sealed partial class TenantForwarder(
             return; // The client went away: no one to answer.
         }
 
-        if (dedicated && Find<HttpRequestException>(exception) is { HttpRequestError: HttpRequestError.ConnectionError })
+        if (dedicated && error != ForwarderError.RequestTimedOut && Find<HttpRequestException>(exception) is not null)
         {
-            // A dedicated instance is known and supervised: refusing connections, it is being (re)started.
+            // A dedicated instance is known and supervised: refusing connections, or dropping one it had
+            // accepted (killed while hung, crashed mid-request), it is being (re)started.
             Log.Refused(logger, tenant.Route.TenantId);
             await RestartingAsync(http);
             return;
@@ -520,7 +521,7 @@ internal sealed partial class TenantForwarder(
         [LoggerMessage(1, LogLevel.Warning, "The app instance of tenant {TenantId} sent nothing for {Timeout}; answered 503")]
         public static partial void TimedOut(ILogger logger, Guid tenantId, TimeSpan timeout);
 
-        [LoggerMessage(2, LogLevel.Information, "The dedicated instance of tenant {TenantId} refused the connection; answered 503")]
+        [LoggerMessage(2, LogLevel.Information, "The dedicated instance of tenant {TenantId} refused or dropped the connection; answered 503")]
         public static partial void Refused(ILogger logger, Guid tenantId);
     }
 }
