@@ -14,6 +14,7 @@ public static class OrdersApp
         configure?.Invoke(builder);
         builder.Services.AddTenantryApp();
         builder.Services.AddTenantryData();
+        builder.Services.AddTenantryInstanceData();
         builder.Services.AddSingleton<OrdersData>();
         builder.Services.AddExceptionHandler<TenantDataUnavailableHandler>();
         builder.Services.AddSingleton(TimeProvider.System);

@@ -11,16 +11,15 @@ namespace Orders.Api;
 /// <summary>
 /// Where a tenant's orders live, learnt one way, never from the request beyond the signed tenant context:
 /// <list type="bullet">
-/// <item>next to a control plane (the shared instance in the Tenantry host), its
-/// <see cref="ITenantDataLocator"/> names each tenant's placement and credentials: the PostgreSQL pool
-/// (as the RLS-bound app role), the tenant's bridge schema or silo database, or the embedded SQLite files;</item>
-/// <item>a dedicated instance whose tenant lives on PostgreSQL gets its database in <c>Tenantry:App:Database</c>;</item>
+/// <item>started by Tenantry (the instance contract), <see cref="InstanceDataLocator"/> names each tenant's
+/// database: a dedicated instance's own (<c>TENANTRY_DATABASE</c>), a shared instance's pool and bridge tenants'
+/// from the control plane's data endpoint (<c>TENANTRY_DATA_URL</c>);</item>
 /// <item>otherwise the embedded layout under the data directory: pool tenants share <c>databases/pool.db</c>
 /// (enforced tenant filter), bridge and silo tenants have their own file.</item>
 /// </list>
 /// SQLite targets are migrated once, on their first request. PostgreSQL targets are not: the control
-/// plane applies <see cref="OrdersSchema"/> at onboarding and in fleet migrations, and the pool and
-/// bridge roles the app logs in as may not run DDL anyway.
+/// plane applies the app's migrations at onboarding and in rollouts, and the pool and bridge roles
+/// the app logs in as may not run DDL anyway.
 /// <para>
 /// What the locator says is kept for <see cref="RelocateAfter"/>, then asked again: a tenant that is
 /// suspended or offboarded meanwhile (or whose database is gone) gets 503, not its old placement.
@@ -31,14 +30,13 @@ internal sealed class OrdersData(
     IOptions<TenantryAppOptions> options,
     ILogger<TenantMigrationRunner> logger,
     TimeProvider time,
-    ITenantDataLocator? locator = null)
+    InstanceDataLocator locator)
 {
     public static readonly TimeSpan RelocateAfter = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<string, Lazy<Task>> _migrated = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, (TenantDataContext Context, long LocatedAt)> _located = new();
     private readonly string _dataDir = options.Value.DataPath;
-    private readonly PostgresSiloTarget? _dedicated = options.Value.Database is { Length: > 0 } database ? PostgresSiloTarget.FromConnectionString(database) : null;
 
     /// <param name="readOnly">A request that only reads: on SQLite it takes no write lock, so readers never queue behind each other.</param>
     public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken, bool readOnly = false)
@@ -76,18 +74,13 @@ internal sealed class OrdersData(
     {
         var now = time.GetTimestamp();
         if (_located.TryGetValue(tenant.TenantId, out var known) && known.Context.Isolation == tenant.Isolation && known.Context.Slug == tenant.Slug
-            && (locator is null || time.GetElapsedTime(known.LocatedAt, now) < RelocateAfter))
+            && (!locator.Configured || time.GetElapsedTime(known.LocatedAt, now) < RelocateAfter))
         {
             return known.Context;
         }
 
         TenantDataContext context;
-        if (_dedicated is not null)
-        {
-            // A dedicated instance serves only its own tenant (tenant resolution refuses any other).
-            context = Context(tenant, _dedicated);
-        }
-        else if (locator is not null)
+        if (locator.Configured)
         {
             var located = await locator.LocateAsync(tenant.TenantId, tenant.Slug, tenant.Isolation, cancellationToken);
             if (located is null)

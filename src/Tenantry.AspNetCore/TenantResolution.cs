@@ -15,7 +15,18 @@ public static class TenantResolution
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section)
-            .Configure<IConfiguration>((o, configuration) => o.ContextJwks ??= configuration[TenantContextToken.JwksVariable] is { Length: > 0 } jwks ? jwks : null)
+            .Configure<IConfiguration>((o, configuration) =>
+            {
+                // The instance contract: what the platform sets in an instance's environment, unless configured otherwise.
+                o.ContextJwks ??= configuration[TenantContextToken.JwksVariable] is { Length: > 0 } jwks ? jwks : null;
+                o.Database ??= configuration["TENANTRY_DATABASE"] is { Length: > 0 } database ? database : null;
+                o.DataUrl ??= Uri.TryCreate(configuration["TENANTRY_DATA_URL"], UriKind.Absolute, out var url) ? url : null;
+                o.TenantId ??= Guid.TryParse(configuration["TENANTRY_TENANT_ID"], out var tenant) ? tenant : null;
+                if (configuration[TenantryAppOptions.Section + ":Audience"] is null && configuration["TENANTRY_APP"] is { Length: > 0 } app)
+                {
+                    o.Audience = app;
+                }
+            })
             .ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryAppOptions>, TenantryAppOptionsValidator>());
         services.AddHttpContextAccessor();

@@ -33,11 +33,14 @@ public sealed class TenantryAppOptions
     public string? Slug { get; set; }
 
     /// <summary>
-    /// Set on a dedicated instance whose tenant lives on PostgreSQL: the tenant's database as an
-    /// Npgsql connection string with its own role (the supervisor passes it in the environment).
-    /// Unset: the embedded SQLite files under <see cref="DataDir"/>.
+    /// The instance's database (<c>TENANTRY_DATABASE</c>, read when this is unset): a dedicated
+    /// instance's tenant database, a shared instance's pool; <c>Data Source=</c> a SQLite file or an
+    /// Npgsql connection string. Unset: the embedded SQLite files under <see cref="DataDir"/>.
     /// </summary>
     public string? Database { get; set; }
+
+    /// <summary>A shared instance's data endpoint (<c>TENANTRY_DATA_URL</c>, read when this is unset): where it asks for a pool or bridge tenant's database.</summary>
+    public Uri? DataUrl { get; set; }
 
     /// <summary>Paths served without a tenant (health probes).</summary>
     public IList<string> AnonymousPaths { get; } = ["/healthz"];

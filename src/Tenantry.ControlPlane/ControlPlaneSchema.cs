@@ -2,6 +2,7 @@ using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Instances;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
@@ -35,6 +36,7 @@ internal static class ControlPlaneSchema
         PolicyStore.Schema,
         BillingSchema.Part,
         AppStore.Schema,
+        InstanceStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

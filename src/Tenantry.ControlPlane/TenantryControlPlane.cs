@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Instances;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -52,6 +53,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<TenantUserStore>();
         services.TryAddSingleton<ITenantRouteTable, TenantRouteTable>();
+        services.TryAddSingleton<Instances.AppDataLookup>();
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();
         services.TryAddSingleton<TenantCommands>();
@@ -124,6 +126,7 @@ public static class TenantryControlPlane
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi();
+        routes.MapAppDataApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

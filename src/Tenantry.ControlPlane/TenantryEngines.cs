@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Instances;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;

@@ -113,6 +113,14 @@ public sealed record PostgresBridgeTarget(PostgresEndpoint Server, string Databa
     public static PostgresBridgeTarget For(PostgresEndpoint server, string database, string slug, string password) =>
         new(server, database, TenantDatabaseNames.BridgeSchema(slug), TenantDatabaseNames.BridgeRole(slug), password);
 
+    /// <summary>The Npgsql connection string of the tenant's own role, its search path on its schema; it carries the password.</summary>
+    public string ToConnectionString()
+    {
+        var builder = Server.Builder(Database, Role, Password);
+        builder.SearchPath = Schema;
+        return builder.ConnectionString;
+    }
+
     public override string ToString() => $"PostgresBridgeTarget {{ Server = {Server}, Database = {Database}, Schema = {Schema}, Role = {Role} }}";
 }
 

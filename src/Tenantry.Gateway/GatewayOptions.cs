@@ -13,8 +13,10 @@ public sealed class GatewayOptions
     [Required]
     public Uri? Authority { get; set; }
 
-    /// <summary>The shared app instance that serves pool and bridge tenants.</summary>
-    [Required]
+    /// <summary>
+    /// The shared app instance that serves pool and bridge tenants, for a route source without
+    /// registered apps; with registered apps each app's shared instances come from the routing table.
+    /// </summary>
     public Uri? SharedUpstream { get; set; }
 
     /// <summary>When set, <c>{slug}.{Domain}</c> host names name a tenant, and must name the token's tenant.</summary>

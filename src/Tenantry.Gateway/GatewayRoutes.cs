@@ -10,18 +10,67 @@ namespace Tenantry.Gateway;
 /// <see cref="Plan"/> and <see cref="Limits"/> are the tenant's plan in effect now and its traffic
 /// limits; a route source without plans leaves them null, and the tier's configured limits apply.
 /// </summary>
-public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, IsolationModel Isolation, bool Active, Uri? Upstream, string? Plan = null, PlanLimits? Limits = null);
+public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, IsolationModel Isolation, bool Active, Uri? Upstream, string? Plan = null, PlanLimits? Limits = null)
+{
+    /// <summary>A dedicated tenant's instance of each registered app, by app name (null when the source has no registered apps).</summary>
+    public IReadOnlyDictionary<string, Uri>? Apps { get; init; }
+
+    /// <summary>True when the tenant's traffic goes to instances of its own.</summary>
+    public bool Dedicated => Upstream is not null || Apps is not null;
+}
+
+/// <summary>
+/// A registered app: requests whose path starts with <see cref="RoutePrefix"/> go to it (the longest
+/// matching prefix wins), pool and bridge tenants' to one of its <see cref="Shared"/> instances.
+/// </summary>
+public sealed record GatewayApp(string Name, string RoutePrefix, IReadOnlyList<Uri> Shared)
+{
+    /// <summary>True when <paramref name="path"/> is the prefix or lies under it.</summary>
+    public bool Matches(string path) =>
+        RoutePrefix == "/"
+        || (path.StartsWith(RoutePrefix, StringComparison.Ordinal) && (path.Length == RoutePrefix.Length || path[RoutePrefix.Length] == '/'));
+}
 
 /// <summary>Where the routing table comes from (the control plane's tenant registry and routes).</summary>
 public interface IGatewayRouteSource
 {
     Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken);
+
+    /// <summary>The registered apps; null when the source has none and one app behind <see cref="GatewayOptions.SharedUpstream"/> is served.</summary>
+    Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<GatewayApp>?>(null);
 }
 
 /// <summary>The current routing table: replaced whole on each refresh, read without locks.</summary>
 public sealed class GatewayRouteTable
 {
     private volatile Snapshot _snapshot = new(FrozenDictionary<Guid, GatewayRoute>.Empty, FrozenDictionary<string, GatewayRoute>.Empty, DateTimeOffset.MinValue);
+    private volatile IReadOnlyList<GatewayApp>? _apps;
+
+    /// <summary>The registered apps, longest prefix first; null when one app is served behind the configured shared upstream.</summary>
+    public IReadOnlyList<GatewayApp>? Apps => _apps;
+
+    /// <summary>The app a request path goes to: the one with the longest matching prefix; null when none matches.</summary>
+    public GatewayApp? AppFor(string path)
+    {
+        var apps = _apps;
+        if (apps is null)
+        {
+            return null;
+        }
+
+        foreach (var app in apps)
+        {
+            if (app.Matches(path))
+            {
+                return app;
+            }
+        }
+
+        return null;
+    }
+
+    public void ReplaceApps(IReadOnlyList<GatewayApp>? apps) =>
+        _apps = apps is null ? null : [.. apps.OrderByDescending(a => a.RoutePrefix.Length).ThenBy(a => a.Name, StringComparer.Ordinal)];
 
     /// <summary>When the table was last loaded successfully.</summary>
     public DateTimeOffset LoadedAt => _snapshot.LoadedAt;
@@ -104,6 +153,8 @@ internal sealed partial class GatewayRouteRefresher(
         try
         {
             var routes = await source.LoadAsync(cancellationToken);
+            var apps = await source.LoadAppsAsync(cancellationToken);
+            table.ReplaceApps(apps);
             table.Replace(routes, time.GetUtcNow());
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

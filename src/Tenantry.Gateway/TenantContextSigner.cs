@@ -123,7 +123,10 @@ public sealed class TenantContextSigner(TenantContextSigningKey key, IOptions<Ga
     /// The token for <paramref name="context"/>; <paramref name="dedicated"/> when it goes to the tenant's dedicated
     /// instance, whose id then joins the audience (a token for the shared instance is not good there).
     /// </summary>
-    public string Sign(TenantContext context, bool dedicated)
+    public string Sign(TenantContext context, bool dedicated) => Sign(context, dedicated, _audience);
+
+    /// <summary>The token for <paramref name="context"/> to an instance of the app <paramref name="audience"/>.</summary>
+    public string Sign(TenantContext context, bool dedicated, string audience)
     {
         ArgumentNullException.ThrowIfNull(context);
         var now = time.GetUtcNow().UtcDateTime;
@@ -145,7 +148,7 @@ public sealed class TenantContextSigner(TenantContextSigningKey key, IOptions<Ga
                 [JwtRegisteredClaimNames.Jti] = Guid.NewGuid().ToString("N"),
             },
         };
-        descriptor.Audiences.Add(_audience);
+        descriptor.Audiences.Add(audience);
         if (dedicated)
         {
             descriptor.Audiences.Add(context.TenantId.ToString());

@@ -337,7 +337,7 @@ internal sealed partial class TenantForwarder(
     IOptions<GatewayOptions> options,
     TimeProvider time,
     ILogger<TenantForwarder> logger,
-    InProcessUpstream? inProcess = null) : IDisposable
+    GatewayRouteTable routes) : IDisposable
 {
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
     {
@@ -349,7 +349,9 @@ internal sealed partial class TenantForwarder(
         ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
     });
 
-    private readonly string _shared = options.Value.SharedUpstream!.ToString();
+    private readonly string? _shared = options.Value.SharedUpstream?.ToString();
+    private readonly string _audience = options.Value.ContextAudience;
+    private int _nextShared;
     private readonly ForwarderRequestConfig _config = new() { ActivityTimeout = options.Value.UpstreamTimeout };
     private readonly TimeSpan _retryAfter = options.Value.UpstreamRetryAfter;
 
@@ -359,17 +361,44 @@ internal sealed partial class TenantForwarder(
     public async Task ForwardAsync(HttpContext http)
     {
         var tenant = http.Resolved();
-        ReplaceContextHeaders(http.Request.Headers, tenant.Context, dedicated: tenant.Route.Upstream is not null);
-        if (tenant.Route.Upstream is null && inProcess is { IsAvailable: true })
+        var route = tenant.Route;
+        string audience;
+        string? destination;
+        if (routes.Apps is null)
         {
-            await inProcess.InvokeAsync(http);
+            // One app, behind the configured shared upstream and the tenants' own upstreams.
+            audience = _audience;
+            destination = route.Upstream?.ToString() ?? _shared;
+        }
+        else if (routes.AppFor(http.Request.Path.Value ?? "/") is not { } app)
+        {
+            await GatewayProblems.WriteAsync(http, StatusCodes.Status404NotFound, "no-app", "No app serves this path.",
+                "No registered app's route prefix matches the request path.");
+            return;
+        }
+        else
+        {
+            audience = app.Name;
+            destination = route.Dedicated ? route.Apps?.GetValueOrDefault(app.Name)?.ToString() : PickShared(app);
+            if (destination is null && route.Dedicated)
+            {
+                await GatewayProblems.WriteAsync(http, StatusCodes.Status404NotFound, "app-not-deployed", "The app has not reached this tenant yet.",
+                    $"The tenant has no instance of '{app.Name}' yet; a rollout brings a new app to existing tenants.");
+                return;
+            }
+        }
+
+        if (destination is null)
+        {
+            await RestartingAsync(http);
             return;
         }
 
+        var dedicated = route.Dedicated;
+        ReplaceContextHeaders(http.Request.Headers, tenant.Context, dedicated, audience);
+
         // YARP copies the request's headers as they now are.
-        var dedicated = tenant.Route.Upstream is not null;
-        var destination = tenant.Route.Upstream?.ToString() ?? _shared;
-        if (dedicated && UnresponsiveFor(destination) is { } wait)
+        if (UnresponsiveFor(destination) is { } wait)
         {
             await UnresponsiveAsync(http, wait);
             return;
@@ -407,11 +436,17 @@ internal sealed partial class TenantForwarder(
             return; // The client went away: no one to answer.
         }
 
-        if (dedicated && error != ForwarderError.RequestTimedOut && Find<HttpRequestException>(exception) is not null)
+        if (error != ForwarderError.RequestTimedOut && Find<HttpRequestException>(exception) is not null)
         {
-            // A dedicated instance is known and supervised: refusing connections, or dropping one it had
-            // accepted (killed while hung, crashed mid-request), it is being (re)started.
-            Log.Refused(logger, tenant.Route.TenantId);
+            // An instance is known and supervised: refusing connections, or dropping one it had accepted
+            // (killed while hung, crashed mid-request), it is being (re)started. A shared one is passed over
+            // for a moment, so the next requests go to the app's other shared instances.
+            Log.Refused(logger, tenant.Route.TenantId, destination);
+            if (!dedicated)
+            {
+                _down[destination] = time.GetUtcNow() + SharedDownFor;
+            }
+
             await RestartingAsync(http);
             return;
         }
@@ -431,6 +466,38 @@ internal sealed partial class TenantForwarder(
 
         await GatewayProblems.WriteAsync(http, StatusCodes.Status502BadGateway, "upstream-unavailable", "The tenant's app did not answer.",
             "The gateway could not reach the tenant's app instance; try again shortly.");
+    }
+
+    /// <summary>How long a shared instance that refused a connection is passed over.</summary>
+    private static readonly TimeSpan SharedDownFor = TimeSpan.FromSeconds(2);
+
+    /// <summary>Shared instances that refused a connection, and until when they are passed over (bounded by the number of shared instances).</summary>
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _down = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// One of the app's shared instances, round robin, passing over those that refused a connection
+    /// or timed out lately (unless all did); null when the app has none.
+    /// </summary>
+    private string? PickShared(GatewayApp app)
+    {
+        var shared = app.Shared;
+        if (shared.Count == 0)
+        {
+            return null;
+        }
+
+        var start = Interlocked.Increment(ref _nextShared) & int.MaxValue;
+        var now = time.GetUtcNow();
+        for (var i = 0; i < shared.Count; i++)
+        {
+            var candidate = shared[(start + i) % shared.Count].ToString();
+            if ((!_down.TryGetValue(candidate, out var until) || until <= now) && UnresponsiveFor(candidate) is null)
+            {
+                return candidate;
+            }
+        }
+
+        return shared[start % shared.Count].ToString();
     }
 
     /// <summary>How much longer <paramref name="destination"/> is known to be unresponsive; null when it is not (any more).</summary>
@@ -500,7 +567,7 @@ internal sealed partial class TenantForwarder(
     /// The request as the app must see it, in process or over HTTP: whatever the client sent in the
     /// <c>X-Tenant-</c> family and its credential gone, the gateway's verified context in, as a token signed for that upstream.
     /// </summary>
-    private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context, bool dedicated)
+    private void ReplaceContextHeaders(IHeaderDictionary headers, TenantContext context, bool dedicated, string audience)
     {
         List<string>? family = null;
         foreach (var name in headers.Keys)
@@ -513,7 +580,7 @@ internal sealed partial class TenantForwarder(
 
         family?.ForEach(name => headers.Remove(name));
         headers.Remove(HeaderNames.Authorization);
-        headers[TenantContextToken.Header] = contextSigner.Sign(context, dedicated);
+        headers[TenantContextToken.Header] = contextSigner.Sign(context, dedicated, audience);
     }
 
     private static partial class Log
@@ -521,8 +588,8 @@ internal sealed partial class TenantForwarder(
         [LoggerMessage(1, LogLevel.Warning, "The app instance of tenant {TenantId} sent nothing for {Timeout}; answered 503")]
         public static partial void TimedOut(ILogger logger, Guid tenantId, TimeSpan timeout);
 
-        [LoggerMessage(2, LogLevel.Information, "The dedicated instance of tenant {TenantId} refused or dropped the connection; answered 503")]
-        public static partial void Refused(ILogger logger, Guid tenantId);
+        [LoggerMessage(2, LogLevel.Information, "The instance {Destination} refused or dropped the connection of tenant {TenantId}'s request; answered 503")]
+        public static partial void Refused(ILogger logger, Guid tenantId, string destination);
     }
 }
 

@@ -1,35 +1,30 @@
 using System.Net;
-using System.Reflection;
 using Microsoft.Extensions.Options;
 using Tenantry.AspNetCore;
 using Tenantry.ControlPlane;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
-using Tenantry.Data;
 using Tenantry.Gateway;
 
 namespace Tenantry.Host;
 
 /// <summary>
-/// The application plane next to the control plane, in the same process: the gateway
-/// (<c>Tenantry:Ports:Gateway</c>, 5081) and the shared Orders.Api instance
-/// (<c>Tenantry:Ports:SharedApp</c>, 5082). Silo tenants' dedicated instances are separate
-/// processes of this same program (<c>Tenantry.Host orders-app</c>), started by the local compute provider.
+/// The application plane next to the control plane: the gateway (<c>Tenantry:Ports:Gateway</c>,
+/// 5081) in this process, in front of the registered apps' instances, which are processes of their
+/// own (shared instances from <c>Tenantry:Ports:SharedApp</c>, 5082, up; dedicated ones from
+/// <c>Tenantry:Compute:FirstDedicatedPort</c>, 5300, up). On a new data directory the bundled sample,
+/// Orders.Api, is registered as the default app (<see cref="SampleApp"/>).
 /// Off with <c>Tenantry:ApplicationPlane:Enabled=false</c>.
 /// </summary>
 internal static class ApplicationPlane
 {
-    public const string AppCommand = "orders-app";
-
     public static bool Enabled(IConfiguration configuration) => configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true);
-
-    public static int SharedAppPort(IConfiguration configuration) => configuration.GetValue("Tenantry:Ports:SharedApp", new PortOptions().SharedApp);
 
     /// <summary>Wires the application plane into the control-plane host.</summary>
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
     {
-        // The gateway's signing key stays in this process (and gateway replicas on this data dir); the shared app and every
-        // dedicated instance get its public JWKS, also when this host runs the control plane alone and replicas do the gateway's work.
+        // The gateway's signing key stays in this process (and gateway replicas on this data dir); every app instance
+        // gets its public JWKS, also when this host runs the control plane alone and replicas do the gateway's work.
         builder.Services.AddSingleton(sp => TenantContextSigningKey.LoadOrCreate(
             ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
         builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
@@ -41,81 +36,33 @@ internal static class ApplicationPlane
             return;
         }
 
-        // Silo instances run this program again in app mode, unless configured otherwise.
-        if (string.IsNullOrEmpty(builder.Configuration["Tenantry:Compute:AppCommand"]))
-        {
-            var (command, arguments) = SelfCommand();
-            var defaults = new Dictionary<string, string?> { ["Tenantry:Compute:AppCommand"] = command };
-            for (var i = 0; i < arguments.Length; i++)
-            {
-                defaults[$"Tenantry:Compute:AppArguments:{i}"] = arguments[i];
-            }
-
-            builder.Configuration.AddInMemoryCollection(defaults);
-        }
-
+        builder.Services.AddHostedService<SampleApp>();
         builder.Services.AddHostedService<ApplicationPlaneService>();
     }
 
     /// <summary>The gateway's tenant-context signing key: <c>Tenantry:Gateway:ContextSigningKeyFile</c>, by default in the data dir's keys folder.</summary>
     public static string ContextSigningKeyFile(IConfiguration configuration, TenantryOptions options) =>
         configuration["Tenantry:Gateway:ContextSigningKeyFile"] is { Length: > 0 } file ? file : Path.Combine(options.DataPath, "keys", "tenant-context-es256.pem");
-
-    /// <summary>How to run this program again: <c>dotnet Tenantry.Host.dll orders-app</c> or <c>Tenantry.Host orders-app</c>.</summary>
-    private static (string Command, string[] Arguments) SelfCommand()
-    {
-        var process = Environment.ProcessPath ?? "dotnet";
-        var assembly = Assembly.GetEntryAssembly()?.Location ?? typeof(ApplicationPlane).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? (process, [assembly, AppCommand])
-            : (process, [AppCommand]);
-    }
-
-    /// <summary>The settings an app instance reads (data dir), layered under the host's own configuration.</summary>
-    public static Dictionary<string, string?> AppDefaults(TenantryOptions options, TenantContextSigningKey contextKey) => new()
-    {
-        ["Tenantry:App:DataDir"] = options.DataPath,
-        ["Tenantry:App:ContextJwks"] = contextKey.PublicJwks,
-    };
 }
 
-/// <summary>Starts the shared app and the gateway after the control plane's services, stops them first.</summary>
+/// <summary>Starts the gateway after the control plane's services, stops it first.</summary>
 internal sealed partial class ApplicationPlaneService(
     IConfiguration configuration,
     IOptions<TenantryOptions> options,
     ITenantRouteTable routes,
-    ITenantDataLocator locator,
-    ITenantStorageQuota storageQuota,
     TenantContextSigningKey contextKey,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
-    private WebApplication? _app;
     private WebApplication? _gateway;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
-        var appPort = ApplicationPlane.SharedAppPort(configuration);
-        // The gateway hands shared-instance requests to the app in this process (no loopback HTTP hop), unless turned off.
-        var handoff = configuration.GetValue("Tenantry:ApplicationPlane:InProcessHandoff", true) ? new InProcessUpstream() : null;
-        _app = Orders.Api.OrdersApp.Build([], b =>
-        {
-            handoff?.AttachTo(b.Services);
-            b.Logging.QuietStartFailures();
-            b.Configuration.AddInMemoryCollection(ApplicationPlane.AppDefaults(o, contextKey));
-            b.Configuration.AddConfiguration(configuration);
-            // The control plane's view of each tenant: its placement while active, its plan's storage quota.
-            b.Services.AddSingleton(locator);
-            b.Services.AddSingleton(storageQuota);
-            b.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, appPort));
-        });
-
         var gateway = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         var issuer = o.Issuer ?? new Uri($"http://127.0.0.1:{o.Ports.ControlPlane}/");
         gateway.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Tenantry:Gateway:Authority"] = issuer.ToString(),
-            ["Tenantry:Gateway:SharedUpstream"] = $"http://127.0.0.1:{appPort}/",
             ["Tenantry:Gateway:ContextSigningKeyFile"] = ApplicationPlane.ContextSigningKeyFile(configuration, o),
         });
         gateway.Configuration.AddConfiguration(configuration);
@@ -123,20 +70,13 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
         gateway.Logging.QuietStartFailures();
         gateway.Services.AddSingleton(routes);
-        if (handoff is not null)
-        {
-            gateway.Services.AddSingleton(handoff);
-        }
-
         gateway.Services.AddSingleton(contextKey);
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
         _gateway = gateway.Build();
         _gateway.UseTenantryGateway();
-
-        await _app.StartAsync(cancellationToken);
         await _gateway.StartAsync(cancellationToken);
-        Log.Started(logger, o.Ports.Gateway, appPort);
+        Log.Started(logger, o.Ports.Gateway);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -144,11 +84,6 @@ internal sealed partial class ApplicationPlaneService(
         if (_gateway is not null)
         {
             await _gateway.StopAsync(cancellationToken);
-        }
-
-        if (_app is not null)
-        {
-            await _app.StopAsync(cancellationToken);
         }
     }
 
@@ -158,17 +93,12 @@ internal sealed partial class ApplicationPlaneService(
         {
             await _gateway.DisposeAsync();
         }
-
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Tenant gateway listening on http://127.0.0.1:{GatewayPort}; shared Orders.Api instance on http://127.0.0.1:{AppPort}")]
-        public static partial void Started(ILogger logger, int gatewayPort, int appPort);
+        [LoggerMessage(1, LogLevel.Information, "Tenant gateway listening on http://127.0.0.1:{GatewayPort}")]
+        public static partial void Started(ILogger logger, int gatewayPort);
     }
 }
 
@@ -181,6 +111,9 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
         return [.. entries.Select(ToGatewayRoute)];
     }
 
+    public async Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) =>
+        [.. (await routes.ListAppsAsync(cancellationToken)).Select(ToGatewayApp)];
+
     /// <summary>The control plane's route entry as the gateway reads it (also for replicas that read <c>/v1/routes</c>).</summary>
     public static GatewayRoute ToGatewayRoute(TenantRouteEntry e) => new(
         e.TenantId,
@@ -188,7 +121,12 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
         e.Tier,
         WireNames.ParseIsolation(e.Isolation),
         e.Active,
-        e.Mode == "dedicated" ? new Uri(e.Upstream) : null,
+        null,
         e.Plan,
-        e.Limits is { } l ? new PlanLimits { RequestsPerSecond = l.PermitsPerSecond, Burst = l.Burst, DailyQuota = l.DailyQuota } : null);
+        e.Limits is { } l ? new PlanLimits { RequestsPerSecond = l.PermitsPerSecond, Burst = l.Burst, DailyQuota = l.DailyQuota } : null)
+    {
+        Apps = e.Mode == "dedicated" ? (e.Apps ?? new Dictionary<string, string>()).ToDictionary(a => a.Key, a => new Uri(a.Value), StringComparer.Ordinal) : null,
+    };
+
+    public static GatewayApp ToGatewayApp(AppRouteEntry a) => new(a.Name, a.RoutePrefix, [.. a.Shared.Select(u => new Uri(u))]);
 }

@@ -15,8 +15,8 @@ namespace Tenantry.Host;
 /// <c>Tenantry.Host gateway</c>: one more gateway replica, apart from the control plane. It reads the
 /// routing table from <c>GET /v1/routes</c> of the control plane (<c>Tenantry:Gateway:Authority</c>, also
 /// the token issuer) with the <c>gateway</c> client, whose only scope is <c>tenantry:routes</c> (its secret is the
-/// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), forwards pool and bridge tenants to
-/// <c>Tenantry:Gateway:SharedUpstream</c>, and signs the tenant context with the gateways' private key
+/// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), forwards each request to its app's
+/// instances named there, and signs the tenant context with the gateways' private key
 /// <c>Tenantry:Gateway:ContextSigningKeyFile</c> (the host's, so apps verify it with the one JWKS they were given). With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
 /// tenant's rate-limit bucket and quota.
 /// </summary>
@@ -91,6 +91,7 @@ internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private string? _token;
     private DateTimeOffset _expires;
+    private IReadOnlyList<GatewayApp>? _apps;
 
     public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
     {
@@ -105,8 +106,12 @@ internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> 
         response.EnsureSuccessStatusCode();
         var page = await response.Content.ReadFromJsonAsync<RoutesPage>(Json, cancellationToken)
             ?? throw new InvalidOperationException("The control plane sent an empty routing table.");
+        _apps = page.Apps?.Select(ControlPlaneRouteSource.ToGatewayApp).ToList();
         return [.. page.Items.Select(ControlPlaneRouteSource.ToGatewayRoute)];
     }
+
+    /// <summary>The apps of the table <see cref="LoadAsync"/> read last (the refresher reads both in turn).</summary>
+    public Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) => Task.FromResult(_apps);
 
     private async Task<string> TokenAsync(ReplicaOptions o, CancellationToken cancellationToken)
     {
@@ -134,5 +139,5 @@ internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> 
 
     public void Dispose() => http.Dispose();
 
-    private sealed record RoutesPage(List<TenantRouteEntry> Items);
+    private sealed record RoutesPage(List<TenantRouteEntry> Items, List<AppRouteEntry>? Apps);
 }

@@ -23,9 +23,9 @@ internal static class HostHelp
         Options:
           --port <n>               control-plane port on 127.0.0.1 (default 5080)   Tenantry:Ports:ControlPlane
           --gateway-port <n>       tenant gateway port on 127.0.0.1 (default 5081)  Tenantry:Ports:Gateway
-                                   the shared Orders.Api instance: Tenantry:Ports:SharedApp (default 5082);
+                                   apps' shared instances from Tenantry:Ports:SharedApp (default 5082) up;
                                    control plane only: --Tenantry:ApplicationPlane:Enabled=false;
-                                   gateway to shared app over loopback HTTP: --Tenantry:ApplicationPlane:InProcessHandoff=false
+                                   no default sample app on a new data dir: --Tenantry:Apps:RegisterSample=false
           --data-dir <path>        store, tenant files and keys (default ./.tenantry) Tenantry:DataDir
           --operator-secret <s>    secret of the 'operator' client (>= 16 chars)    Tenantry:OperatorSecret
                                    also env TENANTRY_OPERATOR_SECRET; when unset, generated into <data-dir>/operator-secret
@@ -34,7 +34,7 @@ internal static class HostHelp
 
         One more gateway replica (apart from the control plane; share limits with --Tenantry:Gateway:Redis=host:port):
           dotnet Tenantry.Host.dll gateway --gateway-port <n> --Tenantry:Gateway:Authority=<control plane URL>
-            --Tenantry:Gateway:SharedUpstream=<shared app URL> --Tenantry:Gateway:ContextSigningKeyFile=<data-dir>/keys/tenant-context-es256.pem
+            --Tenantry:Gateway:ContextSigningKeyFile=<data-dir>/keys/tenant-context-es256.pem
             --Tenantry:Gateway:ClientSecret=<secret of the 'gateway' client: <data-dir>/gateway-secret>
             [--Tenantry:Gateway:AdminPort=<n>: GET /metrics there, operator token]
 

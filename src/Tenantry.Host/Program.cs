@@ -17,13 +17,6 @@ HostStartup.RestrictNewFiles();
 var ports = new PortOptions();
 try
 {
-    // A silo tenant's dedicated Orders.Api instance: this program again, started by the local compute provider.
-    if (args.FirstOrDefault() == ApplicationPlane.AppCommand)
-    {
-        await Orders.Api.OrdersApp.Build(args[1..]).RunAsync();
-        return 0;
-    }
-
     // One more gateway replica, apart from the control plane (routing table over HTTP, limits shared through Redis).
     if (args.FirstOrDefault() == GatewayReplica.Command)
     {
@@ -44,9 +37,6 @@ try
         throw new OptionsValidationException(TenantryOptions.Section, typeof(TenantryOptions), problems);
     }
 
-    // The tenant app this host runs is Orders.Api: its schema is the one the control plane applies to
-    // every tenant database at onboarding and in fleet migrations (POST /v1/migrations).
-    builder.Services.AddSingleton(Orders.Api.OrdersSchema.Schema);
     builder.Services.AddTenantryControlPlane();
     builder.AddTenantryTelemetry("tenantry", scrapeEndpoint: true);
     builder.AddApplicationPlane();

@@ -143,7 +143,7 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
 
         // Even with the real signing key, a dedicated instance serves its own tenant only, with tokens minted for it.
         var tenant = await platform.TenantAsync(platform.Mega.Id.ToString());
-        using var dedicated = new HttpClient { BaseAddress = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("upstream").GetString()!) };
+        using var dedicated = new HttpClient { BaseAddress = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("apps").GetProperty("orders").GetProperty("upstream").GetString()!) };
         var mega = new AspNetCore.TenantContext
         {
             TenantId = platform.Mega.Id, Slug = "mega", Tier = "premium", Isolation = IsolationModel.Silo, Subject = "x", Roles = [],
@@ -173,7 +173,7 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
     [Fact]
     public async Task A_dedicated_instance_is_given_no_key_that_can_sign_a_tenant_context()
     {
-        var pid = int.Parse(File.ReadAllText(Path.Combine(platform.Host.DataDir, "compute", "mega", "app.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var pid = platform.Host.InstancePid("mega");
         var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Split('\0');
         var cmdline = await File.ReadAllTextAsync($"/proc/{pid}/cmdline");
         var jwks = Assert.Single(environ, e => e.StartsWith(AspNetCore.TenantContextToken.JwksVariable + "=", StringComparison.Ordinal));

@@ -51,14 +51,13 @@ public sealed class GatewayEndToEndTests(PlatformFixture platform)
     {
         using var mega = platform.Mega.Client();
         var instance = await mega.GetFromJsonAsync<JsonElement>("/instance");
-        var pidFile = Path.Combine(platform.Host.DataDir, "compute", "mega", "app.pid");
         Assert.Equal("dedicated", instance.GetProperty("mode").GetString());
-        Assert.Equal(int.Parse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture), instance.GetProperty("processId").GetInt32());
+        Assert.Equal(platform.Host.InstancePid("mega"), instance.GetProperty("processId").GetInt32());
         Assert.NotEqual(platform.Host.ProcessId, instance.GetProperty("processId").GetInt32());
 
         var tenant = await platform.TenantAsync(platform.Mega.Id.ToString());
-        var upstream = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("upstream").GetString()!);
-        Assert.Contains($"--Tenantry:App:Manifest=", File.ReadAllText($"/proc/{instance.GetProperty("processId").GetInt32()}/cmdline"), StringComparison.Ordinal);
+        var upstream = new Uri(tenant.GetProperty("resources").GetProperty("compute").GetProperty("apps").GetProperty("orders").GetProperty("upstream").GetString()!);
+        Assert.Contains("TENANTRY_INSTANCE=" + platform.Host.InstanceFolder("mega"), File.ReadAllText($"/proc/{instance.GetProperty("processId").GetInt32()}/environ"), StringComparison.Ordinal);
         Assert.Equal(platform.Host.Ports[3], upstream.Port);
         Assert.True(File.Exists(Path.Combine(platform.Host.DataDir, "databases", "silo", "mega.db")));
 
@@ -67,22 +66,10 @@ public sealed class GatewayEndToEndTests(PlatformFixture platform)
             using var client = pooled.Client();
             var shared = await client.GetFromJsonAsync<JsonElement>("/instance");
             Assert.Equal("shared", shared.GetProperty("mode").GetString());
-            Assert.Equal(platform.Host.ProcessId, shared.GetProperty("processId").GetInt32());
+            Assert.Equal(platform.Host.InstancePid("shared-1"), shared.GetProperty("processId").GetInt32());
+            Assert.NotEqual(platform.Host.ProcessId, shared.GetProperty("processId").GetInt32());
             Assert.Equal(pooled.Id, shared.GetProperty("tenantId").GetGuid());
         }
-    }
-
-    [Fact]
-    public async Task Pooled_traffic_is_handed_to_the_shared_app_in_process_without_a_loopback_connection()
-    {
-        using var client = platform.Acme.Client();
-        for (var i = 0; i < 3; i++)
-        {
-            Assert.Equal("shared", (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("mode").GetString());
-        }
-
-        // Proxying over HTTP would leave the gateway's pooled connections to the shared app's port open.
-        Assert.Empty(EstablishedConnections(platform.Host.ProcessId, platform.Host.SharedApp.Port));
     }
 
     /// <summary>The process's TCP connections (by socket inode in /proc) that are established to a local port.</summary>

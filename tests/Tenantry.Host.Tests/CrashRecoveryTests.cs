@@ -623,14 +623,15 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             var computeRoot = Path.Combine(dataDir, "compute");
             var computeFolders = Directory.Exists(computeRoot) ? Directory.GetDirectories(computeRoot).Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal) : [];
             var dedicated = Active.Where(c => c.Tier == "premium").ToList();
-            problems.AddRange(computeFolders.Where(f => !dedicated.Any(c => c.Slug == f)).Select(f => $"compute/{f}: a deployment of no active premium tenant"));
+            problems.AddRange(computeFolders.Where(f => !f!.StartsWith("shared-", StringComparison.Ordinal) && !dedicated.Any(c => c.Slug == f))
+                .Select(f => $"compute/{f}: a deployment of no active premium tenant"));
             foreach (var t in dedicated)
             {
-                var manifest = Path.Combine(computeRoot, t.Slug, "deployment.json");
+                var manifest = Path.Combine(computeRoot, t.Slug, "orders@1.0.0", "instance.json");
                 using var json = File.Exists(manifest) ? JsonDocument.Parse(File.ReadAllText(manifest)) : null;
                 if (json?.RootElement.GetProperty("tenantId").GetString() != t.Id)
                 {
-                    problems.Add($"compute/{t.Slug}/deployment.json missing or of another tenant");
+                    problems.Add($"compute/{t.Slug}/orders@1.0.0/instance.json missing or of another tenant");
                 }
             }
 

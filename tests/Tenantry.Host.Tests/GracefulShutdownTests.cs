@@ -43,8 +43,8 @@ public sealed partial class CrashRecoveryTests
     /// <c>stubborn-*</c> tenants ignore SIGTERM; the others say so in their log and stop their app.
     /// </summary>
     private const string WrapperScript = """
-        case "$Tenantry__App__Slug" in
-          stubborn-*) trap '' TERM ;;
+        case "$TENANTRY_INSTANCE" in
+          */stubborn-*/*) trap '' TERM ;;
           *) trap 'echo "wrapper: SIGTERM received"; kill -TERM "$child"; wait "$child"; exit 0' TERM ;;
         esac
         "$@" &
@@ -59,13 +59,7 @@ public sealed partial class CrashRecoveryTests
         var grace = TimeSpan.FromSeconds(3);
         string[] settings =
         [
-            "--Tenantry:Compute:AppCommand=/bin/sh",
-            "--Tenantry:Compute:AppArguments:0=-c",
-            "--Tenantry:Compute:AppArguments:1=" + WrapperScript,
-            "--Tenantry:Compute:AppArguments:2=app-wrapper",
-            "--Tenantry:Compute:AppArguments:3=" + TenantryHost.DotnetPath(),
-            "--Tenantry:Compute:AppArguments:4=" + TenantryHost.HostDll,
-            "--Tenantry:Compute:AppArguments:5=orders-app",
+            SampleApps.NoDefaultApp,
             "--Tenantry:Compute:FirstDedicatedPort=" + TenantryHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
             "--Tenantry:Compute:StopGracePeriod=" + grace.ToString("c", CultureInfo.InvariantCulture),
         ];
@@ -76,6 +70,7 @@ public sealed partial class CrashRecoveryTests
             var first = await StartHostAsync(settings);
             using (var client = await OperatorClientAsync(first))
             {
+                await SampleApps.RegisterWrappedOrdersAsync(client, _dataDir, WrapperScript);
                 var ids = new List<string>();
                 foreach (var slug in slugs)
                 {
@@ -92,7 +87,7 @@ public sealed partial class CrashRecoveryTests
 
             foreach (var slug in slugs)
             {
-                var wrapper = int.Parse(File.ReadAllText(Path.Combine(_dataDir, "compute", slug, "app.pid")).Trim(), CultureInfo.InvariantCulture);
+                var wrapper = first.InstancePid(slug);
                 pids.Add(wrapper);
                 pids.AddRange(LocalProcesses.Children(wrapper));
             }
@@ -105,12 +100,12 @@ public sealed partial class CrashRecoveryTests
             _host = null;
             var second = await StartHostAsync(settings);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (_hostOutput.Count(second.Session, "Adopted the running dedicated instance") < slugs.Length && clock.Elapsed < TimeSpan.FromSeconds(60))
+            while (slugs.Sum(slug => _hostOutput.Count(second.Session, $"Adopted the running instance {slug}/")) < slugs.Length && clock.Elapsed < TimeSpan.FromSeconds(60))
             {
                 await Task.Delay(100);
             }
 
-            Assert.Equal(slugs.Length, _hostOutput.Count(second.Session, "Adopted the running dedicated instance"));
+            Assert.Equal(slugs.Length, slugs.Sum(slug => _hostOutput.Count(second.Session, $"Adopted the running instance {slug}/")));
 
             var exit = second.Process.Terminate(grace + TimeSpan.FromSeconds(30));
             Assert.True(exit == 0, $"SIGTERM: exit code {exit?.ToString(CultureInfo.InvariantCulture) ?? "none (still running)"}\n{_hostOutput.Tail(30)}");
@@ -121,7 +116,7 @@ public sealed partial class CrashRecoveryTests
             Assert.True(left.Count == 0, $"Still running after the host stopped: {string.Join(", ", left)}");
             foreach (var slug in slugs.Where(s => s.StartsWith("polite-", StringComparison.Ordinal)))
             {
-                Assert.Contains("wrapper: SIGTERM received", File.ReadAllText(Path.Combine(_dataDir, "compute", slug, "app.log")), StringComparison.Ordinal);
+                Assert.Contains("wrapper: SIGTERM received", File.ReadAllText(Path.Combine(_dataDir, "compute", slug, "orders@1.0.0", "app.log")), StringComparison.Ordinal);
             }
 
             _passed = true;

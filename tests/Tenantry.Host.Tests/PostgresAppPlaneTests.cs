@@ -74,7 +74,7 @@ public sealed class PostgresAppPlaneTests
 
         // The dedicated process got its database in its environment, not on its command line, and made no SQLite file.
         Assert.DoesNotContain("Password", await File.ReadAllTextAsync($"/proc/{dedicatedPid}/cmdline"), StringComparison.OrdinalIgnoreCase);
-        Assert.Contains("Tenantry__App__Database=", await File.ReadAllTextAsync($"/proc/{dedicatedPid}/environ"), StringComparison.Ordinal);
+        Assert.Contains("TENANTRY_DATABASE=", await File.ReadAllTextAsync($"/proc/{dedicatedPid}/environ"), StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(host.DataDir, "databases", "pool.db")), "The shared instance fell back to embedded SQLite.");
         Assert.False(File.Exists(Path.Combine(host.DataDir, "databases", "silo", "pg-bank.db")), "The dedicated instance fell back to embedded SQLite.");
 

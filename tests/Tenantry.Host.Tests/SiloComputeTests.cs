@@ -130,9 +130,12 @@ public sealed class SiloComputeTests
             Assert.DoesNotContain("TENANTRY_OPERATOR_SECRET", environment.Keys);
             Assert.DoesNotContain("TENANTRY_TEST_UNRELATED", environment.Keys);
             Assert.DoesNotContain(environment.Values, v => v.Contains(host.OperatorSecret, StringComparison.Ordinal) || v.Contains(unrelated, StringComparison.Ordinal));
-            Assert.Equal(silo.Id.ToString(), environment["Tenantry__App__TenantId"]);
-            Assert.Equal("sealed", environment["Tenantry__App__Slug"]);
-            Assert.Equal(host.DataDir, environment["Tenantry__App__DataDir"]);
+            Assert.Equal(silo.Id.ToString(), environment["TENANTRY_TENANT_ID"]);
+            Assert.Equal("orders", environment["TENANTRY_APP"]);
+            Assert.Equal("1.0.0", environment["TENANTRY_RELEASE"]);
+            Assert.Equal("Data Source=" + Path.Combine(host.DataDir, "databases", "silo", "sealed.db"), environment["TENANTRY_DATABASE"]);
+            Assert.Contains("TENANTRY_CONTEXT_JWKS", environment.Keys);
+            Assert.Equal(environment["ASPNETCORE_URLS"], "http://127.0.0.1:" + environment["PORT"]);
             Assert.StartsWith("http://127.0.0.1:", environment["ASPNETCORE_URLS"], StringComparison.Ordinal);
             Assert.Contains("PATH", environment.Keys);
 
@@ -164,7 +167,7 @@ public sealed class SiloComputeTests
             var silo = await host.OnboardAsync(op, "frozen", "premium");
             using var client = silo.Client();
             client.Timeout = TimeSpan.FromSeconds(60);
-            hung = int.Parse(File.ReadAllText(Path.Combine(host.DataDir, "compute", "frozen", "app.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            hung = host.InstancePid("frozen");
             Assert.Equal(hung, (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32());
 
             Assert.True(LocalProcesses.Signal(hung, LocalProcesses.SigStop));

@@ -12,7 +12,8 @@ public sealed partial class CrashRecoveryTests
     /// <c>{DataDir}/hang-{slug}</c> exists; then it stays alive without ever answering (a hung start).
     /// </summary>
     private const string HangingWrapperScript = """
-        if [ -e "$Tenantry__App__DataDir/hang-$Tenantry__App__Slug" ]; then
+        owner=$(dirname "$TENANTRY_INSTANCE")
+        if [ -e "$(dirname "$(dirname "$owner")")/hang-$(basename "$owner")" ]; then
           while :; do sleep 1; done
         fi
         exec "$@"
@@ -24,13 +25,7 @@ public sealed partial class CrashRecoveryTests
         output.WriteLine($"data dir {_dataDir}");
         string[] settings =
         [
-            "--Tenantry:Compute:AppCommand=/bin/sh",
-            "--Tenantry:Compute:AppArguments:0=-c",
-            "--Tenantry:Compute:AppArguments:1=" + HangingWrapperScript,
-            "--Tenantry:Compute:AppArguments:2=app-wrapper",
-            "--Tenantry:Compute:AppArguments:3=" + TenantryHost.DotnetPath(),
-            "--Tenantry:Compute:AppArguments:4=" + TenantryHost.HostDll,
-            "--Tenantry:Compute:AppArguments:5=orders-app",
+            SampleApps.NoDefaultApp,
             "--Tenantry:Compute:FirstDedicatedPort=" + TenantryHost.FreePorts(1)[0].ToString(CultureInfo.InvariantCulture),
             // Far longer than the test waits: brought back one at a time, the others would wait this long behind the hung one.
             "--Tenantry:Compute:StartTimeout=00:05:00",
@@ -43,6 +38,7 @@ public sealed partial class CrashRecoveryTests
             var first = await StartHostAsync(settings);
             using (var client = await OperatorClientAsync(first))
             {
+                await SampleApps.RegisterWrappedOrdersAsync(client, _dataDir, HangingWrapperScript);
                 var ids = new List<string>();
                 foreach (var slug in others.Prepend(hung))
                 {
@@ -90,7 +86,7 @@ public sealed partial class CrashRecoveryTests
         {
             foreach (var slug in others.Append(hung))
             {
-                var pidFile = Path.Combine(_dataDir, "compute", slug, "app.pid");
+                var pidFile = Path.Combine(_dataDir, "compute", slug, "orders@1.0.0", "app.pid");
                 if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture, out var pid) && LocalProcesses.IsRunning(pid, _dataDir))
                 {
                     LocalProcesses.Signal(pid, LocalProcesses.SigKill);
@@ -102,7 +98,7 @@ public sealed partial class CrashRecoveryTests
     /// <summary>True when the tenant's dedicated instance answers its health probe.</summary>
     private async Task<bool> AnswersAsync(HttpClient http, string slug)
     {
-        using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_dataDir, "compute", slug, "deployment.json")));
+        using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_dataDir, "compute", slug, "orders@1.0.0", "instance.json")));
         try
         {
             using var response = await http.GetAsync(new Uri(new Uri(manifest.RootElement.GetProperty("upstream").GetString()!), "/healthz"));

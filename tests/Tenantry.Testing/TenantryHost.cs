@@ -251,7 +251,6 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         [
             "gateway", "--gateway-port", Text(port),
             "--Tenantry:Gateway:Authority=" + ControlPlane,
-            "--Tenantry:Gateway:SharedUpstream=" + SharedApp,
             "--Tenantry:Gateway:ContextSigningKeyFile=" + Path.Combine(DataDir, "keys", "tenant-context-es256.pem"),
             "--Tenantry:Gateway:ClientSecret=" + GatewaySecret,
             .. TenantryHostOptions.PlatformTestSettings,
@@ -415,6 +414,13 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         ? Assembly.LoadFrom(HostDll).GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration
         : null;
 
+    /// <summary>The folder of an app instance: <c>compute/{owner}/{app}@{release}</c>, the owner a tenant's slug or <c>shared-{n}</c>; the default app is the sample, <c>orders</c> 1.0.0.</summary>
+    public string InstanceFolder(string owner, string app = "orders", string release = "1.0.0") => Path.Combine(DataDir, "compute", owner, $"{app}@{release}");
+
+    /// <summary>The pid the supervisor recorded for an app instance (<see cref="InstanceFolder"/>).</summary>
+    public int InstancePid(string owner, string app = "orders", string release = "1.0.0") =>
+        int.Parse(File.ReadAllText(Path.Combine(InstanceFolder(owner, app, release), "app.pid")).Trim(), CultureInfo.InvariantCulture);
+
     /// <summary>Kills dedicated instances still running for <paramref name="dataDir"/> (after a crash, they outlive the host).</summary>
     public static void KillLeftovers(string dataDir)
     {
@@ -449,7 +455,8 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X')
-                && File.ReadAllText($"/proc/{pid}/cmdline").Contains(dataDir, StringComparison.Ordinal);
+                && (File.ReadAllText($"/proc/{pid}/cmdline").Contains(dataDir, StringComparison.Ordinal)
+                    || File.ReadAllText($"/proc/{pid}/environ").Contains("TENANTRY_INSTANCE=" + Path.Combine(dataDir, "compute"), StringComparison.Ordinal));
         }
         catch (IOException)
         {

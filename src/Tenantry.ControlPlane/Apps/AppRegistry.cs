@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
@@ -14,10 +13,13 @@ public interface IAppRegistry
 
     /// <summary>A release with its migrations' SQL, in order; null when the app or the version does not exist.</summary>
     Task<AppRelease?> GetReleaseAsync(string app, string version, CancellationToken cancellationToken = default);
+
+    /// <summary>Every registered app, by name.</summary>
+    Task<IReadOnlyList<App>> ListAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>Registers apps and creates releases: validates at the edge, writes with its audit event in one transaction.</summary>
-internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
+public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
 {
     public Task<App?> FindAsync(string name, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.FindAsync(c, null, name), cancellationToken);
@@ -25,10 +27,13 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
     public Task<AppRelease?> GetReleaseAsync(string app, string version, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.GetReleaseAsync(c, null, app, version), cancellationToken);
 
-    public async Task<(AppResponse? Value, ApiError? Error)> RegisterAsync(CreateAppRequest body, HttpContext http)
+    public async Task<IReadOnlyList<App>> ListAsync(CancellationToken cancellationToken = default) =>
+        await db.ReadAsync(c => AppStore.ListAsync(c, null, AppRules.MaxApps), cancellationToken);
+
+    public async Task<(AppResponse? Value, ApiError? Error)> RegisterAsync(CreateAppRequest body, string actor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
-        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(actor);
         var errors = new Dictionary<string, string[]>();
         if (AppRules.CheckName(body.Name) is { } nameError)
         {
@@ -72,11 +77,16 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
                 return ApiError.Validation("routePrefix", $"routePrefix '{app.RoutePrefix}' is claimed by app '{owner}'; each app has its own prefix.");
             }
 
+            if ((await AppStore.ListAsync(c, null, AppRules.MaxApps, tx)).Count >= AppRules.MaxApps)
+            {
+                return ApiError.Conflict("too-many-apps", "Too many apps.", $"At most {AppRules.MaxApps} apps can be registered; every tenant runs every app.");
+            }
+
             await AppStore.InsertAsync(c, tx, app);
-            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "app.register",
+            await AuditLog.AppendAsync(c, tx, AuditLog.By(actor, null, "app.register", "succeeded",
                 new JsonObject { ["app"] = app.Name, ["routePrefix"] = app.RoutePrefix, ["sharedInstances"] = app.SharedInstances }, now));
             return null;
-        }, http.RequestAborted);
+        }, cancellationToken);
         if (error is not null)
         {
             return (null, error);
@@ -86,10 +96,10 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
         return (AppResponse.From(app, null), null);
     }
 
-    public async Task<(ReleaseResponse? Value, ApiError? Error)> CreateReleaseAsync(string appName, CreateReleaseRequest body, HttpContext http)
+    public async Task<(ReleaseResponse? Value, ApiError? Error)> CreateReleaseAsync(string appName, CreateReleaseRequest body, string actor, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
-        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(actor);
         var errors = new Dictionary<string, string[]>();
         if (AppRules.CheckVersion(body.Version) is { } versionError)
         {
@@ -123,7 +133,7 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
 
         if (body.MigrationsPath is not null)
         {
-            var (read, readError) = await ReleaseMigrations.ReadFolderAsync(body.MigrationsPath, http.RequestAborted);
+            var (read, readError) = await ReleaseMigrations.ReadFolderAsync(body.MigrationsPath, cancellationToken);
             if (readError is not null)
             {
                 return (null, readError);
@@ -152,7 +162,7 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
             Process = process!,
             Image = body.Image,
             Migrations = migrations,
-            CreatedBy = http.User.FindFirst("sub")?.Value ?? "unknown",
+            CreatedBy = actor,
             CreatedAt = now,
         };
         var (created, error) = await db.WriteAsync<(bool First, ApiError? Error)>(async (c, tx) =>
@@ -180,10 +190,10 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
                 await AppStore.SetCurrentReleaseAsync(c, tx, appName, release.Version, now);
             }
 
-            await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "release.create",
+            await AuditLog.AppendAsync(c, tx, AuditLog.By(actor, null, "release.create", "succeeded",
                 new JsonObject { ["app"] = appName, ["version"] = release.Version, ["migrations"] = migrations.Count, ["current"] = app.CurrentRelease is null }, now));
             return (app.CurrentRelease is null, null);
-        }, http.RequestAborted);
+        }, cancellationToken);
         if (error is not null)
         {
             return (null, error);

@@ -13,6 +13,9 @@ public static partial class AppRules
     public const int PathMaxLength = 200;
     public const int MinInstances = 1;
     public const int MaxInstances = 16;
+
+    /// <summary>Registered apps at most: every tenant runs every app.</summary>
+    public const int MaxApps = 50;
     public const int VersionMaxLength = 64;
     public const int MaxArgs = 100;
     public const int MaxEnv = 100;

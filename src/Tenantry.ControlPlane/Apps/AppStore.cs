@@ -58,9 +58,9 @@ internal static class AppStore
         (await c.QueryAsync($"SELECT {AppColumns} FROM apps WHERE name = @name", tx, ReadApp, ("@name", name))).FirstOrDefault();
 
     /// <summary>Apps by name, after <paramref name="after"/> when given.</summary>
-    public static Task<List<App>> ListAsync(DbConnection c, string? after, int limit) => c.QueryAsync(
+    public static Task<List<App>> ListAsync(DbConnection c, string? after, int limit, DbTransaction? tx = null) => c.QueryAsync(
         $"SELECT {AppColumns} FROM apps" + (after is null ? "" : " WHERE name > @after") + " ORDER BY name LIMIT @limit",
-        null, ReadApp, ("@after", after), ("@limit", limit));
+        tx, ReadApp, ("@after", after), ("@limit", limit));
 
     /// <summary>The app that claims this route key, if any.</summary>
     public static async Task<string?> RouteOwnerAsync(DbConnection c, DbTransaction? tx, string routeKey) =>

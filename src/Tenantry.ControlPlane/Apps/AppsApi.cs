@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Audit;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -43,7 +44,7 @@ public static class AppsApi
             return error.ToResult();
         }
 
-        var (app, registerError) = await registry.RegisterAsync(body!, http);
+        var (app, registerError) = await registry.RegisterAsync(body!, http.User.Actor(), http.RequestAborted);
         return registerError is not null ? registerError.ToResult() : TypedResults.Created($"/v1/apps/{app!.Name}", app);
     }
 
@@ -94,7 +95,7 @@ public static class AppsApi
             return error.ToResult();
         }
 
-        var (release, createError) = await registry.CreateReleaseAsync(app, body!, http);
+        var (release, createError) = await registry.CreateReleaseAsync(app, body!, http.User.Actor(), http.RequestAborted);
         return createError is not null
             ? createError.ToResult()
             : TypedResults.Created($"/v1/apps/{release!.App}/releases/{Uri.EscapeDataString(release.Version)}", release);

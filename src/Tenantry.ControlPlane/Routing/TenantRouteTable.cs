@@ -14,34 +14,52 @@ namespace Tenantry.ControlPlane.Routing;
 /// (null when the plan has none: the gateway then applies its configured limits for the tier).
 /// </summary>
 public sealed record TenantRouteEntry(
-    Guid TenantId, string Slug, string Tier, string Isolation, string Status, string Mode, string Upstream, bool Enabled, string Plan, RateLimit? Limits)
+    Guid TenantId, string Slug, string Tier, string Isolation, string Status, string Mode, string Upstream, bool Enabled, string Plan, RateLimit? Limits,
+    IReadOnlyDictionary<string, string>? Apps = null)
 {
     /// <summary>True when the gateway may forward the tenant's traffic.</summary>
     public bool Active => Enabled && Status == "active";
 }
 
+/// <summary>A registered app as the gateway routes to it: its path prefix and the upstreams of its serving shared instances.</summary>
+public sealed record AppRouteEntry(string Name, string RoutePrefix, IReadOnlyList<string> Shared);
+
 /// <summary>The routing table the gateway reads: every tenant with a deployed route, joined with its status, tier and plan.</summary>
 public interface ITenantRouteTable
 {
     Task<IReadOnlyList<TenantRouteEntry>> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>The registered apps with their shared instances.</summary>
+    Task<IReadOnlyList<AppRouteEntry>> ListAppsAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Where each app's traffic goes: its shared instances, and each silo tenant's dedicated instance (by app name).</summary>
+public interface IAppRoutes
+{
+    Task<(IReadOnlyList<AppRouteEntry> Apps, IReadOnlyDictionary<Guid, IReadOnlyDictionary<string, string>> Dedicated)> LoadAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>
 /// Reads the routes with each tenant's plan in effect now, so a plan change (from its
 /// <c>effectiveAt</c>) changes the tenant's limits at the gateway's next reload, without a restart.
 /// </summary>
-internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time) : ITenantRouteTable
+internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time, IAppRoutes? appRoutes = null) : ITenantRouteTable
 {
     public async Task<IReadOnlyList<TenantRouteEntry>> ListAsync(CancellationToken cancellationToken)
     {
         var plans = await entitlements.InEffectAsync(time.GetUtcNow(), cancellationToken);
         var routes = await db.ReadAsync(RouteStore.ListWithTenantsAsync, cancellationToken);
+        var dedicated = appRoutes is null ? null : (await appRoutes.LoadAsync(cancellationToken)).Dedicated;
         return [.. routes.Select(r =>
         {
             var planId = plans.PlanOf(r.TenantId, r.Tier);
-            return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId));
+            var apps = r.Mode == "dedicated" ? dedicated?.GetValueOrDefault(r.TenantId) ?? new Dictionary<string, string>() : null;
+            return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId), apps);
         })];
     }
+
+    public async Task<IReadOnlyList<AppRouteEntry>> ListAppsAsync(CancellationToken cancellationToken) =>
+        appRoutes is null ? [] : (await appRoutes.LoadAsync(cancellationToken)).Apps;
 }
 
 /// <summary><c>GET /v1/routes</c>: the routing table, for gateways that run apart from the control plane.</summary>
@@ -50,9 +68,9 @@ public static class RoutesApi
     public static RouteGroupBuilder MapRoutesApi(this RouteGroupBuilder v1)
     {
         v1.MapGet("/routes", async (ITenantRouteTable routes, CancellationToken cancellationToken) =>
-                TypedResults.Ok(new { items = await routes.ListAsync(cancellationToken) }))
+                TypedResults.Ok(new { items = await routes.ListAsync(cancellationToken), apps = await routes.ListAppsAsync(cancellationToken) }))
             .WithTags("Routing")
-            .WithSummary("The gateway routing table: each tenant's upstream (shared or dedicated), tier, status, plan in effect with its rate limit, and whether traffic may flow.");
+            .WithSummary("The gateway routing table: each tenant's upstream (shared or dedicated, with its dedicated instance of each app), the apps with their route prefixes and shared instances, tier, status, plan in effect with its rate limit, and whether traffic may flow.");
         return v1;
     }
 }

@@ -8,25 +8,18 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.Data;
 
-namespace Tenantry.ControlPlane.Providers;
+namespace Tenantry.ControlPlane.Instances;
 
 /// <summary>Settings of the local compute provider, under <c>Tenantry:Compute</c>.</summary>
 public sealed class LocalComputeOptions
 {
     public const string Section = "Tenantry:Compute";
 
-    /// <summary>
-    /// The program a silo tenant's dedicated instance runs (with <see cref="AppArguments"/>). Unset:
-    /// no process is started and deploy-compute only writes the deployment manifest.
-    /// </summary>
-    public string? AppCommand { get; set; }
-
-    public IList<string> AppArguments { get; } = [];
-
-    /// <summary>Dedicated instances get ports from here up (skipping the control-plane and gateway ports).</summary>
+    /// <summary>Dedicated instances get ports from here up (shared instances from <c>Tenantry:Ports:SharedApp</c>); ports of the control plane and gateway are skipped.</summary>
     [Range(1024, 65000)]
     public int FirstDedicatedPort { get; set; } = 5300;
 
@@ -40,11 +33,6 @@ public sealed class LocalComputeOptions
     /// <summary>How often each instance is checked; a dead one is started again.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan CheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);
-
-    /// <summary>The app's health endpoint: a new instance gets traffic once it answers 2xx here, and it is probed for liveness from then on.</summary>
-    [Required]
-    [RegularExpression("^/[^?#]*$", ErrorMessage = "Tenantry:Compute:HealthPath is a path such as /healthz.")]
-    public string HealthPath { get; set; } = "/healthz";
 
     /// <summary>How often a running instance's health endpoint is probed.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
@@ -78,25 +66,28 @@ public sealed class LocalComputeOptions
 }
 
 /// <summary>
-/// Runs silo tenants' dedicated app instances as local processes and keeps them running: a dead
-/// instance is started again (with back-off), a hung one (alive, failing its liveness probes) is
-/// killed and started again, an instance left running by an earlier host (after a crash) is
-/// adopted, and on start every deployed, enabled instance is brought back. Each instance gets the
-/// host's <c>Tenantry:App:*</c> settings and its own (its tenant and, when the tenant's database is
-/// on PostgreSQL, its connection string with the tenant's own role, in the environment, never on
-/// the command line), and otherwise only what a process needs to run: not the host's environment,
-/// which holds the host's secrets. It writes its log to <c>compute/{slug}/app.log</c>; its pid is
-/// kept in <c>compute/{slug}/app.pid</c>.
+/// What one app instance runs: its release's process, listening on <see cref="Upstream"/>, probed at
+/// <see cref="HealthPath"/>, with its whole <see cref="Environment"/> (the instance contract: PORT,
+/// TENANTRY_*; it may carry the tenant's database password, so it is passed to the process only, never written to a file).
 /// </summary>
-internal sealed partial class LocalAppSupervisor(
+public sealed record InstanceLaunch(string Key, string App, string Release, Guid? TenantId, Uri Upstream, string HealthPath, Apps.ReleaseProcess Process, IReadOnlyDictionary<string, string> Environment);
+
+/// <summary>
+/// Runs app instances as local processes and keeps them running: a dead instance is started again
+/// (with back-off), a hung one (alive, failing its liveness probes) is killed and started again, and
+/// an instance left running by an earlier host (after a crash) is adopted. Each instance has a folder
+/// <c>compute/{owner}/{app}@{release}</c> with <c>instance.json</c> (what runs, no secrets), <c>app.pid</c>
+/// and <c>app.log</c>; its process carries <c>TENANTRY_INSTANCE</c> = that folder in its environment,
+/// which is how a pid found later is recognised as this instance and not a recycled one. The process
+/// gets only the environment it is given (<see cref="InstanceLaunch.Environment"/>) plus what a process
+/// needs to run (<see cref="BaseEnvironment"/>) and the names the operator lets through: never the host's
+/// own environment, which holds the host's secrets.
+/// </summary>
+public sealed partial class LocalAppSupervisor(
     IOptions<LocalComputeOptions> options,
     IOptions<TenantryOptions> tenantry,
-    IConfiguration configuration,
-    IControlPlaneDatabase db,
-    ITenantDatabaseProvider databases,
     TimeProvider time,
-    ILogger<LocalAppSupervisor> logger,
-    AppInstanceEnvironment? instanceEnvironment = null) : IHostedService, IDisposable
+    ILogger<LocalAppSupervisor> logger) : IHostedService, IDisposable
 {
     /// <summary>The host's environment variables every instance gets (when set): what a process, and dotnet, need to run.</summary>
     public static readonly IReadOnlyList<string> BaseEnvironment =
@@ -106,36 +97,40 @@ internal sealed partial class LocalAppSupervisor(
         "DOTNET_ENVIRONMENT", "ASPNETCORE_ENVIRONMENT",
     ];
 
-    private const string AppSection = "Tenantry:App";
+    /// <summary>The environment variable that marks an instance's process with its folder.</summary>
+    public const string InstanceVariable = "TENANTRY_INSTANCE";
 
-    /// <summary>How many instances are brought back at once on start.</summary>
-    private const int RestoreParallelism = 8;
     private readonly ConcurrentDictionary<string, Instance> _instances = new(StringComparer.Ordinal);
     private readonly string _root = Path.Combine(tenantry.Value.DataPath, "compute");
     private readonly HttpClient _probe = new() { Timeout = Timeout.InfiniteTimeSpan };
     private readonly CancellationTokenSource _stopping = new();
     private bool _disposed;
 
-    public bool Enabled => !string.IsNullOrWhiteSpace(options.Value.AppCommand);
+    /// <summary>The folder under the data dir that holds every instance's folder.</summary>
+    public string Root => _root;
 
-    /// <summary>The process id of the tenant's running instance, if any.</summary>
-    public int? ProcessId(string slug) => _instances.TryGetValue(slug, out var i) ? i.Pid : null;
+    /// <summary>The process id of the instance's running process, if any.</summary>
+    public int? ProcessId(string key) => _instances.TryGetValue(key, out var i) && IsAlive(i.Pid, i.Folder) ? i.Pid : null;
 
-    /// <summary>Starts (or adopts) the instance described by the tenant's manifest and waits until it answers.</summary>
-    public async Task EnsureRunningAsync(string slug, CancellationToken cancellationToken)
+    /// <summary>Restarts of the instance since this host started it (deaths and hangs).</summary>
+    public int Restarts(string key) => _instances.TryGetValue(key, out var i) ? i.Restarts : 0;
+
+    public string FolderOf(string key) => Path.Combine(_root, key);
+
+    /// <summary>Starts (or adopts) the instance and waits until its health endpoint answers; throws when it never does.</summary>
+    public async Task EnsureRunningAsync(InstanceLaunch launch, CancellationToken cancellationToken)
     {
-        if (!Enabled)
+        ArgumentNullException.ThrowIfNull(launch);
+        var instance = _instances.AddOrUpdate(launch.Key, _ => new Instance(launch, FolderOf(launch.Key)), (_, existing) =>
         {
-            return;
-        }
-
-        var manifest = ReadManifest(slug) ?? throw new InvalidOperationException($"No deployment manifest for '{slug}'.");
-        var instance = _instances.GetOrAdd(slug, _ => new Instance(manifest));
-        instance.Database ??= await DatabaseAsync(manifest, cancellationToken);
+            existing.Launch = launch;
+            return existing;
+        });
         await instance.Gate.WaitAsync(cancellationToken);
         try
         {
-            if (!IsAlive(instance.Pid, manifest.Path) && !TryAdopt(instance))
+            instance.Stopped = false;
+            if (!IsAlive(instance.Pid, instance.Folder) && !TryAdopt(instance))
             {
                 Start(instance);
             }
@@ -150,70 +145,52 @@ internal sealed partial class LocalAppSupervisor(
         await WaitHealthyAsync(instance, cancellationToken);
     }
 
-    /// <summary>Stops the tenant's instance (SIGTERM, SIGKILL after the grace period) and stops watching it.</summary>
-    public async Task StopAsync(string slug, CancellationToken cancellationToken)
+    /// <summary>Stops the instances (SIGTERM to all at once, SIGKILL after the grace period) and stops watching them.</summary>
+    public async Task StopAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken)
     {
-        var manifest = ReadManifest(slug);
-        if (_instances.TryRemove(slug, out var instance))
+        ArgumentNullException.ThrowIfNull(keys);
+        var targets = new List<(int Pid, string Folder)>();
+        foreach (var key in keys)
         {
-            await instance.Gate.WaitAsync(cancellationToken);
-            try
+            var folder = FolderOf(key);
+            if (_instances.TryRemove(key, out var instance))
             {
-                instance.Stopped = true;
-                await StopProcessesAsync([(instance.Pid, instance.Manifest.Path)], cancellationToken);
-            }
-            finally
-            {
-                instance.Gate.Release();
-            }
-        }
-        else if (manifest is not null && ReadPid(manifest.Folder) is { } pid)
-        {
-            await StopProcessesAsync([(pid, manifest.Path)], cancellationToken);
-        }
-
-        if (manifest is not null)
-        {
-            File.Delete(Path.Combine(manifest.Folder, "app.pid"));
-        }
-    }
-
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        if (!Enabled || !Directory.Exists(_root))
-        {
-            return Task.CompletedTask;
-        }
-
-        // Bring back every deployed instance whose route is on, without holding up the host's start. Several at
-        // once: each may wait up to its start timeout, and one that hangs must not hold back the others.
-        _ = Task.Run(
-            async () =>
-            {
-                var enabled = await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync);
-                var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = _stopping.Token };
+                await instance.Gate.WaitAsync(cancellationToken);
                 try
                 {
-                    await Parallel.ForEachAsync(enabled, parallel, async (slug, cancellationToken) =>
-                    {
-                        try
-                        {
-                            await EnsureRunningAsync(slug, cancellationToken);
-                        }
-                        catch (Exception ex) when (ex is not OperationCanceledException)
-                        {
-                            Log.RestoreFailed(logger, slug, ex);
-                        }
-                    });
+                    instance.Stopped = true;
+                    targets.Add((instance.Pid, folder));
                 }
-                catch (OperationCanceledException)
+                finally
                 {
-                    // The host is stopping.
+                    instance.Gate.Release();
                 }
-            },
-            CancellationToken.None);
-        return Task.CompletedTask;
+            }
+            else if (ReadPid(folder) is { } pid)
+            {
+                targets.Add((pid, folder));
+            }
+        }
+
+        await StopProcessesAsync(targets, cancellationToken);
+        foreach (var (_, folder) in targets)
+        {
+            File.Delete(Path.Combine(folder, "app.pid"));
+        }
     }
+
+    /// <summary>Stops the instance and deletes its folder (its log included).</summary>
+    public async Task RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        await StopAsync([key], cancellationToken);
+        var folder = FolderOf(key);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
@@ -238,7 +215,7 @@ internal sealed partial class LocalAppSupervisor(
             try
             {
                 instance.Stopped = true;
-                return (instance.Pid, instance.Manifest.Path);
+                return (instance.Pid, instance.Folder);
             }
             finally
             {
@@ -258,6 +235,19 @@ internal sealed partial class LocalAppSupervisor(
         _stopping.Dispose();
     }
 
+    /// <summary>Instance folders on disk (keys), for cleaning up what an interrupted host left behind.</summary>
+    public IReadOnlyList<string> KeysOnDisk()
+    {
+        if (!Directory.Exists(_root))
+        {
+            return [];
+        }
+
+        return [.. Directory.EnumerateFiles(_root, "instance.json", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(_root, Path.GetDirectoryName(f)!).Replace('\\', '/'))
+            .Order(StringComparer.Ordinal)];
+    }
+
     private static async Task<bool> TryWaitAsync(SemaphoreSlim gate, CancellationToken cancellationToken)
     {
         try
@@ -271,35 +261,14 @@ internal sealed partial class LocalAppSupervisor(
         }
     }
 
-    private Manifest? ReadManifest(string slug)
-    {
-        var folder = Path.Combine(_root, slug);
-        var path = Path.Combine(folder, "deployment.json");
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-
-        var json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        var upstream = new Uri(json["upstream"]!.GetValue<string>());
-        return new Manifest(Guid.Parse(json["tenantId"]!.GetValue<string>()), json["slug"]!.GetValue<string>(), upstream, path, folder);
-    }
-
-    /// <summary>The silo tenant's PostgreSQL database as its own role sees it; null on the embedded default (the app finds its file).</summary>
-    private async Task<string?> DatabaseAsync(Manifest manifest, CancellationToken cancellationToken)
-    {
-        var tenant = TenantRef.ForData(manifest.TenantId, manifest.Slug, IsolationModel.Silo);
-        return (await databases.ConnectAsync(tenant, cancellationToken))?.Target is PostgresSiloTarget silo ? silo.ToConnectionString() : null;
-    }
-
     private bool TryAdopt(Instance instance)
     {
-        if (ReadPid(instance.Manifest.Folder) is { } pid && IsAlive(pid, instance.Manifest.Path))
+        if (ReadPid(instance.Folder) is { } pid && IsAlive(pid, instance.Folder))
         {
             instance.Pid = pid;
             instance.StartedAt = DateTimeOffset.MinValue;
             instance.Answered = false;
-            Log.Adopted(logger, instance.Manifest.TenantId, pid);
+            Log.Adopted(logger, instance.Launch.Key, pid);
             return true;
         }
 
@@ -308,35 +277,46 @@ internal sealed partial class LocalAppSupervisor(
 
     private void Start(Instance instance)
     {
-        var m = instance.Manifest;
-        var o = options.Value;
-        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        // exec: the shell becomes the app (same pid), its output appended to the tenant's log file.
+        var launch = instance.Launch;
+        Directory.CreateDirectory(instance.Folder);
+        AtomicFile.Write(Path.Combine(instance.Folder, "instance.json"), new JsonObject
+        {
+            ["key"] = launch.Key,
+            ["app"] = launch.App,
+            ["release"] = launch.Release,
+            ["tenantId"] = launch.TenantId?.ToString(),
+            ["upstream"] = launch.Upstream.ToString(),
+            ["command"] = launch.Process.Command,
+            ["args"] = new JsonArray([.. launch.Process.Args.Select(a => JsonValue.Create(a))]),
+            ["workingDirectory"] = launch.Process.WorkingDirectory,
+        }.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+
+        var command = Apps.ReleaseCommand.Resolve(launch.Process.Command, launch.Process.WorkingDirectory)
+            ?? throw new InvalidOperationException($"The command '{launch.Process.Command}' of {launch.App} {launch.Release} is not an executable file.");
+        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = launch.Process.WorkingDirectory ?? instance.Folder };
+        // exec: the shell becomes the app (same pid), its output appended to the instance's log file.
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("log=$1; shift; exec \"$@\" >>\"$log\" 2>&1 </dev/null");
         start.ArgumentList.Add("tenantry-app");
-        start.ArgumentList.Add(Path.Combine(m.Folder, "app.log"));
-        start.ArgumentList.Add(o.AppCommand!);
-        foreach (var argument in o.AppArguments)
+        start.ArgumentList.Add(Path.Combine(instance.Folder, "app.log"));
+        start.ArgumentList.Add(command);
+        foreach (var argument in launch.Process.Args)
         {
             start.ArgumentList.Add(argument);
         }
 
-        // Names the manifest on the command line, so a pid found later can be recognised as this instance.
-        start.ArgumentList.Add($"--Tenantry:App:Manifest={m.Path}");
         SetEnvironment(start.Environment, instance);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {o.AppCommand}.");
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {command}.");
         instance.Pid = process.Id;
         instance.StartedAt = time.GetUtcNow();
         instance.Answered = false;
-        AtomicFile.Write(Path.Combine(m.Folder, "app.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
-        Log.Started(logger, m.TenantId, process.Id, m.Upstream.Port);
+        AtomicFile.Write(Path.Combine(instance.Folder, "app.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
+        Log.Started(logger, launch.Key, process.Id, launch.Upstream.Port);
     }
 
     /// <summary>
     /// The instance's whole environment: what a process needs to run, the names the operator lets
-    /// through, the host's <c>Tenantry:App</c> settings, and the instance's own. Nothing else of the
-    /// host's: its environment holds its own secrets (the operator secret, signing keys, connection strings).
+    /// through, the release's own variables, and the instance contract. Nothing else of the host's.
     /// </summary>
     private void SetEnvironment(IDictionary<string, string?> environment, Instance instance)
     {
@@ -349,35 +329,18 @@ internal sealed partial class LocalAppSupervisor(
             }
         }
 
-        foreach (var (key, value) in configuration.GetSection(AppSection).AsEnumerable(makePathsRelative: true))
+        foreach (var (name, value) in instance.Launch.Process.Env)
         {
-            if (value is not null)
-            {
-                environment[EnvironmentName(key)] = value;
-            }
+            environment[name] = value;
         }
 
-        // What the host adds for every instance: the gateway's public tenant-context keys (never a key that signs).
-        if (instanceEnvironment is not null)
+        foreach (var (name, value) in instance.Launch.Environment)
         {
-            foreach (var (name, value) in instanceEnvironment.Variables())
-            {
-                environment[name] = value;
-            }
+            environment[name] = value;
         }
 
-        var m = instance.Manifest;
-        environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{m.Upstream.Port}";
-        environment[EnvironmentName("DataDir")] = tenantry.Value.DataPath;
-        environment[EnvironmentName("TenantId")] = m.TenantId.ToString();
-        environment[EnvironmentName("Slug")] = m.Slug;
-        if (instance.Database is not null)
-        {
-            environment[EnvironmentName("Database")] = instance.Database;
-        }
+        environment[InstanceVariable] = instance.Folder;
     }
-
-    private static string EnvironmentName(string key) => "Tenantry__App__" + key.Replace(":", "__", StringComparison.Ordinal);
 
     private async Task WatchAsync(Instance instance, CancellationToken stopping)
     {
@@ -413,7 +376,7 @@ internal sealed partial class LocalAppSupervisor(
                 await instance.Gate.WaitAsync(stopping);
                 try
                 {
-                    if (instance.Stopped || IsAlive(instance.Pid, instance.Manifest.Path))
+                    if (instance.Stopped || IsAlive(instance.Pid, instance.Folder))
                     {
                         if (time.GetUtcNow() - instance.StartedAt > TimeSpan.FromMinutes(1))
                         {
@@ -423,7 +386,7 @@ internal sealed partial class LocalAppSupervisor(
                         continue;
                     }
 
-                    Log.Died(logger, instance.Manifest.TenantId, instance.Pid);
+                    Log.Died(logger, instance.Launch.Key, instance.Pid);
                     instance.Restarts++;
                 }
                 finally
@@ -436,7 +399,7 @@ internal sealed partial class LocalAppSupervisor(
                 await instance.Gate.WaitAsync(stopping);
                 try
                 {
-                    if (!instance.Stopped && !IsAlive(instance.Pid, instance.Manifest.Path))
+                    if (!instance.Stopped && !IsAlive(instance.Pid, instance.Folder))
                     {
                         Start(instance);
                     }
@@ -452,7 +415,7 @@ internal sealed partial class LocalAppSupervisor(
             }
             catch (Exception ex)
             {
-                Log.RestartFailed(logger, instance.Manifest.TenantId, ex);
+                Log.RestartFailed(logger, instance.Launch.Key, ex);
             }
         }
     }
@@ -464,13 +427,13 @@ internal sealed partial class LocalAppSupervisor(
     /// </summary>
     private async Task<bool> CheckLivenessAsync(Instance instance, int pid, CancellationToken stopping)
     {
-        if (!IsAlive(pid, instance.Manifest.Path))
+        if (!IsAlive(pid, instance.Folder))
         {
             return true;
         }
 
         var o = options.Value;
-        if (await ProbeAsync(instance.Manifest, o.LivenessTimeout, stopping))
+        if (await ProbeAsync(instance.Launch, o.LivenessTimeout, stopping))
         {
             instance.Answered = true;
             return true;
@@ -485,13 +448,13 @@ internal sealed partial class LocalAppSupervisor(
         await instance.Gate.WaitAsync(stopping);
         try
         {
-            if (instance.Stopped || instance.Pid != pid || !IsAlive(pid, instance.Manifest.Path))
+            if (instance.Stopped || instance.Pid != pid || !IsAlive(pid, instance.Folder))
             {
                 return false;
             }
 
-            Log.Unresponsive(logger, instance.Manifest.TenantId, pid, failures, options.Value.HealthPath);
-            Kill(pid, instance.Manifest.Path);
+            Log.Unresponsive(logger, instance.Launch.Key, pid, failures, instance.Launch.HealthPath);
+            Kill(pid, instance.Folder);
             instance.Restarts++;
             Start(instance);
             return true;
@@ -503,13 +466,13 @@ internal sealed partial class LocalAppSupervisor(
     }
 
     /// <summary>True when the instance's health endpoint answers 2xx within <paramref name="timeout"/>.</summary>
-    private async Task<bool> ProbeAsync(Manifest manifest, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<bool> ProbeAsync(InstanceLaunch launch, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         try
         {
-            using var response = await _probe.GetAsync(new Uri(manifest.Upstream, options.Value.HealthPath), HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+            using var response = await _probe.GetAsync(new Uri(launch.Upstream, launch.HealthPath), HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             return response.IsSuccessStatusCode;
         }
         catch (HttpRequestException)
@@ -526,11 +489,11 @@ internal sealed partial class LocalAppSupervisor(
     {
         var o = options.Value;
         var deadline = time.GetUtcNow() + o.StartTimeout;
-        while (!await ProbeAsync(instance.Manifest, TimeSpan.FromSeconds(2), cancellationToken))
+        while (!await ProbeAsync(instance.Launch, TimeSpan.FromSeconds(2), cancellationToken))
         {
             if (time.GetUtcNow() > deadline)
             {
-                throw new TimeoutException($"The dedicated instance of '{instance.Manifest.Slug}' did not answer {new Uri(instance.Manifest.Upstream, o.HealthPath)} within {o.StartTimeout}; see {Path.Combine(instance.Manifest.Folder, "app.log")}.");
+                throw new TimeoutException($"The instance {instance.Launch.Key} did not answer {new Uri(instance.Launch.Upstream, instance.Launch.HealthPath)} within {o.StartTimeout}; see {Path.Combine(instance.Folder, "app.log")}.");
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
@@ -543,9 +506,9 @@ internal sealed partial class LocalAppSupervisor(
     /// SIGTERM to every process at once, then waits for them together, up to <see cref="LocalComputeOptions.StopGracePeriod"/>
     /// (or until <paramref name="cancellationToken"/> says time is up); those still running get SIGKILL, with their children.
     /// </summary>
-    private async Task StopProcessesAsync(IReadOnlyCollection<(int Pid, string Manifest)> processes, CancellationToken cancellationToken)
+    private async Task StopProcessesAsync(IReadOnlyCollection<(int Pid, string Folder)> processes, CancellationToken cancellationToken)
     {
-        var alive = processes.Where(p => IsAlive(p.Pid, p.Manifest)).ToList();
+        var alive = processes.Where(p => IsAlive(p.Pid, p.Folder)).ToList();
         foreach (var (pid, _) in alive)
         {
             PosixSignals.Terminate(pid);
@@ -565,7 +528,7 @@ internal sealed partial class LocalAppSupervisor(
                 break;
             }
 
-            running.RemoveAll(p => !IsAlive(p.Pid, p.Manifest));
+            running.RemoveAll(p => !IsAlive(p.Pid, p.Folder));
         }
 
         foreach (var (pid, _) in alive.Except(running))
@@ -573,7 +536,7 @@ internal sealed partial class LocalAppSupervisor(
             Log.Stopped(logger, pid);
         }
 
-        await Task.WhenAll(running.Select(p => Task.Run(() => Kill(p.Pid, p.Manifest), CancellationToken.None)));
+        await Task.WhenAll(running.Select(p => Task.Run(() => Kill(p.Pid, p.Folder), CancellationToken.None)));
     }
 
     private static int? ReadPid(string folder)
@@ -582,8 +545,8 @@ internal sealed partial class LocalAppSupervisor(
         return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
     }
 
-    /// <summary>True when <paramref name="pid"/> runs and is the instance of <paramref name="manifest"/> (not a recycled pid).</summary>
-    private static bool IsAlive(int pid, string manifest)
+    /// <summary>True when <paramref name="pid"/> runs and is the instance of <paramref name="folder"/> (not a recycled pid).</summary>
+    private static bool IsAlive(int pid, string folder)
     {
         if (pid <= 0)
         {
@@ -599,8 +562,9 @@ internal sealed partial class LocalAppSupervisor(
                 return false;
             }
 
-            var commandLine = File.ReadAllText($"/proc/{pid}/cmdline");
-            return commandLine.Contains("--Tenantry:App:Manifest=" + manifest, StringComparison.Ordinal);
+            var environment = File.ReadAllText($"/proc/{pid}/environ");
+            return environment.Contains("\0" + InstanceVariable + "=" + folder + "\0", StringComparison.Ordinal)
+                || environment.StartsWith(InstanceVariable + "=" + folder + "\0", StringComparison.Ordinal);
         }
         catch (IOException)
         {
@@ -613,9 +577,9 @@ internal sealed partial class LocalAppSupervisor(
     }
 
     /// <summary>SIGKILL to the process and its children, and waits (bounded) until it is gone.</summary>
-    private void Kill(int pid, string manifest)
+    private void Kill(int pid, string folder)
     {
-        if (!IsAlive(pid, manifest))
+        if (!IsAlive(pid, folder))
         {
             return;
         }
@@ -635,11 +599,11 @@ internal sealed partial class LocalAppSupervisor(
         }
     }
 
-    private sealed record Manifest(Guid TenantId, string Slug, Uri Upstream, string Path, string Folder);
-
-    private sealed class Instance(Manifest manifest)
+    private sealed class Instance(InstanceLaunch launch, string folder)
     {
-        public Manifest Manifest { get; } = manifest;
+        public InstanceLaunch Launch { get; set; } = launch;
+
+        public string Folder { get; } = folder;
 
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
@@ -654,36 +618,30 @@ internal sealed partial class LocalAppSupervisor(
 
         public bool Stopped { get; set; }
 
-        /// <summary>The tenant's PostgreSQL connection string, when it has one.</summary>
-        public string? Database { get; set; }
-
         public Task? Watch { get; set; }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Started the dedicated instance of tenant {TenantId}: pid {Pid}, port {Port}")]
-        public static partial void Started(ILogger logger, Guid tenantId, int pid, int port);
+        [LoggerMessage(1, LogLevel.Information, "Started instance {Instance}: pid {Pid}, port {Port}")]
+        public static partial void Started(ILogger logger, string instance, int pid, int port);
 
-        [LoggerMessage(2, LogLevel.Information, "Adopted the running dedicated instance of tenant {TenantId}: pid {Pid}")]
-        public static partial void Adopted(ILogger logger, Guid tenantId, int pid);
+        [LoggerMessage(2, LogLevel.Information, "Adopted the running instance {Instance}: pid {Pid}")]
+        public static partial void Adopted(ILogger logger, string instance, int pid);
 
-        [LoggerMessage(3, LogLevel.Warning, "The dedicated instance of tenant {TenantId} (pid {Pid}) died; starting it again")]
-        public static partial void Died(ILogger logger, Guid tenantId, int pid);
+        [LoggerMessage(3, LogLevel.Warning, "Instance {Instance} (pid {Pid}) died; starting it again")]
+        public static partial void Died(ILogger logger, string instance, int pid);
 
-        [LoggerMessage(4, LogLevel.Error, "Could not restart the dedicated instance of tenant {TenantId}")]
-        public static partial void RestartFailed(ILogger logger, Guid tenantId, Exception exception);
+        [LoggerMessage(4, LogLevel.Error, "Could not restart instance {Instance}")]
+        public static partial void RestartFailed(ILogger logger, string instance, Exception exception);
 
-        [LoggerMessage(5, LogLevel.Error, "Could not bring back the dedicated instance of '{Slug}' on start")]
-        public static partial void RestoreFailed(ILogger logger, string slug, Exception exception);
-
-        [LoggerMessage(6, LogLevel.Information, "Stopped dedicated instance pid {Pid}")]
+        [LoggerMessage(6, LogLevel.Information, "Stopped instance pid {Pid}")]
         public static partial void Stopped(ILogger logger, int pid);
 
-        [LoggerMessage(7, LogLevel.Warning, "The dedicated instance of tenant {TenantId} (pid {Pid}) failed {Failures} liveness probes of {HealthPath} in a row; killing it and starting it again")]
-        public static partial void Unresponsive(ILogger logger, Guid tenantId, int pid, int failures, string healthPath);
+        [LoggerMessage(7, LogLevel.Warning, "Instance {Instance} (pid {Pid}) failed {Failures} liveness probes of {HealthPath} in a row; killing it and starting it again")]
+        public static partial void Unresponsive(ILogger logger, string instance, int pid, int failures, string healthPath);
 
-        [LoggerMessage(8, LogLevel.Warning, "Killed dedicated instance pid {Pid} (it did not stop in its grace period, or hung)")]
+        [LoggerMessage(8, LogLevel.Warning, "Killed instance pid {Pid} (it did not stop in its grace period, or hung)")]
         public static partial void Killed(ILogger logger, int pid);
     }
 }

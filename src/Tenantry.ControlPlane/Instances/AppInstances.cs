@@ -1,0 +1,355 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Routing;
+using Tenantry.Data;
+
+namespace Tenantry.ControlPlane.Instances;
+
+/// <summary>
+/// Which app instances run, and their start, stop and release swaps: every registered app with a
+/// current release has <see cref="App.SharedInstances"/> shared instances for pool and bridge
+/// tenants, and each silo tenant has a dedicated instance of every app. The desired set lives in
+/// <c>app_instances</c>; <see cref="LocalAppSupervisor"/> runs it. On start every instance that
+/// should run is brought back (adopted when it still runs).
+/// </summary>
+public interface IAppInstances
+{
+    /// <summary>Every instance that should run, shared and dedicated.</summary>
+    Task<IReadOnlyList<AppInstance>> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts the shared instances of every app with a current release (idempotent).</summary>
+    Task EnsureSharedAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts <paramref name="release"/> of the instance's app beside <paramref name="current"/>, waits
+    /// until it is healthy, then moves the traffic to it and stops the old one (after a drain). When the
+    /// new one never gets healthy it is removed and the old one keeps serving; the exception says why.
+    /// </summary>
+    Task<AppInstance> SwapAsync(AppInstance current, string release, CancellationToken cancellationToken);
+}
+
+/// <summary>The instance contract's environment variable names.</summary>
+public static class InstanceVariables
+{
+    public const string Port = "PORT";
+    public const string App = "TENANTRY_APP";
+    public const string Release = "TENANTRY_RELEASE";
+    public const string TenantId = "TENANTRY_TENANT_ID";
+    public const string Database = "TENANTRY_DATABASE";
+    public const string ContextJwks = "TENANTRY_CONTEXT_JWKS";
+    public const string DataUrl = "TENANTRY_DATA_URL";
+}
+
+internal sealed partial class AppInstances(
+    IControlPlaneDatabase db,
+    IAppRegistry apps,
+    LocalAppSupervisor supervisor,
+    ITenantDatabaseProvider databases,
+    IOptions<TenantryOptions> tenantry,
+    IOptions<LocalComputeOptions> compute,
+    TimeProvider time,
+    ILogger<AppInstances> logger,
+    AppInstanceEnvironment? instanceEnvironment = null) : IAppInstances, IHostedService, IDisposable
+{
+    /// <summary>How many instances are brought back at once on start.</summary>
+    private const int RestoreParallelism = 8;
+
+    /// <summary>How long a replaced instance keeps running after the traffic moved, so requests under way finish.</summary>
+    public static readonly TimeSpan Drain = TimeSpan.FromSeconds(2);
+
+    private readonly SemaphoreSlim _placement = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+
+    public async Task<IReadOnlyList<AppInstance>> ListAsync(CancellationToken cancellationToken) =>
+        await db.ReadAsync(c => InstanceStore.ListAsync(c, null), cancellationToken);
+
+    public async Task EnsureSharedAsync(CancellationToken cancellationToken)
+    {
+        foreach (var app in await apps.ListAsync(cancellationToken))
+        {
+            if (app.CurrentRelease is null)
+            {
+                continue;
+            }
+
+            var instances = await PlaceSharedAsync(app, cancellationToken);
+            await Task.WhenAll(instances.Select(i => RunAsync(i, app, cancellationToken)));
+        }
+    }
+
+    /// <summary>A silo tenant's dedicated instance of every app with a current release, running and healthy.</summary>
+    public async Task<IReadOnlyList<AppInstance>> DeployDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        var result = new List<AppInstance>();
+        foreach (var app in await apps.ListAsync(cancellationToken))
+        {
+            if (app.CurrentRelease is null)
+            {
+                continue;
+            }
+
+            var instance = await PlaceDedicatedAsync(app, tenant, cancellationToken);
+            await RunAsync(instance, app, cancellationToken);
+            result.Add(instance);
+        }
+
+        return result;
+    }
+
+    /// <summary>Starts (enabled) or stops the tenant's dedicated instances.</summary>
+    public async Task SetDedicatedRunningAsync(TenantRef tenant, bool running, CancellationToken cancellationToken)
+    {
+        var instances = await db.ReadAsync(c => InstanceStore.ForTenantAsync(c, null, tenant.Id), cancellationToken);
+        if (!running)
+        {
+            await supervisor.StopAsync([.. instances.Select(i => i.Key)], cancellationToken);
+            return;
+        }
+
+        foreach (var instance in instances.Where(i => i.Serving))
+        {
+            if (await apps.FindAsync(instance.App, cancellationToken) is { } app)
+            {
+                await RunAsync(instance, app, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Stops and forgets the tenant's dedicated instances and deletes their folders.</summary>
+    public async Task DeleteDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        var instances = await db.ReadAsync(c => InstanceStore.ForTenantAsync(c, null, tenant.Id), cancellationToken);
+        await supervisor.StopAsync([.. instances.Select(i => i.Key)], cancellationToken);
+        await db.WriteAsync((c, tx) => InstanceStore.DeleteTenantAsync(c, tx, tenant.Id), cancellationToken);
+        var folder = Path.Combine(supervisor.Root, tenant.Slug);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    public async Task<AppInstance> SwapAsync(AppInstance current, string release, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        var app = await apps.FindAsync(current.App, cancellationToken) ?? throw new InvalidOperationException($"App '{current.App}' is not registered.");
+        var key = AppInstance.KeyOf(current.App, release, current.Slug, current.Slot);
+        if (key == current.Key)
+        {
+            await RunAsync(current, app, cancellationToken);
+            return current;
+        }
+
+        var next = await PlaceAsync(key, app, release, current.TenantId, current.Slug, current.Slot, serving: false, cancellationToken);
+        try
+        {
+            await RunAsync(next, app, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Never healthy: the old instance keeps the traffic; the new one leaves nothing behind.
+            await supervisor.RemoveAsync(next.Key, CancellationToken.None);
+            await db.WriteAsync((c, tx) => InstanceStore.DeleteAsync(c, tx, next.Key), CancellationToken.None);
+            throw;
+        }
+
+        // One transaction: the gateway sees either the old instance or the new one serving, never neither.
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                await InstanceStore.SetServingAsync(c, tx, next.Key, true);
+                await InstanceStore.DeleteAsync(c, tx, current.Key);
+            },
+            cancellationToken);
+        Log.Swapped(logger, current.Key, next.Key);
+        await Task.Delay(Drain, time, cancellationToken);
+        await supervisor.RemoveAsync(current.Key, cancellationToken);
+        return next with { Serving = true };
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Bring back every instance that should run, without holding up the host's start. Several at once: each may
+        // wait up to its start timeout, and one that hangs must not hold back the others.
+        _ = Task.Run(() => RestoreAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _stopping.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed before it was stopped: nothing runs any more.
+        }
+    }
+
+    public void Dispose()
+    {
+        _placement.Dispose();
+        _stopping.Dispose();
+    }
+
+    private async Task RestoreAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await EnsureSharedAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.RestoreFailed(logger, "shared", ex);
+        }
+
+        try
+        {
+            var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+            var instances = (await ListAsync(cancellationToken)).Where(i => i.Dedicated && enabled.Contains(i.Slug!)).ToList();
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = cancellationToken };
+            await Parallel.ForEachAsync(instances, parallel, async (instance, ct) =>
+            {
+                try
+                {
+                    if (await apps.FindAsync(instance.App, ct) is { } app)
+                    {
+                        await RunAsync(instance, app, ct);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.RestoreFailed(logger, instance.Key, ex);
+                }
+            });
+        }
+        catch (OperationCanceledException)
+        {
+            // The host is stopping.
+        }
+    }
+
+    private async Task<IReadOnlyList<AppInstance>> PlaceSharedAsync(App app, CancellationToken cancellationToken)
+    {
+        var existing = await db.ReadAsync(c => InstanceStore.SharedAsync(c, null, app.Name), cancellationToken);
+        var result = existing.Where(i => i.Serving).ToList();
+        // The shared instances run one release: the one they run now, or the app's current release for the first ones.
+        var release = result.FirstOrDefault()?.Release ?? app.CurrentRelease!;
+        for (var slot = 1; slot <= app.SharedInstances; slot++)
+        {
+            if (result.All(i => i.Slot != slot))
+            {
+                result.Add(await PlaceAsync(AppInstance.KeyOf(app.Name, release, null, slot), app, release, null, null, slot, serving: true, cancellationToken));
+            }
+        }
+
+        return result;
+    }
+
+    private async Task<AppInstance> PlaceDedicatedAsync(App app, TenantRef tenant, CancellationToken cancellationToken)
+    {
+        var existing = (await db.ReadAsync(c => InstanceStore.ForTenantAsync(c, null, tenant.Id), cancellationToken))
+            .FirstOrDefault(i => i.App == app.Name && i.Serving);
+        return existing ?? await PlaceAsync(
+            AppInstance.KeyOf(app.Name, app.CurrentRelease!, tenant.Slug, 0), app, app.CurrentRelease!, tenant.Id, tenant.Slug, 0, serving: true, cancellationToken);
+    }
+
+    /// <summary>The instance row with this key, made with a free port when it does not exist yet.</summary>
+    private async Task<AppInstance> PlaceAsync(string key, App app, string release, Guid? tenantId, string? slug, int slot, bool serving, CancellationToken cancellationToken)
+    {
+        await _placement.WaitAsync(cancellationToken);
+        try
+        {
+            return await db.WriteAsync(
+                async (c, tx) =>
+                {
+                    if (await InstanceStore.FindAsync(c, tx, key) is { } found)
+                    {
+                        return found;
+                    }
+
+                    var o = tenantry.Value;
+                    var reserved = new HashSet<int> { o.Ports.ControlPlane, o.Ports.Gateway };
+                    var first = tenantId is null ? o.Ports.SharedApp : compute.Value.FirstDedicatedPort;
+                    var port = await InstanceStore.FreePortAsync(c, tx, first, reserved);
+                    var instance = new AppInstance(key, app.Name, release, tenantId, slug, slot, port, serving, time.GetUtcNow());
+                    await InstanceStore.InsertAsync(c, tx, instance);
+                    return instance;
+                },
+                cancellationToken);
+        }
+        finally
+        {
+            _placement.Release();
+        }
+    }
+
+    /// <summary>Starts (or adopts) the instance with its release's process and the instance contract, and waits until it is healthy.</summary>
+    private async Task RunAsync(AppInstance instance, App app, CancellationToken cancellationToken)
+    {
+        var release = await apps.GetReleaseAsync(instance.App, instance.Release, cancellationToken)
+            ?? throw new InvalidOperationException($"Release {instance.Release} of app '{instance.App}' does not exist.");
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [InstanceVariables.Port] = instance.Port.ToString(CultureInfo.InvariantCulture),
+            // ASP.NET Core apps listen where PORT says without code of their own.
+            ["ASPNETCORE_URLS"] = instance.Upstream.ToString().TrimEnd('/'),
+            [InstanceVariables.App] = instance.App,
+            [InstanceVariables.Release] = instance.Release,
+        };
+        if (instanceEnvironment is not null)
+        {
+            foreach (var (name, value) in instanceEnvironment.Variables())
+            {
+                environment[name] = value;
+            }
+        }
+
+        if (instance.TenantId is { } tenantId)
+        {
+            environment[InstanceVariables.TenantId] = tenantId.ToString();
+            if (await databases.ConnectAsync(TenantRef.ForData(tenantId, instance.Slug!, IsolationModel.Silo), cancellationToken) is { } data)
+            {
+                environment[InstanceVariables.Database] = ConnectionString(data.Target);
+            }
+        }
+        else
+        {
+            environment[InstanceVariables.DataUrl] = $"http://127.0.0.1:{tenantry.Value.Ports.ControlPlane.ToString(CultureInfo.InvariantCulture)}/v1/app-data";
+            if (await databases.ConnectAsync(TenantRef.ForData(Guid.Empty, "pool", IsolationModel.Pool), cancellationToken) is { } pool)
+            {
+                environment[InstanceVariables.Database] = ConnectionString(pool.Target);
+            }
+        }
+
+        await supervisor.EnsureRunningAsync(
+            new InstanceLaunch(instance.Key, instance.App, instance.Release, instance.TenantId, instance.Upstream, app.HealthPath, release.Process, environment),
+            cancellationToken);
+    }
+
+    /// <summary>A data target as the <c>TENANTRY_DATABASE</c> value: an Npgsql connection string, or <c>Data Source=</c> a SQLite file.</summary>
+    public static string ConnectionString(TenantDataTarget target) => target switch
+    {
+        PostgresSiloTarget silo => silo.ToConnectionString(),
+        PostgresPoolTarget pool => pool.ConnectionString,
+        PostgresBridgeTarget bridge => bridge.ToConnectionString(),
+        SqlitePoolTarget pool => "Data Source=" + pool.FilePath,
+        SqliteFileTarget file => "Data Source=" + file.FilePath,
+        _ => throw new ArgumentException($"No connection string for {target.GetType().Name}.", nameof(target)),
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Instance {Old} replaced by {New}")]
+        public static partial void Swapped(ILogger logger, string old, string @new);
+
+        [LoggerMessage(2, LogLevel.Error, "Could not bring back instance {Instance} on start")]
+        public static partial void RestoreFailed(ILogger logger, string instance, Exception exception);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Data.Common;
+using System.Globalization;
+using Tenantry.ControlPlane.Database;
+
+namespace Tenantry.ControlPlane.Instances;
+
+/// <summary>
+/// One app instance that should run: a shared instance of an app (<see cref="TenantId"/> null,
+/// <see cref="Slot"/> 1..N) or a silo tenant's dedicated instance of it. <see cref="Serving"/>
+/// instances get traffic; an instance that is not serving is being started beside a serving one
+/// (a release swap) or drained.
+/// </summary>
+public sealed record AppInstance(string Key, string App, string Release, Guid? TenantId, string? Slug, int Slot, int Port, bool Serving, DateTimeOffset CreatedAt)
+{
+    public Uri Upstream => new($"http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}");
+
+    public bool Dedicated => TenantId is not null;
+
+    /// <summary>The key of an instance: <c>{owner}/{app}@{release}</c>, where the owner is the tenant's slug or <c>shared-{slot}</c>. It names its folder too.</summary>
+    public static string KeyOf(string app, string release, string? slug, int slot) =>
+        $"{slug ?? "shared-" + slot.ToString(CultureInfo.InvariantCulture)}/{app}@{release}";
+}
+
+/// <summary>The app_instances table: which instances should run, on which port, and which get traffic. Callers own the transaction.</summary>
+internal static class InstanceStore
+{
+    public static SchemaPart Schema { get; } = SchemaPart.Portable("Instances", """
+
+        -- Instances (Instances/): the app instances that should run, shared and dedicated.
+        CREATE TABLE IF NOT EXISTS app_instances (
+            instance_key TEXT PRIMARY KEY,
+            app TEXT NOT NULL,
+            release_version TEXT NOT NULL,
+            tenant_id TEXT NULL,
+            slug TEXT NULL,
+            slot INTEGER NOT NULL,
+            port INTEGER NOT NULL UNIQUE,
+            serving INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """);
+
+    private const string Columns = "instance_key, app, release_version, tenant_id, slug, slot, port, serving, created_at";
+
+    public static Task<List<AppInstance>> ListAsync(DbConnection c, DbTransaction? tx) =>
+        c.QueryAsync($"SELECT {Columns} FROM app_instances ORDER BY instance_key", tx, Read);
+
+    public static Task<List<AppInstance>> ForTenantAsync(DbConnection c, DbTransaction? tx, Guid tenantId) =>
+        c.QueryAsync($"SELECT {Columns} FROM app_instances WHERE tenant_id = @id ORDER BY instance_key", tx, Read, ("@id", tenantId));
+
+    public static Task<List<AppInstance>> SharedAsync(DbConnection c, DbTransaction? tx, string app) =>
+        c.QueryAsync($"SELECT {Columns} FROM app_instances WHERE tenant_id IS NULL AND app = @app ORDER BY slot, instance_key", tx, Read, ("@app", app));
+
+    public static async Task<AppInstance?> FindAsync(DbConnection c, DbTransaction? tx, string key) =>
+        (await c.QueryAsync($"SELECT {Columns} FROM app_instances WHERE instance_key = @key", tx, Read, ("@key", key))).FirstOrDefault();
+
+    /// <summary>The lowest port from <paramref name="first"/> up that no instance holds and is not in <paramref name="reserved"/>.</summary>
+    public static async Task<int> FreePortAsync(DbConnection c, DbTransaction tx, int first, IReadOnlySet<int> reserved)
+    {
+        var taken = (await c.QueryAsync("SELECT port FROM app_instances", tx, r => Convert.ToInt32(r.GetValue(0), CultureInfo.InvariantCulture))).ToHashSet();
+        var port = first;
+        while (taken.Contains(port) || reserved.Contains(port))
+        {
+            port++;
+        }
+
+        return port;
+    }
+
+    public static Task InsertAsync(DbConnection c, DbTransaction tx, AppInstance i) => c.ExecuteAsync(
+        $"INSERT INTO app_instances ({Columns}) VALUES (@key, @app, @release, @tenant, @slug, @slot, @port, @serving, @at)",
+        tx, ("@key", i.Key), ("@app", i.App), ("@release", i.Release), ("@tenant", i.TenantId), ("@slug", i.Slug), ("@slot", i.Slot),
+        ("@port", i.Port), ("@serving", i.Serving), ("@at", i.CreatedAt));
+
+    public static Task SetServingAsync(DbConnection c, DbTransaction tx, string key, bool serving) =>
+        c.ExecuteAsync("UPDATE app_instances SET serving = @serving WHERE instance_key = @key", tx, ("@key", key), ("@serving", serving));
+
+    public static Task DeleteAsync(DbConnection c, DbTransaction tx, string key) =>
+        c.ExecuteAsync("DELETE FROM app_instances WHERE instance_key = @key", tx, ("@key", key));
+
+    public static Task DeleteTenantAsync(DbConnection c, DbTransaction tx, Guid tenantId) =>
+        c.ExecuteAsync("DELETE FROM app_instances WHERE tenant_id = @id", tx, ("@id", tenantId));
+
+    private static AppInstance Read(DbDataReader r) => new(
+        r.GetString(0), r.GetString(1), r.GetString(2), r.ReadGuidOrNull(3), r.ReadStringOrNull(4),
+        Convert.ToInt32(r.GetValue(5), CultureInfo.InvariantCulture), Convert.ToInt32(r.GetValue(6), CultureInfo.InvariantCulture),
+        Convert.ToInt64(r.GetValue(7), CultureInfo.InvariantCulture) != 0, r.ReadTime(8));
+}
