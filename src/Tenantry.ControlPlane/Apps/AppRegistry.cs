@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -14,16 +15,22 @@ public interface IAppRegistry
 
     /// <summary>A release with its migrations' SQL, in order; null when the app or the version does not exist.</summary>
     Task<AppRelease?> GetReleaseAsync(string app, string version, CancellationToken cancellationToken = default);
+
+    /// <summary>The current release of every app that has one (what new tenants start on), by app name, with its SQL.</summary>
+    Task<IReadOnlyList<AppRelease>> CurrentReleasesAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>Registers apps and creates releases: validates at the edge, writes with its audit event in one transaction.</summary>
-internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
+internal sealed partial class AppRegistry(IControlPlaneDatabase db, IReleaseValidator validator, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
 {
     public Task<App?> FindAsync(string name, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.FindAsync(c, null, name), cancellationToken);
 
     public Task<AppRelease?> GetReleaseAsync(string app, string version, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.GetReleaseAsync(c, null, app, version), cancellationToken);
+
+    public async Task<IReadOnlyList<AppRelease>> CurrentReleasesAsync(CancellationToken cancellationToken = default) =>
+        await db.ReadAsync(AppStore.CurrentReleasesAsync, cancellationToken);
 
     public async Task<(AppResponse? Value, ApiError? Error)> RegisterAsync(CreateAppRequest body, HttpContext http)
     {
@@ -116,6 +123,8 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
             errors["migrationsPath"] = ["migrationsPath is an absolute folder path on the control plane's machine (the CLI resolves a manifest's relative path)."];
         }
 
+        var seed = ReleaseMigrations.SeedFromRequest(body.Seed, body.SeedPath, errors);
+
         if (errors.Count > 0)
         {
             return (null, ApiError.Validation(errors));
@@ -132,7 +141,18 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
             migrations = read;
         }
 
-        if (ReleaseMigrations.Check(migrations) is { } migrationsError)
+        if (body.SeedPath is not null)
+        {
+            var (read, readError) = await ReleaseMigrations.ReadSeedFileAsync(body.SeedPath, http.RequestAborted);
+            if (readError is not null)
+            {
+                return (null, readError);
+            }
+
+            seed = read;
+        }
+
+        if ((ReleaseMigrations.Check(migrations) ?? ReleaseMigrations.CheckSeed(seed)) is { } migrationsError)
         {
             return (null, migrationsError);
         }
@@ -144,36 +164,39 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
                 $"process.command '{process.Command}' is not an executable file: not an absolute path, not on the control plane's PATH, not under the working directory ({process.WorkingDirectory ?? "none"})."));
         }
 
+        var version = body.Version!;
+
+        // The checks the write repeats, first on their own: a release refused by them is not worth trying on a database.
+        if (await db.ReadAsync(c => CheckNewReleaseAsync(c, null, appName, version, migrations), http.RequestAborted) is { } early)
+        {
+            return (null, early);
+        }
+
+        if ((migrations.Count > 0 || seed is not null) && await validator.ValidateAsync(migrations, seed, http.RequestAborted) is { } sqlError)
+        {
+            return (null, sqlError);
+        }
+
         var now = time.GetUtcNow();
         var release = new AppRelease
         {
             App = appName,
-            Version = body.Version!,
+            Version = version,
             Process = process!,
             Image = body.Image,
             Migrations = migrations,
+            Seed = seed,
             CreatedBy = http.User.FindFirst("sub")?.Value ?? "unknown",
             CreatedAt = now,
         };
         var (created, error) = await db.WriteAsync<(bool First, ApiError? Error)>(async (c, tx) =>
         {
-            var app = await AppStore.FindAsync(c, tx, appName);
-            if (app is null)
+            if (await CheckNewReleaseAsync(c, tx, appName, version, migrations) is { } checkError)
             {
-                return (false, ApiError.NotFound($"App '{appName}'"));
+                return (false, checkError);
             }
 
-            if (await AppStore.ReleaseExistsAsync(c, tx, appName, release.Version))
-            {
-                return (false, ApiError.Conflict("release-exists", "The release exists.", $"App '{appName}' has a release {release.Version} already; releases are immutable, give a new version."));
-            }
-
-            var previous = await AppStore.LatestReleaseAsync(c, tx, appName);
-            if (previous is not null && ReleaseMigrations.CheckForwardOnly(previous, migrations) is { } forwardError)
-            {
-                return (false, forwardError);
-            }
-
+            var app = (await AppStore.FindAsync(c, tx, appName))!;
             await AppStore.InsertReleaseAsync(c, tx, release);
             if (app.CurrentRelease is null)
             {
@@ -181,7 +204,7 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
             }
 
             await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, null, "release.create",
-                new JsonObject { ["app"] = appName, ["version"] = release.Version, ["migrations"] = migrations.Count, ["current"] = app.CurrentRelease is null }, now));
+                new JsonObject { ["app"] = appName, ["version"] = release.Version, ["migrations"] = migrations.Count, ["seed"] = seed?.Checksum, ["current"] = app.CurrentRelease is null }, now));
             return (app.CurrentRelease is null, null);
         }, http.RequestAborted);
         if (error is not null)
@@ -191,6 +214,23 @@ internal sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider
 
         Log.ReleaseCreated(logger, appName, release.Version, migrations.Count, created);
         return (ReleaseResponse.From(release), null);
+    }
+
+    /// <summary>Why this version cannot be added: no such app, the version exists, or the migrations do not extend the latest release's.</summary>
+    private static async Task<ApiError?> CheckNewReleaseAsync(DbConnection c, DbTransaction? tx, string appName, string version, IReadOnlyList<ReleaseMigration> migrations)
+    {
+        if (await AppStore.FindAsync(c, tx, appName) is null)
+        {
+            return ApiError.NotFound($"App '{appName}'");
+        }
+
+        if (await AppStore.ReleaseExistsAsync(c, tx, appName, version))
+        {
+            return ApiError.Conflict("release-exists", "The release exists.", $"App '{appName}' has a release {version} already; releases are immutable, give a new version.");
+        }
+
+        var previous = await AppStore.LatestReleaseAsync(c, tx, appName);
+        return previous is null ? null : ReleaseMigrations.CheckForwardOnly(previous, migrations);
     }
 
     private static ReleaseProcess? CheckProcess(ProcessRequest? process, Dictionary<string, string[]> errors)
