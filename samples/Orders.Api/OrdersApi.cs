@@ -86,8 +86,8 @@ public static class OrdersApi
             time.GetUtcNow());
         await using var session = await data.OpenAsync(tenant, cancellationToken);
         await session.ExecuteAsync(
-            "INSERT INTO orders (id, number, amount, note, created_by, created_at) VALUES (@id, @number, @amount, @note, @by, @at)",
-            [("@id", order.Id), ("@number", order.Number), ("@amount", order.Amount), ("@note", order.Note), ("@by", order.CreatedBy), ("@at", order.CreatedAt)],
+            "INSERT INTO orders (tenant_id, id, number, amount, note, created_by, created_at) VALUES (@tenant, @id, @number, @amount, @note, @by, @at)",
+            [("@tenant", TenantValue(session, tenant)), ("@id", order.Id), ("@number", order.Number), ("@amount", order.Amount), ("@note", order.Note), ("@by", order.CreatedBy), ("@at", order.CreatedAt)],
             cancellationToken);
         await session.CommitAsync(cancellationToken);
         return TypedResults.Created($"/orders/{order.Id}", order);
@@ -167,8 +167,8 @@ public static class OrdersApi
         await using var session = await data.OpenAsync(tenant, cancellationToken);
         await session.ExecuteAsync("DELETE FROM order_attachments WHERE order_id = @id AND name = @name", [("@id", id), ("@name", name)], cancellationToken);
         await session.ExecuteAsync(
-            "INSERT INTO order_attachments (order_id, name, bytes, created_at) VALUES (@id, @name, @bytes, @at)",
-            [("@id", id), ("@name", name), ("@bytes", bytes), ("@at", time.GetUtcNow())],
+            "INSERT INTO order_attachments (tenant_id, order_id, name, bytes, created_at) VALUES (@tenant, @id, @name, @bytes, @at)",
+            [("@tenant", TenantValue(session, tenant)), ("@id", id), ("@name", name), ("@bytes", bytes), ("@at", time.GetUtcNow())],
             cancellationToken);
         await session.CommitAsync(cancellationToken);
         return TypedResults.Created($"/orders/{id}/attachments/{Uri.EscapeDataString(name)}", new AttachmentResponse(id, name, bytes));
@@ -213,4 +213,11 @@ public static class OrdersApi
 
     private static ProblemHttpResult Problem(int status, string kind, string title, string detail) =>
         TypedResults.Problem(new ProblemDetails { Status = status, Type = "https://tenantry.dev/problems/" + kind, Title = title, Detail = detail });
+
+    /// <summary>
+    /// The tenant_id every row carries (its migrations key every table by it, as the pool requires): a uuid on
+    /// PostgreSQL, its text on SQLite, where the pool's guarded connection checks it is the session's tenant.
+    /// </summary>
+    private static object TenantValue(Tenantry.Data.TenantSession session, ITenantContext tenant) =>
+        session.Transaction.Connection is Microsoft.Data.Sqlite.SqliteConnection ? tenant.TenantId.ToString() : tenant.TenantId;
 }

@@ -17,9 +17,8 @@ namespace Orders.Api;
 /// <item>otherwise the embedded layout under the data directory: pool tenants share <c>databases/pool.db</c>
 /// (enforced tenant filter), bridge and silo tenants have their own file.</item>
 /// </list>
-/// SQLite targets are migrated once, on their first request. PostgreSQL targets are not: the control
-/// plane applies the app's migrations at onboarding and in rollouts, and the pool and bridge roles
-/// the app logs in as may not run DDL anyway.
+/// The app never runs DDL: its migrations (<c>migrations/*.sql</c>) are a release's, which the control
+/// plane applies to every tenant by its isolation model at onboarding and in rollouts.
 /// <para>
 /// What the locator says is kept for <see cref="RelocateAfter"/>, then asked again: a tenant that is
 /// suspended or offboarded meanwhile (or whose database is gone) gets 503, not its old placement.
@@ -28,13 +27,11 @@ namespace Orders.Api;
 internal sealed class OrdersData(
     ITenantDataSource data,
     IOptions<TenantryAppOptions> options,
-    ILogger<TenantMigrationRunner> logger,
     TimeProvider time,
     InstanceDataLocator locator)
 {
     public static readonly TimeSpan RelocateAfter = TimeSpan.FromSeconds(2);
 
-    private readonly ConcurrentDictionary<string, Lazy<Task>> _migrated = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, (TenantDataContext Context, long LocatedAt)> _located = new();
     private readonly string _dataDir = options.Value.DataPath;
 
@@ -42,23 +39,12 @@ internal sealed class OrdersData(
     public async Task<TenantSession> OpenAsync(ITenantContext tenant, CancellationToken cancellationToken, bool readOnly = false)
     {
         var context = await LocateAsync(tenant, cancellationToken);
-        var migration = Migration(context);
         try
         {
-            if (migration is not null)
-            {
-                await _migrated.GetOrAdd(migration.Connection, _ => new Lazy<Task>(() => MigrateAsync(migration))).Value.WaitAsync(cancellationToken);
-            }
-
             return readOnly ? await data.OpenReadSessionAsync(context, cancellationToken) : await data.OpenSessionAsync(context, cancellationToken);
         }
         catch (Exception ex) when (ex is InvalidOperationException or DbException)
         {
-            if (migration is not null)
-            {
-                _migrated.TryRemove(migration.Connection, out _);
-            }
-
             // The tenant's own file went away (offboarded since it was located): nothing to serve, and not a server fault.
             if (context.Target is SqliteFileTarget file && !File.Exists(file.FilePath))
             {
@@ -104,23 +90,6 @@ internal sealed class OrdersData(
 
     private static TenantDataContext Context(ITenantContext tenant, TenantDataTarget target) =>
         new() { TenantId = tenant.TenantId, Slug = tenant.Slug, Isolation = tenant.Isolation, Target = target };
-
-    private static MigrationTarget? Migration(TenantDataContext context) => context.Target switch
-    {
-        SqlitePoolTarget pool => MigrationTarget.SqlitePool(pool.FilePath),
-        SqliteFileTarget file => MigrationTarget.SqliteDedicated(context.Slug, context.Isolation, file.FilePath),
-        _ => null,
-    };
-
-    private async Task MigrateAsync(MigrationTarget target)
-    {
-        // The tenant's database file is made by onboarding (create-database); a missing one is an error, not something to create here.
-        var report = await new TenantMigrationRunner(OrdersSchema.Schema, logger: logger).RunAsync([target]);
-        if (!report.Succeeded)
-        {
-            throw new InvalidOperationException($"Migrating {target} failed: {string.Join("; ", report.Failed.Select(f => f.Error))}");
-        }
-    }
 }
 
 /// <summary>The tenant has no database this instance can reach (not provisioned yet, not active, or gone): answered with 503.</summary>

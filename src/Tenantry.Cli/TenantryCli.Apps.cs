@@ -105,7 +105,8 @@ internal static partial class TenantryCli
         var env = new Option<string[]>("--env") { Description = "NAME=value (repeat); PORT and TENANTRY_* are set by Tenantry" };
         var image = new Option<string?>("--image") { Description = "container image (the command then runs inside it)" };
         var migrations = new Option<DirectoryInfo?>("--migrations") { Description = "folder of numbered .sql files (001_create_orders.sql, …)" };
-        var create = new Command("create", "Create a release: its process, and the migrations it adds at the end of the previous release's.") { app, version, command, args, workingDirectory, env, image, migrations };
+        var seed = new Option<FileInfo?>("--seed") { Description = ".sql file run once for each new tenant after its migrations, in the tenant's own scope" };
+        var create = new Command("create", "Create a release: its process, and the migrations it adds at the end of the previous release's.") { app, version, command, args, workingDirectory, env, image, migrations, seed };
         create.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
         {
             var variables = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -126,6 +127,7 @@ internal static partial class TenantryCli
                 process = new { command = parse.GetValue(command), args = parse.GetValue(args) ?? [], workingDirectory = parse.GetValue(workingDirectory)?.FullName, env = variables },
                 image = parse.GetValue(image),
                 migrationsPath = parse.GetValue(migrations)?.FullName,
+                seedPath = parse.GetValue(seed)?.FullName,
             };
             var release = await api.SendAsync(HttpMethod.Post, "/v1/apps/" + Escape(parse.GetValue(app)!) + "/releases", body, null, ct);
             if (ctx.IsJson)
@@ -189,7 +191,7 @@ internal static partial class TenantryCli
 
     /// <summary>
     /// The manifest as the two API bodies: the app's fields, and its <c>release</c> with
-    /// <c>migrationsPath</c> and <c>process.workingDirectory</c> made absolute from the manifest's folder.
+    /// <c>migrationsPath</c>, <c>seedPath</c> and <c>process.workingDirectory</c> made absolute from the manifest's folder.
     /// </summary>
     private static async Task<(JsonObject App, JsonObject? Release)> ReadManifestAsync(FileInfo file, CancellationToken ct)
     {
@@ -212,6 +214,7 @@ internal static partial class TenantryCli
             manifest.Remove("release");
             release = node as JsonObject ?? throw new CliException(ExitCodes.Usage, $"{file.Name}: release is an object {{version, process, migrationsPath}}.");
             MakeAbsolute(release, "migrationsPath", folder, file.Name);
+            MakeAbsolute(release, "seedPath", folder, file.Name);
             if (release["process"] is JsonObject process)
             {
                 MakeAbsolute(process, "workingDirectory", folder, file.Name);

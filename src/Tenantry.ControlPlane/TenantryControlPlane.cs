@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
+using Tenantry.ControlPlane.AppMigrations;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
@@ -72,6 +73,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
         services.AddTenantryApps();
+        services.AddTenantryAppMigrations();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();

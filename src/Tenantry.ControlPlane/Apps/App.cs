@@ -28,6 +28,9 @@ public sealed record ReleaseProcess(string Command, IReadOnlyList<string> Args, 
 /// <summary>One forward-only migration of a release; <see cref="Checksum"/> is the SHA-256 of its SQL (line endings as LF).</summary>
 public sealed record ReleaseMigration(string Id, string Sql, string Checksum);
 
+/// <summary>SQL run once in each tenant's own scope after its migrations, when it first gets the app; <see cref="Checksum"/> as for a migration.</summary>
+public sealed record ReleaseSeed(string Sql, string Checksum);
+
 /// <summary>An immutable release of an app: the process (or image) to run and the migrations its tenants' databases need.</summary>
 public sealed record AppRelease
 {
@@ -40,6 +43,9 @@ public sealed record AppRelease
     public string? Image { get; init; }
 
     public required IReadOnlyList<ReleaseMigration> Migrations { get; init; }
+
+    /// <summary>Optional per-tenant seed.</summary>
+    public ReleaseSeed? Seed { get; init; }
 
     public required string CreatedBy { get; init; }
 

@@ -14,7 +14,9 @@ public sealed record CreateReleaseRequest(
     ProcessRequest? Process,
     string? Image,
     IReadOnlyList<MigrationRequest?>? Migrations,
-    string? MigrationsPath);
+    string? MigrationsPath,
+    string? Seed = null,
+    string? SeedPath = null);
 
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ProcessRequest(string? Command, IReadOnlyList<string?>? Args, string? WorkingDirectory, IReadOnlyDictionary<string, string?>? Env);
@@ -29,6 +31,9 @@ public sealed record ProcessResponse(string Command, IReadOnlyList<string> Args,
 /// <summary>A migration as the API shows it: its SQL stays in the registry, its checksum says whether it changed.</summary>
 public sealed record MigrationResponse(string Id, string Checksum);
 
+/// <summary>A release's seed as the API shows it: its checksum, not its SQL.</summary>
+public sealed record SeedResponse(string Checksum);
+
 public sealed record ReleaseResponse(
     string App,
     string Version,
@@ -36,11 +41,13 @@ public sealed record ReleaseResponse(
     string? Image,
     IReadOnlyList<MigrationResponse> Migrations,
     string CreatedBy,
-    DateTimeOffset CreatedAt)
+    DateTimeOffset CreatedAt,
+    SeedResponse? Seed)
 {
     public static ReleaseResponse From(AppRelease r) => new(
         r.App, r.Version, new ProcessResponse(r.Process.Command, r.Process.Args, r.Process.WorkingDirectory, r.Process.Env), r.Image,
-        [.. r.Migrations.Select(m => new MigrationResponse(m.Id, m.Checksum))], r.CreatedBy, r.CreatedAt);
+        [.. r.Migrations.Select(m => new MigrationResponse(m.Id, m.Checksum))], r.CreatedBy, r.CreatedAt,
+        r.Seed is null ? null : new SeedResponse(r.Seed.Checksum));
 }
 
 public sealed record AppResponse(

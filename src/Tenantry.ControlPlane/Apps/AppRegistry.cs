@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Tenantry.ControlPlane.Audit;
@@ -16,10 +17,13 @@ public interface IAppRegistry
 
     /// <summary>Every registered app, by name.</summary>
     Task<IReadOnlyList<App>> ListAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The current release of every app that has one (what new tenants start on), by app name, with its SQL.</summary>
+    Task<IReadOnlyList<AppRelease>> CurrentReleasesAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>Registers apps and creates releases: validates at the edge, writes with its audit event in one transaction.</summary>
-public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
+public sealed partial class AppRegistry(IControlPlaneDatabase db, IReleaseValidator validator, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
 {
     public Task<App?> FindAsync(string name, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.FindAsync(c, null, name), cancellationToken);
@@ -29,6 +33,9 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
 
     public async Task<IReadOnlyList<App>> ListAsync(CancellationToken cancellationToken = default) =>
         await db.ReadAsync(c => AppStore.ListAsync(c, null, AppRules.MaxApps), cancellationToken);
+
+    public async Task<IReadOnlyList<AppRelease>> CurrentReleasesAsync(CancellationToken cancellationToken = default) =>
+        await db.ReadAsync(AppStore.CurrentReleasesAsync, cancellationToken);
 
     public async Task<(AppResponse? Value, ApiError? Error)> RegisterAsync(CreateAppRequest body, string actor, CancellationToken cancellationToken)
     {
@@ -126,6 +133,8 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
             errors["migrationsPath"] = ["migrationsPath is an absolute folder path on the control plane's machine (the CLI resolves a manifest's relative path)."];
         }
 
+        var seed = ReleaseMigrations.SeedFromRequest(body.Seed, body.SeedPath, errors);
+
         if (errors.Count > 0)
         {
             return (null, ApiError.Validation(errors));
@@ -142,7 +151,18 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
             migrations = read;
         }
 
-        if (ReleaseMigrations.Check(migrations) is { } migrationsError)
+        if (body.SeedPath is not null)
+        {
+            var (read, readError) = await ReleaseMigrations.ReadSeedFileAsync(body.SeedPath, cancellationToken);
+            if (readError is not null)
+            {
+                return (null, readError);
+            }
+
+            seed = read;
+        }
+
+        if ((ReleaseMigrations.Check(migrations) ?? ReleaseMigrations.CheckSeed(seed)) is { } migrationsError)
         {
             return (null, migrationsError);
         }
@@ -154,36 +174,39 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
                 $"process.command '{process.Command}' is not an executable file: not an absolute path, not on the control plane's PATH, not under the working directory ({process.WorkingDirectory ?? "none"})."));
         }
 
+        var version = body.Version!;
+
+        // The checks the write repeats, first on their own: a release refused by them is not worth trying on a database.
+        if (await db.ReadAsync(c => CheckNewReleaseAsync(c, null, appName, version, migrations), cancellationToken) is { } early)
+        {
+            return (null, early);
+        }
+
+        if ((migrations.Count > 0 || seed is not null) && await validator.ValidateAsync(migrations, seed, cancellationToken) is { } sqlError)
+        {
+            return (null, sqlError);
+        }
+
         var now = time.GetUtcNow();
         var release = new AppRelease
         {
             App = appName,
-            Version = body.Version!,
+            Version = version,
             Process = process!,
             Image = body.Image,
             Migrations = migrations,
+            Seed = seed,
             CreatedBy = actor,
             CreatedAt = now,
         };
         var (created, error) = await db.WriteAsync<(bool First, ApiError? Error)>(async (c, tx) =>
         {
-            var app = await AppStore.FindAsync(c, tx, appName);
-            if (app is null)
+            if (await CheckNewReleaseAsync(c, tx, appName, version, migrations) is { } checkError)
             {
-                return (false, ApiError.NotFound($"App '{appName}'"));
+                return (false, checkError);
             }
 
-            if (await AppStore.ReleaseExistsAsync(c, tx, appName, release.Version))
-            {
-                return (false, ApiError.Conflict("release-exists", "The release exists.", $"App '{appName}' has a release {release.Version} already; releases are immutable, give a new version."));
-            }
-
-            var previous = await AppStore.LatestReleaseAsync(c, tx, appName);
-            if (previous is not null && ReleaseMigrations.CheckForwardOnly(previous, migrations) is { } forwardError)
-            {
-                return (false, forwardError);
-            }
-
+            var app = (await AppStore.FindAsync(c, tx, appName))!;
             await AppStore.InsertReleaseAsync(c, tx, release);
             if (app.CurrentRelease is null)
             {
@@ -191,7 +214,7 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
             }
 
             await AuditLog.AppendAsync(c, tx, AuditLog.By(actor, null, "release.create", "succeeded",
-                new JsonObject { ["app"] = appName, ["version"] = release.Version, ["migrations"] = migrations.Count, ["current"] = app.CurrentRelease is null }, now));
+                new JsonObject { ["app"] = appName, ["version"] = release.Version, ["migrations"] = migrations.Count, ["seed"] = seed?.Checksum, ["current"] = app.CurrentRelease is null }, now));
             return (app.CurrentRelease is null, null);
         }, cancellationToken);
         if (error is not null)
@@ -201,6 +224,23 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, TimeProvider t
 
         Log.ReleaseCreated(logger, appName, release.Version, migrations.Count, created);
         return (ReleaseResponse.From(release), null);
+    }
+
+    /// <summary>Why this version cannot be added: no such app, the version exists, or the migrations do not extend the latest release's.</summary>
+    private static async Task<ApiError?> CheckNewReleaseAsync(DbConnection c, DbTransaction? tx, string appName, string version, IReadOnlyList<ReleaseMigration> migrations)
+    {
+        if (await AppStore.FindAsync(c, tx, appName) is null)
+        {
+            return ApiError.NotFound($"App '{appName}'");
+        }
+
+        if (await AppStore.ReleaseExistsAsync(c, tx, appName, version))
+        {
+            return ApiError.Conflict("release-exists", "The release exists.", $"App '{appName}' has a release {version} already; releases are immutable, give a new version.");
+        }
+
+        var previous = await AppStore.LatestReleaseAsync(c, tx, appName);
+        return previous is null ? null : ReleaseMigrations.CheckForwardOnly(previous, migrations);
     }
 
     private static ReleaseProcess? CheckProcess(ProcessRequest? process, Dictionary<string, string[]> errors)

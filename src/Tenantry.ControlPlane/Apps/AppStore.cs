@@ -34,6 +34,8 @@ internal static class AppStore
             image TEXT NULL,
             created_by TEXT NOT NULL,
             created_at TEXT NOT NULL,
+            seed_sql TEXT NULL,
+            seed_checksum TEXT NULL,
             PRIMARY KEY (app, release_version),
             UNIQUE (app, seq)
         );
@@ -48,7 +50,7 @@ internal static class AppStore
             PRIMARY KEY (app, release_version, ordinal),
             FOREIGN KEY (app, release_version) REFERENCES app_releases(app, release_version)
         );
-        """);
+        """).WithAddedColumns(("app_releases", "seed_sql", "TEXT NULL"), ("app_releases", "seed_checksum", "TEXT NULL"));
 
     private static readonly JsonSerializerOptions ProcessJson = new(JsonSerializerDefaults.Web);
 
@@ -87,6 +89,20 @@ internal static class AppStore
         var version = await c.ScalarAsync(
             "SELECT release_version FROM app_releases WHERE app = @app ORDER BY seq DESC LIMIT 1", tx, ("@app", app)) as string;
         return version is null ? null : await GetReleaseAsync(c, tx, app, version);
+    }
+
+    /// <summary>The current release of every app that has one, by app name, with its migrations' SQL.</summary>
+    public static async Task<List<AppRelease>> CurrentReleasesAsync(DbConnection c)
+    {
+        var current = await c.QueryAsync(
+            "SELECT name, current_release FROM apps WHERE current_release IS NOT NULL ORDER BY name", null, r => (App: r.GetString(0), Version: r.GetString(1)));
+        var releases = new List<AppRelease>();
+        foreach (var (app, version) in current)
+        {
+            releases.Add(await GetReleaseAsync(c, null, app, version) ?? throw new InvalidOperationException($"App '{app}' names release {version} as current, which does not exist."));
+        }
+
+        return releases;
     }
 
     public static async Task<AppRelease?> GetReleaseAsync(DbConnection c, DbTransaction? tx, string app, string version)
@@ -136,11 +152,11 @@ internal static class AppStore
             CultureInfo.InvariantCulture);
         await c.ExecuteAsync(
             """
-            INSERT INTO app_releases (app, release_version, seq, process, image, created_by, created_at)
-            VALUES (@app, @version, @seq, @process, @image, @by, @now)
+            INSERT INTO app_releases (app, release_version, seq, process, image, created_by, created_at, seed_sql, seed_checksum)
+            VALUES (@app, @version, @seq, @process, @image, @by, @now, @seed, @seedChecksum)
             """,
             tx, ("@app", release.App), ("@version", release.Version), ("@seq", seq), ("@process", JsonSerializer.Serialize(release.Process, ProcessJson)),
-            ("@image", release.Image), ("@by", release.CreatedBy), ("@now", release.CreatedAt));
+            ("@image", release.Image), ("@by", release.CreatedBy), ("@now", release.CreatedAt), ("@seed", release.Seed?.Sql), ("@seedChecksum", release.Seed?.Checksum));
         for (var i = 0; i < release.Migrations.Count; i++)
         {
             var m = release.Migrations[i];
@@ -153,7 +169,7 @@ internal static class AppStore
         }
     }
 
-    private const string ReleaseColumns = "app, release_version, seq, process, image, created_by, created_at";
+    private const string ReleaseColumns = "app, release_version, seq, process, image, created_by, created_at, seed_sql, seed_checksum";
 
     private static App ReadApp(DbDataReader r) => new()
     {
@@ -176,5 +192,6 @@ internal static class AppStore
         CreatedBy = r.GetString(5),
         CreatedAt = r.ReadTime(6),
         Migrations = [],
+        Seed = r.ReadStringOrNull(7) is { } seed ? new ReleaseSeed(seed, r.GetString(8)) : null,
     };
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
 using Tenantry.ControlPlane.Http;
 
@@ -7,10 +8,11 @@ namespace Tenantry.ControlPlane.Apps;
 
 /// <summary>
 /// A release's migrations: given inline or read from a folder of numbered <c>.sql</c> files, then
-/// checked to be numbered, unique, ascending, forward only against the previous release, and
-/// (pool model) to create no table without <c>tenant_id</c>.
+/// checked to be numbered, unique, ascending, forward only against the previous release, free of
+/// transaction control, and (pool model) to create no table without <c>tenant_id</c>. Its seed is
+/// given inline or as a file and checked alike.
 /// </summary>
-public static class ReleaseMigrations
+public static partial class ReleaseMigrations
 {
     public const int MaxFileBytes = 1024 * 1024;
     public const int MaxFolderBytes = 8 * 1024 * 1024;
@@ -107,7 +109,77 @@ public static class ReleaseMigrations
         return ([.. result.OrderBy(m => AppRules.MigrationNumber(m.Id)).ThenBy(m => m.Id, StringComparer.Ordinal)], null);
     }
 
-    /// <summary>Why the set itself is not acceptable: ids repeated or not ascending, or a pooled table without <c>tenant_id</c>.</summary>
+    /// <summary>The seed given inline (<paramref name="seed"/>) or as a file (<paramref name="seedPath"/>, read later by <see cref="ReadSeedFileAsync"/>), with its field errors.</summary>
+    public static ReleaseSeed? SeedFromRequest(string? seed, string? seedPath, Dictionary<string, string[]> errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        if (seed is not null && seedPath is not null)
+        {
+            errors["seedPath"] = ["Give seed or seedPath, not both."];
+            return null;
+        }
+
+        if (seedPath is not null && (seedPath.Length == 0 || !Path.IsPathFullyQualified(seedPath) || AppRules.HasControl(seedPath)))
+        {
+            errors["seedPath"] = ["seedPath is an absolute file path on the control plane's machine (the CLI resolves a manifest's relative path)."];
+            return null;
+        }
+
+        if (seed is null)
+        {
+            return null;
+        }
+
+        if (string.IsNullOrWhiteSpace(seed))
+        {
+            errors["seed"] = ["A seed's SQL is not empty."];
+            return null;
+        }
+
+        if (Encoding.UTF8.GetByteCount(seed) > MaxFileBytes)
+        {
+            errors["seed"] = [$"A seed is at most {MaxFileBytes} bytes."];
+            return null;
+        }
+
+        return new ReleaseSeed(seed, Checksum(seed));
+    }
+
+    /// <summary>The seed in the <c>.sql</c> file at <paramref name="path"/>.</summary>
+    public static async Task<(ReleaseSeed? Seed, ApiError? Error)> ReadSeedFileAsync(string path, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+        {
+            return (null, Unprocessable("seed-path-not-found", "The seed file does not exist.", $"seedPath '{path}' is not a file on the control plane's machine."));
+        }
+
+        try
+        {
+            if (new FileInfo(path).Length > MaxFileBytes)
+            {
+                return (null, ApiError.Validation("seedPath", $"A seed file is at most {MaxFileBytes} bytes."));
+            }
+
+            var sql = await File.ReadAllTextAsync(path, cancellationToken);
+            return string.IsNullOrWhiteSpace(sql)
+                ? (null, ApiError.Validation("seedPath", $"'{Path.GetFileName(path)}' is empty; a seed's SQL is not empty."))
+                : (new ReleaseSeed(sql, Checksum(sql)), null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (null, Unprocessable("seed-path-not-readable", "The seed file could not be read.", $"seedPath '{path}': {ex.Message}"));
+        }
+    }
+
+    /// <summary>Why the seed is not acceptable: it controls its own transaction.</summary>
+    public static ApiError? CheckSeed(ReleaseSeed? seed) =>
+        seed is not null && TransactionControl(seed.Sql) is { } statement
+            ? Unprocessable("transaction-control", "The seed controls its own transaction.",
+                $"The seed runs {statement}; Tenantry runs the seed in one transaction with the record that it ran, so it cannot begin, end or split one itself.")
+            : null;
+
+    /// <summary>Why the set itself is not acceptable: ids repeated or not ascending, transaction control, or a pooled table without <c>tenant_id</c>.</summary>
     public static ApiError? Check(IReadOnlyList<ReleaseMigration> migrations)
     {
         ArgumentNullException.ThrowIfNull(migrations);
@@ -131,6 +203,12 @@ public static class ReleaseMigrations
 
         foreach (var m in migrations)
         {
+            if (TransactionControl(m.Sql) is { } statement)
+            {
+                return Unprocessable("transaction-control", "A migration controls its own transaction.",
+                    $"Migration '{m.Id}' runs {statement}; Tenantry runs each migration in one transaction with its ledger row, so a migration cannot begin, end or split one itself.");
+            }
+
             if (PoolTableCheck.TablesWithoutTenantId(m.Sql) is [var table, ..])
             {
                 return Unprocessable("pool-table-without-tenant-id", "A table has no tenant_id column.",
@@ -168,6 +246,55 @@ public static class ReleaseMigrations
         return null;
 
         static ApiError Changed(string detail) => Unprocessable("migrations-changed", "Migrations are forward only.", detail);
+    }
+
+    [GeneratedRegex(@"^\s*(?<word>[A-Za-z]+)(?:\s+(?<next>[A-Za-z]+))?", RegexOptions.CultureInvariant)]
+    private static partial Regex LeadingWords();
+
+    // Bodies that hold statements of their own up to an END: SQLite triggers, SQL-standard function bodies.
+    [GeneratedRegex(@"^\s*CREATE\b.*\bTRIGGER\b.*\bBEGIN\b|\bBEGIN\s+ATOMIC\b", RegexOptions.IgnoreCase | RegexOptions.Singleline | RegexOptions.CultureInvariant)]
+    private static partial Regex OpensBody();
+
+    /// <summary>
+    /// The first statement of <paramref name="sql"/> that begins, ends or splits a transaction
+    /// (BEGIN, COMMIT, ROLLBACK, END, START, SAVEPOINT, RELEASE, ABORT, PREPARE TRANSACTION), or
+    /// null. Comments, literals and dollar-quoted bodies do not count, nor does the END of a trigger body.
+    /// </summary>
+    public static string? TransactionControl(string sql)
+    {
+        ArgumentNullException.ThrowIfNull(sql);
+        var inBody = false;
+        foreach (var statement in PoolTableCheck.Blank(sql).Split(';'))
+        {
+            var match = LeadingWords().Match(statement);
+            if (!match.Success)
+            {
+                continue;
+            }
+
+            var word = match.Groups["word"].Value.ToUpperInvariant();
+            if (inBody)
+            {
+                inBody = word != "END";
+                continue;
+            }
+
+            if (OpensBody().IsMatch(statement))
+            {
+                inBody = true;
+                continue;
+            }
+
+            switch (word)
+            {
+                case "BEGIN" or "COMMIT" or "ROLLBACK" or "END" or "START" or "SAVEPOINT" or "RELEASE" or "ABORT":
+                    return word;
+                case "PREPARE" when match.Groups["next"].Value.Equals("TRANSACTION", StringComparison.OrdinalIgnoreCase):
+                    return "PREPARE TRANSACTION";
+            }
+        }
+
+        return null;
     }
 
     internal static ApiError Unprocessable(string kind, string title, string detail) =>

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.AppMigrations;
 using Tenantry.ControlPlane.Providers;
 
 namespace Tenantry.ControlPlane.Operations;
@@ -17,6 +18,7 @@ internal sealed class StepExecutor(
     ITenantComputeProvider compute,
     ITenantIdentityProvider identity,
     INotificationProvider notifications,
+    CurrentReleases releases,
     IOptions<TenantryOptions> options,
     TimeProvider time)
 {
@@ -29,7 +31,16 @@ internal sealed class StepExecutor(
                 Validate(tenant);
                 return null;
             case StepNames.CreateDatabase:
-                return new JsonObject { ["database"] = await databases.CreateAsync(t, ct) };
+            {
+                // The database, then every registered app's current release in it (both idempotent, so a retried step repeats nothing).
+                var database = await databases.CreateAsync(t, ct);
+                if (await releases.ApplyToNewTenantAsync(t, ct) is { } apps)
+                {
+                    database["apps"] = apps;
+                }
+
+                return new JsonObject { ["database"] = database };
+            }
             case StepNames.ProvisionStorage:
                 return new JsonObject { ["storage"] = await storage.ProvisionAsync(t, ct) };
             case StepNames.ConfigureIdentity:

@@ -37,6 +37,20 @@ public interface ITenantDatabaseProvider
 
     /// <summary>Applies the tenant app schema to the pool and to each given tenant's database; one failed tenant does not stop the others.</summary>
     Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Where changes to the tenant's tables are made, reached the way provisioning reaches it: the
+    /// shared pool for a pool tenant (one place for all of them), else the tenant's own schema,
+    /// database or file. Null when the tenant has none (yet, or any more).
+    /// </summary>
+    Task<MigrationTarget?> MigrationTargetAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A new, empty, pool-shaped place on the engine tenants use, to try migrations on and throw
+    /// away: on SQLite a new file (the caller deletes it), on PostgreSQL a schema name on the pool
+    /// server that the caller creates inside a transaction it rolls back.
+    /// </summary>
+    MigrationTarget ScratchTarget();
 }
 
 public interface ITenantStorageProvider

@@ -46,7 +46,15 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
         _time = time;
         _schema = schema;
         _pool = new Lazy<SqliteDatabase>(() => new SqliteDatabase(Path.Combine(_root, "pool.db"), PoolSchema));
+
+        // Scratch files outlive their use only when the process died mid-check; none is in use yet.
+        if (Directory.Exists(ScratchFolder))
+        {
+            Directory.Delete(ScratchFolder, recursive: true);
+        }
     }
+
+    private string ScratchFolder => Path.Combine(_root, "scratch");
 
     public async Task<JsonObject> CreateAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
@@ -103,11 +111,23 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
     public async Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken)
     {
         var targets = new List<MigrationTarget> { MigrationTarget.SqlitePool(_pool.Value.Path) };
-        targets.AddRange(tenants
-            .Where(t => t.Isolation != IsolationModel.Pool && File.Exists(DedicatedPath(t)))
-            .Select(t => MigrationTarget.SqliteDedicated(t.Slug, t.Isolation, DedicatedPath(t)) with { TenantId = t.Id }));
+        targets.AddRange(tenants.Where(t => t.Isolation != IsolationModel.Pool).Select(DedicatedTarget).OfType<MigrationTarget>());
         return await new TenantMigrationRunner(_schema).RunAsync(targets, cancellationToken);
     }
+
+    public Task<MigrationTarget?> MigrationTargetAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        Task.FromResult(tenant.Isolation == IsolationModel.Pool ? MigrationTarget.SqlitePool(_pool.Value.Path) : DedicatedTarget(tenant));
+
+    public MigrationTarget ScratchTarget()
+    {
+        Directory.CreateDirectory(ScratchFolder);
+        var path = Path.Combine(ScratchFolder, Guid.NewGuid().ToString("N") + ".db");
+        OwnerOnlyFile.Ensure(path);
+        return MigrationTarget.SqlitePool(path);
+    }
+
+    private MigrationTarget? DedicatedTarget(TenantRef tenant) =>
+        File.Exists(DedicatedPath(tenant)) ? MigrationTarget.SqliteDedicated(tenant.Slug, tenant.Isolation, DedicatedPath(tenant)) with { TenantId = tenant.Id } : null;
 
     private async Task MigratePoolOnceAsync(CancellationToken cancellationToken)
     {
@@ -232,7 +252,7 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
         foreach (var table in await TablesAsync(c, tx))
         {
             var hasTenantColumn = await c.ScalarAsync(
-                "SELECT 1 FROM pragma_table_info(@table) WHERE name = 'tenant_id'", tx, ("@table", table));
+                "SELECT 1 FROM pragma_table_info(@table) WHERE lower(name) = 'tenant_id'", tx, ("@table", table));
             if (hasTenantColumn is not null)
             {
                 result.Add(table);

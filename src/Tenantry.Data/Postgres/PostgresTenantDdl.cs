@@ -55,10 +55,14 @@ public static class PostgresTenantDdl
         new($"GRANT USAGE ON SCHEMA {Q(schema)} TO {Q(role)}"),
     ];
 
-    /// <summary>RLS enabled and forced on <paramref name="table"/>, with one policy whose USING and WITH CHECK both require the tenant set for the session.</summary>
+    /// <summary>
+    /// RLS enabled and forced on <paramref name="table"/>, with one policy whose USING and WITH CHECK
+    /// both require the tenant set for the session. The table may be any name the catalog holds (an
+    /// app's migrations name their own tables); it is quoted, never validated into a slug.
+    /// </summary>
     public static string CreatePoolPolicies(string table, string schema = "public")
     {
-        var t = Qualified(schema, table);
+        var t = $"{Q(schema)}.{TenantDatabaseNames.Quote(table)}";
         return $"""
             ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;
             ALTER TABLE {t} FORCE ROW LEVEL SECURITY;
@@ -80,12 +84,35 @@ public static class PostgresTenantDdl
             """;
     }
 
-    /// <summary>Gives <paramref name="role"/> DML on every table and sequence of the schema (not DDL, not the migrations ledger).</summary>
-    public static string GrantDml(string schema, string role) => $"""
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {Q(schema)} TO {Q(role)};
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {Q(schema)} TO {Q(role)};
-        REVOKE ALL ON TABLE {Qualified(schema, "schema_migrations")} FROM {Q(role)};
-        """;
+    /// <summary>The ledgers migration runners keep in a target schema; an app role may neither read nor change them.</summary>
+    public static IReadOnlyList<string> Ledgers { get; } = ["schema_migrations", "tenantry_app_migrations"];
+
+    /// <summary>
+    /// Gives <paramref name="role"/> DML on every table and sequence of the schema (not DDL), then
+    /// takes back every migrations ledger that exists there, so granting "all tables" never hands a
+    /// role the record of what ran.
+    /// </summary>
+    public static string GrantDml(string schema, string role)
+    {
+        // Both names are validated identifiers ([a-z_][a-z0-9_]*), so they sit in the literals as they are.
+        var s = TenantDatabaseNames.ValidateIdentifier(schema);
+        var r = TenantDatabaseNames.ValidateIdentifier(role);
+        return $"""
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {Q(s)} TO {Q(r)};
+            GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {Q(s)} TO {Q(r)};
+            DO $tenantry$
+            DECLARE
+                ledger text;
+            BEGIN
+                FOREACH ledger IN ARRAY ARRAY['{string.Join("', '", Ledgers)}'] LOOP
+                    IF to_regclass(format('%I.%I', '{s}', ledger)) IS NOT NULL THEN
+                        EXECUTE format('REVOKE ALL ON TABLE %I.%I FROM %I', '{s}', ledger, '{r}');
+                    END IF;
+                END LOOP;
+            END
+            $tenantry$;
+            """;
+    }
 
     // ---- bridge -----------------------------------------------------------------------------
 

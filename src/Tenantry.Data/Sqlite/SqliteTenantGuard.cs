@@ -73,7 +73,7 @@ internal sealed class SqliteTenantGuard
                 SELECT m.name, c.name, c.dflt_value, c.pk
                 FROM main.sqlite_master AS m JOIN pragma_table_info(m.name, 'main') AS c
                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite%'
-                  AND EXISTS (SELECT 1 FROM pragma_table_info(m.name, 'main') WHERE name = 'tenant_id')
+                  AND EXISTS (SELECT 1 FROM pragma_table_info(m.name, 'main') WHERE lower(name) = 'tenant_id')
                 ORDER BY m.name, c.cid
                 """;
             using var reader = command.ExecuteReader();
@@ -215,7 +215,9 @@ internal sealed class SqliteTenantGuard
         var t = TenantDatabaseNames.Quote(table);
         var tenant = $"{TenantFunction}()";
         var names = columns.Select(c => TenantDatabaseNames.Quote(c.Column)).ToList();
-        var values = columns.Select(c => c.Column == "tenant_id"
+        // SQLite column names ignore case: TENANT_ID is the tenant column too.
+        static bool IsTenant(string column) => string.Equals(column, "tenant_id", StringComparison.OrdinalIgnoreCase);
+        var values = columns.Select(c => IsTenant(c.Column)
             ? tenant
             : c.Default is null ? $"NEW.{TenantDatabaseNames.Quote(c.Column)}" : $"coalesce(NEW.{TenantDatabaseNames.Quote(c.Column)}, {c.Default})").ToList();
         var keyColumns = columns.Where(c => c.Pk > 0).OrderBy(c => c.Pk).Select(c => c.Column).ToList();
@@ -225,7 +227,7 @@ internal sealed class SqliteTenantGuard
         }
 
         var match = string.Join(" AND ", keyColumns.Select(c => $"{TenantDatabaseNames.Quote(c)} IS OLD.{TenantDatabaseNames.Quote(c)}"));
-        var sets = string.Join(", ", columns.Where(c => c.Column != "tenant_id").Select(c => $"{TenantDatabaseNames.Quote(c.Column)} = NEW.{TenantDatabaseNames.Quote(c.Column)}"));
+        var sets = string.Join(", ", columns.Where(c => !IsTenant(c.Column)).Select(c => $"{TenantDatabaseNames.Quote(c.Column)} = NEW.{TenantDatabaseNames.Quote(c.Column)}"));
         string Trigger(string kind)
         {
             var name = $"tenantry_{table}_{kind}";

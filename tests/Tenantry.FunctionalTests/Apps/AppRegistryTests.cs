@@ -184,7 +184,7 @@ public sealed class AppRegistryTests(TenantryFactory factory) : IClassFixture<Te
 
         // A CREATE TABLE inside a comment or a string is no table; tenant_id need not be the first column.
         await CreatedAsync(client, "/v1/apps/pool-app/releases", Release("1.0.0", [Migration("001_init",
-            "/* CREATE TABLE scratch (id TEXT); */\nCREATE TABLE orders (id TEXT, \"tenant_id\" TEXT NOT NULL, Note TEXT);\nCREATE TABLE Lines (TENANT_ID TEXT);\nINSERT INTO notes VALUES ('CREATE TABLE x (y)');")]));
+            "/* CREATE TABLE scratch (id TEXT); */\nCREATE TABLE orders (id TEXT, \"tenant_id\" TEXT NOT NULL, Note TEXT);\nCREATE TABLE Lines (TENANT_ID TEXT);\nINSERT INTO Lines VALUES ('CREATE TABLE x (y)');")]));
     }
 
     [Fact]
@@ -230,12 +230,14 @@ public sealed class AppRegistryTests(TenantryFactory factory) : IClassFixture<Te
     [Fact]
     public async Task Tenant_tokens_get_403_on_every_apps_endpoint()
     {
-        using var op = await factory.OperatorAsync();
+        // A host of its own: onboarding applies every registered app's migrations, and the other tests register apps whose tables collide.
+        using var own = new TenantryFactory();
+        using var op = await own.OperatorAsync();
         await CreatedAsync(op, "/v1/apps", new { name = "guarded", routePrefix = "/guarded" });
         var id = await op.CreateActiveTenantAsync("apps-tenant");
         using var created = await op.PostAsJsonAsync($"/v1/tenants/{id}/clients", new { name = "deployer" });
         var client = await created.JsonAsync();
-        using var tenant = factory.CreateClient();
+        using var tenant = own.CreateClient();
         var token = await TenantryFactory.TokenAsync(tenant, client.GetProperty("clientId").GetString()!, client.GetProperty("clientSecret").GetString()!, "");
         tenant.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
 
@@ -254,7 +256,7 @@ public sealed class AppRegistryTests(TenantryFactory factory) : IClassFixture<Te
             Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{method} {path}: {(int)response.StatusCode}");
         }
 
-        using var anonymous = factory.CreateClient();
+        using var anonymous = own.CreateClient();
         using var unauthenticated = await anonymous.GetAsync(new Uri("/v1/apps", UriKind.Relative));
         Assert.Equal(HttpStatusCode.Unauthorized, unauthenticated.StatusCode);
         Assert.Equal(JsonValueKind.Null, (await op.GetJsonAsync("/v1/apps/guarded")).GetProperty("currentRelease").ValueKind);

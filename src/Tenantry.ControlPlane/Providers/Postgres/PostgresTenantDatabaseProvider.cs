@@ -193,26 +193,43 @@ internal sealed partial class PostgresTenantDatabaseProvider(
     public async Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken)
     {
         var targets = new List<MigrationTarget>();
-        if (await credentials.FindAsync(PoolSecret, cancellationToken) is not null)
+        if (await PoolTargetAsync(cancellationToken) is { } pool)
         {
-            targets.Add(MigrationTarget.PostgresPool(servers.Pool.AdminConnectionStringFor(options.PoolDatabase), options.PoolAppRole));
+            targets.Add(pool);
         }
 
         foreach (var tenant in tenants.Where(t => t.Isolation != IsolationModel.Pool))
         {
-            switch ((await ConnectAsync(tenant, cancellationToken))?.Target)
+            if (await DedicatedTargetAsync(tenant, cancellationToken) is { } target)
             {
-                case PostgresSiloTarget silo:
-                    targets.Add(MigrationTarget.PostgresSilo(tenant.Slug, silo) with { TenantId = tenant.Id });
-                    break;
-                case PostgresBridgeTarget bridge when ServerOf(bridge.Server) is { } server:
-                    targets.Add(MigrationTarget.PostgresBridge(server.AdminConnectionStringFor(options.BridgeDatabase), tenant.Slug) with { TenantId = tenant.Id });
-                    break;
+                targets.Add(target);
             }
         }
 
         return await Runner().RunAsync(targets, cancellationToken);
     }
+
+    public Task<MigrationTarget?> MigrationTargetAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        tenant.Isolation == IsolationModel.Pool ? PoolTargetAsync(cancellationToken) : DedicatedTargetAsync(tenant, cancellationToken);
+
+    public MigrationTarget ScratchTarget() =>
+        // The maintenance database of the pool server: always there, and nothing of the tenants' lives in it.
+        MigrationTarget.PostgresPool(servers.Pool.AdminConnectionStringFor("postgres"), options.PoolAppRole, "tenantry_scratch_" + Guid.NewGuid().ToString("N")[..16]);
+
+    /// <summary>The pool once it is prepared (its app role's secret is stored first, so it exists from then on).</summary>
+    private async Task<MigrationTarget?> PoolTargetAsync(CancellationToken cancellationToken) =>
+        await credentials.FindAsync(PoolSecret, cancellationToken) is null
+            ? null
+            : MigrationTarget.PostgresPool(servers.Pool.AdminConnectionStringFor(options.PoolDatabase), options.PoolAppRole);
+
+    private async Task<MigrationTarget?> DedicatedTargetAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        (await ConnectAsync(tenant, cancellationToken))?.Target switch
+        {
+            PostgresSiloTarget silo => MigrationTarget.PostgresSilo(tenant.Slug, silo) with { TenantId = tenant.Id },
+            PostgresBridgeTarget bridge when ServerOf(bridge.Server) is { } server =>
+                MigrationTarget.PostgresBridge(server.AdminConnectionStringFor(options.BridgeDatabase), tenant.Slug) with { TenantId = tenant.Id },
+            _ => null,
+        };
 
     public void Dispose() => _prepare.Dispose();
 
