@@ -41,13 +41,15 @@ public sealed class CrashLeftoverTests
                 Assert.Empty(Directory.GetFiles(staging));
             }
 
-            // The host (whose in-process shared instance stages pool tenants' uploads) is killed while it stages one.
+            // The machine goes down while the shared instance stages a pool tenant's upload: the host and the instance are killed.
             using (var client = pool.Client())
             {
                 var id = await OrderAsync(client);
+                var shared = (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32();
                 using var upload = await StartSlowUploadAsync(host.Gateway, $"/orders/{id}/attachments/half.bin", pool.Token);
                 await WaitForStagedFileAsync(staging);
                 host.Kill(entireProcessTree: false);
+                Assert.True(LocalProcesses.Signal(shared, LocalProcesses.SigKill));
             }
 
             Assert.NotEmpty(Directory.GetFiles(staging));
