@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace Tenantry.AspNetCore;
 
+/// <summary>Wires an ASP.NET Core app to the tenant context the Tenantry gateway sends.</summary>
 public static class TenantResolution
 {
     /// <summary>Registers <see cref="ITenantContext"/> (per request) and the tenant-context verifier.</summary>

@@ -8,6 +8,7 @@ namespace Tenantry.AspNetCore;
 /// </summary>
 public sealed class TenantryAppOptions
 {
+    /// <summary>The configuration section of these settings.</summary>
     public const string Section = "Tenantry:App";
 
     /// <summary>The Tenantry data directory (tenant databases and storage folders).</summary>
@@ -42,5 +43,6 @@ public sealed class TenantryAppOptions
     /// <summary>Paths served without a tenant (health probes).</summary>
     public IList<string> AnonymousPaths { get; } = ["/healthz"];
 
+    /// <see cref="DataDir"/> as an absolute path.
     public string DataPath => Path.GetFullPath(DataDir);
 }

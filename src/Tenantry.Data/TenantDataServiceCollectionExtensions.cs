@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Tenantry.Data;
 
+/// <summary>Registers Tenantry's tenant data access in an app's services.</summary>
 public static class TenantDataServiceCollectionExtensions
 {
     /// <summary>Registers the singleton <see cref="ITenantDataSource"/> (it owns the connection pools, so there is one per process).</summary>
