@@ -25,7 +25,7 @@ public static class TenantContextToken
     public const string DefaultAudience = "orders";
 
     /// <summary>The environment variable that hands an app the gateway's public JWKS.</summary>
-    public const string JwksVariable = "TENANTRY_CONTEXT_JWKS";
+    public const string JwksVariable = TenantryEnvironment.ContextJwks;
 
     /// <summary>The claim with the tenant's id (a UUID string).</summary>
     public const string TenantIdClaim = "tenant_id";

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
@@ -16,7 +17,7 @@ public static class TenantResolution
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section)
-            .Configure<IConfiguration>((o, configuration) => o.ContextJwks ??= configuration[TenantContextToken.JwksVariable] is { Length: > 0 } jwks ? jwks : null)
+            .Configure<IConfiguration>(FromInstanceEnvironment)
             .ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryAppOptions>, TenantryAppOptionsValidator>());
         services.AddHttpContextAccessor();
@@ -29,6 +30,27 @@ public static class TenantResolution
         services.AddHostedService<StagingCleanup>();
         return services;
     }
+
+    /// <summary>
+    /// What Tenantry tells an instance it starts (<see cref="TenantryEnvironment"/>), for the settings under
+    /// <c>Tenantry:App</c> that are not set: the JWKS, the app's name as the audience, and a dedicated
+    /// instance's tenant. A <c>TENANTRY_TENANT_ID</c> that is not a UUID is left for the validator to refuse.
+    /// </summary>
+    private static void FromInstanceEnvironment(TenantryAppOptions options, IConfiguration configuration)
+    {
+        options.ContextJwks ??= NonEmpty(configuration[TenantryEnvironment.ContextJwks]);
+        if (configuration[TenantryAppOptions.Section + ":Audience"] is null && NonEmpty(configuration[TenantryEnvironment.App]) is { } app)
+        {
+            options.Audience = app;
+        }
+
+        if (options.TenantId is null && Guid.TryParse(NonEmpty(configuration[TenantryEnvironment.TenantId]), CultureInfo.InvariantCulture, out var tenant))
+        {
+            options.TenantId = tenant;
+        }
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     /// <summary>
     /// Resolves the tenant of each request from the gateway's tenant-context token. A request without
@@ -111,11 +133,21 @@ internal sealed partial class TenantResolutionMiddleware(
     }
 }
 
-/// <summary>The tenant-context JWKS must parse and hold public EC P-256 keys only.</summary>
-internal sealed class TenantryAppOptionsValidator : IValidateOptions<TenantryAppOptions>
+/// <summary>
+/// The tenant-context JWKS must parse and hold public EC P-256 keys only. A dedicated instance's
+/// <c>TENANTRY_TENANT_ID</c> must be a UUID: ignoring a bad one would make the instance a shared one
+/// that serves every pool tenant.
+/// </summary>
+internal sealed class TenantryAppOptionsValidator(IConfiguration configuration) : IValidateOptions<TenantryAppOptions>
 {
     public ValidateOptionsResult Validate(string? name, TenantryAppOptions options)
     {
+        if (options.TenantId is null && configuration[TenantryEnvironment.TenantId] is { } tenant && !string.IsNullOrWhiteSpace(tenant)
+            && !Guid.TryParse(tenant, CultureInfo.InvariantCulture, out _))
+        {
+            return ValidateOptionsResult.Fail($"{TenantryEnvironment.TenantId}: '{tenant}' is not a tenant id (a UUID).");
+        }
+
         if (string.IsNullOrWhiteSpace(options.ContextJwks))
         {
             return ValidateOptionsResult.Skip;
