@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Tenantry.AspNetCore;
 using Tenantry.Data;
 
-namespace TenantryApp;
+namespace MyTenantryApp;
 
 /// <summary>The tenant's items: every query runs in a session that sees the tenant's rows only.</summary>
 public static class ItemsApi

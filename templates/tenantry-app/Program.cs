@@ -2,7 +2,7 @@ using System.Globalization;
 using Tenantry;
 using Tenantry.AspNetCore;
 using Tenantry.Data;
-using TenantryApp;
+using MyTenantryApp;
 
 var builder = WebApplication.CreateBuilder(args);
 
