@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 
 namespace Tenantry;
 
+/// <summary>Start-up validation of options classes whose failures name the configuration key to fix.</summary>
 public static class SettingValidation
 {
     /// <summary>

@@ -17,6 +17,7 @@ public interface ITenantStorageQuota
 /// <summary>The answer to a reservation: <see cref="Limit"/> is null when the tenant's plan has no hard storage quota.</summary>
 public readonly record struct StorageQuotaCheck(bool Allowed, long? Limit, long Used)
 {
+    /// <summary>The answer for a tenant without a hard storage quota.</summary>
     public static StorageQuotaCheck Unlimited { get; } = new(true, null, 0);
 }
 
@@ -24,9 +25,12 @@ public readonly record struct StorageQuotaCheck(bool Allowed, long? Limit, long 
 public sealed class StorageQuotaExceededException(long limit, long used)
     : Exception($"The write would pass the storage quota of {limit} bytes ({used} in use).")
 {
+    /// <summary>The problem-details <c>type</c> of the refusal.</summary>
     public const string ProblemType = "https://tenantry.dev/problems/storage-quota-exceeded";
 
+    /// <summary>The tenant's quota in bytes.</summary>
     public long Limit { get; } = limit;
 
+    /// <summary>The bytes the tenant used when the write was refused.</summary>
     public long Used { get; } = used;
 }

@@ -19,6 +19,7 @@ namespace Tenantry.AspNetCore;
 /// </summary>
 public sealed class InstanceDataLocator(IOptions<TenantryAppOptions> options, IHttpContextAccessor accessor, TimeProvider time) : ITenantDataLocator, IDisposable
 {
+    /// <summary>How long an answer of the data endpoint is kept before it is asked again.</summary>
     public static readonly TimeSpan RelocateAfter = TimeSpan.FromSeconds(2);
 
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
@@ -27,6 +28,7 @@ public sealed class InstanceDataLocator(IOptions<TenantryAppOptions> options, IH
     /// <summary>True when this instance can locate data this way (it was started with the instance contract).</summary>
     public bool Configured => options.Value.Database is not null || options.Value.DataUrl is not null;
 
+    /// <inheritdoc />
     public async Task<TenantDataContext?> LocateAsync(Guid tenantId, string slug, IsolationModel isolation, CancellationToken cancellationToken = default)
     {
         var o = options.Value;
@@ -63,6 +65,7 @@ public sealed class InstanceDataLocator(IOptions<TenantryAppOptions> options, IH
         return context;
     }
 
+    /// <inheritdoc />
     public void Dispose() => _http.Dispose();
 
     /// <summary>A <c>TENANTRY_DATABASE</c>-style connection as the tenant's data context: <c>Data Source=</c> a SQLite file, or an Npgsql connection string.</summary>
@@ -92,6 +95,7 @@ public sealed class InstanceDataLocator(IOptions<TenantryAppOptions> options, IH
     private sealed record DataAnswer(Guid TenantId, string Isolation, string Database, string? Schema);
 }
 
+/// <summary>Registers <see cref="InstanceDataLocator"/>.</summary>
 public static class InstanceDataExtensions
 {
     /// <summary>Registers <see cref="InstanceDataLocator"/> as the app's <see cref="ITenantDataLocator"/>.</summary>

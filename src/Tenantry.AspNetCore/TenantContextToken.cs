@@ -25,13 +25,19 @@ public static class TenantContextToken
     public const string DefaultAudience = "orders";
 
     /// <summary>The environment variable that hands an app the gateway's public JWKS.</summary>
-    public const string JwksVariable = "TENANTRY_CONTEXT_JWKS";
+    public const string JwksVariable = TenantryEnvironment.ContextJwks;
 
+    /// <summary>The claim with the tenant's id (a UUID string).</summary>
     public const string TenantIdClaim = "tenant_id";
+    /// <summary>The claim with the tenant's slug.</summary>
     public const string SlugClaim = "slug";
+    /// <summary>The claim with the tenant's tier.</summary>
     public const string TierClaim = "tier";
+    /// <summary>The claim with the tenant's isolation model: <c>pool</c>, <c>bridge</c> or <c>silo</c>.</summary>
     public const string IsolationClaim = "isolation";
+    /// <summary>The claim with the caller: a user (<c>{tenantId}:{email}</c>) or a machine client id.</summary>
     public const string SubjectClaim = "sub";
+    /// <summary>The claim with the caller's roles, a JSON array of strings.</summary>
     public const string RolesClaim = "roles";
 
     /// <summary>How far the gateway's and the app's clocks may differ.</summary>
@@ -41,6 +47,7 @@ public static class TenantContextToken
 /// <summary>Why a tenant-context token was refused, or <see cref="Valid"/>.</summary>
 public enum TenantContextVerdict
 {
+    /// <summary>The token is valid here; the result carries its context.</summary>
     Valid,
 
     /// <summary>No token, or not one token.</summary>
@@ -52,6 +59,7 @@ public enum TenantContextVerdict
     /// <summary>The signature does not verify with any of the gateway's public keys.</summary>
     BadSignature,
 
+    /// <summary>The token's lifetime (plus the allowed clock skew) is over, or it is not valid yet.</summary>
     Expired,
 
     /// <summary>The token is for another app, or (on a dedicated instance) not for this instance.</summary>
@@ -74,6 +82,7 @@ public sealed class TenantContextVerifier
     private readonly TokenValidationParameters _parameters;
     private readonly Guid? _dedicatedTenant;
 
+    /// <summary>A verifier for the keys, audience and (on a dedicated instance) tenant of <paramref name="options"/>, on the clock <paramref name="time"/>.</summary>
     public TenantContextVerifier(IOptions<TenantryAppOptions> options, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
@@ -8,6 +9,7 @@ using Microsoft.Extensions.Options;
 
 namespace Tenantry.AspNetCore;
 
+/// <summary>Wires an ASP.NET Core app to the tenant context the Tenantry gateway sends.</summary>
 public static class TenantResolution
 {
     /// <summary>Registers <see cref="ITenantContext"/> (per request) and the tenant-context verifier.</summary>
@@ -15,18 +17,7 @@ public static class TenantResolution
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<TenantryAppOptions>().BindConfiguration(TenantryAppOptions.Section)
-            .Configure<IConfiguration>((o, configuration) =>
-            {
-                // The instance contract: what the platform sets in an instance's environment, unless configured otherwise.
-                o.ContextJwks ??= configuration[TenantContextToken.JwksVariable] is { Length: > 0 } jwks ? jwks : null;
-                o.Database ??= configuration["TENANTRY_DATABASE"] is { Length: > 0 } database ? database : null;
-                o.DataUrl ??= Uri.TryCreate(configuration["TENANTRY_DATA_URL"], UriKind.Absolute, out var url) ? url : null;
-                o.TenantId ??= Guid.TryParse(configuration["TENANTRY_TENANT_ID"], out var tenant) ? tenant : null;
-                if (configuration[TenantryAppOptions.Section + ":Audience"] is null && configuration["TENANTRY_APP"] is { Length: > 0 } app)
-                {
-                    o.Audience = app;
-                }
-            })
+            .Configure<IConfiguration>(FromInstanceEnvironment)
             .ValidateSettings(TenantryAppOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryAppOptions>, TenantryAppOptionsValidator>());
         services.AddHttpContextAccessor();
@@ -39,6 +30,30 @@ public static class TenantResolution
         services.AddHostedService<StagingCleanup>();
         return services;
     }
+
+    /// <summary>
+    /// What Tenantry tells an instance it starts (<see cref="TenantryEnvironment"/>), for the settings under
+    /// <c>Tenantry:App</c> that are not set: the JWKS, the app's name as the audience, and a dedicated
+    /// instance's tenant. A <c>TENANTRY_TENANT_ID</c> that is not a UUID is left for the validator to refuse.
+    /// </summary>
+    private static void FromInstanceEnvironment(TenantryAppOptions options, IConfiguration configuration)
+    {
+        options.ContextJwks ??= NonEmpty(configuration[TenantryEnvironment.ContextJwks]);
+        if (configuration[TenantryAppOptions.Section + ":Audience"] is null && NonEmpty(configuration[TenantryEnvironment.App]) is { } app)
+        {
+            options.Audience = app;
+        }
+
+        if (options.TenantId is null && Guid.TryParse(NonEmpty(configuration[TenantryEnvironment.TenantId]), CultureInfo.InvariantCulture, out var tenant))
+        {
+            options.TenantId = tenant;
+        }
+
+        options.Database ??= NonEmpty(configuration[TenantryEnvironment.Database]);
+        options.DataUrl ??= Uri.TryCreate(NonEmpty(configuration[TenantryEnvironment.DataUrl]), UriKind.Absolute, out var url) ? url : null;
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     /// <summary>
     /// Resolves the tenant of each request from the gateway's tenant-context token. A request without
@@ -121,11 +136,21 @@ internal sealed partial class TenantResolutionMiddleware(
     }
 }
 
-/// <summary>The tenant-context JWKS must parse and hold public EC P-256 keys only.</summary>
-internal sealed class TenantryAppOptionsValidator : IValidateOptions<TenantryAppOptions>
+/// <summary>
+/// The tenant-context JWKS must parse and hold public EC P-256 keys only. A dedicated instance's
+/// <c>TENANTRY_TENANT_ID</c> must be a UUID: ignoring a bad one would make the instance a shared one
+/// that serves every pool tenant.
+/// </summary>
+internal sealed class TenantryAppOptionsValidator(IConfiguration configuration) : IValidateOptions<TenantryAppOptions>
 {
     public ValidateOptionsResult Validate(string? name, TenantryAppOptions options)
     {
+        if (options.TenantId is null && configuration[TenantryEnvironment.TenantId] is { } tenant && !string.IsNullOrWhiteSpace(tenant)
+            && !Guid.TryParse(tenant, CultureInfo.InvariantCulture, out _))
+        {
+            return ValidateOptionsResult.Fail($"{TenantryEnvironment.TenantId}: '{tenant}' is not a tenant id (a UUID).");
+        }
+
         if (string.IsNullOrWhiteSpace(options.ContextJwks))
         {
             return ValidateOptionsResult.Skip;

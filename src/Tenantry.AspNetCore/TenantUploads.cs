@@ -217,7 +217,9 @@ internal sealed partial class StagingCleanup(IOptions<TenantryAppOptions> option
 /// <summary>An upload over its size limit, however it was sent (with a length or chunked); nothing of it is kept.</summary>
 public sealed class UploadTooLargeException(long limit) : Exception($"The upload is over {limit} bytes.")
 {
+    /// <summary>The problem-details <c>type</c> of the refusal.</summary>
     public const string ProblemType = "https://tenantry.dev/problems/payload-too-large";
 
+    /// <summary>The size limit in bytes.</summary>
     public long Limit { get; } = limit;
 }

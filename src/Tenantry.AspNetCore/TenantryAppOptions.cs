@@ -8,6 +8,7 @@ namespace Tenantry.AspNetCore;
 /// </summary>
 public sealed class TenantryAppOptions
 {
+    /// <summary>The configuration section of these settings.</summary>
     public const string Section = "Tenantry:App";
 
     /// <summary>The Tenantry data directory (tenant databases and storage folders).</summary>
@@ -22,11 +23,17 @@ public sealed class TenantryAppOptions
     [Required]
     public string? ContextJwks { get; set; }
 
-    /// <summary>This app's name: the audience a tenant-context token must name.</summary>
+    /// <summary>
+    /// This app's name: the audience a tenant-context token must name. When unset, the name Tenantry
+    /// registered the app under (<c>TENANTRY_APP</c>), else <c>orders</c>.
+    /// </summary>
     [Required]
     public string Audience { get; set; } = TenantContextToken.DefaultAudience;
 
-    /// <summary>Set on a dedicated instance: the only tenant it serves. Requests for any other tenant get 403.</summary>
+    /// <summary>
+    /// Set on a dedicated instance: the only tenant it serves. Requests for any other tenant get 403.
+    /// When unset, <c>TENANTRY_TENANT_ID</c>, which Tenantry sets on dedicated instances only.
+    /// </summary>
     public Guid? TenantId { get; set; }
 
     /// <summary>The dedicated tenant's slug.</summary>
@@ -45,5 +52,6 @@ public sealed class TenantryAppOptions
     /// <summary>Paths served without a tenant (health probes).</summary>
     public IList<string> AnonymousPaths { get; } = ["/healthz"];
 
+    /// <see cref="DataDir"/> as an absolute path.
     public string DataPath => Path.GetFullPath(DataDir);
 }

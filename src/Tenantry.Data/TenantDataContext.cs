@@ -11,16 +11,20 @@ public sealed record TenantDataContext
 {
     private readonly string _slug = "";
 
+    /// <summary>The tenant's id; on the pool, the <c>tenant_id</c> its rows carry.</summary>
     public required Guid TenantId { get; init; }
 
+    /// <summary>The tenant's slug (validated: 3-40 of a-z, 0-9 and single inner hyphens).</summary>
     public required string Slug
     {
         get => _slug;
         init => _slug = TenantDatabaseNames.ValidateSlug(value);
     }
 
+    /// <summary>The tenant's isolation model; it must fit <see cref="Target"/>.</summary>
     public required IsolationModel Isolation { get; init; }
 
+    /// <summary>Where the tenant's data lives.</summary>
     public required TenantDataTarget Target { get; init; }
 
     /// <summary>Throws when the target cannot serve the isolation model (a pool tenant pointed at a dedicated file, say).</summary>
@@ -59,6 +63,7 @@ public sealed record PostgresEndpoint(string Host, int Port = 5432)
     /// <summary>Extra Npgsql settings (SSL mode, timeouts) applied to every tenant connection to this server.</summary>
     public string? ExtraSettings { get; init; }
 
+    /// <summary>The server as <c>host:port</c>.</summary>
     public override string ToString() => $"{Host}:{Port}";
 
     /// <summary>The server a connection string names: its host, port and other settings (SSL, timeouts), without database or credentials.</summary>
@@ -97,6 +102,7 @@ public sealed record PostgresEndpoint(string Host, int Port = 5432)
 /// </summary>
 public sealed record PostgresPoolTarget(string ConnectionString) : TenantDataTarget
 {
+    /// <summary>The target with host, port, database and user; never the password.</summary>
     public override string ToString() => $"PostgresPoolTarget {{ {Redacted(ConnectionString)} }}";
 
     internal static string Redacted(string connectionString)
@@ -121,6 +127,7 @@ public sealed record PostgresBridgeTarget(PostgresEndpoint Server, string Databa
         return builder.ConnectionString;
     }
 
+    /// <summary>The target without its password.</summary>
     public override string ToString() => $"PostgresBridgeTarget {{ Server = {Server}, Database = {Database}, Schema = {Schema}, Role = {Role} }}";
 }
 
@@ -150,6 +157,7 @@ public sealed record PostgresSiloTarget(PostgresEndpoint Server, string Database
     /// <summary>The Npgsql connection string of the tenant's own role; it carries the password, so it goes only to the tenant's own processes.</summary>
     public string ToConnectionString() => Server.Builder(Database, Role, Password).ConnectionString;
 
+    /// <summary>The target without its password.</summary>
     public override string ToString() => $"PostgresSiloTarget {{ Server = {Server}, Database = {Database}, Role = {Role} }}";
 }
 

@@ -8,6 +8,7 @@ namespace Tenantry.Data;
 /// <summary>Creates the default <see cref="ITenantDataSource"/> (PostgreSQL and SQLite targets).</summary>
 public static class TenantDataSource
 {
+    /// <summary>A data source for every target kind, with the pool limits of <paramref name="options"/> (the defaults when null).</summary>
     public static ITenantDataSource Create(TenantDataSourceOptions? options = null)
     {
         options ??= new TenantDataSourceOptions();

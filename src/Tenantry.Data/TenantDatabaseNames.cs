@@ -17,6 +17,7 @@ public static partial class TenantDatabaseNames
     [GeneratedRegex(@"^[a-z_][a-z0-9_]{0,62}\z", RegexOptions.CultureInvariant)]
     private static partial Regex IdentifierPattern();
 
+    /// <summary>True for a tenant slug: 3-40 of a-z, 0-9 and single inner hyphens.</summary>
     public static bool IsValidSlug(string? slug) => slug is not null && SlugPattern().IsMatch(slug);
 
     /// <summary>Throws unless <paramref name="slug"/> is a tenant slug (3-40 of a-z, 0-9 and single inner hyphens).</summary>
@@ -31,6 +32,7 @@ public static partial class TenantDatabaseNames
     /// <summary>True for the plain lowercase identifiers Tenantry builds and accepts for tables, columns and roles.</summary>
     public static bool IsValidIdentifier(string? name) => name is not null && IdentifierPattern().IsMatch(name);
 
+    /// <summary>Throws unless <paramref name="name"/> is a plain lowercase identifier (see <see cref="IsValidIdentifier"/>); returns it.</summary>
     public static string ValidateIdentifier(string? name, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(name))] string? parameterName = null)
     {
         ArgumentNullException.ThrowIfNull(name, parameterName);

@@ -11,6 +11,7 @@ public abstract class TenantSession : IAsyncDisposable
 {
     private protected TenantSession(TenantDataContext tenant) => Tenant = tenant;
 
+    /// <summary>The tenant whose data this session sees.</summary>
     public TenantDataContext Tenant { get; }
 
     /// <summary>The transaction of this session, for commands built on <see cref="GetScopedConnectionAsync"/>.</summary>
@@ -22,6 +23,7 @@ public abstract class TenantSession : IAsyncDisposable
     /// <summary>The first column of the first row, or null.</summary>
     public abstract Task<object?> ScalarAsync(string sql, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default);
 
+    /// <summary>The rows of a query, each turned into a <typeparamref name="T"/> by <paramref name="map"/>.</summary>
     public abstract Task<List<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> map, IReadOnlyList<(string Name, object? Value)>? parameters = null, CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -31,6 +33,7 @@ public abstract class TenantSession : IAsyncDisposable
     /// </summary>
     public abstract Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>Commits the session's transaction: what it wrote is durable.</summary>
     public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
 
     /// <summary>Rolls back what was not committed, then gives the connection back; a second call does nothing.</summary>
@@ -86,6 +89,7 @@ public sealed class TenantDataSourceOptions
     /// <summary>Statements used this often on a connection are prepared server-side (0 disables).</summary>
     public int MaxAutoPrepare { get; set; } = 32;
 
+    /// <summary>The <c>application_name</c> PostgreSQL connections report (shown in <c>pg_stat_activity</c>).</summary>
     public string ApplicationName { get; set; } = "tenantry";
 
     internal void Validate()

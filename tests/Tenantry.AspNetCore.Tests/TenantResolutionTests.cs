@@ -159,6 +159,80 @@ public sealed class TenantResolutionTests
         }
     }
 
+    [Fact]
+    public async Task The_app_name_Tenantry_starts_an_instance_with_is_the_audience_it_takes()
+    {
+        await using var app = await TenantApp.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            [TenantryEnvironment.App] = "shop",
+        });
+        using (var shop = await app.SendAsync(HttpMethod.Get, "/whoami", Acme, alter: r => Set(r, TenantContextToken.Header, app.Key.Sign(Acme, audiences: ["shop"]))))
+        {
+            Assert.Equal(HttpStatusCode.OK, shop.StatusCode);
+        }
+
+        // The default audience is another app's now: a token for it is refused.
+        using (var orders = await app.SendAsync(HttpMethod.Get, "/whoami", Acme))
+        {
+            await AssertProblemAsync(orders, HttpStatusCode.Unauthorized, "tenant-context-missing");
+        }
+
+        Assert.Equal(1, app.Served);
+    }
+
+    [Fact]
+    public async Task A_Tenantry_App_Audience_setting_wins_over_the_app_name_in_the_environment()
+    {
+        await using var app = await TenantApp.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            [TenantryEnvironment.App] = "shop",
+            ["Tenantry:App:Audience"] = "billing",
+        });
+        using var billing = await app.SendAsync(HttpMethod.Get, "/whoami", Acme, alter: r => Set(r, TenantContextToken.Header, app.Key.Sign(Acme, audiences: ["billing"])));
+        Assert.Equal(HttpStatusCode.OK, billing.StatusCode);
+        using var shop = await app.SendAsync(HttpMethod.Get, "/whoami", Acme, alter: r => Set(r, TenantContextToken.Header, app.Key.Sign(Acme, audiences: ["shop"])));
+        await AssertProblemAsync(shop, HttpStatusCode.Unauthorized, "tenant-context-missing");
+    }
+
+    [Fact]
+    public async Task An_instance_started_with_a_tenant_id_in_the_environment_serves_only_that_tenant()
+    {
+        await using var app = await TenantApp.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            [TenantryEnvironment.TenantId] = Acme.TenantId.ToString(),
+        });
+        using (var own = await app.SendAsync(HttpMethod.Get, "/whoami", Acme))
+        {
+            Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        }
+
+        using (var other = await app.SendAsync(HttpMethod.Get, "/whoami", Acme with { TenantId = Guid.CreateVersion7(), Slug = "bravo" }))
+        {
+            await AssertProblemAsync(other, HttpStatusCode.Forbidden, "tenant-mismatch");
+        }
+
+        // Its own tenant's token for the shared instance (no tenant in the audience) is not one for this instance.
+        using (var shared = await app.SendAsync(HttpMethod.Get, "/whoami", Acme, alter: r => Set(r, TenantContextToken.Header, app.Key.Sign(Acme))))
+        {
+            await AssertProblemAsync(shared, HttpStatusCode.Unauthorized, "tenant-context-missing");
+        }
+
+        Assert.Equal(1, app.Served);
+    }
+
+    [Theory]
+    [InlineData("acme")]
+    [InlineData("0190a5f2-7c3e-7b4a-9d1e")]
+    public async Task An_instance_whose_tenant_id_in_the_environment_is_not_a_uuid_does_not_start(string tenantId)
+    {
+        // Ignored, it would leave a shared instance that serves every pool tenant.
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => TenantApp.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            [TenantryEnvironment.TenantId] = tenantId,
+        }));
+        Assert.Contains(TenantryEnvironment.TenantId, failure.Message, StringComparison.Ordinal);
+    }
+
     private static string Token(HttpRequestMessage request) => request.Headers.GetValues(TenantContextToken.Header).Single();
 
     /// <summary>Changes the token's claims and keeps its signature.</summary>

@@ -34,18 +34,6 @@ public interface IAppInstances
     Task<AppInstance> SwapAsync(AppInstance current, string release, CancellationToken cancellationToken);
 }
 
-/// <summary>The instance contract's environment variable names.</summary>
-public static class InstanceVariables
-{
-    public const string Port = "PORT";
-    public const string App = "TENANTRY_APP";
-    public const string Release = "TENANTRY_RELEASE";
-    public const string TenantId = "TENANTRY_TENANT_ID";
-    public const string Database = "TENANTRY_DATABASE";
-    public const string ContextJwks = "TENANTRY_CONTEXT_JWKS";
-    public const string DataUrl = "TENANTRY_DATA_URL";
-}
-
 internal sealed partial class AppInstances(
     IControlPlaneDatabase db,
     IAppRegistry apps,
@@ -297,11 +285,11 @@ internal sealed partial class AppInstances(
             ?? throw new InvalidOperationException($"Release {instance.Release} of app '{instance.App}' does not exist.");
         var environment = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [InstanceVariables.Port] = instance.Port.ToString(CultureInfo.InvariantCulture),
+            [TenantryEnvironment.Port] = instance.Port.ToString(CultureInfo.InvariantCulture),
             // ASP.NET Core apps listen where PORT says without code of their own.
             ["ASPNETCORE_URLS"] = instance.Upstream.ToString().TrimEnd('/'),
-            [InstanceVariables.App] = instance.App,
-            [InstanceVariables.Release] = instance.Release,
+            [TenantryEnvironment.App] = instance.App,
+            [TenantryEnvironment.Release] = instance.Release,
         };
         if (instanceEnvironment is not null)
         {
@@ -313,18 +301,18 @@ internal sealed partial class AppInstances(
 
         if (instance.TenantId is { } tenantId)
         {
-            environment[InstanceVariables.TenantId] = tenantId.ToString();
+            environment[TenantryEnvironment.TenantId] = tenantId.ToString();
             if (await databases.ConnectAsync(TenantRef.ForData(tenantId, instance.Slug!, IsolationModel.Silo), cancellationToken) is { } data)
             {
-                environment[InstanceVariables.Database] = ConnectionString(data.Target);
+                environment[TenantryEnvironment.Database] = ConnectionString(data.Target);
             }
         }
         else
         {
-            environment[InstanceVariables.DataUrl] = $"http://127.0.0.1:{tenantry.Value.Ports.ControlPlane.ToString(CultureInfo.InvariantCulture)}/v1/app-data";
+            environment[TenantryEnvironment.DataUrl] = $"http://127.0.0.1:{tenantry.Value.Ports.ControlPlane.ToString(CultureInfo.InvariantCulture)}/v1/app-data";
             if (await databases.ConnectAsync(TenantRef.ForData(Guid.Empty, "pool", IsolationModel.Pool), cancellationToken) is { } pool)
             {
-                environment[InstanceVariables.Database] = ConnectionString(pool.Target);
+                environment[TenantryEnvironment.Database] = ConnectionString(pool.Target);
             }
         }
 

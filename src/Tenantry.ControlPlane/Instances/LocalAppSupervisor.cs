@@ -98,7 +98,7 @@ public sealed partial class LocalAppSupervisor(
     ];
 
     /// <summary>The environment variable that marks an instance's process with its folder.</summary>
-    public const string InstanceVariable = "TENANTRY_INSTANCE";
+    public const string InstanceVariable = TenantryEnvironment.Instance;
 
     private readonly ConcurrentDictionary<string, Instance> _instances = new(StringComparer.Ordinal);
     private readonly string _root = Path.Combine(tenantry.Value.DataPath, "compute");

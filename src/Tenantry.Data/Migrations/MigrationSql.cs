@@ -7,15 +7,19 @@ namespace Tenantry.Data.Migrations;
 /// <summary>The database engines a migration renders for.</summary>
 public enum DatabaseEngine
 {
+    /// <summary>PostgreSQL.</summary>
     Postgres,
+    /// <summary>SQLite (the embedded store).</summary>
     Sqlite,
 }
 
 /// <summary>Renders a <see cref="TenantMigration"/> into SQL for one engine and isolation shape.</summary>
 public static class MigrationSql
 {
+    /// <summary>The column that names a row's tenant on the pool.</summary>
     public const string TenantColumn = "tenant_id";
 
+    /// <summary>The SQL of <paramref name="migration"/> for <paramref name="engine"/>; on the pool (<paramref name="isolation"/>) with <c>tenant_id</c> and row-level security.</summary>
     public static string Render(TenantMigration migration, DatabaseEngine engine, IsolationModel isolation)
     {
         ArgumentNullException.ThrowIfNull(migration);

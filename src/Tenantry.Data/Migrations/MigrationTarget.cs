@@ -10,8 +10,10 @@ public sealed record MigrationTarget
     /// <summary>How the report names it: <c>pool</c>, or the tenant's slug.</summary>
     public required string Name { get; init; }
 
+    /// <summary>The isolation model whose shape the schema takes here.</summary>
     public required IsolationModel Isolation { get; init; }
 
+    /// <summary>The engine the SQL is rendered for.</summary>
     public required DatabaseEngine Engine { get; init; }
 
     /// <summary>Npgsql connection string, or the SQLite file path.</summary>
@@ -26,6 +28,7 @@ public sealed record MigrationTarget
     /// <summary>PostgreSQL role given DML on the tables after each migration (the pool app role, the bridge tenant role).</summary>
     public string? GrantTo { get; init; }
 
+    /// <summary>The shared pool database, migrated over the provisioning (admin) connection; <paramref name="appRole"/> gets DML on its tables.</summary>
     public static MigrationTarget PostgresPool(string adminConnectionString, string appRole, string schema = "public") => new()
     {
         Name = "pool",
@@ -63,6 +66,7 @@ public sealed record MigrationTarget
         return PostgresSilo(slug, target.ToConnectionString());
     }
 
+    /// <summary>The shared SQLite pool file at <paramref name="path"/>.</summary>
     public static MigrationTarget SqlitePool(string path) => new()
     {
         Name = "pool",
@@ -71,6 +75,7 @@ public sealed record MigrationTarget
         Connection = path,
     };
 
+    /// <summary>A bridge or silo tenant's own SQLite file at <paramref name="path"/>.</summary>
     public static MigrationTarget SqliteDedicated(string slug, IsolationModel isolation, string path) => new()
     {
         Name = TenantDatabaseNames.ValidateSlug(slug),
@@ -79,6 +84,7 @@ public sealed record MigrationTarget
         Connection = path,
     };
 
+    /// <summary>The target's name, model and place; never a password.</summary>
     public override string ToString() =>
         $"{Name} ({Isolation.ToWire()}, {(Engine == DatabaseEngine.Postgres ? PostgresPoolTarget.Redacted(Connection) + ", schema " + Schema : Connection)})";
 }
@@ -86,8 +92,10 @@ public sealed record MigrationTarget
 /// <summary>What happened on one target.</summary>
 public sealed record MigrationTargetResult
 {
+    /// <summary>The target's name (<c>pool</c>, or the tenant's slug).</summary>
     public required string Target { get; init; }
 
+    /// <summary>The target's isolation model.</summary>
     public required IsolationModel Isolation { get; init; }
 
     /// <summary>Versions applied by this run, in order.</summary>
@@ -99,22 +107,29 @@ public sealed record MigrationTargetResult
     /// <summary>The version that failed, when one did; later versions were not tried.</summary>
     public int? FailedVersion { get; init; }
 
+    /// <summary>Why the target failed; null when it succeeded.</summary>
     public string? Error { get; init; }
 
+    /// <summary>How long the target took.</summary>
     public required TimeSpan Duration { get; init; }
 
+    /// <summary>True when every migration is applied on the target.</summary>
     public bool Succeeded => Error is null;
 }
 
 /// <summary>The outcome of one fan-out: one result per target, in the order given.</summary>
 public sealed record MigrationReport(IReadOnlyList<MigrationTargetResult> Targets, TimeSpan Duration)
 {
+    /// <summary>The targets that failed.</summary>
     public IEnumerable<MigrationTargetResult> Failed => Targets.Where(t => !t.Succeeded);
 
+    /// <summary>True when every target succeeded.</summary>
     public bool Succeeded => Targets.All(t => t.Succeeded);
 
+    /// <summary>The migrations applied by this run, over all targets.</summary>
     public int AppliedCount => Targets.Sum(t => t.Applied.Count);
 
+    /// <summary>A one-line summary: targets, failures, migrations applied, time.</summary>
     public override string ToString() =>
         $"{Targets.Count} targets, {Targets.Count(t => t.Succeeded)} succeeded, {Targets.Count(t => !t.Succeeded)} failed, {AppliedCount} migrations applied in {Duration.TotalSeconds:0.00} s";
 }

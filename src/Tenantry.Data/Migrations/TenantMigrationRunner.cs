@@ -7,6 +7,7 @@ using Tenantry.Data.Postgres;
 
 namespace Tenantry.Data.Migrations;
 
+/// <summary>How a <see cref="TenantMigrationRunner"/> fans out.</summary>
 public sealed class MigrationRunnerOptions
 {
     /// <summary>Targets migrated at once.</summary>
@@ -31,6 +32,7 @@ public sealed partial class TenantMigrationRunner
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
+    /// <summary>A runner of <paramref name="schema"/>; logs to <paramref name="logger"/> when given, times with <paramref name="time"/> (the system clock by default).</summary>
     public TenantMigrationRunner(TenantSchema schema, MigrationRunnerOptions? options = null, ILogger<TenantMigrationRunner>? logger = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(schema);
@@ -41,6 +43,7 @@ public sealed partial class TenantMigrationRunner
         _time = time ?? TimeProvider.System;
     }
 
+    /// <summary>Brings every target of <paramref name="targets"/> to the schema's last version; a failed target is reported, never thrown.</summary>
     public async Task<MigrationReport> RunAsync(IEnumerable<MigrationTarget> targets, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(targets);

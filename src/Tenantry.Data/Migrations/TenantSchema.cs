@@ -8,6 +8,7 @@ namespace Tenantry.Data.Migrations;
 /// </summary>
 public sealed class TenantSchema
 {
+    /// <summary>A schema named <paramref name="name"/> of <paramref name="migrations"/>, whose versions must be positive and strictly increasing.</summary>
     public TenantSchema(string name, IEnumerable<TenantMigration> migrations)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -26,14 +27,17 @@ public sealed class TenantSchema
         }
     }
 
+    /// <summary>The schema's name, for logs.</summary>
     public string Name { get; }
 
+    /// <summary>The migrations, oldest first.</summary>
     public IReadOnlyList<TenantMigration> Migrations { get; }
 }
 
 /// <summary>One migration: applied in its own transaction, recorded by version in the target's <c>schema_migrations</c>.</summary>
 public sealed record TenantMigration
 {
+    /// <summary>Migration <paramref name="version"/> (1 or more), named <paramref name="name"/>, of <paramref name="steps"/> applied in order.</summary>
     public TenantMigration(int version, string name, params MigrationStep[] steps)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
@@ -44,10 +48,13 @@ public sealed record TenantMigration
         Steps = steps;
     }
 
+    /// <summary>The version recorded in <c>schema_migrations</c> once applied.</summary>
     public int Version { get; }
 
+    /// <summary>The migration's name, for logs and the ledger.</summary>
     public string Name { get; }
 
+    /// <summary>The changes, applied in order in one transaction.</summary>
     public IReadOnlyList<MigrationStep> Steps { get; }
 }
 
@@ -82,8 +89,10 @@ public enum ColumnType
 /// <summary>A column. Defaults are SQL expressions per engine (trusted schema code, never user input).</summary>
 public sealed record ColumnDefinition(string Name, ColumnType Type, bool Nullable = false)
 {
+    /// <summary>The column's default on PostgreSQL, an SQL expression (none when null).</summary>
     public string? PostgresDefault { get; init; }
 
+    /// <summary>The column's default on SQLite, an SQL expression (none when null).</summary>
     public string? SqliteDefault { get; init; }
 }
 
@@ -96,6 +105,7 @@ public sealed record TableDefinition(string Name, IReadOnlyList<ColumnDefinition
     /// <summary>Natural keys: unique per tenant (on the pool, unique together with <c>tenant_id</c>).</summary>
     public IReadOnlyList<IReadOnlyList<string>> UniqueKeys { get; init; } = [];
 
+    /// <summary>Secondary indexes (on the pool, prefixed with <c>tenant_id</c>).</summary>
     public IReadOnlyList<IndexDefinition> Indexes { get; init; } = [];
 }
 
@@ -107,20 +117,32 @@ public abstract record MigrationStep
     }
 }
 
+/// <summary>Creates <paramref name="Table"/> (on the pool with <c>tenant_id</c> and, on PostgreSQL, forced row-level security).</summary>
+/// <param name="Table">The table to create.</param>
 public sealed record CreateTable(TableDefinition Table) : MigrationStep;
 
+/// <summary>Adds <paramref name="Column"/> to the tenant table <paramref name="Table"/>.</summary>
+/// <param name="Table">The table's name.</param>
+/// <param name="Column">The column to add.</param>
 public sealed record AddColumn(string Table, ColumnDefinition Column) : MigrationStep;
 
+/// <summary>Creates <paramref name="Index"/> on the tenant table <paramref name="Table"/> (on the pool, prefixed with <c>tenant_id</c>).</summary>
+/// <param name="Table">The table's name.</param>
+/// <param name="Index">The index to create.</param>
 public sealed record CreateIndex(string Table, IndexDefinition Index) : MigrationStep;
 
 /// <summary>Hand-written SQL, one text per engine and shape (an empty text does nothing there).</summary>
 public sealed record RawSql : MigrationStep
 {
+    /// <summary>The SQL on the PostgreSQL pool database.</summary>
     public required string PostgresPool { get; init; }
 
+    /// <summary>The SQL in a PostgreSQL bridge schema or silo database.</summary>
     public required string PostgresDedicated { get; init; }
 
+    /// <summary>The SQL on the shared SQLite pool file.</summary>
     public required string SqlitePool { get; init; }
 
+    /// <summary>The SQL on a tenant's own SQLite file.</summary>
     public required string SqliteDedicated { get; init; }
 }

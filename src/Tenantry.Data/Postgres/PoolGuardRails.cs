@@ -5,6 +5,7 @@ namespace Tenantry.Data.Postgres;
 /// <summary>One broken rule on one pool table.</summary>
 public sealed record GuardRailViolation(string Table, string Rule, string Message)
 {
+    /// <summary>The table, the rule and why, on one line.</summary>
     public override string ToString() => $"{Table}: {Rule} ({Message})";
 }
 
@@ -19,15 +20,25 @@ public sealed record GuardRailViolation(string Table, string Rule, string Messag
 /// </summary>
 public static class PoolGuardRails
 {
+    /// <summary>Row-level security is not enabled on the table.</summary>
     public const string RlsNotEnabled = "rls-not-enabled";
+    /// <summary>Row-level security is not forced, so the table's owner bypasses it.</summary>
     public const string RlsNotForced = "rls-not-forced";
+    /// <summary>The table has no policy (with RLS on, it shows nothing, which hides a missing migration).</summary>
     public const string NoPolicy = "no-policy";
+    /// <summary>A permissive policy is not keyed on <c>tenant_id</c> = <c>app.tenant_id</c>.</summary>
     public const string PolicyNotTenantScoped = "policy-not-tenant-scoped";
+    /// <summary>A policy that covers writes has no WITH CHECK, so a row could be written for another tenant.</summary>
     public const string NoWithCheck = "no-with-check";
+    /// <summary>A policy calls a volatile function.</summary>
     public const string VolatileFunction = "volatile-function-in-policy";
+    /// <summary>No index leads with <c>tenant_id</c>, so every tenant's query scans the table.</summary>
     public const string NoTenantIndex = "no-index-leading-with-tenant-id";
+    /// <summary>A unique index does not lead with <c>tenant_id</c>: its violation reveals another tenant's key.</summary>
     public const string UniqueWithoutTenant = "unique-index-without-leading-tenant-id";
+    /// <summary>The app role is a superuser or has BYPASSRLS.</summary>
     public const string AppRoleBypassesRls = "app-role-bypasses-rls";
+    /// <summary>The app role owns a tenant table (an owner is exempt from RLS unless it is forced).</summary>
     public const string AppRoleOwnsTable = "app-role-owns-table";
 
     private const string TablesSql = """

@@ -10,6 +10,7 @@ namespace Tenantry.Data.Postgres;
 /// </summary>
 public sealed record SqlStatement(string Text, IReadOnlyList<object?> Parameters, bool OutsideTransaction = false)
 {
+    /// <summary>A statement without parameters, run inside the transaction.</summary>
     public SqlStatement(string text)
         : this(text, [])
     {

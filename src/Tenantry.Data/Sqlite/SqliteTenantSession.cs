@@ -28,11 +28,14 @@ internal sealed class SqliteTenantSession : TenantSession
 
     public override DbTransaction Transaction => _transaction;
 
+    /// <summary>Opens a session for <paramref name="tenant"/> on its SQLite target.</summary>
+    /// <param name="tenant">The tenant and its pool or dedicated file.</param>
     /// <param name="deferred">
     /// Begin a deferred transaction (no lock until the first statement; readers never block each other)
     /// instead of an immediate one (the write lock at once, so a read-then-write cannot fail on a stale snapshot).
     /// </param>
     /// <param name="pools">The guarded connections of a pool file, by its path (made on first use).</param>
+    /// <param name="cancellationToken">Cancels opening.</param>
     public static async Task<SqliteTenantSession> OpenAsync(
         TenantDataContext tenant, bool deferred, Func<string, SqliteGuardedPool> pools, CancellationToken cancellationToken)
     {
