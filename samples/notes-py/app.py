@@ -33,6 +33,9 @@ import tenant_context  # noqa: E402
 import tenant_data  # noqa: E402
 
 MAX_BODY_BYTES = 64 * 1024
+# A refused body up to this size is read to its end before the answer: a proxy in front (the gateway) reads the
+# answer only once it has sent the whole body, and reports a connection closed under it as 502.
+DRAIN_BYTES = 8 * 1024 * 1024
 MAX_TITLE = 200
 MAX_TEXT = 20_000
 DEFAULT_LIMIT = 50
@@ -340,10 +343,6 @@ def _log(line):
     print(f"notes: {line}", file=sys.stderr, flush=True)
 
 
-class TooLarge(Exception):
-    pass
-
-
 class NotesHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "notes"
@@ -386,65 +385,91 @@ class NotesHandler(http.server.BaseHTTPRequestHandler):
             if encoding != "chunked":
                 self.close_connection = True
                 raise Problem(501, "not-implemented", "Transfer-Encoding not supported.", "Send the body with Content-Length or chunked.")
-            try:
-                return self._read_chunked()
-            except TooLarge:
-                self.close_connection = True
-                raise self._too_large() from None
-            except ValueError:
-                self.close_connection = True
-                raise Problem(400, "bad-request", "The chunked body is malformed.") from None
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        if not length.isdigit():
-            self.close_connection = True
-            raise Problem(400, "bad-request", "Content-Length is not a number.")
-        if int(length) > MAX_BODY_BYTES:
-            # Not read: the connection closes after the answer instead.
-            self.close_connection = True
+            data, complete = self._read_chunked(MAX_BODY_BYTES)
+            if not complete:
+                raise self._too_large()
+            return data
+        length = self._content_length()
+        if length > MAX_BODY_BYTES:
+            self._drain(length)
             raise self._too_large()
-        data = self.rfile.read(int(length))
-        if len(data) != int(length):
+        data = self.rfile.read(length) if length else b""
+        if len(data) != length:
             self.close_connection = True
             raise Problem(400, "bad-request", "The body ended before Content-Length.")
         return data
 
-    def _read_chunked(self):
+    def _content_length(self):
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return 0
+        if not length.isdigit():
+            self.close_connection = True
+            raise Problem(400, "bad-request", "Content-Length is not a number.")
+        return int(length)
+
+    def _read_chunked(self, keep):
+        """(the body, True) or (its first bytes, False) when it is longer than keep; read to its end up to DRAIN_BYTES."""
         data = bytearray()
-        for _ in range(MAX_BODY_BYTES + 1):
-            line = self.rfile.readline(1026)
-            if not line.endswith(b"\n"):
-                raise ValueError("chunk size")
-            size = int(line.split(b";")[0].strip(), 16)
-            if size == 0:
-                for _ in range(64):
-                    trailer = self.rfile.readline(8194)
-                    if trailer in (b"\r\n", b"\n", b""):
-                        return bytes(data)
-                raise ValueError("trailers")
-            if len(data) + size > MAX_BODY_BYTES:
-                raise TooLarge()
-            chunk = self.rfile.read(size)
-            if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise ValueError("chunk")
-            data += chunk
-        raise ValueError("chunks")
+        total = 0
+        try:
+            for _ in range(DRAIN_BYTES):
+                line = self.rfile.readline(1026)
+                if not line.endswith(b"\n"):
+                    raise ValueError("chunk size")
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    for _ in range(64):
+                        if self.rfile.readline(8194) in (b"\r\n", b"\n", b""):
+                            return bytes(data), total <= keep
+                    raise ValueError("trailers")
+                total += size
+                if total > DRAIN_BYTES:
+                    raise ValueError("too long to read away")
+                for offset in range(0, size, 65536):
+                    chunk = self.rfile.read(min(65536, size - offset))
+                    if not chunk:
+                        raise ValueError("chunk")
+                    if total <= keep:
+                        data += chunk
+                if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise ValueError("chunk end")
+            raise ValueError("chunks")
+        except ValueError:
+            self.close_connection = True
+            if total > keep:
+                return b"", False
+            raise Problem(400, "bad-request", "The chunked body is malformed.") from None
+
+    def _drain(self, length):
+        """Reads a body no route uses, so the answer is not lost to a reset connection; past DRAIN_BYTES, closes instead."""
+        if length > DRAIN_BYTES:
+            self.close_connection = True
+            return
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(65536, remaining))
+            if not chunk:
+                self.close_connection = True
+                return
+            remaining -= len(chunk)
 
     @staticmethod
     def _too_large():
         return Problem(413, "payload-too-large", "The body is too large.", f"A body is at most {MAX_BODY_BYTES} bytes.")
 
     def _discard_body(self):
-        """A body no route read: read it away (small) or close the connection after the answer."""
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-        elif length and length.isdigit() and int(length) > 0:
-            if int(length) <= MAX_BODY_BYTES:
-                self.rfile.read(int(length))
+        """A body no route read (a refused request): read away, or the connection closed after the answer."""
+        try:
+            if self.headers.get("Transfer-Encoding"):
+                if self.headers.get("Transfer-Encoding").lower() == "chunked":
+                    self._read_chunked(0)
+                else:
+                    self.close_connection = True
             else:
-                self.close_connection = True
+                self._drain(self._content_length())
+        except (Problem, OSError):
+            self.close_connection = True
 
     def _respond(self, status, document, headers):
         payload = b"" if document is None else json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
