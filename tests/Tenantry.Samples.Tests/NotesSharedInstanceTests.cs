@@ -47,6 +47,27 @@ public sealed class NotesSharedInstanceTests : NotesTestBase
     }
 
     [Fact]
+    public async Task Every_write_two_pool_tenants_make_at_once_is_acknowledged_and_kept()
+    {
+        var pool = NotesSample.CreateDatabase(DatabasePath("pool"), "1.0.0");
+        await using var notes = await NotesInstance.StartAsync(NotesInstance.Environment(Gateway.Jwks, pool));
+        var tenants = new[] { TenantClaims.Pool("acme"), TenantClaims.Pool("zeta") };
+        const int PerTenant = 20;
+
+        var writes = tenants.SelectMany(t => Enumerable.Range(0, PerTenant).Select(async i =>
+            (await SendAsync(notes, HttpMethod.Post, "/notes", Token(t), new { title = $"{t.Slug} {i:D2}" })).StatusCode));
+        Assert.All(await Task.WhenAll(writes), status => Assert.Equal(HttpStatusCode.Created, status));
+
+        var rows = NotesSample.Rows(pool);
+        foreach (var tenant in tenants)
+        {
+            Assert.Equal(Enumerable.Range(0, PerTenant).Select(i => $"{tenant.Slug} {i:D2}"), rows.Where(r => r.TenantId == tenant.Id).Select(r => r.Title));
+            var list = await JsonAsync(await SendAsync(notes, HttpMethod.Get, "/notes?limit=200", Token(tenant)), HttpStatusCode.OK);
+            Assert.Equal(PerTenant, list.GetProperty("items").GetArrayLength());
+        }
+    }
+
+    [Fact]
     public async Task A_shared_instance_refuses_a_silo_tenant_with_403()
     {
         var pool = NotesSample.CreateDatabase(DatabasePath("pool"), "1.0.0");
