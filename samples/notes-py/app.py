@@ -232,12 +232,12 @@ class NotesApp:
 
         segments = request.path.rstrip("/").split("/")[1:] if request.path != "/" else []
         if not segments or segments[0] != "notes" or len(segments) > 3:
-            raise _not_found(f"{request.path}")
+            raise _not_found(request.path[:200])
         note_id = segments[1] if len(segments) > 1 else None
         if note_id is not None and not _NOTE_ID.fullmatch(note_id):
             raise _not_found(f"Note {note_id[:64]}")
         if len(segments) == 3 and (segments[2] != "pin" or not self.settings.pin):
-            raise _not_found(request.path)
+            raise _not_found(request.path[:200])
 
         if note_id is None:
             allowed = ("GET", "POST")
@@ -380,6 +380,14 @@ class NotesHandler(http.server.BaseHTTPRequestHandler):
     def _read_body(self):
         """The body (at most MAX_BODY_BYTES, else 413), by Content-Length or chunked."""
         self._body_read = True
+        try:
+            return self._receive_body()
+        except OSError:
+            # The caller stopped sending (or went quiet past the timeout): nothing more comes on this connection.
+            self.close_connection = True
+            raise Problem(400, "bad-request", "The body was not received.") from None
+
+    def _receive_body(self):
         encoding = (self.headers.get("Transfer-Encoding") or "").lower()
         if encoding:
             if encoding != "chunked":
@@ -511,6 +519,12 @@ class NotesServer(http.server.ThreadingHTTPServer):
         self.app = app
         super().__init__(("127.0.0.1", app.settings.port), NotesHandler)
 
+    def handle_error(self, request, client_address):
+        # A caller that went away mid-answer is not worth a traceback; anything else gets one line.
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError)):
+            _log(f"connection from {client_address[0]}: {error!r}")
+
 
 def serve(env):
     try:
@@ -552,21 +566,26 @@ def check_vectors(args):
         return 2
     for i in range(0, len(rest), 2):
         options[rest[i]] = rest[i + 1]
-    with open(path, encoding="utf-8") as f:
-        document = json.load(f)
-    keys = tenant_context.parse_jwks(json.dumps(document["jwks"]))
-    if options["--at"] is not None:
-        at = float(options["--at"])
-    else:
-        at = datetime.datetime.fromisoformat(document["at"].replace("Z", "+00:00")).timestamp()
-    app = options["--app"] or document["audience"]
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+        keys = tenant_context.parse_jwks(json.dumps(document["jwks"]))
+        if options["--at"] is not None:
+            at = float(options["--at"])
+        else:
+            at = datetime.datetime.fromisoformat(document["at"].replace("Z", "+00:00")).timestamp()
+        app = options["--app"] or document["audience"]
+        if options["--tenant"] is not None:
+            uuid.UUID(options["--tenant"])
+        vectors = [(v["name"], v["token"], v.get("instance_tenant"), v.get("verdict")) for v in document["vectors"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"notes: cannot check {path} (a file of {{at, audience, jwks, vectors}}; --at a unix time; --tenant a UUID): {e}", file=sys.stderr)
+        return 2
     all_match = True
-    for vector in document["vectors"]:
-        instance = options["--tenant"] or vector.get("instance_tenant")
-        verdict = tenant_context.Verifier(keys, app, instance).verify(vector["token"], at)
-        expected = vector.get("verdict")
+    for name, token, instance_tenant, expected in vectors:
+        verdict = tenant_context.Verifier(keys, app, options["--tenant"] or instance_tenant).verify(token, at)
         all_match = all_match and (expected is None or expected == verdict.name)
-        print(json.dumps({"name": vector.get("name"), "verdict": verdict.name, "expected": expected}), flush=True)
+        print(json.dumps({"name": name, "verdict": verdict.name, "expected": expected}), flush=True)
     return 0 if all_match else 1
 
 
