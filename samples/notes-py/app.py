@@ -15,6 +15,7 @@ import sys
 sys.dont_write_bytecode = True
 
 import datetime  # noqa: E402
+import functools  # noqa: E402
 import http.server  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -248,24 +249,19 @@ class NotesApp:
         if request.method not in allowed:
             raise Problem(405, "method-not-allowed", "Method not allowed.", headers={"Allow": ", ".join(allowed)})
 
-        # Everything of the caller's checked before the database is touched.
+        # Everything of the caller's is checked before the database is touched; then the work runs on the tenant's notes.
         if note_id is None and request.method == "GET":
-            p = request.params("limit", "after")
-            limit, after = self._page(p["limit"], p["after"])
-            work = lambda notes: (200, dict(zip(("items", "next"), notes.list(limit, after))))  # noqa: E731
+            work = functools.partial(_list_notes, *self._page(**request.params("limit", "after")))
         elif note_id is None:
-            title, body = self._note_fields(request.json_object())
-            work = lambda notes: self._created(notes.create(_new_id(), title, body, context.subject, _now_text()))  # noqa: E731
+            work = functools.partial(_create_note, *self._note_fields(request.json_object()), context.subject)
         elif len(segments) == 2 and request.method == "GET":
-            work = lambda notes: self._found(notes.get(note_id), note_id)  # noqa: E731
+            work = functools.partial(_get_note, note_id)
         elif len(segments) == 2 and request.method == "PUT":
-            title, body = self._note_fields(request.json_object())
-            work = lambda notes: self._found(notes.update(note_id, title, body, _now_text()), note_id)  # noqa: E731
+            work = functools.partial(_update_note, note_id, *self._note_fields(request.json_object()))
         elif len(segments) == 2:
-            work = lambda notes: (204, None) if notes.delete(note_id) else self._found(None, note_id)  # noqa: E731
+            work = functools.partial(_delete_note, note_id)
         else:
-            pinned = request.method == "POST"
-            work = lambda notes: self._found(notes.pin(note_id, pinned, _now_text()), note_id)  # noqa: E731
+            work = functools.partial(_pin_note, note_id, request.method == "POST")
 
         try:
             path = self.locator.database(context, token)
@@ -293,16 +289,6 @@ class NotesApp:
                           "Try again shortly.", headers={"Retry-After": "1"}) from None
         finally:
             self.databases.release(path, connection, healthy)
-
-    @staticmethod
-    def _created(note):
-        return 201, note
-
-    @staticmethod
-    def _found(note, note_id):
-        if note is None:
-            raise _not_found(f"Note {note_id}")
-        return 200, note
 
     @staticmethod
     def _page(limit, after):
@@ -333,6 +319,39 @@ class NotesApp:
         if errors:
             raise _validation(errors)
         return title, body
+
+
+def _list_notes(limit, after, notes):
+    items, next_id = notes.list(limit, after)
+    return 200, {"items": items, "next": next_id}
+
+
+def _create_note(title, body, created_by, notes):
+    return 201, notes.create(_new_id(), title, body, created_by, _now_text())
+
+
+def _get_note(note_id, notes):
+    return _found(notes.get(note_id), note_id)
+
+
+def _update_note(note_id, title, body, notes):
+    return _found(notes.update(note_id, title, body, _now_text()), note_id)
+
+
+def _delete_note(note_id, notes):
+    if not notes.delete(note_id):
+        raise _not_found(f"Note {note_id}")
+    return 204, None
+
+
+def _pin_note(note_id, pinned, notes):
+    return _found(notes.pin(note_id, pinned, _now_text()), note_id)
+
+
+def _found(note, note_id):
+    if note is None:
+        raise _not_found(f"Note {note_id}")
+    return 200, note
 
 
 def _has_control(text):
