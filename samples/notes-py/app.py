@@ -115,8 +115,7 @@ class Settings:
             self.database = store.sqlite_path(database)
         except store.UnsupportedDatabase as e:
             # Never the value itself: a server connection string holds a password.
-            raise StartupError(
-                f"TENANTRY_DATABASE is {e}: only SQLite is supported by this sample (Data Source=<absolute file path>).") from None
+            raise StartupError(f"TENANTRY_DATABASE {e}.") from None
 
         self.data_url = env.get("TENANTRY_DATA_URL") or None
         if self.data_url is not None and urllib.parse.urlsplit(self.data_url).scheme not in ("http", "https"):

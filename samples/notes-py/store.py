@@ -19,14 +19,17 @@ from collections import OrderedDict
 BUSY_TIMEOUT_SECONDS = 5
 
 
+NOT_SQLITE = "is not a SQLite Data Source: only SQLite is supported by this sample (Data Source=<absolute file path>)"
+
+
 class UnsupportedDatabase(ValueError):
-    """A connection string that is not a SQLite Data Source with an absolute file path."""
+    """A connection string that is not a SQLite Data Source with an absolute file path; the message completes "<name> …"."""
 
 
 def sqlite_path(connection_string):
     """The absolute file path of 'Data Source=<path>' (ADO.NET syntax: ';'-separated, values may be quoted)."""
     if not isinstance(connection_string, str):
-        raise UnsupportedDatabase("not a SQLite Data Source")
+        raise UnsupportedDatabase(NOT_SQLITE)
     pairs = _pairs(connection_string)
     source = None
     for key, value in pairs:
@@ -34,11 +37,11 @@ def sqlite_path(connection_string):
             source = value
         elif key not in ("mode", "cache", "pooling", "foreign keys", "recursive triggers", "default timeout", "command timeout"):
             # Host, Username, Password, … belong to a server database (PostgreSQL), not a SQLite file.
-            raise UnsupportedDatabase("not a SQLite Data Source")
+            raise UnsupportedDatabase(NOT_SQLITE)
     if not source or source == ":memory:":
-        raise UnsupportedDatabase("not a SQLite Data Source")
+        raise UnsupportedDatabase(NOT_SQLITE)
     if not os.path.isabs(source):
-        raise UnsupportedDatabase("the SQLite Data Source is not an absolute file path")
+        raise UnsupportedDatabase("names its SQLite file by a relative path: give Data Source=<absolute file path>")
     return source
 
 
@@ -52,7 +55,7 @@ def _pairs(text):
             break
         eq = text.find("=", i)
         if eq < 0:
-            raise UnsupportedDatabase("not a SQLite Data Source")
+            raise UnsupportedDatabase(NOT_SQLITE)
         key = " ".join(text[i:eq].split()).lower()
         i = eq + 1
         while i < len(text) and text[i] == " ":
@@ -63,7 +66,7 @@ def _pairs(text):
             i += 1
             while True:
                 if i >= len(text):
-                    raise UnsupportedDatabase("not a SQLite Data Source")
+                    raise UnsupportedDatabase(NOT_SQLITE)
                 if text[i] == quote:
                     if i + 1 < len(text) and text[i + 1] == quote:
                         value.append(quote)
@@ -77,14 +80,14 @@ def _pairs(text):
             while i < len(text) and text[i] == " ":
                 i += 1
             if i < len(text) and text[i] != ";":
-                raise UnsupportedDatabase("not a SQLite Data Source")
+                raise UnsupportedDatabase(NOT_SQLITE)
         else:
             end = text.find(";", i)
             end = len(text) if end < 0 else end
             value = text[i:end].strip()
             i = end
         if not key:
-            raise UnsupportedDatabase("not a SQLite Data Source")
+            raise UnsupportedDatabase(NOT_SQLITE)
         pairs.append((key, value))
     return pairs
 
