@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Tenantry.Testing;
 
 namespace Tenantry.Cli.Tests;
@@ -105,6 +106,47 @@ public sealed class AppsCliTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_python_sample_registers_from_its_manifest_and_its_release_2_0_0_extends_1_0_0()
+    {
+        var sample = Path.Combine(RepositoryRoot(), "samples", "notes-py");
+        var login = await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret);
+        Assert.True(login.ExitCode == 0, login.ToString());
+
+        var register = await _cli.RunAsync("apps", "register", Path.Combine(sample, "tenantry.app.json"));
+        Assert.True(register.ExitCode == 0, register.ToString());
+        Assert.Contains("Registered notes at /notes; release 1.0.0 (1 migrations) is current.", register.Out, StringComparison.Ordinal);
+
+        var get = await _cli.RunAsync("apps", "get", "notes", "-o", "json");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        var app = JsonDocument.Parse(get.Out).RootElement;
+        Assert.Equal("/healthz", app.GetProperty("healthPath").GetString());
+        Assert.Equal(2, app.GetProperty("shared").GetProperty("instances").GetInt32());
+        var process = app.GetProperty("currentRelease").GetProperty("process");
+        Assert.Equal("python3", process.GetProperty("command").GetString());
+        Assert.Equal(["app.py"], process.GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(sample, process.GetProperty("workingDirectory").GetString());
+
+        // Release 2.0.0 as its file describes it, paths relative to the file: the control plane takes it as forward only.
+        var release = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(sample, "release-2.0.0.json")))!;
+        var args = new List<string> { "releases", "create", "notes", "--version", release["version"]!.GetValue<string>(), "--command", release["process"]!["command"]!.GetValue<string>() };
+        foreach (var arg in release["process"]!["args"]!.AsArray())
+        {
+            args.AddRange(["--arg", arg!.GetValue<string>()]);
+        }
+
+        foreach (var (name, value) in release["process"]!["env"]!.AsObject())
+        {
+            args.AddRange(["--env", $"{name}={value!.GetValue<string>()}"]);
+        }
+
+        args.AddRange(["--working-directory", Path.Combine(sample, release["process"]!["workingDirectory"]!.GetValue<string>())]);
+        args.AddRange(["--migrations", Path.Combine(sample, release["migrationsPath"]!.GetValue<string>())]);
+        var create = await _cli.RunAsync([.. args]);
+        Assert.True(create.ExitCode == 0, create.ToString());
+        Assert.Contains("Created release 2.0.0 of notes with 2 migrations.", create.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_manifest_whose_release_is_refused_says_the_app_is_registered_and_what_was_wrong()
     {
         var manifest = Path.Combine(_project, "tenantry.app.json");
@@ -125,5 +167,18 @@ public sealed class AppsCliTests : IAsyncLifetime
         await File.WriteAllTextAsync(notJson, "{ \"name\": ");
         var bad = await _cli.RunAsync("apps", "register", notJson);
         Assert.Equal(2, bad.ExitCode);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Tenantry.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("The repository root (Tenantry.slnx) is not above " + AppContext.BaseDirectory);
     }
 }
