@@ -1,5 +1,6 @@
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Operations;
@@ -35,6 +36,7 @@ internal static class ControlPlaneSchema
         PolicyStore.Schema,
         BillingSchema.Part,
         AppStore.Schema,
+        TenantHealthStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

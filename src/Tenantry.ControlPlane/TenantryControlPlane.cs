@@ -13,6 +13,7 @@ using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
+using Tenantry.ControlPlane.Health;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
@@ -70,6 +71,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
         services.AddTenantryApps();
+        services.AddTenantryHealth();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -117,13 +119,16 @@ public static class TenantryControlPlane
             .MapFleetApi()
             .MapPoliciesApi()
             .MapBillingApi()
-            .MapAppsApi();
+            .MapAppsApi()
+            .MapFleetHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
-            .MapObjectsApi();
+            .MapObjectsApi()
+            .MapTenantHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
-            .MapRoutesApi();
+            .MapRoutesApi()
+            .MapHealthIngestApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
         routes.MapOpenApi();

@@ -3,6 +3,7 @@ using System.Reflection;
 using Microsoft.Extensions.Options;
 using Tenantry.AspNetCore;
 using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.Data;
@@ -87,6 +88,7 @@ internal sealed partial class ApplicationPlaneService(
     ITenantDataLocator locator,
     ITenantStorageQuota storageQuota,
     TenantContextSigningKey contextKey,
+    ITenantHealthWriter health,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -129,6 +131,7 @@ internal sealed partial class ApplicationPlaneService(
         }
 
         gateway.Services.AddSingleton(contextKey);
+        gateway.Services.AddSingleton<ITenantHealthSink>(new ControlPlaneHealthSink(health));
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
         _gateway = gateway.Build();

@@ -319,6 +319,7 @@ public sealed class LatencySketchJsonConverter : JsonConverter<LatencySketch>
 public sealed record TenantHealthSample(Guid TenantId, DateTimeOffset Minute, long Requests, long Status4xx, long Status5xx, long Throttled, LatencySketch Latency)
 {
     /// <summary>The minute as whole minutes since the Unix epoch, the store's key.</summary>
+    [JsonIgnore]
     public long UnixMinute => Minute.ToUnixTimeSeconds() / 60;
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{TenantId} {Minute:u}: {Requests} requests");
