@@ -96,7 +96,7 @@ public sealed class TenantHealthRecorderTests
         {
             if (http.Request.Query["tenant"] != "no")
             {
-                http.Items[TenantGateway.TenantItem] = new ResolvedTenant(route, new TenantContext { TenantId = tenant, Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool });
+                http.Items[TenantGateway.TenantItem] = new ResolvedTenant(route, new TenantContext { TenantId = tenant, Slug = "acme", Tier = "basic", Isolation = IsolationModel.Pool, Subject = "ada", Roles = [] });
             }
 
             var status = int.Parse(http.Request.Query["status"].ToString(), System.Globalization.CultureInfo.InvariantCulture);
