@@ -310,7 +310,7 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         using (var api = await _host.OperatorClientAsync())
         {
             var worst = await api.GetFromJsonAsync<JsonElement>("/v1/health/worst?by=errorRate&window=15m&limit=10");
-            var slugs = worst.GetProperty("items").EnumerateArray().Select(t => t.GetProperty("slug").GetString()).ToList();
+            var slugs = worst.GetProperty("items").EnumerateArray().Select(t => t.GetProperty("slug").GetString()!).ToList();
             Assert.Equal(["flaky", "steady"], slugs);
             Assert.Equal(slugs, await _page.Locator("[data-testid=worst-table] tbody tr td:first-child").AllInnerTextsAsync());
             await Assertions.Expect(_page.GetByTestId("worst-table")).ToContainTextAsync("20.00 %");
