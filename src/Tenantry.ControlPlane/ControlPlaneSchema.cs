@@ -1,5 +1,6 @@
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Instances;
@@ -37,6 +38,7 @@ internal static class ControlPlaneSchema
         BillingSchema.Part,
         AppStore.Schema,
         InstanceStore.Schema,
+        TenantHealthStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

@@ -15,6 +15,7 @@ using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
+using Tenantry.ControlPlane.Health;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
@@ -74,6 +75,7 @@ public static class TenantryControlPlane
         services.AddTenantryBilling();
         services.AddTenantryApps();
         services.AddTenantryAppMigrations();
+        services.AddTenantryHealth();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -121,13 +123,16 @@ public static class TenantryControlPlane
             .MapFleetApi()
             .MapPoliciesApi()
             .MapBillingApi()
-            .MapAppsApi();
+            .MapAppsApi()
+            .MapFleetHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
-            .MapObjectsApi();
+            .MapObjectsApi()
+            .MapTenantHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
-            .MapRoutesApi();
+            .MapRoutesApi()
+            .MapHealthIngestApi();
         routes.MapAppDataApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");
