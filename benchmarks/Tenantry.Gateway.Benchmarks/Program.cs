@@ -16,17 +16,20 @@ using Tenantry.Testing;
 //     loopback HTTP with --http): throughput at saturation and p99 at a paced load.
 //  2. Noisy neighbour: five basic tenants at half their limit (25 r/s each), alone and then next to a sixth
 //     at ten times its limit (500 r/s): their p99, and how soon the flooder gets 429s.
-//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy (one of the two parts); --http.
+//  3. (--only health) The cost of per-tenant health recording: a second host with recording off, runs alternated.
+//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy|health (one part); --rounds N (health); --http.
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine("""
-        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy] [--http]
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy|health] [--rounds N] [--http]
 
           --seconds N   length of each wrk run (default 10)
           --only P      overhead: GET /orders and /instance direct vs through the gateway (throughput at
                         32 connections, host CPU per request, added p99 at a light load);
                         noisy: five quiet tenants at half their plan, alone and beside a sixth at 10x its plan
-                        (12 alternated 4 s windows a side, p99 over each side's requests pooled)
+                        (12 alternated 4 s windows a side, p99 over each side's requests pooled);
+                        health: the gateway with per-tenant health recording on against a second host with it off,
+                        --rounds N alternated runs a side (default 4), throughput and host CPU per request
           --http        the gateway forwards to the shared app over loopback HTTP (YARP), as a separate gateway
                         replica does, instead of handing requests to the in-process app (the default)
 
@@ -38,9 +41,9 @@ if (args.Any(a => a is "--help" or "-h"))
 
 var seconds = Option("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 10;
 var only = Option("--only");
-if (only is not (null or "overhead" or "noisy"))
+if (only is not (null or "overhead" or "noisy" or "health"))
 {
-    Console.Error.WriteLine("--only takes overhead or noisy.");
+    Console.Error.WriteLine("--only takes overhead, noisy or health.");
     return 2;
 }
 
@@ -71,6 +74,26 @@ using var host = await TenantryHost.StartAsync(new TenantryHostOptions
     },
 });
 using var op = await host.OperatorClientAsync();
+if (only == "health")
+{
+    var rounds = Option("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 4;
+    using var off = await TenantryHost.StartAsync(new TenantryHostOptions
+    {
+        ApplicationPlane = true,
+        Settings =
+        [
+            "--Tenantry:Tiers:bench=pool",
+            "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
+            "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
+            "--Logging:LogLevel:Default=Warning",
+            "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
+            "--Tenantry:Health:Enabled=false",
+        ],
+    });
+    await HealthRecordingBenchmark.RunAsync(host, off, duration, rounds);
+    return 0;
+}
+
 var bench = await host.OnboardAsync(op, "bench-a", "bench");
 var (benchId, benchToken) = (bench.Id, bench.Token);
 using (var seed = new HttpClient { BaseAddress = host.Gateway })

@@ -37,6 +37,7 @@ internal static partial class TenantryCli
         root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(AppsCommand());
         root.Subcommands.Add(ReleasesCommand());
+        root.Subcommands.Add(HealthCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

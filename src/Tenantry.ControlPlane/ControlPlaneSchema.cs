@@ -1,5 +1,7 @@
+using Tenantry.ControlPlane.Rollouts;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Instances;
@@ -37,6 +39,8 @@ internal static class ControlPlaneSchema
         BillingSchema.Part,
         AppStore.Schema,
         InstanceStore.Schema,
+        TenantHealthStore.Schema,
+        RolloutStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

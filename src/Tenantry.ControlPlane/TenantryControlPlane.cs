@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Rollouts;
 using Tenantry.ControlPlane.Instances;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
@@ -15,6 +16,7 @@ using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
+using Tenantry.ControlPlane.Health;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
@@ -74,6 +76,8 @@ public static class TenantryControlPlane
         services.AddTenantryBilling();
         services.AddTenantryApps();
         services.AddTenantryAppMigrations();
+        services.AddTenantryHealth();
+        services.AddTenantryRollouts();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -121,13 +125,17 @@ public static class TenantryControlPlane
             .MapFleetApi()
             .MapPoliciesApi()
             .MapBillingApi()
-            .MapAppsApi();
+            .MapAppsApi()
+            .MapRolloutsApi()
+            .MapFleetHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
-            .MapObjectsApi();
+            .MapObjectsApi()
+            .MapTenantHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
-            .MapRoutesApi();
+            .MapRoutesApi()
+            .MapHealthIngestApi();
         routes.MapAppDataApi();
         routes.MapTenantryConsole();
         routes.MapHealthChecks("/healthz");

@@ -98,6 +98,7 @@ public static class TenantGateway
                     sp.GetRequiredService<RedisConnection>().Multiplexer, gateway, local, sp.GetRequiredService<ILogger<RedisTenantRateLimiter>>());
         });
         services.AddRedisRateLimits();
+        services.AddTenantHealthRecording();
         return services;
     }
 
@@ -105,6 +106,7 @@ public static class TenantGateway
     public static WebApplication UseTenantryGateway(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.UseTenantHealthRecording();
         app.UseMiddleware<GatewayHealthMiddleware>();
         app.UseAuthentication();
         app.UseMiddleware<TenantResolutionGatewayMiddleware>();

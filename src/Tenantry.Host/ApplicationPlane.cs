@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Options;
 using Tenantry.AspNetCore;
 using Tenantry.ControlPlane;
+using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.Gateway;
@@ -51,6 +52,7 @@ internal sealed partial class ApplicationPlaneService(
     IOptions<TenantryOptions> options,
     ITenantRouteTable routes,
     TenantContextSigningKey contextKey,
+    ITenantHealthWriter health,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _gateway;
@@ -71,6 +73,7 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Logging.QuietStartFailures();
         gateway.Services.AddSingleton(routes);
         gateway.Services.AddSingleton(contextKey);
+        gateway.Services.AddSingleton<ITenantHealthSink>(new ControlPlaneHealthSink(health));
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
         gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
         _gateway = gateway.Build();

@@ -1,6 +1,5 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Tenantry.AspNetCore;
@@ -15,8 +14,8 @@ namespace Tenantry.Host;
 /// <c>Tenantry.Host gateway</c>: one more gateway replica, apart from the control plane. It reads the
 /// routing table from <c>GET /v1/routes</c> of the control plane (<c>Tenantry:Gateway:Authority</c>, also
 /// the token issuer) with the <c>gateway</c> client, whose only scope is <c>tenantry:routes</c> (its secret is the
-/// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), forwards each request to its app's
-/// instances named there, and signs the tenant context with the gateways' private key
+/// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), posts its per-tenant health there (<c>POST /v1/health/samples</c>),
+/// forwards each request to its app's instances named there, and signs the tenant context with the gateways' private key
 /// <c>Tenantry:Gateway:ContextSigningKeyFile</c> (the host's, so apps verify it with the one JWKS they were given). With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
 /// tenant's rate-limit bucket and quota.
 /// </summary>
@@ -34,8 +33,9 @@ internal static class GatewayReplica
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.Logging.QuietStartFailures();
         builder.Services.AddOptions<ReplicaOptions>().BindConfiguration(GatewayOptions.Section).ValidateSettings(GatewayOptions.Section).ValidateOnStart();
-        builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(
-            sp, new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) }));
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReplicaCredentials>(sp, ControlPlaneClient()));
+        builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(sp, ControlPlaneClient()));
+        builder.Services.AddSingleton<ITenantHealthSink>(sp => ActivatorUtilities.CreateInstance<HttpHealthSink>(sp, ControlPlaneClient()));
         builder.Services.AddTenantryGateway<HttpRouteSource>();
         // Every path of the gateway's port is tenant traffic, so /metrics is served on an admin port of its own
         // (Tenantry:Gateway:AdminPort), if any; Tenantry:Telemetry:OtlpEndpoint works either way.
@@ -68,6 +68,9 @@ internal static class GatewayReplica
         app.UseTenantryGateway();
         return app;
     }
+
+    private static HttpClient ControlPlaneClient() =>
+        new(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(10) };
 }
 
 /// <summary>
@@ -85,22 +88,20 @@ internal sealed class ReplicaOptions
     public string? ClientSecret { get; set; }
 }
 
-/// <summary>The routing table over HTTP: <c>GET /v1/routes</c> with a client-credentials token, renewed before it expires.</summary>
-internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> options, IOptions<GatewayOptions> gateway, TimeProvider time) : IGatewayRouteSource, IDisposable
+/// <summary>The routing table over HTTP: <c>GET /v1/routes</c> with the replica's token.</summary>
+internal sealed class HttpRouteSource(HttpClient http, ReplicaCredentials credentials, IOptions<GatewayOptions> gateway) : IGatewayRouteSource, IDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-    private string? _token;
-    private DateTimeOffset _expires;
     private IReadOnlyList<GatewayApp>? _apps;
 
     public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway.Value.Authority!, "v1/routes"));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(options.Value, cancellationToken));
+        await credentials.AuthorizeAsync(request, cancellationToken);
         using var response = await http.SendAsync(request, cancellationToken);
         if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
-            _token = null;
+            credentials.Forget();
         }
 
         response.EnsureSuccessStatusCode();
@@ -112,30 +113,6 @@ internal sealed class HttpRouteSource(HttpClient http, IOptions<ReplicaOptions> 
 
     /// <summary>The apps of the table <see cref="LoadAsync"/> read last (the refresher reads both in turn).</summary>
     public Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) => Task.FromResult(_apps);
-
-    private async Task<string> TokenAsync(ReplicaOptions o, CancellationToken cancellationToken)
-    {
-        if (_token is not null && time.GetUtcNow() < _expires)
-        {
-            return _token;
-        }
-
-        using var form = new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["client_id"] = o.ClientId,
-            ["client_secret"] = o.ClientSecret!,
-            ["scope"] = "tenantry:routes",
-        });
-        using var response = await http.PostAsync(new Uri(gateway.Value.Authority!, "connect/token"), form, cancellationToken);
-        response.EnsureSuccessStatusCode();
-        var token = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-        _token = token.GetProperty("access_token").GetString();
-        // Renew a minute early (or halfway for short lifetimes), so a reload never presents an expired token.
-        var lifetime = TimeSpan.FromSeconds(token.TryGetProperty("expires_in", out var e) ? e.GetInt32() : 300);
-        _expires = time.GetUtcNow() + (lifetime > TimeSpan.FromMinutes(2) ? lifetime - TimeSpan.FromMinutes(1) : lifetime / 2);
-        return _token!;
-    }
 
     public void Dispose() => http.Dispose();
 

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
+using Tenantry.Health;
 using Tenantry.Testing;
 
 namespace Tenantry.Console.Tests;
@@ -271,6 +272,106 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await Assertions.Expect(_page.GetByTestId("release-1.1.0")).Not.ToContainTextAsync("current");
         await Assertions.Expect(_page.GetByTestId("releases")).ToContainTextAsync("001_orders, 002_notes");
         await Assertions.Expect(_page.GetByTestId("current-release")).ToContainTextAsync("/bin/sh -c exit 0");
+    }
+
+    [Fact]
+    public async Task The_tenant_page_charts_its_health_and_the_fleet_page_ranks_the_worst_tenants_as_the_api_has_them()
+    {
+        string steadyId;
+        using (var api = await _host.OperatorClientAsync())
+        {
+            steadyId = await api.CreateActiveTenantAsync("steady");
+            var flaky = Guid.Parse(await api.CreateActiveTenantAsync("flaky"));
+            var now = DateTimeOffset.UtcNow;
+            var minute = new DateTimeOffset(now.UtcTicks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero);
+            var samples = new List<TenantHealthSample>();
+            for (var m = 1; m <= 12; m++)
+            {
+                samples.Add(Sample(Guid.Parse(steadyId), minute.AddMinutes(-m), 100 + (10 * m), (m % 3) + (m % 2), m == 4 ? 2 : 0, m % 2, 2 + m));
+            }
+
+            samples.Add(Sample(flaky, minute.AddMinutes(-2), 40, 0, 8, 0, 30));
+            using var gateway = new HttpClient { BaseAddress = _host.ControlPlane };
+            using var form = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = "gateway", ["client_secret"] = _host.GatewaySecret, ["scope"] = "tenantry:routes",
+            });
+            using var token = await gateway.PostAsync(new Uri("/connect/token", UriKind.Relative), form);
+            gateway.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue(
+                "Bearer", (await token.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString());
+            using var posted = await gateway.PostAsJsonAsync("/v1/health/samples", new TenantHealthBatch("console-1", samples), new JsonSerializerOptions(JsonSerializerDefaults.Web));
+            Assert.True(posted.IsSuccessStatusCode, await posted.Content.ReadAsStringAsync());
+        }
+
+        await LoginAsync();
+        // The fleet page: the tenant with 5xx first, as the API ranks them.
+        await Assertions.Expect(_page.Locator("[data-testid=worst-table] tbody tr")).ToHaveCountAsync(2);
+        await Assertions.Expect(_page.Locator("[data-testid=chart-worst] canvas")).ToHaveCountAsync(1);
+        using (var api = await _host.OperatorClientAsync())
+        {
+            var worst = await api.GetFromJsonAsync<JsonElement>("/v1/health/worst?by=errorRate&window=15m&limit=10");
+            var slugs = worst.GetProperty("items").EnumerateArray().Select(t => t.GetProperty("slug").GetString()).ToList();
+            Assert.Equal(["flaky", "steady"], slugs);
+            Assert.Equal(slugs, await _page.Locator("[data-testid=worst-table] tbody tr td:first-child").AllInnerTextsAsync());
+            await Assertions.Expect(_page.GetByTestId("worst-table")).ToContainTextAsync("20.00 %");
+        }
+
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "fleet-worst-tenants.png"), FullPage = true });
+        await _page.GetByTestId("worst-by-throttled").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("worst-by-throttled")).ToHaveClassAsync("active");
+        Assert.EndsWith("#/?by=throttled&window=15m", _page.Url, StringComparison.Ordinal);
+        await Assertions.Expect(_page.Locator("[data-testid=worst-table] tbody tr td:first-child").First).ToHaveTextAsync("steady");
+
+        // The tenant page: totals and three charts over the same steps the API gives.
+        await _page.GetByTestId("worst-steady").ClickAsync();
+        var stats = _page.GetByTestId("health-stats");
+        await Assertions.Expect(stats).ToBeVisibleAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=chart-health-latency] canvas")).ToHaveCountAsync(1);
+        var from = await stats.GetAttributeAsync("data-from");
+        var to = await stats.GetAttributeAsync("data-to");
+        using (var api = await _host.OperatorClientAsync())
+        {
+            var series = await api.GetFromJsonAsync<JsonElement>($"/v1/tenants/{steadyId}/health?from={Uri.EscapeDataString(from!)}&to={Uri.EscapeDataString(to!)}&step=1m");
+            var items = series.GetProperty("items").EnumerateArray().ToList();
+            long Total(string field) => items.Sum(p => p.GetProperty(field).GetInt64());
+            Assert.Equal(1980, Total("requests"));
+            await Assertions.Expect(_page.GetByTestId("health-requests")).ToContainTextAsync(Total("requests").ToString("N0", System.Globalization.CultureInfo.GetCultureInfo("en-US")));
+            await Assertions.Expect(_page.GetByTestId("health-4xx")).ToContainTextAsync(Total("status4xx").ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await Assertions.Expect(_page.GetByTestId("health-5xx")).ToContainTextAsync("2");
+            await Assertions.Expect(_page.GetByTestId("health-throttled")).ToContainTextAsync(Total("throttled").ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var peak = items.Where(p => p.GetProperty("p99Ms").ValueKind == JsonValueKind.Number).Max(p => p.GetProperty("p99Ms").GetDouble());
+            await Assertions.Expect(_page.GetByTestId("health-peak-p99")).ToContainTextAsync(peak.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture));
+            foreach (var chart in new[] { "chart-health-requests", "chart-health-errors", "chart-health-latency" })
+            {
+                Assert.Equal(items.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), await _page.GetByTestId(chart).GetAttributeAsync("data-points"));
+            }
+        }
+
+        await Assertions.Expect(_page.GetByTestId("chart-health-errors")).ToContainTextAsync("429");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "tenant-health.png"), FullPage = true });
+
+        // A deep link to another range; a tenant without traffic says so.
+        await _page.GotoAsync($"/#/tenants/{steadyId}?range=7d");
+        await Assertions.Expect(_page.GetByTestId("health-range-7d")).ToHaveClassAsync("active");
+        await Assertions.Expect(_page.GetByTestId("health-requests")).ToContainTextAsync("1,980");
+        using (var api = await _host.OperatorClientAsync())
+        {
+            var quietId = await api.CreateActiveTenantAsync("quiet-co");
+            await _page.GotoAsync($"/#/tenants/{quietId}");
+        }
+
+        await Assertions.Expect(_page.GetByTestId("health-empty")).ToBeVisibleAsync();
+    }
+
+    private static TenantHealthSample Sample(Guid tenant, DateTimeOffset minute, long requests, long s4, long s5, long throttled, double ms)
+    {
+        var sketch = new LatencySketch();
+        for (var i = 0; i < requests; i++)
+        {
+            sketch.Add(ms * (1 + (i % 10 / 10.0)));
+        }
+
+        return new TenantHealthSample(tenant, minute, requests, s4, s5, throttled, sketch);
     }
 
     private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>

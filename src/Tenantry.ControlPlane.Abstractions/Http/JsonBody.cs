@@ -11,7 +11,8 @@ internal static class JsonBody
 {
     public const int MaxBytes = 64 * 1024;
 
-    public static async Task<(T? Value, ApiError? Error)> ReadAsync<T>(HttpRequest request)
+    /// <param name="maxBytes">The largest body taken: <see cref="MaxBytes"/> unless a call's bodies are larger by nature.</param>
+    public static async Task<(T? Value, ApiError? Error)> ReadAsync<T>(HttpRequest request, int maxBytes = MaxBytes)
         where T : class
     {
         if (!request.HasJsonContentType() && !string.Equals(request.ContentType?.Split(';')[0].Trim(), "application/merge-patch+json", StringComparison.OrdinalIgnoreCase))
@@ -19,9 +20,9 @@ internal static class JsonBody
             return (null, new ApiError(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "The body must be JSON.", "Send Content-Type: application/json."));
         }
 
-        if (request.ContentLength > MaxBytes)
+        if (request.ContentLength > maxBytes)
         {
-            return (null, new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The body is too large.", $"At most {MaxBytes} bytes."));
+            return (null, new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The body is too large.", $"At most {maxBytes} bytes."));
         }
 
         var options = request.HttpContext.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
@@ -29,9 +30,9 @@ internal static class JsonBody
         {
             using var limited = new MemoryStream();
             await request.Body.CopyToAsync(limited, request.HttpContext.RequestAborted);
-            if (limited.Length > MaxBytes)
+            if (limited.Length > maxBytes)
             {
-                return (null, new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The body is too large.", $"At most {MaxBytes} bytes."));
+                return (null, new ApiError(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The body is too large.", $"At most {maxBytes} bytes."));
             }
 
             if (limited.Length == 0)

@@ -55,6 +55,7 @@ public static class ConsoleEndpoints
                 ".js" => "text/javascript; charset=utf-8",
                 ".css" => "text/css; charset=utf-8",
                 ".svg" => "image/svg+xml",
+                ".txt" => "text/plain; charset=utf-8",
                 _ => "application/octet-stream",
             };
             assets[file] = (memory.ToArray(), type);

@@ -120,7 +120,8 @@ function barChart(title, counts, testid) {
   return h('div', { class: 'card', testid }, h('h2', {}, title), entries.length ? svg : h('p', { class: 'muted' }, 'Nothing yet.'));
 }
 
-async function renderOverview() {
+async function renderOverview(params = new URLSearchParams()) {
+  const mine = viewId;
   const fleet = await api('GET', '/v1/fleet');
   const ops = fleet.operations || {};
   const inFlight = (ops.pending || 0) + (ops.running || 0);
@@ -140,7 +141,9 @@ async function renderOverview() {
       ? table(['Tenant', 'Operation', 'Error', 'When'], fleet.recentFailures.map((f) => [
         h('a', { href: `#/tenants/${f.tenantId}` }, f.slug), f.kind, f.error || '', time(f.finishedAt)]), 'failures')
       : h('p', { class: 'muted' }, 'None.'),
+    h('div', { id: 'worst', testid: 'worst-panel' }),
     h('div', { id: 'billing' }));
+  renderWorst(document.getElementById('worst'), params, mine);
   renderBilling(document.getElementById('billing'));
 }
 
@@ -266,13 +269,14 @@ function operationView(op) {
     table(['Step', 'Status', 'Attempts', 'Finished', 'Error'], op.steps.map((s) => [s.name, badge(s.status), s.attempts, time(s.finishedAt), s.error || '']), 'steps'));
 }
 
-async function renderTenant(id) {
+async function renderTenant(id, params = new URLSearchParams()) {
   const mine = viewId;
   const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
   const opSlot = h('div', { testid: 'operation-slot' });
   const auditSlot = h('div');
   const usersSlot = h('div', { testid: 'users-slot' });
   const usageSlot = h('div');
+  const healthSlot = h('div', { testid: 'health-slot' });
   const out = h('div');
   const act = (label, method, path, cls = '', confirmText) => h('button', { class: cls, testid: `action-${label.toLowerCase()}`, onclick: async () => {
     if (confirmText && !(await confirmDialog(confirmText, tenant.slug))) return;
@@ -294,10 +298,12 @@ async function renderTenant(id) {
     tenant.statusReason ? errorBox(new Error(tenant.statusReason)) : null,
     h('div', { class: 'actions' }, actions), out,
     h('h2', {}, 'Current operation'), opSlot,
+    h('h2', {}, 'Health'), healthSlot,
     h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
     h('h2', {}, 'Users'), usersSlot,
     usageSlot,
     h('h2', {}, 'Audit trail'), auditSlot);
+  renderTenantHealth(healthSlot, tenant, params, mine);
   renderTenantUsage(usageSlot, tenant.id, mine);
   renderTenantUsers(usersSlot, tenant.id, mine);
 
@@ -396,6 +402,109 @@ async function renderApp(name) {
     : h('p', { class: 'muted' }, 'None.'));
 }
 
+// ---- per-tenant health (uPlot, vendored) -------------------------------------------------------
+// Ranges of the tenant page: how far back, and the step that keeps a chart at 60-170 points.
+const HEALTH_RANGES = { '1h': [3600e3, '1m'], '6h': [6 * 3600e3, '5m'], '24h': [24 * 3600e3, '15m'], '7d': [7 * 86400e3, '1h'], '30d': [30 * 86400e3, '6h'] };
+const fmt = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US', { maximumFractionDigits: 2 }));
+const pct = (n) => `${(100 * n).toFixed(2)} %`;
+
+// A picker of deep links (#/…?name=value): the view is in the address, so it can be shared and reloaded.
+function picker(label, name, values, current, hrefFor, testid) {
+  return h('div', { class: 'picker', role: 'group', 'aria-label': label, testid },
+    h('span', { class: 'muted' }, label),
+    values.map((v) => h('a', { href: hrefFor(v), class: v === current ? 'active' : '', 'aria-current': v === current ? 'true' : undefined, testid: `${testid}-${v}` }, v)));
+}
+
+function lineChart(title, x, series, testid, unit) {
+  const width = Math.max(320, Math.min(1100, app.clientWidth - 40));
+  const colors = ['#3b5bdb', '#e67700', '#c92a2a', '#2b8a3e'];
+  const box = h('div', { class: 'card', testid, 'data-points': String(x.length) }, h('h2', {}, title));
+  const opts = {
+    width, height: 180,
+    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 1.5, spanGaps: false, value: (u, v) => (v === null ? '–' : `${fmt(v)}${unit}`) }))],
+    axes: [{}, { size: 60, values: (u, vals) => vals.map((v) => `${fmt(v)}${unit}`) }],
+    scales: { x: { time: true } },
+    cursor: { drag: { x: false, y: false } },
+  };
+  // Drawn once the box is in the page (uPlot measures its legend).
+  requestAnimationFrame(() => { if (box.isConnected) new uPlot(opts, [x, ...series.map((s) => s.values)], box); });
+  return box;
+}
+
+async function renderTenantHealth(slot, tenant, params, mine) {
+  const range = HEALTH_RANGES[params.get('range')] ? params.get('range') : '1h';
+  const [span, step] = HEALTH_RANGES[range];
+  const to = new Date();
+  const from = new Date(to.getTime() - span);
+  const pick = picker('Range', 'range', Object.keys(HEALTH_RANGES), range, (v) => `#/tenants/${tenant.id}?range=${v}`, 'health-range');
+  slot.replaceChildren(pick, h('p', { class: 'loading', testid: 'health-loading' }, 'Loading health…'));
+  let series;
+  try {
+    series = await api('GET', `/v1/tenants/${tenant.id}/health?from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}&step=${step}`);
+  } catch (err) { if (mine === viewId) slot.replaceChildren(pick, errorBox(err)); return; }
+  if (mine !== viewId) return;
+  const items = series.items;
+  const total = (f) => items.reduce((a, p) => a + p[f], 0);
+  const requests = total('requests');
+  const p99s = items.map((p) => p.p99Ms).filter((v) => v !== null);
+  const stats = h('div', { class: 'grid health-stats', testid: 'health-stats', 'data-from': series.from, 'data-to': series.to, 'data-step': series.step },
+    stat('Requests', fmt(requests), 'health-requests'),
+    stat('4xx', fmt(total('status4xx')), 'health-4xx'),
+    stat('5xx', fmt(total('status5xx')), 'health-5xx'),
+    stat('Throttled (429)', fmt(total('throttled')), 'health-throttled'),
+    stat('Error rate (5xx)', requests ? pct(total('status5xx') / requests) : '–', 'health-error-rate'),
+    stat('Highest p99', p99s.length ? `${fmt(Math.max(...p99s))} ms` : '–', 'health-peak-p99'));
+  if (!requests) {
+    slot.replaceChildren(pick, stats, h('p', { class: 'muted', testid: 'health-empty' }, `No traffic through the gateway in the last ${range}.`));
+    return;
+  }
+  const x = items.map((p) => Date.parse(p.at) / 1000);
+  const perStep = `per ${series.step}`;
+  slot.replaceChildren(pick, stats, h('div', { class: 'health-charts' },
+    lineChart(`Requests ${perStep}`, x, [{ label: 'requests', values: items.map((p) => p.requests) }], 'chart-health-requests', ''),
+    lineChart(`Errors ${perStep}`, x, [
+      { label: '4xx', values: items.map((p) => p.status4xx) },
+      { label: '5xx', values: items.map((p) => p.status5xx) },
+      { label: '429', values: items.map((p) => p.throttled) }], 'chart-health-errors', ''),
+    lineChart('Latency', x, [
+      { label: 'p50', values: items.map((p) => p.p50Ms) },
+      { label: 'p95', values: items.map((p) => p.p95Ms) },
+      { label: 'p99', values: items.map((p) => p.p99Ms) }], 'chart-health-latency', ' ms')));
+}
+
+const WORST_BY = { errorRate: 'error rate', p99: 'p99', throttled: '429s' };
+const WORST_WINDOWS = ['5m', '15m', '1h'];
+
+// The fleet page's "worst tenants now": a table and a bar chart of the metric ranked by.
+async function renderWorst(slot, params, mine) {
+  const by = WORST_BY[params.get('by')] ? params.get('by') : 'errorRate';
+  const win = WORST_WINDOWS.includes(params.get('window')) ? params.get('window') : '15m';
+  const link = (b, w) => `#/?by=${b}&window=${w}`;
+  const head = [h('h2', {}, 'Worst tenants now'),
+    picker('By', 'by', Object.keys(WORST_BY), by, (b) => link(b, win), 'worst-by'),
+    picker('Window', 'window', WORST_WINDOWS, win, (w) => link(by, w), 'worst-window')];
+  slot.replaceChildren(...head, h('p', { class: 'loading', testid: 'worst-loading' }, 'Loading…'));
+  let worst;
+  try { worst = await api('GET', `/v1/health/worst?by=${by}&window=${win}&limit=10`); } catch (err) { if (mine === viewId) slot.replaceChildren(...head, errorBox(err)); return; }
+  if (mine !== viewId) return;
+  if (!worst.items.length) { slot.replaceChildren(...head, h('p', { class: 'muted', testid: 'worst-empty' }, `No tenant traffic in the last ${win}.`)); return; }
+  const metric = (t) => (by === 'errorRate' ? 100 * t.errorRate : by === 'p99' ? t.p99Ms : t.throttled);
+  const rows = worst.items.map((t) => [
+    h('a', { href: `#/tenants/${t.tenantId}`, testid: `worst-${t.slug}` }, t.slug || t.tenantId), fmt(t.requests), fmt(t.status5xx), pct(t.errorRate), fmt(t.throttled), t.p99Ms === null ? '–' : `${fmt(t.p99Ms)} ms`]);
+  const width = Math.max(320, Math.min(1100, app.clientWidth - 40));
+  const box = h('div', { class: 'card', testid: 'chart-worst' }, h('h2', {}, `${WORST_BY[by]}, last ${win}`));
+  const labels = worst.items.map((t) => t.slug || t.tenantId.slice(0, 8));
+  const opts = {
+    width, height: 200,
+    scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+    axes: [{ values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? labels[v] || '' : '')), splits: () => labels.map((_, i) => i) }, { size: 60 }],
+    series: [{}, { label: WORST_BY[by] + (by === 'errorRate' ? ' %' : by === 'p99' ? ' ms' : ''), fill: '#3b5bdb88', stroke: '#3b5bdb', paths: uPlot.paths.bars({ size: [0.6] }), points: { show: false } }],
+    legend: { show: false },
+  };
+  slot.replaceChildren(...head, table(['Tenant', 'Requests', '5xx', 'Error rate', '429s', 'p99'], rows, 'worst-table'), h('div', { class: 'health-charts' }, box));
+  requestAnimationFrame(() => { if (box.isConnected) new uPlot(opts, [labels.map((_, i) => i), worst.items.map(metric)], box); });
+}
+
 // ---- router ------------------------------------------------------------------------------------
 async function route() {
   if (!sessionStorage.getItem(TOKEN_KEY)) { nav.hidden = true; renderLogin(); return; }
@@ -405,12 +514,12 @@ async function route() {
   const params = new URLSearchParams(qs || '');
   for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.getAttribute('href') === `#${path}`);
   try {
-    if (path === '/' || path === '') await renderOverview();
+    if (path === '/' || path === '') await renderOverview(params);
     else if (path === '/tenants') await renderTenants(params);
     else if (path === '/new') renderNew();
     else if (path === '/apps') await renderApps(params);
     else if (path.startsWith('/apps/')) await renderApp(decodeURIComponent(path.slice('/apps/'.length)));
-    else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)));
+    else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)), params);
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
     if (err.status !== 401) show(errorBox(err));
