@@ -87,7 +87,7 @@ public sealed partial class CrashRecoveryTests
 
             foreach (var slug in slugs)
             {
-                var wrapper = first.InstancePid(slug);
+                var wrapper = first.Process.InstancePid(slug);
                 pids.Add(wrapper);
                 pids.AddRange(LocalProcesses.Children(wrapper));
             }
