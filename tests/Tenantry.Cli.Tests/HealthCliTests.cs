@@ -46,7 +46,7 @@ public sealed class HealthCliTests : IAsyncLifetime
         var lines = table.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("AT", lines[0], StringComparison.Ordinal);
         Assert.Equal(3, lines.Length); // the header and the two minutes with traffic
-        Assert.Contains(lines, l => l.StartsWith(minute.AddMinutes(-1).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"), StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2] == "60");
+        Assert.Contains(lines, l => l.StartsWith(minute.AddMinutes(-1).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2] == "60");
         Assert.Contains("100 requests, 3 4xx, 0 5xx (0 %), 1 throttled", table.Err, StringComparison.Ordinal);
 
         var json = await _cli.RunAsync("health", "calm-co", "--range", "10m", "--step", "1m", "-o", "json");

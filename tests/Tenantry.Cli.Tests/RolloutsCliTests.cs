@@ -13,7 +13,7 @@ public sealed class RolloutsCliTests : IAsyncLifetime
 
     public RolloutsCliTests() => _cli = new Cli(_config);
 
-    public async Task InitializeAsync() => _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane());
+    public async Task InitializeAsync() => _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(SampleApps.NoDefaultApp));
 
     public Task DisposeAsync()
     {
@@ -26,11 +26,27 @@ public sealed class RolloutsCliTests : IAsyncLifetime
     public async Task Rollouts_start_watches_to_the_end_lists_and_exits_non_zero_for_refused_ones()
     {
         using var op = await _host.OperatorClientAsync();
-        var folder = Path.GetDirectoryName(SampleApps.OrdersDll)!;
+        var folder = SampleApps.BuiltOrdersFolder;
+        var dll = Path.Combine(folder, "Orders.Api.dll");
+        using (var registered = await op.PostAsJsonAsync("/v1/apps", new { name = "orders", routePrefix = "/", healthPath = "/healthz" }))
+        {
+            Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+        }
+
+        using (var first = await op.PostAsJsonAsync("/v1/apps/orders/releases", new
+        {
+            version = "1.0.0",
+            process = new { command = TenantryHost.DotnetPath(), args = new[] { dll, "--Tenantry:App:DataDir=" + _host.DataDir }, workingDirectory = folder },
+            migrationsPath = Path.Combine(folder, "migrations"),
+        }))
+        {
+            Assert.True(first.IsSuccessStatusCode, await first.Content.ReadAsStringAsync());
+        }
+
         using (var release = await op.PostAsJsonAsync("/v1/apps/orders/releases", new
         {
             version = "1.1.0",
-            process = new { command = TenantryHost.DotnetPath(), args = new[] { SampleApps.OrdersDll, "--Tenantry:App:DataDir=" + _host.DataDir }, workingDirectory = folder },
+            process = new { command = TenantryHost.DotnetPath(), args = new[] { dll, "--Tenantry:App:DataDir=" + _host.DataDir }, workingDirectory = folder },
             migrationsPath = Path.Combine(folder, "migrations"),
         }))
         {

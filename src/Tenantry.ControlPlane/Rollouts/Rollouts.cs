@@ -90,6 +90,8 @@ internal sealed class Rollouts(IControlPlaneDatabase db, RolloutWorker worker, T
 
         var now = time.GetUtcNow();
         var id = Guid.CreateVersion7(now);
+        // Read before the transaction: the tenants' rows are not part of it (a tenant onboarded meanwhile starts on the current release).
+        var tenants = await db.ReadAsync(c => TenantStore.ListAsync(c, new TenantFilter(null, null, null, null, int.MaxValue)), cancellationToken);
         var result = await db.WriteAsync<(RolloutAccepted?, ApiError?)>(
             async (c, tx) =>
             {
@@ -114,7 +116,7 @@ internal sealed class Rollouts(IControlPlaneDatabase db, RolloutWorker worker, T
                     return (null, ApiError.Conflict("rollout-running", "A rollout of the app is under way.", $"Rollout {active.Id} of app '{app.Name}' is {active.Status}; wait for it, or abort it."));
                 }
 
-                var (targets, planError) = await PlanAsync(c, tx, id, app, waves);
+                var (targets, planError) = await PlanAsync(c, tx, id, app, waves, tenants);
                 if (planError is not null)
                 {
                     return (null, planError);
@@ -226,10 +228,10 @@ internal sealed class Rollouts(IControlPlaneDatabase db, RolloutWorker worker, T
     /// silo tenants with a dedicated instance of the app: canaries by id, percentages of the ones left,
     /// the last wave taking the rest.
     /// </summary>
-    private static async Task<(List<RolloutTarget> Targets, ApiError? Error)> PlanAsync(DbConnection c, DbTransaction tx, Guid id, App app, IReadOnlyList<WaveRequest> waves)
+    private static async Task<(List<RolloutTarget> Targets, ApiError? Error)> PlanAsync(
+        DbConnection c, DbTransaction tx, Guid id, App app, IReadOnlyList<WaveRequest> waves, List<Tenant> tenants)
     {
         var instances = (await InstanceStore.ListAsync(c, tx)).Where(i => i.App == app.Name && i.Serving).ToList();
-        var tenants = await TenantStore.ListAsync(c, new TenantFilter(null, null, null, null, int.MaxValue));
         var live = tenants.Where(t => t.Status is not (TenantStatus.Offboarded or TenantStatus.Offboarding)).ToList();
         var dedicated = instances.Where(i => i.TenantId is not null).Select(i => i.TenantId!.Value).ToHashSet();
         var silo = live.Where(t => dedicated.Contains(t.Id)).OrderBy(t => t.Slug, StringComparer.Ordinal).ToList();
