@@ -38,6 +38,7 @@ internal static partial class TenantryCli
         root.Subcommands.Add(AppsCommand());
         root.Subcommands.Add(ReleasesCommand());
         root.Subcommands.Add(HealthCommand());
+        root.Subcommands.Add(RolloutsCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Rollouts;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Health;
@@ -39,6 +40,7 @@ internal static class ControlPlaneSchema
         AppStore.Schema,
         InstanceStore.Schema,
         TenantHealthStore.Schema,
+        RolloutStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Rollouts;
 using Tenantry.ControlPlane.Instances;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
@@ -76,6 +77,7 @@ public static class TenantryControlPlane
         services.AddTenantryApps();
         services.AddTenantryAppMigrations();
         services.AddTenantryHealth();
+        services.AddTenantryRollouts();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -124,6 +126,7 @@ public static class TenantryControlPlane
             .MapPoliciesApi()
             .MapBillingApi()
             .MapAppsApi()
+            .MapRolloutsApi()
             .MapFleetHealthApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)

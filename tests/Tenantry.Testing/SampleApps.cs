@@ -8,6 +8,11 @@ public static class SampleApps
     /// <summary>The sample's entry assembly, next to the host's.</summary>
     public static string OrdersDll => Path.Combine(Path.GetDirectoryName(TenantryHost.HostDll)!, "samples", "orders", "Orders.Api.dll");
 
+    /// <summary>The sample's folder in the host project's own build output (its dll and its <c>migrations</c> folder), for tests whose output lacks it.</summary>
+    public static string BuiltOrdersFolder => Path.GetFullPath(Path.Combine(
+        AppContext.BaseDirectory, "..", "..", "..", "..", "..", "src", "Tenantry.Host", "bin",
+        new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "samples", "orders"));
+
     /// <summary>The host setting that leaves a new data directory without the default app, for tests that register their own.</summary>
     public const string NoDefaultApp = "--Tenantry:Apps:RegisterSample=false";
 

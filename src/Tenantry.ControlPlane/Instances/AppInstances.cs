@@ -32,6 +32,19 @@ public interface IAppInstances
     /// new one never gets healthy it is removed and the old one keeps serving; the exception says why.
     /// </summary>
     Task<AppInstance> SwapAsync(AppInstance current, string release, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Repairs what an interrupted swap of <paramref name="app"/> left: an owner (a silo tenant, or a shared
+    /// slot) with two instances keeps the serving one and loses the other; one with instances but none
+    /// serving keeps the one of the release <paramref name="recorded"/> names for it (by
+    /// <see cref="OwnerOf"/>), else its oldest; instance folders of the app without a row are removed.
+    /// The instances kept are started when they do not run. Returns how many instances were removed.
+    /// </summary>
+    Task<int> ReconcileAsync(string app, IReadOnlyDictionary<string, string> recorded, CancellationToken cancellationToken);
+
+    /// <summary>The owner of an instance as <see cref="ReconcileAsync"/> names it: the tenant id, or <c>shared-{slot}</c>.</summary>
+    static string OwnerOf(Guid? tenantId, int slot) =>
+        tenantId?.ToString() ?? "shared-" + slot.ToString(CultureInfo.InvariantCulture);
 }
 
 internal sealed partial class AppInstances(
@@ -160,6 +173,61 @@ internal sealed partial class AppInstances(
         return next with { Serving = true };
     }
 
+    public async Task<int> ReconcileAsync(string app, IReadOnlyDictionary<string, string> recorded, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(recorded);
+        var registered = await apps.FindAsync(app, cancellationToken);
+        var mine = (await ListAsync(cancellationToken)).Where(i => i.App == app).ToList();
+        var keep = new List<AppInstance>();
+        var remove = new List<AppInstance>();
+        foreach (var owner in mine.GroupBy(i => IAppInstances.OwnerOf(i.TenantId, i.Slot)))
+        {
+            var chosen = owner.FirstOrDefault(i => i.Serving)
+                ?? (recorded.TryGetValue(owner.Key, out var release) ? owner.FirstOrDefault(i => i.Release == release) : null)
+                ?? owner.OrderBy(i => i.CreatedAt).First();
+            keep.Add(chosen with { Serving = true });
+            remove.AddRange(owner.Where(i => i.Key != chosen.Key));
+        }
+
+        if (remove.Count > 0 || keep.Any(k => !mine.First(i => i.Key == k.Key).Serving))
+        {
+            // One transaction: an owner is never left without a serving instance.
+            await db.WriteAsync(
+                async (c, tx) =>
+                {
+                    foreach (var k in keep)
+                    {
+                        await InstanceStore.SetServingAsync(c, tx, k.Key, true);
+                    }
+
+                    foreach (var r in remove)
+                    {
+                        await InstanceStore.DeleteAsync(c, tx, r.Key);
+                    }
+                },
+                cancellationToken);
+        }
+
+        var known = mine.Select(i => i.Key).ToHashSet(StringComparer.Ordinal);
+        var strays = supervisor.KeysOnDisk().Where(k => k.Contains("/" + app + "@", StringComparison.Ordinal) && !known.Contains(k));
+        foreach (var key in remove.Select(r => r.Key).Concat(strays).Distinct(StringComparer.Ordinal))
+        {
+            await supervisor.RemoveAsync(key, cancellationToken);
+            Log.Reconciled(logger, key);
+        }
+
+        if (registered is not null)
+        {
+            var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+            foreach (var instance in keep.Where(k => !k.Dedicated || enabled.Contains(k.Slug!)))
+            {
+                await RunAsync(instance, registered, cancellationToken);
+            }
+        }
+
+        return remove.Count;
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Bring back every instance that should run, without holding up the host's start. Several at once: each may
@@ -200,7 +268,9 @@ internal sealed partial class AppInstances(
         try
         {
             var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
-            var instances = (await ListAsync(cancellationToken)).Where(i => i.Dedicated && enabled.Contains(i.Slug!)).ToList();
+            // Only serving ones: an instance that is not serving was being started by a swap the crash interrupted;
+            // the rollout that swapped reconciles it when it resumes.
+            var instances = (await ListAsync(cancellationToken)).Where(i => i.Dedicated && i.Serving && enabled.Contains(i.Slug!)).ToList();
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = cancellationToken };
             await Parallel.ForEachAsync(instances, parallel, async (instance, ct) =>
             {
@@ -339,5 +409,8 @@ internal sealed partial class AppInstances(
 
         [LoggerMessage(2, LogLevel.Error, "Could not bring back instance {Instance} on start")]
         public static partial void RestoreFailed(ILogger logger, string instance, Exception exception);
+
+        [LoggerMessage(3, LogLevel.Warning, "Instance {Instance} was left by an interrupted swap and is removed")]
+        public static partial void Reconciled(ILogger logger, string instance);
     }
 }
