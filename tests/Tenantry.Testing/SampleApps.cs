@@ -45,4 +45,26 @@ public static class SampleApps
             throw new InvalidOperationException($"Registering the wrapped sample failed: {(int)release.StatusCode} {await release.Content.ReadAsStringAsync()}");
         }
     }
+
+    /// <summary>Registers the sample as app <c>orders</c> 1.0.0 with its SQL migrations, as the host does on a new data directory.</summary>
+    public static async Task RegisterOrdersAsync(HttpClient operatorClient)
+    {
+        ArgumentNullException.ThrowIfNull(operatorClient);
+        using (var app = await operatorClient.PostAsJsonAsync("/v1/apps", new { name = "orders", routePrefix = "/", healthPath = "/healthz" }))
+        {
+            app.EnsureSuccessStatusCode();
+        }
+
+        var folder = Path.GetDirectoryName(OrdersDll)!;
+        using var release = await operatorClient.PostAsJsonAsync("/v1/apps/orders/releases", new
+        {
+            version = "1.0.0",
+            process = new { command = TenantryHost.DotnetPath(), args = new[] { OrdersDll }, workingDirectory = folder },
+            migrationsPath = Path.Combine(folder, "migrations"),
+        });
+        if (!release.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"Registering the sample failed: {(int)release.StatusCode} {await release.Content.ReadAsStringAsync()}");
+        }
+    }
 }

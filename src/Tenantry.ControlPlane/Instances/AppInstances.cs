@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Hosting;
@@ -56,6 +57,7 @@ internal sealed partial class AppInstances(
     IOptions<LocalComputeOptions> compute,
     TimeProvider time,
     ILogger<AppInstances> logger,
+    IConfiguration configuration,
     AppInstanceEnvironment? instanceEnvironment = null) : IAppInstances, IHostedService, IDisposable
 {
     /// <summary>How many instances are brought back at once on start.</summary>
@@ -351,6 +353,12 @@ internal sealed partial class AppInstances(
     /// <summary>Starts (or adopts) the instance with its release's process and the instance contract, and waits until it is healthy.</summary>
     private async Task RunAsync(AppInstance instance, App app, CancellationToken cancellationToken)
     {
+        // The control plane alone (Tenantry:ApplicationPlane:Enabled=false) places instances but runs no process.
+        if (!configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true))
+        {
+            return;
+        }
+
         var release = await apps.GetReleaseAsync(instance.App, instance.Release, cancellationToken)
             ?? throw new InvalidOperationException($"Release {instance.Release} of app '{instance.App}' does not exist.");
         var environment = new Dictionary<string, string>(StringComparer.Ordinal)
