@@ -48,8 +48,9 @@ public sealed class CrashLeftoverTests
                 var shared = (await client.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32();
                 using var upload = await StartSlowUploadAsync(host.Gateway, $"/orders/{id}/attachments/half.bin", pool.Token);
                 await WaitForStagedFileAsync(staging);
-                host.Kill(entireProcessTree: false);
+                // The instance first: killed after the host, it would see its request cut off and clean up after itself.
                 Assert.True(LocalProcesses.Signal(shared, LocalProcesses.SigKill));
+                host.Kill(entireProcessTree: false);
             }
 
             Assert.NotEmpty(Directory.GetFiles(staging));

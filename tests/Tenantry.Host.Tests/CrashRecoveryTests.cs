@@ -721,6 +721,8 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             await TenantryHost.StartAsync(new TenantryHostOptions
             {
                 DataDir = dataDir,
+                // Tests that register their own app run its instances, which only the application plane does.
+                ApplicationPlane = settings.Contains(SampleApps.NoDefaultApp),
                 OperatorSecret = OperatorSecret,
                 StartTimeout = HealthTimeout,
                 Settings = settings,
