@@ -216,7 +216,7 @@ public static class OrdersApi
 
     /// <summary>
     /// The tenant_id every row carries (its migrations key every table by it, as the pool requires): a uuid on
-    /// PostgreSQL, its text on SQLite, where the pool's guarded connection checks it is the session's tenant.
+    /// PostgreSQL, its text on SQLite, where the pool's guarded connection checks it is the tenant of the open connection.
     /// </summary>
     private static object TenantValue(Tenantry.Data.TenantSession session, ITenantContext tenant) =>
         session.Transaction.Connection is Microsoft.Data.Sqlite.SqliteConnection ? tenant.TenantId.ToString() : tenant.TenantId;

@@ -33,7 +33,7 @@ public abstract class TenantSession : IAsyncDisposable
     /// </summary>
     public abstract Task<DbConnection> GetScopedConnectionAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Commits the session's transaction: what it wrote is durable.</summary>
+    /// <summary>Commits the transaction this session holds: what it wrote is durable.</summary>
     public Task CommitAsync(CancellationToken cancellationToken = default) => Transaction.CommitAsync(cancellationToken);
 
     /// <summary>Rolls back what was not committed, then gives the connection back; a second call does nothing.</summary>
