@@ -1,7 +1,9 @@
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Mail;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
@@ -24,9 +26,10 @@ internal static class ControlPlaneSchema
         OperationStore.Schema,
         IdempotencyStore.Schema,
         AuditLog.Schema,
-        OutboxNotificationProvider.Schema,
+        EventOutbox.Schema,
         ClientStore.Schema,
         TenantUserStore.Schema,
+        InvitationStore.Schema,
         TenantSignIn.Schema,
         AuthorizationCodes.Schema,
         RouteStore.Schema,
@@ -35,6 +38,7 @@ internal static class ControlPlaneSchema
         PolicyStore.Schema,
         BillingSchema.Part,
         AppStore.Schema,
+        MailOutbox.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

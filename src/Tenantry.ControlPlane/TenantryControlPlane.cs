@@ -14,7 +14,9 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.Billing;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Mail;
 using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Operations;
@@ -47,7 +49,10 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
-        services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
+        services.AddTenantryEvents();
+        services.AddTenantryMail();
+        services.TryAddSingleton<InvitationStore>();
+        services.TryAddSingleton<INotificationProvider, MailNotificationProvider>();
 
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<TenantUserStore>();
@@ -117,7 +122,8 @@ public static class TenantryControlPlane
             .MapFleetApi()
             .MapPoliciesApi()
             .MapBillingApi()
-            .MapAppsApi();
+            .MapAppsApi()
+            .MapEventsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi();
