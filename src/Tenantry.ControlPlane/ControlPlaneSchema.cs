@@ -27,6 +27,7 @@ internal static class ControlPlaneSchema
         IdempotencyStore.Schema,
         AuditLog.Schema,
         EventOutbox.Schema,
+        WebhookStore.Schema,
         ClientStore.Schema,
         TenantUserStore.Schema,
         InvitationStore.Schema,

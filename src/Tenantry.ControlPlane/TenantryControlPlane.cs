@@ -126,7 +126,8 @@ public static class TenantryControlPlane
             .MapEventsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
-            .MapObjectsApi();
+            .MapObjectsApi()
+            .MapWebhooksApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi();
