@@ -123,11 +123,13 @@ public static class TenantryControlPlane
             .MapPoliciesApi()
             .MapBillingApi()
             .MapAppsApi()
-            .MapEventsApi();
+            .MapEventsApi()
+            .MapMailsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi()
-            .MapWebhooksApi();
+            .MapWebhooksApi()
+            .MapTenantInvitationsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi();

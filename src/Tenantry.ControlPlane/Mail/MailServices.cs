@@ -1,7 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane;
 
 namespace Tenantry.ControlPlane.Mail;
 
@@ -14,6 +13,13 @@ internal static class MailServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MailOptions>, MailOptionsValidator>());
         services.TryAddSingleton<MailSignals>();
         services.TryAddSingleton<MailOutbox>();
+        services.TryAddSingleton<SmtpMailTransport>();
+        services.TryAddSingleton<EmlFileTransport>();
+        // Tenantry:Mail:Smtp:Host — set: SMTP; empty: .eml files in the data dir.
+        services.TryAddSingleton<IMailTransport>(sp => sp.GetRequiredService<IOptions<MailOptions>>().Value.Smtp.Enabled
+            ? sp.GetRequiredService<SmtpMailTransport>()
+            : sp.GetRequiredService<EmlFileTransport>());
+        services.AddHostedService<MailWorker>();
         return services;
     }
 }
