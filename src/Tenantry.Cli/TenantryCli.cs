@@ -37,6 +37,8 @@ internal static partial class TenantryCli
         root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(AppsCommand());
         root.Subcommands.Add(ReleasesCommand());
+        root.Subcommands.Add(WebhooksCommand());
+        root.Subcommands.Add(MailsCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
