@@ -12,6 +12,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The gateway's shared rate-limit tests start a private redis-server (random port, no persistence).
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The mail tests send to a private SMTP server of Debian's (python3 -m aiosmtpd, random port).
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need_apt+=(python3-aiosmtpd)
 # The S3 provider tests run against s3rver (an S3-compatible server from npm), kept in tests/.tools.
 s3rver=tests/.tools/node_modules/.bin/s3rver
 [ -x "$s3rver" ] || command -v npm >/dev/null || need_apt+=(nodejs npm)

@@ -39,6 +39,8 @@ internal static partial class TenantryCli
         root.Subcommands.Add(ReleasesCommand());
         root.Subcommands.Add(HealthCommand());
         root.Subcommands.Add(RolloutsCommand());
+        root.Subcommands.Add(WebhooksCommand());
+        root.Subcommands.Add(MailsCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -3,8 +3,10 @@ using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Health;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Instances;
+using Tenantry.ControlPlane.Mail;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Policies;
 using Tenantry.ControlPlane.Providers;
@@ -27,9 +29,11 @@ internal static class ControlPlaneSchema
         OperationStore.Schema,
         IdempotencyStore.Schema,
         AuditLog.Schema,
-        OutboxNotificationProvider.Schema,
+        EventOutbox.Schema,
+        WebhookStore.Schema,
         ClientStore.Schema,
         TenantUserStore.Schema,
+        InvitationStore.Schema,
         TenantSignIn.Schema,
         AuthorizationCodes.Schema,
         RouteStore.Schema,
@@ -41,6 +45,7 @@ internal static class ControlPlaneSchema
         InstanceStore.Schema,
         TenantHealthStore.Schema,
         RolloutStore.Schema,
+        MailOutbox.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

@@ -18,7 +18,9 @@ using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Health;
 using Tenantry.Billing;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Mail;
 using Tenantry.ControlPlane.Migrations;
 using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Operations;
@@ -51,7 +53,10 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ITenantDataLocator, ActiveTenantDataLocator>();
         services.TryAddSingleton<ITenantStorageProvider, LocalFolderStorageProvider>();
         services.TryAddSingleton<ITenantIdentityProvider, EmbeddedIdentityProvider>();
-        services.TryAddSingleton<INotificationProvider, OutboxNotificationProvider>();
+        services.AddTenantryEvents();
+        services.AddTenantryMail();
+        services.TryAddSingleton<InvitationStore>();
+        services.TryAddSingleton<INotificationProvider, MailNotificationProvider>();
 
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<TenantUserStore>();
@@ -127,11 +132,15 @@ public static class TenantryControlPlane
             .MapBillingApi()
             .MapAppsApi()
             .MapRolloutsApi()
-            .MapFleetHealthApi();
+            .MapFleetHealthApi()
+            .MapEventsApi()
+            .MapMailsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi()
-            .MapTenantHealthApi();
+            .MapTenantHealthApi()
+            .MapWebhooksApi()
+            .MapTenantInvitationsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi()

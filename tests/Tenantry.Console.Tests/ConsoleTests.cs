@@ -374,6 +374,52 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         return new TenantHealthSample(tenant, minute, requests, s4, s5, throttled, sketch);
     }
 
+    [Fact]
+    public async Task Webhooks_are_added_their_deliveries_replayed_and_the_tenant_page_and_mails_show_what_went_out()
+    {
+        // A host whose webhooks may reach a receiver on loopback.
+        _host.Dispose();
+        _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane("--Tenantry:Webhooks:AllowPrivateNetworks=true", "--Tenantry:Webhooks:PollInterval=00:00:00.100"));
+        await _context.DisposeAsync();
+        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.ControlPlane.GetLeftPart(UriPartial.Authority), ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        _context.SetDefaultTimeout(15_000);
+        _page = await _context.NewPageAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await LoginAsync();
+
+        await _page.GetByTestId("nav-webhooks").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("no-hooks")).ToBeVisibleAsync();
+        await _page.GetByTestId("hook-url").FillAsync(receiver.Url("/console").ToString());
+        await _page.GetByTestId("hook-events").FillAsync("tenant.*");
+        await _page.GetByTestId("hook-create").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("hook-secret")).ToContainTextAsync("whsec_");
+        await Assertions.Expect(_page.Locator("[data-testid=hook-table] tbody tr")).ToHaveCountAsync(1);
+
+        string tenant;
+        using (var api = await _host.OperatorClientAsync())
+        {
+            tenant = await api.CreateActiveTenantAsync("hooked");
+        }
+
+        Assert.True(await receiver.WaitForAsync(r => r.Count >= 2));
+        await _page.Locator("[data-testid=hook-table] tbody tr a").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("delivery-tenant.activated")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId("deliveries")).ToContainTextAsync("200");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "webhook.png"), FullPage = true });
+        await _page.Locator("[data-testid^=replay-]").First.ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=deliveries] tbody tr")).ToHaveCountAsync(3);
+        Assert.True(await receiver.WaitForAsync(r => r.Count >= 3));
+
+        await _page.GotoAsync($"/#/tenants/{tenant}");
+        await Assertions.Expect(_page.GetByTestId("event-tenant.activated")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId("event-tenant.created")).ToBeVisibleAsync();
+
+        await _page.GetByTestId("nav-mails").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("mail-welcome")).ToContainTextAsync("Welcome to Tenantry, Tenant hooked");
+        await Assertions.Expect(_page.GetByTestId("mail-table")).ToContainTextAsync("admin@hooked.test");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "mails.png"), FullPage = true });
+    }
+
     private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>
         client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
         {

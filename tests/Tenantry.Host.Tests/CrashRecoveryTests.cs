@@ -432,8 +432,12 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
                 .ToLookup(u => u.Tenant, StringComparer.Ordinal);
             var routes = Query(c, "SELECT tenant_id, slug, mode, upstream, enabled FROM tenant_routes", r => (Tenant: r.GetString(0), Slug: r.GetString(1), Mode: r.GetString(2), Upstream: r.GetString(3), Enabled: r.GetInt64(4) != 0))
                 .ToLookup(x => x.Tenant, StringComparer.Ordinal);
-            var outbox = Query(c, "SELECT tenant_id, type, message_key FROM outbox", r => (Tenant: r.IsDBNull(0) ? "" : r.GetString(0), Type: r.GetString(1), Key: r.GetString(2)))
+            var outbox = Query(c, "SELECT tenant_id, type FROM outbox ORDER BY seq", r => (Tenant: r.IsDBNull(0) ? "" : r.GetString(0), Type: r.GetString(1)))
+                .ToLookup(m => m.Tenant, m => m.Type, StringComparer.Ordinal);
+            var mails = Query(c, "SELECT tenant_id, kind, message_key FROM mails", r => (Tenant: r.IsDBNull(0) ? "" : r.GetString(0), Kind: r.GetString(1), Key: r.GetString(2)))
                 .ToLookup(m => m.Tenant, StringComparer.Ordinal);
+            var invitations = Query(c, "SELECT tenant_id, email FROM invitations", r => (Tenant: r.GetString(0), Email: r.GetString(1)))
+                .ToLookup(i => i.Tenant, StringComparer.Ordinal);
             var currentOps = Query(c, "SELECT id, current_operation_id FROM tenants", r => (Id: r.GetString(0), Op: r.IsDBNull(1) ? null : r.GetString(1)))
                 .ToDictionary(t => t.Id, t => t.Op, StringComparer.Ordinal);
 
@@ -459,6 +463,7 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
             problems.AddRange(users.Select(u => u.Key).Where(t => !_byId.ContainsKey(t)).Select(t => $"control.db: tenant_users rows for unknown tenant {t}"));
             problems.AddRange(routes.Select(r => r.Key).Where(t => !_byId.ContainsKey(t)).Select(t => $"control.db: tenant_routes rows for unknown tenant {t}"));
             problems.AddRange(outbox.Select(m => m.Key).Where(t => !_byId.ContainsKey(t)).Select(t => $"control.db: outbox rows for unknown tenant '{t}'"));
+            problems.AddRange(mails.Select(m => m.Key).Where(t => !_byId.ContainsKey(t)).Select(t => $"control.db: mails for unknown tenant '{t}'"));
 
             foreach (var t in creations.Where(x => x.Id is not null))
             {
@@ -495,10 +500,24 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
                     problems.Add($"control.db: {t.Slug} ({(offboarded ? "offboarded" : "active")}) has tenant_routes [{string.Join(", ", route)}], expected {(offboarded ? "none" : $"one enabled {mode} route")}");
                 }
 
-                var messages = outbox[id].ToList();
-                if (messages.Count != 1 || messages[0].Type != "tenant.welcome" || messages[0].Key != $"{onboardings.FirstOrDefault().Id}:notify")
+                var messages = mails[id].ToList();
+                if (messages.Count != 1 || messages[0].Kind != "welcome" || messages[0].Key != $"{onboardings.FirstOrDefault().Id}:notify")
                 {
-                    problems.Add($"control.db: {t.Slug} has outbox [{string.Join(", ", messages)}], expected one tenant.welcome keyed {onboardings.FirstOrDefault().Id}:notify");
+                    problems.Add($"control.db: {t.Slug} has mails [{string.Join(", ", messages)}], expected one welcome keyed {onboardings.FirstOrDefault().Id}:notify");
+                }
+
+                if (invitations[id].Count() != 1)
+                {
+                    problems.Add($"control.db: {t.Slug} has invitations [{string.Join(", ", invitations[id])}], expected one for its admin");
+                }
+
+                // Exactly one event per change of state, whatever the crashes: a step run again publishes nothing twice.
+                string[] expected = offboarded
+                    ? ["tenant.created", "tenant.activated", "operation.succeeded", "tenant.offboarding", "tenant.offboarded", "operation.succeeded"]
+                    : ["tenant.created", "tenant.activated", "operation.succeeded"];
+                if (!outbox[id].SequenceEqual(expected, StringComparer.Ordinal))
+                {
+                    problems.Add($"control.db: {t.Slug} published [{string.Join(", ", outbox[id])}], expected [{string.Join(", ", expected)}]");
                 }
             }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.Billing.Usage;
 using Tenantry.ControlPlane.Database;
 
@@ -12,24 +13,25 @@ namespace Tenantry.Billing.Entitlements;
 
 /// <summary>
 /// After usage lands, checks the soft quotas of the tenants that got it. The first crossing of a
-/// soft quota in a month writes a <c>quota.soft_exceeded</c> outbox message and an audit entry,
-/// in one transaction, keyed by tenant, meter and month so it is raised once.
+/// soft quota in a month publishes a <c>quota.exceeded</c> event and writes an audit entry
+/// (<c>quota.soft_exceeded</c>), in one transaction, keyed by tenant, meter and month so it is raised once.
 /// </summary>
 public sealed partial class QuotaWatcher : BackgroundService
 {
-    public const string EventType = "quota.soft_exceeded";
+    public const string AuditAction = "quota.soft_exceeded";
     private readonly ConcurrentDictionary<Guid, byte> _dirty = new();
     private readonly IControlPlaneDatabase _db;
+    private readonly IEventOutbox _events;
     private readonly ITenantDirectory _tenants;
     private readonly BillingCatalog _catalog;
     private readonly TimeProvider _time;
     private readonly IOptions<BillingOptions> _options;
     private readonly ILogger<QuotaWatcher> _logger;
 
-    public QuotaWatcher(UsageIngestor ingestor, IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time, IOptions<BillingOptions> options, ILogger<QuotaWatcher> logger)
+    public QuotaWatcher(UsageIngestor ingestor, IControlPlaneDatabase db, IEventOutbox events, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time, IOptions<BillingOptions> options, ILogger<QuotaWatcher> logger)
     {
         ArgumentNullException.ThrowIfNull(ingestor);
-        (_db, _tenants, _catalog, _time, _options, _logger) = (db, tenants, catalog, time, options, logger);
+        (_db, _events, _tenants, _catalog, _time, _options, _logger) = (db, events, tenants, catalog, time, options, logger);
         ingestor.Committed += tenants =>
         {
             foreach (var t in tenants)
@@ -109,20 +111,20 @@ public sealed partial class QuotaWatcher : BackgroundService
                 ["tenantId"] = tenantId.ToString(),
                 ["planId"] = planId,
                 ["meter"] = meter,
+                ["kind"] = "soft",
                 ["limit"] = limit,
                 ["used"] = used,
                 ["period"] = period.ToString(),
             };
             var raised = await _db.WriteAsync(async (c, tx) =>
             {
-                var inserted = await c.ExecuteAsync(
-                    "INSERT INTO outbox (message_key, tenant_id, type, payload, created_at) VALUES (@key, @tenant, @type, @payload, @now) ON CONFLICT (message_key) DO NOTHING",
-                    tx, ("@key", $"{EventType}/{tenantId}/{meter}/{period}"), ("@tenant", tenantId), ("@type", EventType), ("@payload", payload.ToJsonString()), ("@now", now)) == 1;
+                var inserted = await _events.AppendAsync(
+                    c, tx, new OutboxEvent(EventTypes.QuotaExceeded, tenantId, payload.DeepClone().AsObject(), $"{EventTypes.QuotaExceeded}:{tenantId}:{meter}:{period}"), now);
                 if (inserted)
                 {
                     await AuditLog.AppendAsync(c, tx, new AuditEvent
                     {
-                        Id = Guid.NewGuid(), Time = now, Actor = "system:metering", TenantId = tenantId, Action = "quota.soft_exceeded",
+                        Id = Guid.NewGuid(), Time = now, Actor = "system:metering", TenantId = tenantId, Action = AuditAction,
                         Outcome = "flagged", Detail = payload.DeepClone().AsObject(),
                     });
                 }

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.Billing.Plans;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Database;
@@ -35,11 +36,11 @@ public static class InvoicesApi
         v1.MapGet("/tenants/{id}/invoices/preview", Preview).WithTags("Invoices")
             .WithSummary("What the tenant's invoice for ?period=YYYY-MM comes to now, computed from stored events; nothing is stored.");
         v1.MapGet("/invoices/{invoiceId}", Get).WithTags("Invoices").WithSummary("An invoice as JSON, or as CSV with ?format=csv.");
-        v1.MapPost("/invoices/{invoiceId}/finalize", (string invoiceId, HttpContext http, IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time) =>
-            Transition(invoiceId, Finalized, http, db, tenants, catalog, time)).WithTags("Invoices")
+        v1.MapPost("/invoices/{invoiceId}/finalize", (string invoiceId, HttpContext http, IControlPlaneDatabase db, IEventOutbox events, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time) =>
+            Transition(invoiceId, Finalized, http, db, events, tenants, catalog, time)).WithTags("Invoices")
             .WithSummary("Recompute a draft a last time and freeze it; its period then takes no more usage events for the tenant.");
-        v1.MapPost("/invoices/{invoiceId}/void", (string invoiceId, HttpContext http, IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time) =>
-            Transition(invoiceId, Void, http, db, tenants, catalog, time)).WithTags("Invoices")
+        v1.MapPost("/invoices/{invoiceId}/void", (string invoiceId, HttpContext http, IControlPlaneDatabase db, IEventOutbox events, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time) =>
+            Transition(invoiceId, Void, http, db, events, tenants, catalog, time)).WithTags("Invoices")
             .WithSummary("Void a draft or finalized invoice (it stays, marked void).");
         return v1;
     }
@@ -141,7 +142,7 @@ public static class InvoicesApi
     }
 
     private static async Task<Results<Ok<InvoiceResponse>, ProblemHttpResult>> Transition(
-        string invoiceId, string target, HttpContext http, IControlPlaneDatabase db, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time)
+        string invoiceId, string target, HttpContext http, IControlPlaneDatabase db, IEventOutbox events, ITenantDirectory tenants, BillingCatalog catalog, TimeProvider time)
     {
         var now = time.GetUtcNow();
         var snapshot = await catalog.ReloadAsync();
@@ -172,6 +173,14 @@ public static class InvoicesApi
                 var document = await InvoiceCalculator.ComputeAsync(c, tx, tenant, period, snapshot);
                 response = Response(invoice.Id, Finalized, document, invoice.CreatedAt, now);
                 await InvoiceStore.FinalizeAsync(c, tx, invoice.Id, document, now);
+                await events.AppendAsync(c, tx, new OutboxEvent(EventTypes.InvoiceFinalized, tenant.Id, new JsonObject
+                {
+                    ["invoiceId"] = invoice.Id,
+                    ["tenantId"] = tenant.Id.ToString(),
+                    ["period"] = invoice.Period,
+                    ["currency"] = document.Currency,
+                    ["total"] = document.Total,
+                }), now);
             }
             else
             {

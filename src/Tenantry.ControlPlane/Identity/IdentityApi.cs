@@ -123,6 +123,7 @@ public static class IdentityApi
     {
         routes.MapPost("/connect/token", IssueToken).ExcludeFromDescription();
         routes.MapMethods("/connect/authorize", [HttpMethods.Get, HttpMethods.Post], LoginPage.AuthorizeAsync).ExcludeFromDescription();
+        routes.MapMethods("/invite/{token}", [HttpMethods.Get, HttpMethods.Post], InvitePage.HandleAsync).ExcludeFromDescription().DisableAntiforgery();
         return routes;
     }
 

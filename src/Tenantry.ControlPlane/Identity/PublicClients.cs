@@ -24,6 +24,9 @@ public sealed class TenantLoginOptions
 
     /// <summary>How long an authorization code may wait for its exchange (single use in any case).</summary>
     public TimeSpan AuthorizationCodeLifetime { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How long an invitation link (<c>/invite/{token}</c>, in welcome and invitation mails) stays usable; it works once in any case.</summary>
+    public TimeSpan InvitationLifetime { get; set; } = TimeSpan.FromDays(7);
 }
 
 /// <summary>A public client's registration.</summary>
@@ -75,6 +78,11 @@ internal sealed class TenantLoginOptionsValidator : IValidateOptions<TenantLogin
         if (options.AuthorizationCodeLifetime < TimeSpan.FromSeconds(10) || options.AuthorizationCodeLifetime > TimeSpan.FromMinutes(10))
         {
             errors.Add($"{TenantLoginOptions.Section}:AuthorizationCodeLifetime must be 00:00:10-00:10:00.");
+        }
+
+        if (options.InvitationLifetime < TimeSpan.FromMinutes(5) || options.InvitationLifetime > TimeSpan.FromDays(30))
+        {
+            errors.Add($"{TenantLoginOptions.Section}:InvitationLifetime must be 00:05:00-30.00:00:00.");
         }
 
         foreach (var (clientId, client) in options.PublicClients)

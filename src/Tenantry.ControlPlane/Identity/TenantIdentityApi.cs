@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -6,13 +7,24 @@ using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Mail;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Tenantry.ControlPlane.Identity;
 
-public sealed record InviteUserRequest(string? Email, string? Role);
+/// <param name="Delivery">
+/// <c>password</c> (operators' default): a generated initial password, in the response only;
+/// <c>mail</c> (always, for a tenant admin's token): a mail with a one-time link to choose a password.
+/// </param>
+public sealed record InviteUserRequest(string? Email, string? Role, string? Delivery = null);
 
-/// <summary>The invited user; <c>initialPassword</c> is shown in this response only.</summary>
-public sealed record InvitedUserResponse(Guid TenantId, string Email, string Role, string Status, string InitialPassword);
+/// <summary>The invited user; <c>initialPassword</c> is shown in this response only (password delivery).</summary>
+public sealed record InvitedUserResponse(
+    Guid TenantId, string Email, string Role, string Status,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? InitialPassword,
+    string Delivery = TenantIdentityApi.PasswordDelivery,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? InvitationExpiresAt = null);
 
 /// <param name="LockedUntil">Set while the user is locked out after repeated failed sign-ins (<c>POST …/unlock</c> ends it early).</param>
 public sealed record TenantUserResponse(Guid TenantId, string Email, string Role, string Status, bool Disabled, DateTimeOffset CreatedAt, DateTimeOffset? LockedUntil);
@@ -22,15 +34,24 @@ public sealed record CreateClientRequest(string? Name);
 /// <summary>A tenant's machine client; <c>clientSecret</c> is shown in this response only.</summary>
 public sealed record CreatedClientResponse(Guid TenantId, string ClientId, string ClientSecret, string Name);
 
-/// <summary>Operator endpoints for a tenant's users (roles admin, member) and machine clients.</summary>
+/// <summary>Operator endpoints for a tenant's users (roles admin, member) and machine clients; tenant admins invite their own users.</summary>
 public static class TenantIdentityApi
 {
+    public const string PasswordDelivery = "password";
+    public const string MailDelivery = "mail";
+
+    /// <summary>Inviting users: operators for any tenant, a tenant's admins for their own (by mail only).</summary>
+    public static RouteGroupBuilder MapTenantInvitationsApi(this RouteGroupBuilder v1)
+    {
+        v1.MapPost("/tenants/{id}/users", Invite).WithTags("Tenant identity")
+            .Accepts<InviteUserRequest>("application/json")
+            .WithSummary("Invite a tenant user {email, role: admin|member, delivery: password|mail}; 201. password (operators' default): an initial password shown once; mail (always, with a tenant admin's token, for its own tenant only): a one-time link to /invite/{token}. Also completes the invitation of the admin created at onboarding.");
+        return v1;
+    }
+
     public static RouteGroupBuilder MapTenantIdentityApi(this RouteGroupBuilder v1)
     {
         var tenants = v1.MapGroup("/tenants").WithTags("Tenant identity");
-        tenants.MapPost("/{id}/users", Invite)
-            .Accepts<InviteUserRequest>("application/json")
-            .WithSummary("Invite a tenant user (role admin or member); 201 with an initial password shown once. Also completes the invitation of the admin created at onboarding.");
         tenants.MapGet("/{id}/users", ListUsers).WithSummary("The tenant's users, their roles, and lockedUntil while one is locked out.");
         tenants.MapPost("/{id}/users/{userId}/unlock", Unlock)
             .WithSummary("End a user's lockout after failed sign-ins (userId: the user's e-mail address) and reset its failure count.");
@@ -41,8 +62,22 @@ public static class TenantIdentityApi
     }
 
     private static async Task<Results<Created<InvitedUserResponse>, ProblemHttpResult>> Invite(
-        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, TimeProvider time)
+        string id, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantUserStore users, InvitationStore invitations, MailOutbox mails, TimeProvider time)
     {
+        // An operator invites anyone anywhere; a tenant token must be an admin user's, of the URL's tenant.
+        var isOperator = http.User.HasScope(IdentityApi.AdminScope);
+        Guid? own = null;
+        if (!isOperator)
+        {
+            if (http.User.FindFirst(Claims.Role)?.Value != TenantRoles.Admin || !Guid.TryParse(http.User.FindFirst(IdentityApi.TenantIdClaim)?.Value, out var tenantOfToken))
+            {
+                return new ApiError(StatusCodes.Status403Forbidden, "tenant-admin-required", "Only operators and the tenant's admins invite users.",
+                    "Use an operator token or the token of an admin user of the tenant.").ToResult();
+            }
+
+            own = tenantOfToken;
+        }
+
         var (body, error) = await JsonBody.ReadAsync<InviteUserRequest>(http.Request);
         if (error is not null)
         {
@@ -51,6 +86,7 @@ public static class TenantIdentityApi
 
         var email = TenantUserStore.NormalizeEmail(body!.Email);
         var role = body.Role ?? TenantRoles.Member;
+        var delivery = body.Delivery ?? (isOperator ? PasswordDelivery : MailDelivery);
         var errors = new Dictionary<string, string[]>();
         if (email is null)
         {
@@ -62,12 +98,34 @@ public static class TenantIdentityApi
             errors["role"] = ["The role is 'admin' or 'member'."];
         }
 
+        if (delivery is not (PasswordDelivery or MailDelivery))
+        {
+            errors["delivery"] = ["The delivery is 'password' (an initial password in the response) or 'mail' (a one-time link by mail)."];
+        }
+        else if (!isOperator && delivery == PasswordDelivery)
+        {
+            // A password in the response would let the admin sign in as a mailbox it does not own.
+            errors["delivery"] = ["A tenant admin's invitations are mailed: only operators get an initial password."];
+        }
+
         if (errors.Count > 0)
         {
             return ApiError.Validation(errors).ToResult();
         }
 
         var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
+        if (own is not null && tenant?.Id != own)
+        {
+            // Another tenant (or none): refused the same way, and audited, so the token learns nothing of other tenants.
+            await db.WriteAsync(
+                (c, tx) => AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(
+                    http, own, "tenant.user.invited", new JsonObject { ["targetTenant"] = id.Length > 100 ? id[..100] : id, ["email"] = email, ["reason"] = "The token belongs to another tenant." },
+                    time.GetUtcNow(), outcome: "denied")),
+                http.RequestAborted);
+            return new ApiError(StatusCodes.Status403Forbidden, "access-denied", "A tenant admin invites users of its own tenant only.",
+                $"This token belongs to another tenant than '{(id.Length > 100 ? id[..100] : id)}'.").ToResult();
+        }
+
         if (tenant is null)
         {
             return ApiError.NotFound($"Tenant '{id}'").ToResult();
@@ -78,13 +136,36 @@ public static class TenantIdentityApi
             return ApiError.Conflict("tenant-not-invitable", "The tenant takes no new users.", $"The tenant is {tenant.Status.ToWire()}.").ToResult();
         }
 
+        if (delivery == MailDelivery)
+        {
+            var invited = await db.WriteAsync<InvitedUserResponse?>(
+                async (c, tx) =>
+                {
+                    if (await InvitationStore.HasPasswordAsync(c, tx, tenant.Id, email!))
+                    {
+                        return null;
+                    }
+
+                    var now = time.GetUtcNow();
+                    var invitation = await invitations.IssueAsync(c, tx, tenant, email!, role, http.User.Actor(), now);
+                    var (subject, text) = MailTemplates.ForInvitation(tenant.Name, tenant.Slug, email!, role, invitation.Link, invitation.ExpiresAt);
+                    await mails.EnqueueAsync(c, tx, new OutgoingMail($"invitation:{Guid.CreateVersion7(now)}", tenant.Id, MailTemplates.Invitation, email!, subject, text), now);
+                    await AuditLog.AppendAsync(c, tx, AuditLog.ByCaller(http, tenant.Id, "tenant.user.invited", new JsonObject { ["email"] = email, ["role"] = role, ["delivery"] = MailDelivery }, now));
+                    return new InvitedUserResponse(tenant.Id, email!, role, "invited", null, MailDelivery, invitation.ExpiresAt);
+                },
+                http.RequestAborted);
+            return invited is null
+                ? ApiError.Conflict("user-exists", "The user already exists.", $"{email} already has a password in tenant '{tenant.Slug}'.").ToResult()
+                : TypedResults.Created($"/v1/tenants/{tenant.Id}/users", invited);
+        }
+
         var (result, user, password) = await users.InviteAsync(tenant, email!, role, http.RequestAborted);
         if (result == TenantUserStore.InviteResult.AlreadyActive)
         {
             return ApiError.Conflict("user-exists", "The user already exists.", $"{email} already has a password in tenant '{tenant.Slug}'.").ToResult();
         }
 
-        await AuditAsync(db, time, http, tenant.Id, "tenant.user.invited", new JsonObject { ["email"] = email, ["role"] = role }, http.RequestAborted);
+        await AuditAsync(db, time, http, tenant.Id, "tenant.user.invited", new JsonObject { ["email"] = email, ["role"] = role, ["delivery"] = PasswordDelivery }, http.RequestAborted);
         return TypedResults.Created(
             $"/v1/tenants/{tenant.Id}/users",
             new InvitedUserResponse(tenant.Id, user!.Email, user.Role, user.Status, password!));

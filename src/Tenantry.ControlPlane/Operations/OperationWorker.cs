@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Telemetry;
@@ -37,6 +38,7 @@ internal sealed partial class OperationWorker(
     ITenantLifecycle lifecycle,
     StepExecutor steps,
     OperationSignals signals,
+    IEventOutbox events,
     OperationNode node,
     IOptions<TenantryOptions> options,
     TimeProvider time,
@@ -343,6 +345,7 @@ internal sealed partial class OperationWorker(
                 }
 
                 await AuditFinishedAsync(c, tx, op, "succeeded", new JsonObject { ["operationId"] = op.Id.ToString() }, now);
+                await events.AppendAsync(c, tx, FinishedEvent(op, OperationStatus.Succeeded, null, null), now);
             },
             CancellationToken.None);
         signals.Finished(op.Id);
@@ -368,8 +371,27 @@ internal sealed partial class OperationWorker(
             }
 
             await AuditFinishedAsync(c, tx, op, "failed", new JsonObject { ["operationId"] = op.Id.ToString(), ["step"] = step.Name, ["error"] = message }, now);
+            await events.AppendAsync(c, tx, FinishedEvent(op, OperationStatus.Failed, step.Name, message), now);
         },
         CancellationToken.None);
+
+    private static OutboxEvent FinishedEvent(Operation op, OperationStatus status, string? step, string? error)
+    {
+        var data = new JsonObject
+        {
+            ["operationId"] = op.Id.ToString(),
+            ["kind"] = op.Kind.ToWire(),
+            ["tenantId"] = op.TenantId.ToString(),
+            ["status"] = status.ToWire(),
+        };
+        if (step is not null)
+        {
+            data["step"] = step;
+            data["error"] = error;
+        }
+
+        return new OutboxEvent(status == OperationStatus.Succeeded ? EventTypes.OperationSucceeded : EventTypes.OperationFailed, op.TenantId, data);
+    }
 
     private static Task AuditFinishedAsync(DbConnection c, DbTransaction tx, Operation op, string outcome, JsonObject detail, DateTimeOffset now) =>
         AuditLog.AppendAsync(c, tx, AuditLog.By(SystemActor, op.TenantId, $"operation.{op.Kind.ToWire()}", outcome, detail, now));

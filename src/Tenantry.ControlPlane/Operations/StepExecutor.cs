@@ -94,25 +94,24 @@ internal sealed class StepExecutor(
         }
     }
 
+    /// <summary>Tells the tenant's admin: a welcome (with a one-time invitation link) after onboarding, a notice after suspension or reactivation.</summary>
     private Task NotifyAsync(Operation op, Tenant tenant, TenantRef t, CancellationToken ct)
     {
-        var (type, subject) = op.Kind switch
+        var kind = op.Kind switch
         {
-            OperationKind.Onboard => ("tenant.welcome", $"Welcome to your new workspace, {tenant.Name}"),
-            OperationKind.Suspend => ("tenant.suspended", $"{tenant.Name} has been suspended"),
-            OperationKind.Reactivate => ("tenant.reactivated", $"{tenant.Name} is active again"),
-            _ => ("tenant.notice", tenant.Name),
+            OperationKind.Onboard => NotificationKinds.Welcome,
+            OperationKind.Suspend => NotificationKinds.Suspended,
+            OperationKind.Reactivate => NotificationKinds.Reactivated,
+            _ => throw new PermanentStepException($"A {op.Kind.ToWire()} operation sends no notification."),
         };
         var payload = new JsonObject
         {
             ["to"] = tenant.AdminEmail,
-            ["subject"] = subject,
             ["tenantId"] = tenant.Id.ToString(),
             ["slug"] = tenant.Slug,
-            ["tier"] = tenant.Tier,
             ["operationId"] = op.Id.ToString(),
         };
-        return notifications.NotifyAsync(t, $"{op.Id}:{StepNames.Notify}", type, payload, ct);
+        return notifications.NotifyAsync(t, $"{op.Id}:{StepNames.Notify}", kind, payload, ct);
     }
 
     private async Task<JsonObject> ExportAsync(Operation op, Tenant tenant, TenantRef t, CancellationToken ct)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Database;
@@ -28,29 +27,5 @@ internal sealed class EmbeddedIdentityProvider(IControlPlaneDatabase db, TimePro
             await c.ExecuteAsync("UPDATE tenant_users SET disabled = @off WHERE tenant_id = @id", tx, ("@id", tenant.Id), ("@off", !enabled));
             await c.ExecuteAsync("UPDATE clients SET disabled = @off WHERE tenant_id = @id", tx, ("@id", tenant.Id), ("@off", !enabled));
         },
-        cancellationToken);
-}
-
-/// <summary>Messages go to the outbox table; delivery (webhooks, mail) reads from there.</summary>
-internal sealed class OutboxNotificationProvider(IControlPlaneDatabase db, TimeProvider time) : INotificationProvider
-{
-    /// <summary>The tables this store owns, in the control-plane database.</summary>
-    public static SchemaPart Schema { get; } = SchemaPart.Portable("Providers", """
-
-        CREATE TABLE IF NOT EXISTS outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            message_key TEXT NOT NULL UNIQUE,
-            tenant_id TEXT NULL,
-            type TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            delivered_at TEXT NULL
-        );
-        """);
-
-    public Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken) => db.WriteAsync(
-        (c, tx) => c.ExecuteAsync(
-            "INSERT INTO outbox (message_key, tenant_id, type, payload, created_at) VALUES (@key, @tenant, @type, @payload, @now) ON CONFLICT (message_key) DO NOTHING",
-            tx, ("@key", messageKey), ("@tenant", tenant.Id), ("@type", type), ("@payload", payload.ToJsonString()), ("@now", time.GetUtcNow())),
         cancellationToken);
 }

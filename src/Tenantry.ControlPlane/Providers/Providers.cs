@@ -87,6 +87,15 @@ public interface ITenantIdentityProvider
 
 public interface INotificationProvider
 {
-    /// <summary>Queues one message; the same <paramref name="messageKey"/> is queued once only.</summary>
-    Task NotifyAsync(TenantRef tenant, string messageKey, string type, JsonObject payload, CancellationToken cancellationToken);
+    /// <summary>Queues one message of <paramref name="kind"/> (<see cref="NotificationKinds"/>); the same <paramref name="messageKey"/> is queued once only.</summary>
+    Task NotifyAsync(TenantRef tenant, string messageKey, string kind, JsonObject payload, CancellationToken cancellationToken);
+}
+
+/// <summary>What the notify step tells a tenant's admin.</summary>
+public static class NotificationKinds
+{
+    /// <summary>The tenant is ready; the admin gets a one-time link to choose a password.</summary>
+    public const string Welcome = "welcome";
+    public const string Suspended = "suspended";
+    public const string Reactivated = "reactivated";
 }

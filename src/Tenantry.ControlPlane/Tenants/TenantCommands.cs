@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Database;
@@ -26,6 +27,7 @@ public sealed record Outcome<T>(T? Value, ApiError? Error, string? Location = nu
 internal sealed partial class TenantCommands(
     IControlPlaneDatabase db,
     IOperationQueue queue,
+    IEventOutbox events,
     IOptions<TenantryOptions> options,
     TimeProvider time,
     ILogger<TenantCommands> logger)
@@ -106,6 +108,7 @@ internal sealed partial class TenantCommands(
                 tenant = tenant with { CurrentOperationId = op.Id };
                 await TenantStore.InsertAsync(c, tx, tenant);
                 await OperationStore.InsertAsync(c, tx, op);
+                await events.AppendAsync(c, tx, TenantEvents.Created(tenant, op.Id), now);
                 await AuditAsync(c, tx, actor, tenant.Id, "tenant.create", "accepted", new JsonObject
                 {
                     ["slug"] = tenant.Slug, ["tier"] = tenant.Tier, ["operationId"] = op.Id.ToString(),
@@ -177,6 +180,11 @@ internal sealed partial class TenantCommands(
                     UpdatedAt = now,
                 };
                 await TenantStore.UpdateAsync(c, tx, updated, tenant.Version);
+                if (updated.Status != tenant.Status)
+                {
+                    await events.AppendAsync(c, tx, TenantEvents.Moved(updated, tenant.Status, op.Id, null), now);
+                }
+
                 await AuditAsync(c, tx, actor, tenant.Id, action, "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
                 var response = OperationResponse.From(op);
                 var location = $"/v1/operations/{op.Id}";
@@ -219,7 +227,13 @@ internal sealed partial class TenantCommands(
                 var now = time.GetUtcNow();
                 var definition = OperationDefinition.For(op.Kind);
                 await OperationStore.ResetForRetryAsync(c, tx, op.Id);
-                await TenantStore.UpdateAsync(c, tx, tenant with { Status = definition.Running, StatusReason = null, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+                var retrying = tenant with { Status = definition.Running, StatusReason = null, Version = tenant.Version + 1, UpdatedAt = now };
+                await TenantStore.UpdateAsync(c, tx, retrying, tenant.Version);
+                if (retrying.Status != tenant.Status)
+                {
+                    await events.AppendAsync(c, tx, TenantEvents.Moved(retrying, tenant.Status, op.Id, null), now);
+                }
+
                 await AuditAsync(c, tx, actor, tenant.Id, "operation.retry", "accepted", new JsonObject { ["operationId"] = op.Id.ToString() });
                 var retried = await OperationStore.GetAsync(c, tx, op.Id);
                 return new Outcome<OperationResponse>(OperationResponse.From(retried!), null, $"/v1/operations/{op.Id}");
@@ -342,6 +356,11 @@ internal sealed partial class TenantCommands(
                     UpdatedAt = now,
                 };
                 await TenantStore.UpdateAsync(c, tx, updated, tenant.Version);
+                if (updated.Tier != tenant.Tier)
+                {
+                    await events.AppendAsync(c, tx, TenantEvents.TierChanged(updated, tenant.Tier), now);
+                }
+
                 await AuditAsync(c, tx, actor, tenant.Id, "tenant.update", "succeeded", new JsonObject
                 {
                     ["fields"] = new JsonArray([.. patch.Select(p => JsonValue.Create(p.Key))]),

@@ -1,12 +1,13 @@
 using System.Data.Common;
 using System.Text.Json.Nodes;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Operations;
 
 namespace Tenantry.ControlPlane.Tenants;
 
-/// <summary>The tenant's row as operations change it (<see cref="ITenantLifecycle"/>).</summary>
-internal sealed class TenantLifecycleWriter : ITenantLifecycle
+/// <summary>The tenant's row as operations change it (<see cref="ITenantLifecycle"/>); each move publishes its event.</summary>
+internal sealed class TenantLifecycleWriter(IEventOutbox events) : ITenantLifecycle
 {
     public Task<Tenant?> GetAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
         TenantStore.GetAsync(connection, transaction, tenantId);
@@ -19,7 +20,9 @@ internal sealed class TenantLifecycleWriter : ITenantLifecycle
             return;
         }
 
-        await TenantStore.UpdateAsync(connection, transaction, tenant with { Status = to, StatusReason = reason, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+        var moved = tenant with { Status = to, StatusReason = reason, Version = tenant.Version + 1, UpdatedAt = now };
+        await TenantStore.UpdateAsync(connection, transaction, moved, tenant.Version);
+        await events.AppendAsync(connection, transaction, TenantEvents.Moved(moved, tenant.Status, operationId, reason), now);
         await AuditLog.AppendAsync(connection, transaction, AuditLog.By(actor, tenant.Id, "tenant.status", to.ToWire(),
             new JsonObject { ["from"] = tenant.Status.ToWire(), ["to"] = to.ToWire(), ["operationId"] = operationId.ToString(), ["reason"] = reason }, now));
     }

@@ -262,6 +262,14 @@ public abstract partial class BillingScenarios
             var invoiceId = (await draft.JsonAsync()).GetProperty("id").GetString();
             using var finalized = await Client.PostAsync(new Uri($"/v1/invoices/{invoiceId}/finalize", UriKind.Relative), null);
             Assert.Equal(HttpStatusCode.OK, finalized.StatusCode);
+            using var again = await Client.PostAsync(new Uri($"/v1/invoices/{invoiceId}/finalize", UriKind.Relative), null);
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+
+            // One invoice.finalized event, in the transaction that froze it (finalizing again changes nothing).
+            var published = (await Client.GetJsonAsync($"/v1/events?tenantId={a}&type=invoice.finalized")).GetProperty("items").EnumerateArray().ToList();
+            var data = Assert.Single(published).GetProperty("data");
+            Assert.Equal(invoiceId, data.GetProperty("invoiceId").GetString());
+            Assert.Equal(period, data.GetProperty("period").GetString());
         }
 
         using (var closed = await Client.PostAsJsonAsync("/v1/usage/events/void", new { source = "shop/eu", id = "v1" }))

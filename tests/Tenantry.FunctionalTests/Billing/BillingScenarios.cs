@@ -409,7 +409,7 @@ public abstract partial class BillingScenarios : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, other.StatusCode); // Another tenant is not limited by it.
         }
 
-        // Soft: 6 > 5 is allowed, and raises one audit entry (with its outbox message).
+        // Soft: 6 > 5 is allowed, and raises one audit entry (with its quota.exceeded event).
         Assert.Equal(2, (await SendAsync([Event("f1", flagged, new { n = 4 }), Event("f2", flagged, new { n = 2 })])).GetProperty("accepted").GetInt32());
         JsonElement[] soft = [];
         for (var i = 0; i < 200 && soft.Length == 0; i++)
@@ -425,6 +425,10 @@ public abstract partial class BillingScenarios : IAsyncLifetime
         await Task.Delay(300);
         Assert.Single((await Client.GetJsonAsync($"/v1/audit?tenantId={flagged}&limit=200")).GetProperty("items").EnumerateArray(),
             e => e.GetProperty("action").GetString() == "quota.soft_exceeded");
+        var exceeded = Assert.Single((await Client.GetJsonAsync($"/v1/events?tenantId={flagged}&type=quota.exceeded")).GetProperty("items").EnumerateArray());
+        Assert.Equal(flagged, exceeded.GetProperty("subject").GetString());
+        Assert.Equal("widgets", exceeded.GetProperty("data").GetProperty("meter").GetString());
+        Assert.Equal("soft", exceeded.GetProperty("data").GetProperty("kind").GetString());
     }
 
     [Fact]

@@ -59,7 +59,8 @@ public sealed class LifecycleTests(TenantryFactory factory) : IClassFixture<Tena
         await client.WaitForStatusAsync(id, "active");
         Assert.Equal(1L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT enabled FROM tenant_routes WHERE tenant_id = $id", id));
         Assert.Equal(0L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT disabled FROM tenant_users WHERE tenant_id = $id", id));
-        Assert.Equal(3L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT count(*) FROM outbox WHERE tenant_id = $id", id));
+        // The notify step of each operation queued one mail to the admin: the welcome, then the two notices.
+        Assert.Equal(3L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT count(*) FROM mails WHERE tenant_id = $id", id));
     }
 
     [Fact]

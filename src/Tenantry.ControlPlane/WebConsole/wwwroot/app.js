@@ -274,6 +274,7 @@ async function renderTenant(id, params = new URLSearchParams()) {
   const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
   const opSlot = h('div', { testid: 'operation-slot' });
   const auditSlot = h('div');
+  const eventsSlot = h('div', { testid: 'events-slot' });
   const usersSlot = h('div', { testid: 'users-slot' });
   const usageSlot = h('div');
   const healthSlot = h('div', { testid: 'health-slot' });
@@ -302,10 +303,21 @@ async function renderTenant(id, params = new URLSearchParams()) {
     h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
     h('h2', {}, 'Users'), usersSlot,
     usageSlot,
+    h('h2', {}, 'Events'), eventsSlot,
     h('h2', {}, 'Audit trail'), auditSlot);
   renderTenantHealth(healthSlot, tenant, params, mine);
   renderTenantUsage(usageSlot, tenant.id, mine);
   renderTenantUsers(usersSlot, tenant.id, mine);
+
+  // The events timeline: what the tenant's webhooks were (or would be) sent, newest first.
+  api('GET', `/v1/events?tenantId=${tenant.id}&limit=100`).then((page) => {
+    if (mine !== viewId) return;
+    eventsSlot.replaceChildren(page.items.length
+      ? h('ol', { class: 'timeline', testid: 'events' }, page.items.map((e) => h('li', { testid: `event-${e.type}` },
+        h('span', { class: 'mono' }, e.type), ' ', h('span', { class: 'muted' }, time(e.time)),
+        e.data && e.data.status ? h('span', { class: 'muted' }, ` → ${e.data.status}`) : null)))
+      : h('p', { class: 'muted' }, 'None.'));
+  }).catch((err) => eventsSlot.replaceChildren(errorBox(err)));
 
   api('GET', `/v1/audit?tenantId=${tenant.id}&limit=200`).then((page) => {
     if (mine !== viewId) return;
@@ -505,6 +517,83 @@ async function renderWorst(slot, params, mine) {
   requestAnimationFrame(() => { if (box.isConnected) new uPlot(opts, [labels.map((_, i) => i), worst.items.map(metric)], box); });
 }
 
+// ---- webhooks ----------------------------------------------------------------------------------
+async function renderWebhooks() {
+  const page = await api('GET', '/v1/webhooks?limit=200');
+  const out = h('div');
+  const url = h('input', { id: 'hook-url', name: 'url', placeholder: 'https://hooks.example.com/tenantry', required: true, testid: 'hook-url' });
+  const events = h('input', { id: 'hook-events', name: 'events', value: 'tenant.*', testid: 'hook-events' });
+  const tenant = h('input', { id: 'hook-tenant', name: 'tenant', placeholder: 'all tenants', testid: 'hook-tenant' });
+  const form = h('form', { class: 'card', testid: 'hook-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    out.replaceChildren();
+    try {
+      const body = { url: url.value.trim(), events: events.value.split(',').map((x) => x.trim()).filter(Boolean) };
+      if (tenant.value.trim()) body.tenantId = tenant.value.trim();
+      const created = await api('POST', '/v1/webhooks', body);
+      await renderWebhooks();
+      // The secret is shown once, here.
+      app.append(h('div', { class: 'card', testid: 'hook-secret' }, h('p', {}, `Signing secret of ${created.url} (shown once):`), h('p', { class: 'mono' }, created.secret)));
+    } catch (err) { out.append(errorBox(err)); }
+  } },
+  h('label', { for: 'hook-url' }, 'URL'), url,
+  h('label', { for: 'hook-events' }, 'Events (comma-separated, * as a wildcard)'), events,
+  h('label', { for: 'hook-tenant' }, 'Tenant (id or slug; empty: every tenant)'), tenant,
+  h('button', { type: 'submit', testid: 'hook-create' }, 'Add endpoint'));
+  show(
+    h('h1', {}, 'Webhooks'),
+    h('p', { class: 'muted' }, 'Endpoints that receive control-plane events, signed per Standard Webhooks.'),
+    page.items.length
+      ? table(['URL', 'Events', 'Tenant', 'Status', 'Created'], page.items.map((w) => [
+        h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}`, testid: `hook-${w.id}` }, w.url), w.events.join(', '), w.tenantId || 'all',
+        badge(w.enabled ? 'enabled' : 'disabled'), time(w.createdAt)]), 'hook-table')
+      : h('p', { class: 'muted', testid: 'no-hooks' }, 'No endpoint yet.'),
+    h('h2', {}, 'Add an endpoint'), form, out);
+}
+
+async function renderWebhook(id) {
+  const mine = viewId;
+  const hook = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}`);
+  const slot = h('div', { testid: 'deliveries-slot' });
+  const out = h('div');
+  show(
+    h('h1', {}, hook.url, ' ', badge(hook.enabled ? 'enabled' : 'disabled')),
+    h('p', { class: 'muted mono' }, `${hook.id} · ${hook.events.join(', ')} · ${hook.tenantId || 'all tenants'}`),
+    hook.disabledReason ? errorBox(new Error(hook.disabledReason)) : null,
+    h('div', { class: 'actions' },
+      h('button', { class: 'secondary', testid: 'hook-toggle', onclick: async () => {
+        try { await api('PATCH', `/v1/webhooks/${hook.id}`, { enabled: !hook.enabled }); renderWebhook(id); } catch (err) { out.append(errorBox(err)); }
+      } }, hook.enabled ? 'Disable' : 'Enable')),
+    out,
+    h('h2', {}, 'Deliveries'), slot);
+  let page;
+  try { page = await api('GET', `/v1/webhooks/${encodeURIComponent(id)}/deliveries?limit=100`); } catch (err) { slot.replaceChildren(errorBox(err)); return; }
+  if (mine !== viewId) return;
+  const replay = (d) => h('button', { class: 'secondary', testid: `replay-${d.id}`, onclick: async () => {
+    out.replaceChildren();
+    try { await api('POST', `/v1/webhooks/${hook.id}/deliveries/${d.id}/replay`); renderWebhook(id); } catch (err) { out.append(errorBox(err)); }
+  } }, 'Replay');
+  slot.replaceChildren(page.items.length
+    ? table(['Event', 'Status', 'Attempts', 'Code', 'Duration', 'Response', 'Created', ''], page.items.map((d) => [
+      h('span', { class: 'mono', testid: `delivery-${d.eventType}` }, d.eventType), badge(d.status), d.attempts,
+      d.lastAttempt && d.lastAttempt.statusCode !== null ? d.lastAttempt.statusCode : (d.lastAttempt ? d.lastAttempt.error || '' : ''),
+      d.lastAttempt ? `${d.lastAttempt.durationMs} ms` : '', h('span', { class: 'mono' }, d.lastAttempt && d.lastAttempt.responseExcerpt ? d.lastAttempt.responseExcerpt.slice(0, 80) : ''),
+      time(d.createdAt), replay(d)]), 'deliveries')
+    : h('p', { class: 'muted', testid: 'no-deliveries' }, 'None yet.'));
+}
+
+// ---- mails -------------------------------------------------------------------------------------
+async function renderMails() {
+  const page = await api('GET', '/v1/mails?limit=200');
+  show(
+    h('h1', {}, 'Mails'),
+    h('p', { class: 'muted' }, 'Welcome, notice and invitation mails. Without an SMTP server they are .eml files in the data directory.'),
+    page.items.length
+      ? table(['To', 'Subject', 'Kind', 'Status', 'Sent', 'Where'], page.items.map((m) => [
+        m.to, h('span', { testid: `mail-${m.kind}` }, m.subject), m.kind, badge(m.status), time(m.sentAt), h('span', { class: 'mono' }, m.location || m.error || '')]), 'mail-table')
+      : h('p', { class: 'muted', testid: 'no-mails' }, 'No mail yet.'));
+}
+
 // ---- router ------------------------------------------------------------------------------------
 async function route() {
   if (!sessionStorage.getItem(TOKEN_KEY)) { nav.hidden = true; renderLogin(); return; }
@@ -520,6 +609,10 @@ async function route() {
     else if (path === '/apps') await renderApps(params);
     else if (path.startsWith('/apps/')) await renderApp(decodeURIComponent(path.slice('/apps/'.length)));
     else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)), params);
+    else if (path === '/webhooks') await renderWebhooks();
+    else if (path.startsWith('/webhooks/')) await renderWebhook(decodeURIComponent(path.slice('/webhooks/'.length)));
+    else if (path === '/mails') await renderMails();
+    else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)));
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
     if (err.status !== 401) show(errorBox(err));
