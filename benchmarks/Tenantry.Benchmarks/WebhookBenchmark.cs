@@ -17,16 +17,19 @@ internal static class WebhookBenchmark
 {
     private const double GoalMs = 250;
     private static readonly string[] Subscribed = ["tenant.tier-changed"];
+    private static readonly string[] EveryTenantEvent = ["tenant.*"];
 
     public static async Task<int> MainAsync(string[] args)
     {
         if (args.Contains("--help") || args.Contains("-h"))
         {
             Console.WriteLine("""
-                webhooks [--endpoints 100] [--tenants 32] [--rate 20] [--seconds 10]
-                  Registers --endpoints webhooks (all on one loopback receiver), then commits --rate events/s
-                  for --seconds (tier changes spread over --tenants tenants); every event goes to every
-                  endpoint. Prints deliveries/s and commit → received p50/p99.
+                webhooks [--endpoints 100] [--tenants 32] [--rate 20] [--seconds 10] [--onboard 40] [--rounds 2]
+                  Onboarding throughput without endpoints and with --endpoints endpoints subscribed to
+                  tenant.* (--onboard tenants per block, 8 clients, --rounds alternating pairs of blocks).
+                  Then commits --rate events/s for --seconds (tier changes spread over --tenants tenants);
+                  every event goes to every endpoint (all on one loopback receiver). Prints deliveries/s
+                  and commit → received p50/p99.
                 """);
             return 0;
         }
@@ -35,15 +38,23 @@ internal static class WebhookBenchmark
         var tenants = Int(args, "--tenants", 32);
         var rate = Int(args, "--rate", 20);
         var seconds = Int(args, "--seconds", 10);
+        var onboard = Int(args, "--onboard", 40);
+        var rounds = Int(args, "--rounds", 2);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         var ct = cancel.Token;
 
         await using var receiver = await WebhookReceiver.StartAsync();
         var arrivals = new ConcurrentQueue<(string Id, DateTimeOffset Committed, DateTimeOffset Received)>();
+        var received = 0L;
         receiver.Answer = r =>
         {
-            var committed = JsonDocument.Parse(r.Body).RootElement.GetProperty("time").GetDateTimeOffset();
-            arrivals.Enqueue((r.Id, committed, r.At));
+            Interlocked.Increment(ref received);
+            var body = JsonDocument.Parse(r.Body).RootElement;
+            if (body.GetProperty("type").GetString() == Subscribed[0])
+            {
+                arrivals.Enqueue((r.Id, body.GetProperty("time").GetDateTimeOffset(), r.At));
+            }
+
             return 200;
         };
 
@@ -64,10 +75,48 @@ internal static class WebhookBenchmark
             ids.Add(await client.CreateActiveTenantAsync($"wh-bench-{i:D3}"));
         }
 
+        // Onboarding with and without subscribed endpoints, in alternating blocks (the endpoints are
+        // disabled for the blocks without), so both see the same machine and the same store size.
+        var hooks = new List<string>();
         for (var i = 0; i < endpoints; i++)
         {
-            using var created = await client.PostAsJsonAsync("/v1/webhooks", new { url = receiver.Url($"/e{i}").ToString(), events = Subscribed }, ct);
+            using var created = await client.PostAsJsonAsync("/v1/webhooks", new { url = receiver.Url($"/e{i}").ToString(), events = EveryTenantEvent }, ct);
             created.EnsureSuccessStatusCode();
+            hooks.Add((await created.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("id").GetString()!);
+        }
+
+        var without = new List<double>();
+        var with = new List<double>();
+        var made = 0;
+        for (var round = 0; round < rounds; round++)
+        {
+            foreach (var enabled in new[] { false, true })
+            {
+                foreach (var hook in hooks)
+                {
+                    using var toggled = await client.PatchAsJsonAsync($"/v1/webhooks/{hook}", new { enabled }, ct);
+                    toggled.EnsureSuccessStatusCode();
+                }
+
+                await QuietAsync(() => Interlocked.Read(ref received), ct);
+                var block = Stopwatch.StartNew();
+                var next = -1;
+                await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+                {
+                    while (Interlocked.Increment(ref next) < onboard)
+                    {
+                        await client.CreateActiveTenantAsync($"wh-onb-{Interlocked.Increment(ref made):D4}");
+                    }
+                }));
+                (enabled ? with : without).Add(onboard / block.Elapsed.TotalSeconds);
+            }
+        }
+
+        await QuietAsync(() => Interlocked.Read(ref received), ct);
+        foreach (var hook in hooks)
+        {
+            using var narrowed = await client.PatchAsJsonAsync($"/v1/webhooks/{hook}", new { events = Subscribed, enabled = true }, ct);
+            narrowed.EnsureSuccessStatusCode();
         }
 
         // A steady offered rate: each tenant flips its tier in turn; a tick that finds its tenant busy is skipped.
@@ -138,7 +187,32 @@ internal static class WebhookBenchmark
         Console.WriteLine($"| {perSecond:0} | {Format.Ms(latencies.P50)} ms | {Format.Ms(latencies.P99)} ms | {Format.Ms(latencies.Max)} ms | {Format.Ratio(latencies.P99 / GoalMs)} |");
         Console.WriteLine();
         Console.WriteLine(latencies.P99 <= GoalMs ? "Goal met." : "Goal NOT met.");
+        Console.WriteLine();
+        var ratio = with.Sum() / without.Sum();
+        Console.WriteLine($"## Onboarding with {endpoints} subscribed endpoints (tenant.*) against none, {rounds} × {onboard} tenants each, 8 clients");
+        Console.WriteLine();
+        Console.WriteLine("| without endpoints | with endpoints | ratio | goal (≥ 0.95×) |");
+        Console.WriteLine("|---|---|---|---|");
+        Console.WriteLine($"| {string.Join(", ", without.Select(v => v.ToString("0.0", CultureInfo.InvariantCulture)))} tenants/s | {string.Join(", ", with.Select(v => v.ToString("0.0", CultureInfo.InvariantCulture)))} tenants/s | {ratio:0.00}× | {(ratio >= 0.95 ? "met" : "not met")} |");
         return all.Count >= expected ? 0 : 1;
+    }
+
+    /// <summary>Waits until the receiver has had nothing new for a second (at most two minutes): the backlog is delivered.</summary>
+    private static async Task QuietAsync(Func<long> count, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = count();
+        while (deadline.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            await Task.Delay(1000, ct);
+            var now = count();
+            if (now == last)
+            {
+                return;
+            }
+
+            last = now;
+        }
     }
 
     private static int Int(string[] args, string name, int fallback)

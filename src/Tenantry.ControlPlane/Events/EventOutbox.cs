@@ -10,6 +10,11 @@ public sealed record StoredEvent(long Sequence, string Id, string Type, Guid? Te
     /// <summary>The CloudEvents <c>source</c> of every control-plane event.</summary>
     public const string Source = "/tenantry/control-plane";
 
+    private string? _body;
+
+    /// <summary>The CloudEvents JSON text, made once: every endpoint the event goes to gets the same bytes.</summary>
+    public string CloudEventJson => _body ??= ToCloudEvent().ToJsonString();
+
     /// <summary>The event as a CloudEvents 1.0 JSON object (structured mode): the body of a webhook delivery.</summary>
     public JsonObject ToCloudEvent()
     {

@@ -75,7 +75,7 @@ internal sealed class WebhookSender : IDisposable
             return new AttemptResult(delivery, at, false, null, Elapsed(), "Refused by the SSRF guard: " + formProblem, null);
         }
 
-        var body = delivery.Event.ToCloudEvent().ToJsonString();
+        var body = delivery.Event.CloudEventJson;
         using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         request.Content.Headers.ContentType!.CharSet = null;
         request.Headers.TryAddWithoutValidation("webhook-id", delivery.Event.Id);

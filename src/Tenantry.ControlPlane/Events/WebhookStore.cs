@@ -216,7 +216,9 @@ internal static class WebhookStore
 
     /// <summary>
     /// Takes up to <paramref name="limit"/> due deliveries for <paramref name="node"/> until
-    /// <paramref name="until"/>: each the oldest pending one of its lane, of an enabled endpoint.
+    /// <paramref name="until"/>: each the oldest pending one of its lane, of an enabled endpoint. The
+    /// scan walks the due index in time order and stops at the limit, so its cost follows the
+    /// deliveries it takes, not the backlog behind them.
     /// </summary>
     public static async Task<List<(string Id, string WebhookId, long EventSequence, int Attempts)>> ClaimAsync(
         DbConnection c, DbTransaction tx, string node, DateTimeOffset now, DateTimeOffset until, int limit)
@@ -229,12 +231,21 @@ internal static class WebhookStore
               AND NOT EXISTS (
                 SELECT 1 FROM webhook_deliveries p
                 WHERE p.webhook_id = d.webhook_id AND p.lane = d.lane AND p.status = 'pending' AND p.seq < d.seq)
-            ORDER BY d.seq LIMIT @limit
+            ORDER BY d.next_attempt_at, d.seq LIMIT @limit
             """,
             tx, r => (r.GetString(0), r.GetString(1), r.GetInt64(2), (int)r.GetInt64(3)), ("@now", now), ("@limit", limit));
-        foreach (var (id, _, _, _) in due)
+        // One statement per chunk of ids rather than one per delivery.
+        foreach (var chunk in due.Chunk(100))
         {
-            await c.ExecuteAsync("UPDATE webhook_deliveries SET leased_until = @until, leased_by = @node WHERE id = @id", tx, ("@until", until), ("@node", node), ("@id", id));
+            var parameters = new List<(string, object?)>(chunk.Length + 2) { ("@until", until), ("@node", node) };
+            var names = new string[chunk.Length];
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                names[i] = "@id" + i.ToString(CultureInfo.InvariantCulture);
+                parameters.Add((names[i], chunk[i].Item1));
+            }
+
+            await c.ExecuteAsync($"UPDATE webhook_deliveries SET leased_until = @until, leased_by = @node WHERE id IN ({string.Join(", ", names)})", tx, [.. parameters]);
         }
 
         return due;

@@ -107,7 +107,9 @@ internal sealed partial class WebhookWorker(
             {
                 var now = time.GetUtcNow();
                 var due = await WebhookStore.ClaimAsync(c, tx, _node, now, now + LeaseTime, free);
+                // An event fans out to many endpoints: each endpoint and each event is read once per pass.
                 var hooks = new Dictionary<string, Webhook?>(StringComparer.Ordinal);
+                var stored = new Dictionary<long, StoredEvent?>();
                 var ready = new List<ClaimedDelivery>(due.Count);
                 foreach (var (id, webhookId, eventSequence, attempts) in due)
                 {
@@ -116,7 +118,12 @@ internal sealed partial class WebhookWorker(
                         hooks[webhookId] = hook = await WebhookStore.GetAsync(c, tx, webhookId);
                     }
 
-                    if (hook is not null && await WebhookStore.EventAsync(c, tx, eventSequence) is { } e)
+                    if (!stored.TryGetValue(eventSequence, out var e))
+                    {
+                        stored[eventSequence] = e = await WebhookStore.EventAsync(c, tx, eventSequence);
+                    }
+
+                    if (hook is not null && e is not null)
                     {
                         ready.Add(new ClaimedDelivery(id, hook, e, attempts));
                     }
