@@ -15,6 +15,9 @@ internal static class BenchmarkProgram
                        created concurrently, against a one-at-a-time baseline from the same run
           console      the API calls behind the web console's pages (first page, filtered searches,
                        fleet overview) with 10,000 tenants, against the same calls with 100 tenants
+          rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
+                       sends requests through the gateway, against a no-gate update in the same run, and a
+                       broken release stopped at its canary wave
 
         Run '<benchmark> --help' for its options.
         """;
@@ -33,6 +36,8 @@ internal static class BenchmarkProgram
                 return await OnboardingBenchmark.MainAsync(args[1..]);
             case "console":
                 return await ConsoleBenchmark.MainAsync(args[1..]);
+            case "rollout":
+                return await RolloutBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);
