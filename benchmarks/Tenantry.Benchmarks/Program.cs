@@ -17,6 +17,9 @@ internal static class BenchmarkProgram
                        fleet overview) with 10,000 tenants, against the same calls with 100 tenants
           webhooks     events committed at a steady rate, each delivered to 100 webhook endpoints on a
                        loopback receiver: deliveries/s and event-committed → received p50/p99
+          rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
+                       sends requests through the gateway, against a no-gate update in the same run, and a
+                       broken release stopped at its canary wave
 
         Run '<benchmark> --help' for its options.
         """;
@@ -37,6 +40,8 @@ internal static class BenchmarkProgram
                 return await ConsoleBenchmark.MainAsync(args[1..]);
             case "webhooks":
                 return await WebhookBenchmark.MainAsync(args[1..]);
+            case "rollout":
+                return await RolloutBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);

@@ -12,16 +12,16 @@ using Tenantry.Testing;
 
 // Gateway benchmarks on loopback with wrk against the real host (control plane + gateway + shared Orders.Api):
 //  1. GET /orders?limit=10 on Orders.Api directly vs through the gateway (JWT validation, tenant checks,
-//     per-tenant token bucket + daily quota, then the in-process handoff to the shared app, or YARP over
-//     loopback HTTP with --http): throughput at saturation and p99 at a paced load.
+//     per-tenant token bucket + daily quota, the signed tenant context, then YARP over loopback HTTP to the
+//     app's shared instance, a process of its own): throughput at saturation and p99 at a paced load.
 //  2. Noisy neighbour: five basic tenants at half their limit (25 r/s each), alone and then next to a sixth
 //     at ten times its limit (500 r/s): their p99, and how soon the flooder gets 429s.
 //  3. (--only health) The cost of per-tenant health recording: a second host with recording off, runs alternated.
-//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy|health (one part); --rounds N (health); --http.
+//  Options: --seconds N (per wrk run, default 10); --only overhead|noisy|health (one part); --rounds N (health).
 if (args.Any(a => a is "--help" or "-h"))
 {
     Console.WriteLine("""
-        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy|health] [--rounds N] [--http]
+        Usage: dotnet run -c Release --project benchmarks/Tenantry.Gateway.Benchmarks -- [--seconds N] [--only overhead|noisy|health] [--rounds N]
 
           --seconds N   length of each wrk run (default 10)
           --only P      overhead: GET /orders and /instance direct vs through the gateway (throughput at
@@ -30,8 +30,6 @@ if (args.Any(a => a is "--help" or "-h"))
                         (12 alternated 4 s windows a side, p99 over each side's requests pooled);
                         health: the gateway with per-tenant health recording on against a second host with it off,
                         --rounds N alternated runs a side (default 4), throughput and host CPU per request
-          --http        the gateway forwards to the shared app over loopback HTTP (YARP), as a separate gateway
-                        replica does, instead of handing requests to the in-process app (the default)
 
         Starts the real host (Release build) as a child process on free loopback ports and drives it with
         wrk (installed with apt-get when missing). Run it on a quiet machine; it prints its figures at the end.
@@ -47,11 +45,10 @@ if (only is not (null or "overhead" or "noisy" or "health"))
     return 2;
 }
 
-var http = args.Contains("--http");
 var duration = TimeSpan.FromSeconds(seconds);
 Wrk.EnsureInstalled();
 Console.WriteLine($"Gateway benchmark: {Environment.ProcessorCount} cores, {seconds} s per wrk run, loopback, host in Release as a child process; " +
-    (http ? "gateway → shared app over loopback HTTP (YARP)." : "gateway → shared app in process (handoff)."));
+    "gateway → the app's shared instance (its own process) over loopback HTTP (YARP).");
 
 using var host = await TenantryHost.StartAsync(new TenantryHostOptions
 {
@@ -63,7 +60,6 @@ using var host = await TenantryHost.StartAsync(new TenantryHostOptions
         "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
         "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
         "--Logging:LogLevel:Default=Warning",
-        "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
     ],
     Output = line =>
     {
@@ -86,8 +82,7 @@ if (only == "health")
             "--Tenantry:Gateway:Plans:bench:RequestsPerSecond=1000000",
             "--Tenantry:Gateway:Plans:bench:DailyQuota=0",
             "--Logging:LogLevel:Default=Warning",
-            "--Tenantry:ApplicationPlane:InProcessHandoff=" + (http ? "false" : "true"),
-            "--Tenantry:Health:Enabled=false",
+                "--Tenantry:Health:Enabled=false",
         ],
     });
     await HealthRecordingBenchmark.RunAsync(host, off, duration, rounds);

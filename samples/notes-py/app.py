@@ -29,6 +29,8 @@ import traceback  # noqa: E402
 import urllib.parse  # noqa: E402
 import uuid  # noqa: E402
 
+import pg  # noqa: E402
+
 import store  # noqa: E402
 import tenant_context  # noqa: E402
 import tenant_data  # noqa: E402
@@ -112,7 +114,7 @@ class Settings:
 
         database = env.get("TENANTRY_DATABASE", "")
         try:
-            self.database = store.sqlite_path(database)
+            self.database = store.database(database)
         except store.UnsupportedDatabase as e:
             # Never the value itself: a server connection string holds a password.
             raise StartupError(f"TENANTRY_DATABASE {e}.") from None
@@ -273,15 +275,15 @@ class NotesApp:
 
     def _with_notes(self, path, context, work):
         try:
-            connection = self.databases.connect(path)
-        except sqlite3.Error as e:
+            connection = self.databases.connect(path, context.tenant_id)
+        except (sqlite3.Error, pg.OperationalError) as e:
             _log(f"database of tenant {context.tenant_id} cannot be opened: {e}")
             raise Problem(503, "database-unavailable", "The tenant's database is unavailable.",
                           "Try again shortly.", headers={"Retry-After": "1"}) from None
         healthy = True
         try:
             return work(store.Notes(connection, context.tenant_id, self.settings.pin))
-        except sqlite3.OperationalError as e:
+        except (sqlite3.OperationalError, pg.OperationalError) as e:
             healthy = False
             _log(f"database of tenant {context.tenant_id}: {e}")
             raise Problem(503, "database-unavailable", "The tenant's database is unavailable.",

@@ -1,9 +1,12 @@
-"""The notes table on SQLite: connections per database file, and every query of the app.
+"""The notes table on SQLite or PostgreSQL: connections per database, and every query of the app.
 
 Every statement names the tenant: it filters on tenant_id (and inserts it) with the id of the
-verified tenant context, as a parameter. Each database may be shared by many tenants (the pool
-file) and SQLite has no row-level security; Tenantry.Data's SQLite guard exists for .NET apps
-only, so an app in another language keeps its tenants apart itself, here, in every query.
+verified tenant context, as a parameter. Each database may be shared by many tenants (the pool).
+SQLite has no row-level security, and Tenantry.Data's SQLite guard exists for .NET apps only, so
+an app in another language keeps its tenants apart itself, here, in every query. On PostgreSQL
+each statement also runs after set_config('app.tenant_id', …, true) (pg.py), which the pool's
+row-level security checks, so a query that forgot its filter would still see one tenant only.
+The same SQL text runs on both: '?' placeholders, standard types, no dialect functions.
 
 The app never changes the schema: Tenantry applies the release's migrations before it starts
 the instance. Queries name their columns, so a release runs on a schema a later release has
@@ -16,30 +19,40 @@ import threading
 import urllib.parse
 from collections import OrderedDict
 
+import pg
+
 BUSY_TIMEOUT_SECONDS = 5
 
 
-NOT_SQLITE = "is not a SQLite Data Source: only SQLite is supported by this sample (Data Source=<absolute file path>)"
+UNSUPPORTED = ("is neither a SQLite Data Source (Data Source=<absolute file path>) nor a PostgreSQL connection string "
+               "(Host=…;Port=…;Database=…;Username=…;Password=…)")
+# Keys of a SQLite connection string that change nothing here; any other key makes it a server's (PostgreSQL) string.
+_SQLITE_KEYS = ("mode", "cache", "pooling", "foreign keys", "recursive triggers", "default timeout", "command timeout")
 
 
 class UnsupportedDatabase(ValueError):
-    """A connection string that is not a SQLite Data Source with an absolute file path; the message completes "<name> …"."""
+    """A connection string this sample cannot use; the message completes "<name> …" and never holds the value."""
 
 
-def sqlite_path(connection_string):
-    """The absolute file path of 'Data Source=<path>' (ADO.NET syntax: ';'-separated, values may be quoted)."""
+def database(connection_string):
+    """Where TENANTRY_DATABASE (or the data service) points: a SQLite file's absolute path (str), or a pg.Target."""
     if not isinstance(connection_string, str):
-        raise UnsupportedDatabase(NOT_SQLITE)
+        raise UnsupportedDatabase(UNSUPPORTED)
     pairs = _pairs(connection_string)
+    keys = {key for key, _ in pairs}
+    if keys & {"host", "server"}:
+        try:
+            return pg.target(pairs)
+        except ValueError as e:
+            raise UnsupportedDatabase(f"is a PostgreSQL connection string that {e}") from None
     source = None
     for key, value in pairs:
         if key in ("data source", "datasource", "filename"):
             source = value
-        elif key not in ("mode", "cache", "pooling", "foreign keys", "recursive triggers", "default timeout", "command timeout"):
-            # Host, Username, Password, … belong to a server database (PostgreSQL), not a SQLite file.
-            raise UnsupportedDatabase(NOT_SQLITE)
+        elif key not in _SQLITE_KEYS:
+            raise UnsupportedDatabase(UNSUPPORTED)
     if not source or source == ":memory:":
-        raise UnsupportedDatabase(NOT_SQLITE)
+        raise UnsupportedDatabase(UNSUPPORTED)
     if not os.path.isabs(source):
         raise UnsupportedDatabase("names its SQLite file by a relative path: give Data Source=<absolute file path>")
     return source
@@ -93,7 +106,7 @@ def _pairs(text):
 
 
 class Databases:
-    """Open connections by database file, a few idle ones kept per file, for a bounded number of files."""
+    """Open connections by database (a SQLite file's path or a pg.Target), a few idle ones kept per database, for a bounded number of databases."""
 
     IDLE_PER_FILE = 8
     MAX_FILES = 64
@@ -103,12 +116,16 @@ class Databases:
         self._wal = set()
         self._lock = threading.Lock()
 
-    def connect(self, path):
+    def connect(self, path, tenant_id):
+        """A connection to path (a SQLite file, or a pg.Target) whose statements run for tenant_id."""
         with self._lock:
             idle = self._idle.get(path)
             if idle:
                 self._idle.move_to_end(path)
-                return idle.pop()
+                connection = idle.pop()
+                return connection.for_tenant(tenant_id) if isinstance(connection, pg.Connection) else connection
+        if isinstance(path, pg.Target):
+            return pg.Connection(path, tenant_id)
         # mode=rw: the file is Tenantry's to create (with the migrations); a missing one is an error, not a new empty file.
         connection = sqlite3.connect(
             "file:" + urllib.parse.quote(path) + "?mode=rw", uri=True,

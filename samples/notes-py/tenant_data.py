@@ -42,7 +42,7 @@ class Locator:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def database(self, context, token):
-        """The SQLite file of the tenant of context (token: the request's X-Tenant-Context)."""
+        """The database (a SQLite file's path or a pg.Target) of the tenant of context (token: the request's X-Tenant-Context)."""
         if self._dedicated or context.isolation != "bridge":
             return self._database
         if not self._data_url:
@@ -86,10 +86,10 @@ class Locator:
                               "The data service did not answer; try again shortly.", retry_after=1) from None
         try:
             answer = json.loads(raw) if len(raw) <= 64 * 1024 else None
-            return store.sqlite_path(answer["database"])
+            return store.database(answer["database"])
         except store.UnsupportedDatabase:
             raise Unavailable(500, "database-unsupported", "The tenant's database is not supported.",
-                              "This sample supports SQLite databases only.") from None
+                              "This sample supports SQLite files and PostgreSQL over TCP.") from None
         except (ValueError, TypeError, KeyError):
             raise Unavailable(502, "tenant-data-unavailable", "The tenant's data location is unavailable.",
                               "The data service's answer is not {\"database\": …}.") from None

@@ -105,17 +105,24 @@ internal sealed partial class ApplicationPlaneService(
     }
 }
 
-/// <summary>The gateway's routing table, read from the control plane in the same process.</summary>
+/// <summary>
+/// The gateway's routing table, read from the control plane in the same process: one read per refresh
+/// gives the tenants' routes and the apps (the refresher asks for the apps right after the routes).
+/// </summary>
 internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatewayRouteSource
 {
+    private IReadOnlyList<GatewayApp>? _apps;
+
     public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
     {
-        var entries = await routes.ListAsync(cancellationToken);
-        return [.. entries.Select(ToGatewayRoute)];
+        var table = await routes.ReadAsync(cancellationToken);
+        _apps = [.. table.Apps.Select(ToGatewayApp)];
+        return [.. table.Items.Select(ToGatewayRoute)];
     }
 
+    /// <summary>The apps of the table <see cref="LoadAsync"/> read last; before the first read, a read of its own.</summary>
     public async Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) =>
-        [.. (await routes.ListAppsAsync(cancellationToken)).Select(ToGatewayApp)];
+        _apps ?? [.. (await routes.ReadAsync(cancellationToken)).Apps.Select(ToGatewayApp)];
 
     /// <summary>The control plane's route entry as the gateway reads it (also for replicas that read <c>/v1/routes</c>).</summary>
     public static GatewayRoute ToGatewayRoute(TenantRouteEntry e) => new(

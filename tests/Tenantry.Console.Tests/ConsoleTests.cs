@@ -275,6 +275,63 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
     }
 
     [Fact]
+    public async Task The_app_page_follows_a_rollout_live_and_pauses_resumes_and_aborts_it()
+    {
+        Guid rolloutId;
+        using (var api = await _host.OperatorClientAsync())
+        {
+            (await api.PostAsJsonAsync("/v1/apps", new { name = "shop", routePrefix = "/shop" })).EnsureSuccessStatusCode();
+            foreach (var version in new[] { "1.0.0", "1.1.0" })
+            {
+                using var release = await api.PostAsJsonAsync("/v1/apps/shop/releases", new
+                {
+                    version,
+                    process = new { command = "/bin/sh", args = new[] { "-c", "exit 0" } },
+                    migrations = new[] { new { id = "001_orders", sql = "CREATE TABLE orders (tenant_id TEXT);" } },
+                });
+                Assert.True(release.IsSuccessStatusCode, await release.Content.ReadAsStringAsync());
+            }
+
+            // A pool tenant gives wave 0 (the shared instances) tenants to bake; the long bake keeps the rollout running.
+            using (var created = await api.PostAsJsonAsync("/v1/tenants", new { name = "Shop Pool", slug = "shop-pool", tier = "basic", adminEmail = "admin@shop-pool.test" }))
+            {
+                Assert.True(created.IsSuccessStatusCode, await created.Content.ReadAsStringAsync());
+                await TenantryHost.WaitForStatusAsync(api, (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!, "active");
+            }
+
+            using var started = await api.PostAsJsonAsync("/v1/rollouts", new { app = "shop", version = "1.1.0", bakeSeconds = 3600 });
+            Assert.True(started.IsSuccessStatusCode, await started.Content.ReadAsStringAsync());
+            rolloutId = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        }
+
+        await LoginAsync();
+        await _page.GotoAsync("/#/apps/shop");
+        var status = _page.GetByTestId("rollout-status");
+        await Assertions.Expect(status).ToHaveTextAsync("running");
+        await Assertions.Expect(_page.GetByTestId("rollout")).ToContainTextAsync("1.0.0 → 1.1.0");
+        // The page reads the rollout again by itself: the wave moves on to its bake without a reload.
+        await Assertions.Expect(_page.Locator("[data-testid=wave-0] [data-testid=status]").First).ToHaveTextAsync("baking", new() { Timeout = 30_000 });
+        await Assertions.Expect(_page.GetByTestId("wave-0-targets")).ToContainTextAsync("shop-pool");
+        await Assertions.Expect(_page.GetByTestId("wave-0").GetByTestId("wave-progress")).ToContainTextAsync("0 failed");
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "rollout.png"), FullPage = true });
+
+        await _page.GetByTestId("rollout-pause").ClickAsync();
+        await Assertions.Expect(status).ToHaveTextAsync("paused");
+        await Assertions.Expect(_page.GetByTestId("rollout-pause")).ToHaveCountAsync(0);
+
+        await _page.GetByTestId("rollout-resume").ClickAsync();
+        await Assertions.Expect(status).ToHaveTextAsync("running");
+
+        await _page.GetByTestId("rollout-abort").ClickAsync();
+        await Assertions.Expect(status).ToHaveTextAsync("rolled-back", new() { Timeout = 30_000 });
+        await Assertions.Expect(_page.GetByTestId("rollout-abort")).ToHaveCountAsync(0);
+
+        using var check = await _host.OperatorClientAsync();
+        var rollout = await check.GetFromJsonAsync<JsonElement>($"/v1/rollouts/{rolloutId}");
+        Assert.Equal("rolled-back", rollout.GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task The_tenant_page_charts_its_health_and_the_fleet_page_ranks_the_worst_tenants_as_the_api_has_them()
     {
         string steadyId;

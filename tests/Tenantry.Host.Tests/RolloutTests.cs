@@ -58,6 +58,7 @@ public sealed class RolloutTests
             {
                 AssertOnlyInstance(host, silo.Slug, "1.1.0");
                 await AssertServesAsync(host, silo, silo.Slug, "1.1.0");
+                await AssertComputeReleaseAsync(op, silo, "1.1.0");
             }
 
             AssertOnlyInstance(host, "shared-1", "1.1.0");
@@ -169,6 +170,8 @@ public sealed class RolloutTests
             AssertOnlyInstance(host, canary.Slug, "1.0.0");
             AssertOnlyInstance(host, later.Slug, "1.0.0");
             await AssertServesAsync(host, canary, canary.Slug, "1.0.0");
+            await AssertComputeReleaseAsync(op, canary, "1.0.0");
+            await AssertComputeReleaseAsync(op, later, "1.0.0");
             using var orders = await client.GetAsync(new Uri("/orders", UriKind.Relative));
             Assert.Equal(HttpStatusCode.OK, orders.StatusCode);
         }
@@ -321,6 +324,20 @@ public sealed class RolloutTests
     {
         var folders = Directory.GetDirectories(Path.Combine(host.DataDir, "compute", owner), "orders@*").Select(Path.GetFileName).ToList();
         Assert.Equal(["orders@" + release], folders);
+    }
+
+    /// <summary>
+    /// <c>GET /v1/tenants/{id}</c> shows <paramref name="release"/> in <c>resources.compute.apps.orders</c>, with the
+    /// upstream of the instance that serves it (the port its process was given).
+    /// </summary>
+    private static async Task AssertComputeReleaseAsync(HttpClient op, TenantHandle tenant, string release)
+    {
+        var tenantJson = await op.GetFromJsonAsync<JsonElement>($"/v1/tenants/{tenant.Id}");
+        var orders = tenantJson.GetProperty("resources").GetProperty("compute").GetProperty("apps").GetProperty("orders");
+        Assert.True(orders.GetProperty("release").GetString() == release, tenantJson.ToString());
+        var port = new Uri(orders.GetProperty("upstream").GetString()!).Port;
+        var pid = tenant.Host.InstancePid(tenant.Slug, "orders", release);
+        Assert.Equal(port.ToString(System.Globalization.CultureInfo.InvariantCulture), LocalProcesses.Environment(pid)["PORT"]);
     }
 
     /// <summary>The tenant's requests reach a process of <paramref name="release"/> (its <c>TENANTRY_RELEASE</c>).</summary>

@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Tenantry.AspNetCore;
 using Tenantry.Gateway;
+using Tenantry.Testing;
 
 namespace Tenantry.Packaging.Tests;
 
@@ -135,6 +136,59 @@ public sealed class TemplateAppTests(TemplateAppFixture fixture) : IClassFixture
         using (var silo = await SendAsync(instance, HttpMethod.Get, gateway.Sign(Bolt with { Isolation = IsolationModel.Silo }, dedicated: false)))
         {
             Assert.Equal(HttpStatusCode.Forbidden, silo.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task The_created_app_registered_with_a_host_serves_a_pool_and_a_silo_tenant_through_the_gateway()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(SampleApps.NoDefaultApp));
+        using var op = await host.OperatorClientAsync();
+
+        // Registered from its manifest as `tenantry apps register` sends it: paths made absolute from the app's folder.
+        var manifest = App.ReadManifest();
+        var release = manifest["release"]!;
+        var process = release["process"]!;
+        using (var app = await op.PostAsJsonAsync("/v1/apps", new
+        {
+            name = App.Name,
+            routePrefix = manifest["routePrefix"]!.GetValue<string>(),
+            healthPath = manifest["healthPath"]!.GetValue<string>(),
+            shared = new { instances = manifest["shared"]!["instances"]!.GetValue<int>() },
+        }))
+        {
+            Assert.True(app.StatusCode == HttpStatusCode.Created, await app.Content.ReadAsStringAsync());
+        }
+
+        using (var created = await op.PostAsJsonAsync($"/v1/apps/{App.Name}/releases", new
+        {
+            version = release["version"]!.GetValue<string>(),
+            process = new
+            {
+                command = process["command"]!.GetValue<string>() == "dotnet" ? TenantryHost.DotnetPath() : process["command"]!.GetValue<string>(),
+                args = process["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray(),
+                workingDirectory = Path.GetFullPath(Path.Combine(App.Folder, process["workingDirectory"]!.GetValue<string>())),
+            },
+            migrationsPath = Path.GetFullPath(Path.Combine(App.Folder, release["migrationsPath"]!.GetValue<string>())),
+        }))
+        {
+            Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
+        }
+
+        var pool = await host.OnboardAsync(op, "shop-pool", "basic");
+        var silo = await host.OnboardAsync(op, "shop-silo", "premium");
+        foreach (var tenant in new[] { pool, silo })
+        {
+            using var client = tenant.Client();
+            using var item = await client.PostAsJsonAsync("/shop/items", new { name = "anvil of " + tenant.Slug });
+            Assert.True(item.StatusCode == HttpStatusCode.Created, $"{tenant.Slug}: {item.StatusCode} {await item.Content.ReadAsStringAsync()}\n{host.Output}");
+        }
+
+        foreach (var tenant in new[] { pool, silo })
+        {
+            using var client = tenant.Client();
+            var items = await client.GetFromJsonAsync<JsonElement>("/shop/items");
+            Assert.Equal(["anvil of " + tenant.Slug], items.EnumerateArray().Select(i => i.GetProperty("name").GetString()));
         }
     }
 

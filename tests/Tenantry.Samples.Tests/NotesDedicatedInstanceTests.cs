@@ -272,10 +272,12 @@ public sealed class NotesDedicatedInstanceTests : NotesTestBase
     }
 
     [Theory]
-    [InlineData("Host=127.0.0.1;Port=5432;Database=notes;Username=notes;Password=hunter2-secret", "only SQLite is supported")]
+    [InlineData("Host=127.0.0.1;Port=5432;Username=notes;Password=hunter2-secret", "names no Host, Username or Database")]
+    [InlineData("Host=127.0.0.1;Database=notes;Username=notes;Password=hunter2-secret;SSL Mode=Require", "asks for TLS")]
+    [InlineData("Host=127.0.0.1;Port=http;Database=notes;Username=notes;Password=hunter2-secret", "not a port number")]
     [InlineData("Data Source=relative/notes.db", "absolute")]
-    [InlineData("Data Source=:memory:", "only SQLite is supported")]
-    [InlineData("", "only SQLite is supported")]
+    [InlineData("Data Source=:memory:", "neither a SQLite Data Source")]
+    [InlineData("", "neither a SQLite Data Source")]
     public async Task A_database_setting_this_sample_cannot_use_ends_the_instance_with_exit_code_2_and_one_line(string database, string says)
     {
         var environment = NotesInstance.Environment(Gateway.Jwks, "/unused");

@@ -64,11 +64,15 @@ public sealed class NotesReleaseTests : NotesTestBase
             "INSERT INTO notes (id, tenant_id, title, body, created_by, created_at, updated_at) VALUES ($1, $2, 't', 'b', 'ada', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')", connection))
         {
             insert.Parameters.Add(new NpgsqlParameter { Value = Guid.CreateVersion7().ToString() });
-            insert.Parameters.Add(new NpgsqlParameter { Value = Guid.CreateVersion7().ToString() });
+            insert.Parameters.Add(new NpgsqlParameter { Value = Guid.CreateVersion7() });
             Assert.Equal(1, await insert.ExecuteNonQueryAsync());
         }
 
         await using var read = new NpgsqlCommand("SELECT pinned FROM notes", connection);
         Assert.Equal(0, Convert.ToInt32(await read.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture));
+
+        // tenant_id is a uuid, which the pool's row-level security compares with the uuid of app.tenant_id.
+        await using var type = new NpgsqlCommand("SELECT data_type FROM information_schema.columns WHERE table_name = 'notes' AND column_name = 'tenant_id'", connection);
+        Assert.Equal("uuid", await type.ExecuteScalarAsync());
     }
 }

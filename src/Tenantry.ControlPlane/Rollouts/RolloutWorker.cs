@@ -30,6 +30,7 @@ internal sealed partial class RolloutWorker(
     IAppInstances instances,
     IReleaseMigrator migrator,
     ITenantHealth health,
+    ITenantLifecycle tenants,
     OperationNode node,
     IOptions<TenantryOptions> options,
     TimeProvider time,
@@ -387,11 +388,12 @@ internal sealed partial class RolloutWorker(
         var current = (await instances.ListAsync(ct)).FirstOrDefault(i =>
             i.App == rollout.App && i.Serving && (target.TenantId is { } tenant ? i.TenantId == tenant : i.TenantId is null && i.Slot == target.Slot));
         string? error = null;
+        AppInstance? swapped = null;
         if (current is not null && current.Release != release)
         {
             try
             {
-                await instances.SwapAsync(current, release, ct);
+                swapped = await instances.SwapAsync(current, release, ct);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -402,7 +404,17 @@ internal sealed partial class RolloutWorker(
         // An owner without an instance (offboarded since the plan) has nothing to move.
         var status = error is not null ? RolloutStatus.Failed : forward ? RolloutStatus.Updated : RolloutStatus.RolledBack;
         var runs = error is null ? release : current?.Release ?? target.Release;
-        await FencedAsync(lease, (c, tx) => RolloutStore.SetTargetAsync(c, tx, rollout.Id, target.Ordinal, status, runs, error), ct);
+        await FencedAsync(
+            lease,
+            async (c, tx) =>
+            {
+                await RolloutStore.SetTargetAsync(c, tx, rollout.Id, target.Ordinal, status, runs, error);
+                if (swapped is { TenantId: { } tenantId })
+                {
+                    await RecordComputeAsync(c, tx, tenantId, swapped);
+                }
+            },
+            ct);
         await AuditAsync(lease, forward ? "rollout.swap" : "rollout.swap-back", error is null ? "succeeded" : "failed", new JsonObject
         {
             ["tenantId"] = target.TenantId?.ToString(),
@@ -411,6 +423,28 @@ internal sealed partial class RolloutWorker(
             ["error"] = error,
         }, ct, target.TenantId);
         return error;
+    }
+
+    /// <summary>
+    /// The tenant's <c>resources.compute.apps.{app}</c> names the release and upstream its dedicated instance now runs,
+    /// as <c>GET /v1/tenants/{id}</c> shows them; in the transaction that records the swap.
+    /// </summary>
+    private async Task RecordComputeAsync(System.Data.Common.DbConnection c, System.Data.Common.DbTransaction tx, Guid tenantId, AppInstance instance)
+    {
+        if (await tenants.GetAsync(c, tx, tenantId) is not { } tenant || tenant.Resources["compute"] is not JsonObject known)
+        {
+            return;
+        }
+
+        var compute = known.DeepClone().AsObject();
+        if (compute["apps"] is not JsonObject apps)
+        {
+            apps = [];
+            compute["apps"] = apps;
+        }
+
+        apps[instance.App] = new JsonObject { ["release"] = instance.Release, ["upstream"] = instance.Upstream.ToString() };
+        await tenants.MergeResourcesAsync(c, tx, tenantId, new JsonObject { ["compute"] = compute }, time.GetUtcNow());
     }
 
     /// <summary>Waits the bake time, checking the gates on the wave's tenants' figures; stops early on a failed gate, a pause or an abort.</summary>

@@ -24,13 +24,14 @@ public sealed record TenantRouteEntry(
 /// <summary>A registered app as the gateway routes to it: its path prefix and the upstreams of its serving shared instances.</summary>
 public sealed record AppRouteEntry(string Name, string RoutePrefix, IReadOnlyList<string> Shared);
 
+/// <summary>One read of the routing table: the tenants' routes and the apps, from the same read of the app instances.</summary>
+public sealed record TenantRouting(IReadOnlyList<TenantRouteEntry> Items, IReadOnlyList<AppRouteEntry> Apps);
+
 /// <summary>The routing table the gateway reads: every tenant with a deployed route, joined with its status, tier and plan.</summary>
 public interface ITenantRouteTable
 {
-    Task<IReadOnlyList<TenantRouteEntry>> ListAsync(CancellationToken cancellationToken);
-
-    /// <summary>The registered apps with their shared instances.</summary>
-    Task<IReadOnlyList<AppRouteEntry>> ListAppsAsync(CancellationToken cancellationToken);
+    /// <summary>The tenants' routes and the registered apps with their shared instances, reading the app routes once.</summary>
+    Task<TenantRouting> ReadAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>Where each app's traffic goes: its shared instances, and each silo tenant's dedicated instance (by app name).</summary>
@@ -45,21 +46,22 @@ public interface IAppRoutes
 /// </summary>
 internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time, IAppRoutes? appRoutes = null) : ITenantRouteTable
 {
-    public async Task<IReadOnlyList<TenantRouteEntry>> ListAsync(CancellationToken cancellationToken)
+    public async Task<TenantRouting> ReadAsync(CancellationToken cancellationToken)
     {
         var plans = await entitlements.InEffectAsync(time.GetUtcNow(), cancellationToken);
         var routes = await db.ReadAsync(RouteStore.ListWithTenantsAsync, cancellationToken);
-        var dedicated = appRoutes is null ? null : (await appRoutes.LoadAsync(cancellationToken)).Dedicated;
-        return [.. routes.Select(r =>
-        {
-            var planId = plans.PlanOf(r.TenantId, r.Tier);
-            var apps = r.Mode == "dedicated" ? dedicated?.GetValueOrDefault(r.TenantId) ?? new Dictionary<string, string>() : null;
-            return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId), apps);
-        })];
+        var (apps, dedicated) = appRoutes is null
+            ? ([], null)
+            : await appRoutes.LoadAsync(cancellationToken);
+        return new TenantRouting(
+            [.. routes.Select(r =>
+            {
+                var planId = plans.PlanOf(r.TenantId, r.Tier);
+                var instances = r.Mode == "dedicated" ? dedicated?.GetValueOrDefault(r.TenantId) ?? new Dictionary<string, string>() : null;
+                return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId), instances);
+            })],
+            apps);
     }
-
-    public async Task<IReadOnlyList<AppRouteEntry>> ListAppsAsync(CancellationToken cancellationToken) =>
-        appRoutes is null ? [] : (await appRoutes.LoadAsync(cancellationToken)).Apps;
 }
 
 /// <summary><c>GET /v1/routes</c>: the routing table, for gateways that run apart from the control plane.</summary>
@@ -68,7 +70,7 @@ public static class RoutesApi
     public static RouteGroupBuilder MapRoutesApi(this RouteGroupBuilder v1)
     {
         v1.MapGet("/routes", async (ITenantRouteTable routes, CancellationToken cancellationToken) =>
-                TypedResults.Ok(new { items = await routes.ListAsync(cancellationToken), apps = await routes.ListAppsAsync(cancellationToken) }))
+                TypedResults.Ok(await routes.ReadAsync(cancellationToken)))
             .WithTags("Routing")
             .WithSummary("The gateway routing table: each tenant's upstream (shared or dedicated, with its dedicated instance of each app), the apps with their route prefixes and shared instances, tier, status, plan in effect with its rate limit, and whether traffic may flow.");
         return v1;

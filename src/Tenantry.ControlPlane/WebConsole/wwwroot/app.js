@@ -394,6 +394,7 @@ async function renderApp(name) {
   const mine = viewId;
   const app = await api('GET', `/v1/apps/${encodeURIComponent(name)}`);
   const releasesSlot = h('div', { testid: 'releases-slot' });
+  const rolloutSlot = h('div', { testid: 'rollout-slot' });
   const current = app.currentRelease ? app.currentRelease.version : null;
   show(
     h('h1', {}, app.name),
@@ -402,7 +403,9 @@ async function renderApp(name) {
     h('div', { class: 'card', testid: 'current-release' }, app.currentRelease
       ? kv({ version: current, command: [app.currentRelease.process.command, ...app.currentRelease.process.args].join(' '), image: app.currentRelease.image || '', migrations: app.currentRelease.migrations.length })
       : h('p', { class: 'muted' }, 'None yet.')),
+    h('h2', {}, 'Rollout'), rolloutSlot,
     h('h2', {}, 'Releases'), releasesSlot);
+  watchRollout(rolloutSlot, name, mine);
   let page;
   try { page = await api('GET', `/v1/apps/${encodeURIComponent(name)}/releases?limit=200`); } catch (err) { releasesSlot.replaceChildren(errorBox(err)); return; }
   if (mine !== viewId) return;
@@ -412,6 +415,63 @@ async function renderApp(name) {
       h('span', { class: 'mono' }, [r.process.command, ...r.process.args].join(' ')), r.image || '',
       r.migrations.map((m) => m.id).join(', '), time(r.createdAt), r.createdBy]), 'releases')
     : h('p', { class: 'muted' }, 'None.'));
+}
+
+// ---- live rollout ------------------------------------------------------------------------------
+// The app's latest rollout, read again every second while it runs or is paused (until the view changes).
+const ROLLOUT_ACTIVE = ['running', 'paused'];
+
+// Each call replaces the slot's earlier watch (a control button starts a new one, which shows its effect at once).
+async function watchRollout(slot, name, mine) {
+  const watch = String(Number(slot.dataset.watch || 0) + 1);
+  slot.dataset.watch = watch;
+  const current = () => mine === viewId && slot.dataset.watch === watch;
+  for (let reads = 0; current() && reads < 100000; reads++) {
+    let rollout;
+    try {
+      const page = await api('GET', `/v1/rollouts?app=${encodeURIComponent(name)}&limit=1`);
+      rollout = page.items[0];
+    } catch (err) { if (current()) slot.replaceChildren(errorBox(err)); return; }
+    if (!current()) return;
+    slot.replaceChildren(rollout ? rolloutView(rollout, slot, name, mine) : h('p', { class: 'muted', testid: 'no-rollout' }, 'No rollout yet. Start one with `tenantry rollouts start`.'));
+    if (!rollout || !ROLLOUT_ACTIVE.includes(rollout.status)) return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function rolloutView(r, slot, name, mine) {
+  const out = h('div');
+  const control = (action, label, cls = '') => h('button', { class: cls, testid: `rollout-${action}`, onclick: async (e) => {
+    e.target.disabled = true;
+    out.replaceChildren();
+    try { await api('POST', `/v1/rollouts/${r.id}/${action}`); } catch (err) { out.append(errorBox(err)); return; }
+    watchRollout(slot, name, mine);
+  } }, label);
+  const actions = [];
+  if (r.status === 'running') actions.push(control('pause', 'Pause', 'secondary'));
+  if (r.status === 'paused') actions.push(control('resume', 'Resume'));
+  if (ROLLOUT_ACTIVE.includes(r.status)) actions.push(control('abort', 'Abort', 'danger'));
+  const waves = r.waves.map((w) => {
+    const targets = [...(w.shared || []), ...w.tenants];
+    const done = targets.filter((t) => t.status === 'updated').length;
+    const failed = targets.filter((t) => t.status === 'failed').length;
+    const back = targets.filter((t) => t.status === 'rolled-back').length;
+    const share = targets.length ? Math.round((100 * done) / targets.length) : 0;
+    const gates = w.gates ? `${fmt(w.gates.requests)} requests · ${pct(w.gates.errorRate)} 5xx · p99 ${w.gates.p99Ms === null ? '–' : `${fmt(w.gates.p99Ms)} ms`} · ${w.gates.passed ? 'passed' : `failed${w.gates.reason ? `: ${w.gates.reason}` : ''}`}` : 'no figures yet';
+    return h('div', { class: 'card', testid: `wave-${w.index}` },
+      h('div', {}, h('strong', {}, w.index === 0 ? 'Wave 0 · shared instances' : `Wave ${w.index} · dedicated`), ' ', badge(w.status), ' ',
+        h('span', { class: 'muted', testid: 'wave-progress' }, `${done}/${targets.length} done · ${failed} failed${back ? ` · ${back} rolled back` : ''}`)),
+      h('div', { class: `progress ${w.status}` }, h('div', { width: `${share}%`, testid: 'wave-bar' })),
+      h('p', { class: 'muted mono', testid: 'wave-gates' }, gates),
+      table(['Tenant', 'Status', 'Release', 'Error'], targets.map((t) => [
+        t.tenantId ? h('a', { href: `#/tenants/${t.tenantId}` }, t.slug || t.tenantId) : `shared slot ${t.slot}`, badge(t.status), h('span', { class: 'mono' }, t.release), t.error || '']), `wave-${w.index}-targets`));
+  });
+  return h('div', { testid: 'rollout' },
+    h('div', {}, h('strong', { class: 'mono' }, `${r.previousRelease} → ${r.version}`), ' ', h('span', { testid: 'rollout-status' }, badge(r.status)), ' ',
+      h('span', { class: 'muted' }, `phase ${r.phase} · bake ${r.bakeSeconds} s · started ${time(r.createdAt)} by ${r.actor}`)),
+    r.error ? errorBox(new Error(r.error)) : null,
+    h('div', { class: 'actions' }, actions), out,
+    waves);
 }
 
 // ---- per-tenant health (uPlot, vendored) -------------------------------------------------------
