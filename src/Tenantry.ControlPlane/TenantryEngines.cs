@@ -1,4 +1,5 @@
 using Tenantry.ControlPlane.Instances;
+using Tenantry.ControlPlane.Kubernetes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -7,6 +8,7 @@ using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.ObjectStorage;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Providers.Postgres;
+using Tenantry.ControlPlane.Routing;
 
 namespace Tenantry.ControlPlane;
 
@@ -27,7 +29,8 @@ internal static class TenantryEngines
             .AddPostgresTenantDatabases()
             .AddLocalObjectStorage()
             .AddS3ObjectStorage()
-            .AddLocalCompute();
+            .AddLocalCompute()
+            .AddKubernetesCompute();
 
         var services = builder.Services;
         // Tenantry:Store — empty: SQLite in the data dir; a connection string: PostgreSQL.
@@ -42,8 +45,17 @@ internal static class TenantryEngines
         services.TryAddSingleton<IObjectStoreProvider>(sp => sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value.Provider == "s3"
             ? sp.GetRequiredService<S3ObjectStore>()
             : sp.GetRequiredService<LocalObjectStore>());
-        // Compute has one engine so far.
-        services.TryAddSingleton<ITenantComputeProvider>(sp => sp.GetRequiredService<LocalComputeProvider>());
+        // Tenantry:Compute:Provider — local processes (default) or a Kubernetes cluster; the instances rollouts
+        // swap and the routes the gateway reads come from the same engine.
+        services.TryAddSingleton<ITenantComputeProvider>(sp => OnKubernetes(sp)
+            ? sp.GetRequiredService<KubernetesCompute>()
+            : sp.GetRequiredService<LocalComputeProvider>());
+        services.TryAddSingleton<IAppInstances>(sp => OnKubernetes(sp)
+            ? sp.GetRequiredService<KubernetesCompute>()
+            : sp.GetRequiredService<AppInstances>());
+        services.TryAddSingleton<IAppRoutes>(sp => OnKubernetes(sp)
+            ? sp.GetRequiredService<KubernetesCompute>()
+            : sp.GetRequiredService<AppRoutes>());
         return builder;
     }
 
@@ -61,6 +73,8 @@ internal static class TenantryEngines
             throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
         }
     }
+
+    private static bool OnKubernetes(IServiceProvider sp) => sp.GetRequiredService<IOptions<LocalComputeOptions>>().Value.OnKubernetes;
 
     private static TenantryOptions Tenantry(IServiceProvider sp) => sp.GetRequiredService<IOptions<TenantryOptions>>().Value;
 }

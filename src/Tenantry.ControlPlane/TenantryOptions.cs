@@ -13,6 +13,15 @@ public sealed class TenantryOptions
 
     public PortOptions Ports { get; set; } = new();
 
+    /// <summary>
+    /// The address the control plane and gateway listen on: loopback by default; <c>0.0.0.0</c> in a container,
+    /// where the pod's address is the one a Service reaches.
+    /// </summary>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>The parsed <see cref="ListenAddress"/>.</summary>
+    public System.Net.IPAddress ListenIp => System.Net.IPAddress.TryParse(ListenAddress, out var ip) ? ip : System.Net.IPAddress.Loopback;
+
     /// <summary>Secret of the bootstrap <c>operator</c> client; generated into the data dir when unset.</summary>
     public string? OperatorSecret { get; set; }
 
@@ -127,6 +136,11 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
             {
                 errors.Add($"Tenantry:Tiers:{tier} = '{isolation}': isolation must be pool, bridge or silo.");
             }
+        }
+
+        if (!System.Net.IPAddress.TryParse(options.ListenAddress, out _))
+        {
+            errors.Add($"Tenantry:ListenAddress: '{options.ListenAddress}' is not an IP address (127.0.0.1, or 0.0.0.0 in a container).");
         }
 
         if (options.Ports.ControlPlane != 0 && options.Ports.ControlPlane == options.Ports.Gateway)

@@ -75,7 +75,7 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Services.AddSingleton(contextKey);
         gateway.Services.AddSingleton<ITenantHealthSink>(new ControlPlaneHealthSink(health));
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
-        gateway.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, o.Ports.Gateway));
+        gateway.WebHost.ConfigureKestrel(k => k.Listen(o.ListenIp, o.Ports.Gateway));
         _gateway = gateway.Build();
         _gateway.UseTenantryGateway();
         await _gateway.StartAsync(cancellationToken);

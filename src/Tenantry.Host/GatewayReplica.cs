@@ -46,12 +46,13 @@ internal static class GatewayReplica
             .RequireAuthenticatedUser()
             .RequireAssertion(c => c.User.FindFirst("scope")?.Value.Split(' ').Contains(Tenantry.ControlPlane.Identity.IdentityApi.AdminScope) == true));
         var port = builder.Configuration.GetValue("Tenantry:Ports:Gateway", 5081);
+        var listen = IPAddress.TryParse(builder.Configuration["Tenantry:ListenAddress"], out var address) ? address : IPAddress.Loopback;
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(IPAddress.Loopback, port);
+            k.Listen(listen, port);
             if (adminPort is { } admin)
             {
-                k.Listen(IPAddress.Loopback, admin);
+                k.Listen(listen, admin);
             }
         });
         var app = builder.Build();

@@ -40,7 +40,7 @@ try
     builder.Services.AddTenantryControlPlane();
     builder.AddTenantryTelemetry("tenantry", scrapeEndpoint: true);
     builder.AddApplicationPlane();
-    builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, settings.Ports.ControlPlane));
+    builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(settings.ListenIp, settings.Ports.ControlPlane));
 
     var app = builder.Build();
     app.UseExceptionHandler();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Data.Common;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
@@ -23,7 +24,7 @@ public interface IAppRegistry
 }
 
 /// <summary>Registers apps and creates releases: validates at the edge, writes with its audit event in one transaction.</summary>
-public sealed partial class AppRegistry(IControlPlaneDatabase db, IReleaseValidator validator, TimeProvider time, ILogger<AppRegistry> logger) : IAppRegistry
+public sealed partial class AppRegistry(IControlPlaneDatabase db, IReleaseValidator validator, TimeProvider time, ILogger<AppRegistry> logger, IConfiguration? configuration = null) : IAppRegistry
 {
     public Task<App?> FindAsync(string name, CancellationToken cancellationToken = default) =>
         db.ReadAsync(c => AppStore.FindAsync(c, null, name), cancellationToken);
@@ -117,6 +118,10 @@ public sealed partial class AppRegistry(IControlPlaneDatabase db, IReleaseValida
         if (body.Image is not null && (body.Image.Length is 0 or > 512 || body.Image.Any(c => char.IsWhiteSpace(c) || char.IsControl(c))))
         {
             errors["image"] = ["image is a container image reference (no spaces), at most 512 characters."];
+        }
+        else if (body.Image is null && configuration?["Tenantry:Compute:Provider"] == "kubernetes")
+        {
+            errors["image"] = ["Apps run on Kubernetes here (Tenantry:Compute:Provider): a release names the container image its instances run."];
         }
 
         IReadOnlyList<ReleaseMigration> migrations = [];

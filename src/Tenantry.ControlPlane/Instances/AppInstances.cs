@@ -232,6 +232,12 @@ internal sealed partial class AppInstances(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // On a cluster the instances are Deployments that outlive the control plane; nothing runs here.
+        if (compute.Value.OnKubernetes)
+        {
+            return Task.CompletedTask;
+        }
+
         // Bring back every instance that should run, without holding up the host's start. Several at once: each may
         // wait up to its start timeout, and one that hangs must not hold back the others.
         _ = Task.Run(() => RestoreAsync(_stopping.Token), CancellationToken.None);

@@ -19,6 +19,13 @@ public sealed class LocalComputeOptions
 {
     public const string Section = "Tenantry:Compute";
 
+    /// <summary>Where app instances run: <c>local</c> (processes on this machine) or <c>kubernetes</c> (a cluster, see <c>Tenantry:Compute:Kubernetes</c>).</summary>
+    [RegularExpression("^(local|kubernetes)$", ErrorMessage = "Tenantry:Compute:Provider is local or kubernetes.")]
+    public string Provider { get; set; } = "local";
+
+    /// <summary>True when instances run on a cluster rather than as local processes.</summary>
+    public bool OnKubernetes => Provider == "kubernetes";
+
     /// <summary>Dedicated instances get ports from here up (shared instances from <c>Tenantry:Ports:SharedApp</c>); ports of the control plane and gateway are skipped.</summary>
     [Range(1024, 65000)]
     public int FirstDedicatedPort { get; set; } = 5300;

@@ -74,8 +74,7 @@ public static class LocalComputeExtensions
         builder.Services.TryAddSingleton<LocalAppSupervisor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LocalAppSupervisor>());
         builder.Services.TryAddSingleton<AppInstances>();
-        builder.Services.TryAddSingleton<IAppInstances>(sp => sp.GetRequiredService<AppInstances>());
-        builder.Services.TryAddSingleton<IAppRoutes, AppRoutes>();
+        builder.Services.TryAddSingleton<AppRoutes>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AppInstances>());
         return builder;
     }
