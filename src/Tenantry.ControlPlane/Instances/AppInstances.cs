@@ -180,35 +180,7 @@ internal sealed partial class AppInstances(
         ArgumentNullException.ThrowIfNull(recorded);
         var registered = await apps.FindAsync(app, cancellationToken);
         var mine = (await ListAsync(cancellationToken)).Where(i => i.App == app).ToList();
-        var keep = new List<AppInstance>();
-        var remove = new List<AppInstance>();
-        foreach (var owner in mine.GroupBy(i => IAppInstances.OwnerOf(i.TenantId, i.Slot)))
-        {
-            var chosen = owner.FirstOrDefault(i => i.Serving)
-                ?? (recorded.TryGetValue(owner.Key, out var release) ? owner.FirstOrDefault(i => i.Release == release) : null)
-                ?? owner.OrderBy(i => i.CreatedAt).First();
-            keep.Add(chosen with { Serving = true });
-            remove.AddRange(owner.Where(i => i.Key != chosen.Key));
-        }
-
-        if (remove.Count > 0 || keep.Any(k => !mine.First(i => i.Key == k.Key).Serving))
-        {
-            // One transaction: an owner is never left without a serving instance.
-            await db.WriteAsync(
-                async (c, tx) =>
-                {
-                    foreach (var k in keep)
-                    {
-                        await InstanceStore.SetServingAsync(c, tx, k.Key, true);
-                    }
-
-                    foreach (var r in remove)
-                    {
-                        await InstanceStore.DeleteAsync(c, tx, r.Key);
-                    }
-                },
-                cancellationToken);
-        }
+        var (keep, remove) = await InstanceStore.KeepOnePerOwnerAsync(db, mine, recorded, cancellationToken);
 
         var known = mine.Select(i => i.Key).ToHashSet(StringComparer.Ordinal);
         var strays = supervisor.KeysOnDisk().Where(k => k.Contains("/" + app + "@", StringComparison.Ordinal) && !known.Contains(k));

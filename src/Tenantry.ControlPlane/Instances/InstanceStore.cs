@@ -24,6 +24,48 @@ public sealed record AppInstance(string Key, string App, string Release, Guid? T
 /// <summary>The app_instances table: which instances should run, on which port, and which get traffic. Callers own the transaction.</summary>
 internal static class InstanceStore
 {
+    /// <summary>
+    /// Repairs what an interrupted swap left of one app's instances: per owner (a silo tenant or a
+    /// shared slot) one instance is kept serving (the serving one, else the one of the release the
+    /// rollout recorded for the owner, else the oldest) and the other rows are deleted, in one
+    /// transaction so that an owner is never left without a serving instance.
+    /// </summary>
+    public static async Task<(List<AppInstance> Keep, List<AppInstance> Remove)> KeepOnePerOwnerAsync(
+        IControlPlaneDatabase db, IReadOnlyList<AppInstance> instances, IReadOnlyDictionary<string, string> recorded, CancellationToken cancellationToken)
+    {
+        var keep = new List<AppInstance>();
+        var remove = new List<AppInstance>();
+        foreach (var owner in instances.GroupBy(i => IAppInstances.OwnerOf(i.TenantId, i.Slot)))
+        {
+            var chosen = owner.FirstOrDefault(i => i.Serving)
+                ?? (recorded.TryGetValue(owner.Key, out var release) ? owner.FirstOrDefault(i => i.Release == release) : null)
+                ?? owner.OrderBy(i => i.CreatedAt).First();
+            keep.Add(chosen with { Serving = true });
+            remove.AddRange(owner.Where(i => i.Key != chosen.Key));
+        }
+
+        if (remove.Count > 0 || keep.Any(k => !instances.First(i => i.Key == k.Key).Serving))
+        {
+            // One transaction: an owner is never left without a serving instance.
+            await db.WriteAsync(
+                async (c, tx) =>
+                {
+                    foreach (var k in keep)
+                    {
+                        await InstanceStore.SetServingAsync(c, tx, k.Key, true);
+                    }
+
+                    foreach (var r in remove)
+                    {
+                        await InstanceStore.DeleteAsync(c, tx, r.Key);
+                    }
+                },
+                cancellationToken);
+        }
+
+        return (keep, remove);
+    }
+
     public static SchemaPart Schema { get; } = SchemaPart.Portable("Instances", """
 
         -- Instances (Instances/): the app instances that should run, shared and dedicated.

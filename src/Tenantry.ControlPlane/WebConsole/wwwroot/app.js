@@ -672,7 +672,6 @@ async function route() {
     else if (path === '/webhooks') await renderWebhooks();
     else if (path.startsWith('/webhooks/')) await renderWebhook(decodeURIComponent(path.slice('/webhooks/'.length)));
     else if (path === '/mails') await renderMails();
-    else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)));
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
     if (err.status !== 401) show(errorBox(err));
