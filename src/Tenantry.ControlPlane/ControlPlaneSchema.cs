@@ -2,6 +2,7 @@ using Tenantry.ControlPlane.Rollouts;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Health;
+using Tenantry.ControlPlane.Jobs;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Instances;
@@ -41,6 +42,7 @@ internal static class ControlPlaneSchema
         InstanceStore.Schema,
         TenantHealthStore.Schema,
         RolloutStore.Schema,
+        JobStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

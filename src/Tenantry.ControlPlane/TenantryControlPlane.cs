@@ -17,6 +17,7 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Health;
+using Tenantry.ControlPlane.Jobs;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.ControlPlane.Migrations;
@@ -78,6 +79,7 @@ public static class TenantryControlPlane
         services.AddTenantryAppMigrations();
         services.AddTenantryHealth();
         services.AddTenantryRollouts();
+        services.AddTenantryJobs();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -131,7 +133,8 @@ public static class TenantryControlPlane
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi()
-            .MapTenantHealthApi();
+            .MapTenantHealthApi()
+            .MapJobsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi()

@@ -42,6 +42,10 @@ internal static class TenantryEngines
         services.TryAddSingleton<IObjectStoreProvider>(sp => sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value.Provider == "s3"
             ? sp.GetRequiredService<S3ObjectStore>()
             : sp.GetRequiredService<LocalObjectStore>());
+        // Job queues live in the control-plane store: its SQLite file, or its PostgreSQL database on connections of their own.
+        services.TryAddSingleton<Jobs.JobBackend>(sp => string.IsNullOrWhiteSpace(Tenantry(sp).Store)
+            ? new Jobs.SqliteJobBackend(sp.GetRequiredService<SqliteDatabase>())
+            : OpenPostgresJobs(sp));
         // Compute has one engine so far.
         services.TryAddSingleton<ITenantComputeProvider>(sp => sp.GetRequiredService<LocalComputeProvider>());
         return builder;
@@ -60,6 +64,13 @@ internal static class TenantryEngines
             var reason = ex is Npgsql.PostgresException pg ? $"{pg.SqlState}: {pg.MessageText}" : (ex.InnerException ?? ex).Message;
             throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: cannot reach PostgreSQL at {where.Host}:{where.Port} ({reason}).", ex);
         }
+    }
+
+    /// <summary>The store first: it makes the tables at start, before the queues open connections of their own.</summary>
+    private static Jobs.PostgresJobBackend OpenPostgresJobs(IServiceProvider sp)
+    {
+        sp.GetRequiredService<IControlPlaneDatabase>();
+        return new Jobs.PostgresJobBackend(Tenantry(sp).Store!);
     }
 
     private static TenantryOptions Tenantry(IServiceProvider sp) => sp.GetRequiredService<IOptions<TenantryOptions>>().Value;
