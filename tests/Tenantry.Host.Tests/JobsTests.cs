@@ -4,6 +4,9 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Tenantry.AspNetCore.Jobs;
 using Tenantry.Testing;
 
 namespace Tenantry.Host.Tests;
@@ -115,6 +118,10 @@ public sealed class JobsTests(LeasePostgres pg) : IClassFixture<LeasePostgres>
             var body = await nack.Content.ReadFromJsonAsync<JsonElement>();
             Assert.Equal(("queued", "printer on fire"), (body.GetProperty("status").GetString(), body.GetProperty("lastError").GetString()));
         }
+
+        // The tenant's health carries its queue: the report due later and the retried one queued, one run succeeded, one failed.
+        var jobs = (await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/tenants/jobs-ada/health", UriKind.Relative))).GetProperty("jobs");
+        Assert.Equal((2L, 0L, 1L, 1L), (jobs.GetProperty("depth").GetInt64(), jobs.GetProperty("leased").GetInt64(), jobs.GetProperty("succeeded").GetInt64(), jobs.GetProperty("failed").GetInt64()));
     }
 
     [Theory]
@@ -176,6 +183,61 @@ public sealed class JobsTests(LeasePostgres pg) : IClassFixture<LeasePostgres>
             {
                 Directory.Delete(dataDir, recursive: true);
             }
+        }
+    }
+
+    [Fact]
+    public async Task The_dotnet_worker_runs_each_type_with_the_jobs_tenant_token_and_acks_or_nacks()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));
+        using var op = await host.OperatorClientAsync();
+        var tenant = await host.OnboardAsync(op, "jobs-worker", "basic");
+        using var client = Client(host, tenant.Token);
+        var import = (await EnqueueAsync(client, new { type = "import", payload = new { name = "a.txt" } }, null)).Body.GetProperty("id").GetString()!;
+        var report = (await EnqueueAsync(client, new { type = "report", payload = new { } }, null)).Body.GetProperty("id").GetString()!;
+
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddTenantryJobWorker(o =>
+        {
+            o.ControlPlane = host.ControlPlane;
+            o.Token = _ => Task.FromResult(tenant.Token);
+            o.Concurrency = 2;
+            o.WaitSeconds = 1;
+        })
+        .Handle("import", async (job, ct) =>
+        {
+            // The work itself uses the job's own token, scoped to its tenant.
+            using var scoped = Client(host, job.Token);
+            var name = job.Payload.GetProperty("name").GetString();
+            using var put = await scoped.PutAsync(new Uri($"/v1/tenants/{job.TenantSlug}/objects/out/{name}", UriKind.Relative), new ByteArrayContent("imported"u8.ToArray()), ct);
+            put.EnsureSuccessStatusCode();
+        })
+        .Handle("report", (_, _) => throw new InvalidOperationException("no printer"));
+        using var worker = builder.Build();
+        await worker.StartAsync();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            JsonElement imported = default, reported = default;
+            while (clock.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                imported = await client.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs/{import}", UriKind.Relative));
+                reported = await client.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs/{report}", UriKind.Relative));
+                if (imported.GetProperty("status").GetString() == "succeeded" && reported.GetProperty("lastError").ValueKind == JsonValueKind.String)
+                {
+                    break;
+                }
+
+                await Task.Delay(100);
+            }
+
+            Assert.Equal("succeeded", imported.GetProperty("status").GetString());
+            Assert.Equal("no printer", reported.GetProperty("lastError").GetString());
+            Assert.Equal("imported", await client.GetStringAsync(new Uri("/v1/tenants/jobs-worker/objects/out/a.txt", UriKind.Relative)));
+        }
+        finally
+        {
+            await worker.StopAsync();
         }
     }
 
