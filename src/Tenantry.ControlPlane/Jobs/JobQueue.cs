@@ -61,6 +61,7 @@ internal sealed partial class JobQueues(
 {
     private const int ReclaimBatch = 500;
     private readonly FairShare _fair = new();
+    private long _lastReclaim = long.MinValue / 2;
 
     public string Engine => backend.Engine;
 
@@ -168,13 +169,18 @@ internal sealed partial class JobQueues(
     {
         var leaseId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var refunds = new List<(Guid Tenant, int Jobs, int Weight)>();
-        var reclaimed = new List<(Guid Tenant, bool Dead, long? Seconds)>();
+        // Lapsed leases go back in a transaction of their own (at most once a second here; the
+        // maintenance loop does it too): each transaction then takes queue rows in tenant order only.
+        var last = Interlocked.Read(ref _lastReclaim);
+        if (Now - last >= 1000 && Interlocked.CompareExchange(ref _lastReclaim, Now, last) == last)
+        {
+            await ReclaimAsync(cancellationToken);
+        }
+
         var leased = await backend.WriteAsync(async (c, tx) =>
         {
             refunds.Clear();
-            reclaimed.Clear();
             var now = Now;
-            await ReclaimInAsync(c, tx, now, reclaimed);
             var ready = await JobStore.ReadyTenantsAsync(c, tx, now, request.TenantId, request.Types);
             if (ready.Count == 0)
             {
@@ -198,7 +204,7 @@ internal sealed partial class JobQueues(
             var shares = _fair.Share(candidates, request.Max);
             var expires = now + (long)request.Visibility.TotalMilliseconds;
             var ids = new List<Guid>();
-            foreach (var (tenant, share) in shares)
+            foreach (var (tenant, share) in shares.OrderBy(x => x.Key))
             {
                 // On PostgreSQL other lessees may have leased this tenant's jobs since the count: count again under its row lock.
                 var room = weights[tenant].Concurrency - await JobStore.LockAndCountLeasedAsync(c, tx, tenant, backend.LockRow);
@@ -229,7 +235,6 @@ internal sealed partial class JobQueues(
             _fair.Refund(tenant, jobs, weight);
         }
 
-        AfterReclaim(reclaimed);
         foreach (var job in leased)
         {
             metrics?.Started(job.TenantId, job.Type, (job.LeasedAt!.Value - job.RunAt) / 1000.0);
@@ -330,9 +335,15 @@ internal sealed partial class JobQueues(
             var lease = await c.ScalarAsync("SELECT lease_id FROM jobs WHERE id = @id", tx, ("@id", id)) as string;
             if (lease is not null && await JobStore.FinishAsync(c, tx, id, lease, dead ? JobStatus.Dead : JobStatus.Queued, now, runAt, "The lease's visibility timeout passed before an ack."))
             {
-                await JobStore.CountAsync(c, tx, tenant, dead ? 1 : 0, 0, 1, dead ? 1 : 0);
                 reclaimed.Add((tenant, dead, leasedAt is { } at ? now - at : null));
             }
+        }
+
+        // Queue rows in tenant order, as every transaction takes them, so two never wait on each other.
+        foreach (var counts in reclaimed.GroupBy(r => r.Tenant).OrderBy(g => g.Key))
+        {
+            var dead = counts.Count(r => r.Dead);
+            await JobStore.CountAsync(c, tx, counts.Key, dead, 0, counts.Count(), dead);
         }
 
         if (reclaimed.Count > 0)
