@@ -2,6 +2,7 @@ using Tenantry.ControlPlane.Rollouts;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Apps;
 using Tenantry.ControlPlane.Health;
+using Tenantry.ControlPlane.Jobs;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
@@ -46,6 +47,7 @@ internal static class ControlPlaneSchema
         TenantHealthStore.Schema,
         RolloutStore.Schema,
         MailOutbox.Schema,
+        JobStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

@@ -17,6 +17,7 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Health;
+using Tenantry.ControlPlane.Jobs;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Identity;
@@ -83,6 +84,7 @@ public static class TenantryControlPlane
         services.AddTenantryAppMigrations();
         services.AddTenantryHealth();
         services.AddTenantryRollouts();
+        services.AddTenantryJobs();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -140,7 +142,8 @@ public static class TenantryControlPlane
             .MapObjectsApi()
             .MapTenantHealthApi()
             .MapWebhooksApi()
-            .MapTenantInvitationsApi();
+            .MapTenantInvitationsApi()
+            .MapJobsApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.RoutesPolicy)
             .MapRoutesApi()

@@ -45,6 +45,10 @@ internal static class TenantryEngines
         services.TryAddSingleton<IObjectStoreProvider>(sp => sp.GetRequiredService<IOptions<ObjectStorageOptions>>().Value.Provider == "s3"
             ? sp.GetRequiredService<S3ObjectStore>()
             : sp.GetRequiredService<LocalObjectStore>());
+        // Job queues live in the control-plane store: its SQLite file, or its PostgreSQL database on connections of their own.
+        services.TryAddSingleton<Jobs.JobBackend>(sp => string.IsNullOrWhiteSpace(Tenantry(sp).Store)
+            ? new Jobs.SqliteJobBackend(sp.GetRequiredService<SqliteDatabase>())
+            : OpenPostgresJobs(sp));
         // Tenantry:Compute:Provider — local processes (default) or a Kubernetes cluster; the instances rollouts
         // swap and the routes the gateway reads come from the same engine.
         services.TryAddSingleton<ITenantComputeProvider>(sp => OnKubernetes(sp)
@@ -75,6 +79,13 @@ internal static class TenantryEngines
     }
 
     private static bool OnKubernetes(IServiceProvider sp) => sp.GetRequiredService<IOptions<LocalComputeOptions>>().Value.OnKubernetes;
+
+    /// <summary>The store first: it makes the tables at start, before the queues open connections of their own.</summary>
+    private static Jobs.PostgresJobBackend OpenPostgresJobs(IServiceProvider sp)
+    {
+        sp.GetRequiredService<IControlPlaneDatabase>();
+        return new Jobs.PostgresJobBackend(Tenantry(sp).Store!);
+    }
 
     private static TenantryOptions Tenantry(IServiceProvider sp) => sp.GetRequiredService<IOptions<TenantryOptions>>().Value;
 }

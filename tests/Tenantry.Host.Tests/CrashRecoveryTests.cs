@@ -34,8 +34,8 @@ public sealed partial class CrashRecoveryTests(ITestOutputHelper output) : IDisp
     private const int MaxKillDelayMs = 250;
     private const string SeedVariable = "TENANTRY_CRASH_SEED";
     private static readonly string[] Tiers = ["basic", "standard", "premium"];
-    private static readonly string[] OnboardSteps = ["validate", "create-database", "provision-storage", "configure-identity", "deploy-compute", "notify"];
-    private static readonly string[] OffboardSteps = ["export-data", "revoke-access", "delete-compute", "delete-storage", "delete-database", "archive"];
+    private static readonly string[] OnboardSteps = ["validate", "create-database", "provision-storage", "provision-queue", "configure-identity", "deploy-compute", "notify"];
+    private static readonly string[] OffboardSteps = ["export-data", "revoke-access", "delete-compute", "delete-queue", "delete-storage", "delete-database", "archive"];
     private static readonly TimeSpan HealthTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(20);

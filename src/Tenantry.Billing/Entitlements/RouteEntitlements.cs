@@ -12,6 +12,9 @@ public sealed class PlansInEffect(IReadOnlyDictionary<Guid, string> changes, Bil
     /// <summary>The plan's <c>api</c> rate limit, or null when it has none.</summary>
     public RateLimit? ApiLimitOf(string planId) =>
         snapshot.Plans.GetValueOrDefault(planId)?.RateLimits.FirstOrDefault(l => l.Name == RateLimit.Api);
+
+    /// <summary>The plan's share of the background-job workers (the defaults for a plan not in the catalog).</summary>
+    public JobLimits JobLimitsOf(string planId) => snapshot.Plans.GetValueOrDefault(planId)?.Jobs ?? JobLimits.Default;
 }
 
 /// <summary>Billing's entitlements as the routing table reads them.</summary>

@@ -18,6 +18,9 @@ public sealed record Plan
     public IReadOnlyList<Quota> Quotas { get; init; } = [];
     public IReadOnlyList<RateLimit> RateLimits { get; init; } = [];
 
+    /// <summary>How the plan's tenants share background-job workers; plans stored before it get the defaults.</summary>
+    public JobLimits Jobs { get; init; } = JobLimits.Default;
+
     /// <summary>A tenant whose share of the period's total cost is above this is flagged a heavy lifter.</summary>
     public decimal HeavyLifterShare { get; init; } = 0.5m;
 
@@ -60,6 +63,22 @@ public sealed record RateLimit(string Name, int PermitsPerSecond, int Burst, lon
     public const string Api = "api";
 }
 
+/// <summary>
+/// A plan's share of the background-job workers: its <see cref="Weight"/> in the weighted fair share
+/// across tenants, its <see cref="Concurrency"/> (jobs leased at once: its reserved concurrency) and
+/// the most jobs its queue holds (<see cref="MaxDepth"/>: an enqueue past it is refused with 429).
+/// </summary>
+public sealed record JobLimits(int Weight, int Concurrency, long MaxDepth)
+{
+    public static readonly JobLimits Default = new(1, 10, 100_000);
+
+    /// <summary>Why the limits are out of range, or null.</summary>
+    public static string? Check(JobLimits? limits) =>
+        limits is null || limits.Weight is < 1 or > 1000 || limits.Concurrency is < 1 or > 10_000 || limits.MaxDepth is < 1 or > 1_000_000_000
+            ? "jobs has weight 1-1000, concurrency 1-10000 and maxDepth 1-1000000000."
+            : null;
+}
+
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record PlanRequest
 {
@@ -72,6 +91,7 @@ public sealed record PlanRequest
     public List<MeteredPrice>? Prices { get; init; }
     public List<Quota>? Quotas { get; init; }
     public List<RateLimit>? RateLimits { get; init; }
+    public JobLimits? Jobs { get; init; }
     public decimal? HeavyLifterShare { get; init; }
     public bool? Archived { get; init; }
 }
@@ -94,6 +114,7 @@ internal static class DefaultPlans
             ],
             Quotas = [new Quota("api_calls", 1_000_000, "hard"), new Quota("storage_bytes", 20 * GiB, "soft"), new Quota("storage_bytes", 25 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 50, 50, 1_000_000)],
+            Jobs = new JobLimits(1, 5, 10_000),
             HeavyLifterShare = 0.25m,
         },
         new Plan
@@ -111,6 +132,7 @@ internal static class DefaultPlans
             ],
             Quotas = [new Quota("api_calls", 20_000_000, "soft"), new Quota("storage_bytes", 200 * GiB, "soft"), new Quota("storage_bytes", 250 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 100, 100, 5_000_000)],
+            Jobs = new JobLimits(2, 10, 100_000),
             HeavyLifterShare = 0.4m,
         },
         new Plan
@@ -128,6 +150,7 @@ internal static class DefaultPlans
             ],
             Quotas = [new Quota("storage_bytes", 2_000 * GiB, "soft"), new Quota("storage_bytes", 2_500 * GiB, "hard")],
             RateLimits = [new RateLimit(RateLimit.Api, 300, 300, 20_000_000)],
+            Jobs = new JobLimits(4, 25, 1_000_000),
             HeavyLifterShare = 0.6m,
         },
     ];

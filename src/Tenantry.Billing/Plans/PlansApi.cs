@@ -70,6 +70,7 @@ public static class PlansApi
             Prices = body.Prices ?? [],
             Quotas = body.Quotas ?? [],
             RateLimits = body.RateLimits ?? [],
+            Jobs = body.Jobs ?? JobLimits.Default,
             HeavyLifterShare = body.HeavyLifterShare ?? 0.5m,
             Archived = body.Archived ?? false,
         };
@@ -138,6 +139,7 @@ public static class PlansApi
                 Prices = body.Prices ?? stored.Prices,
                 Quotas = body.Quotas ?? stored.Quotas,
                 RateLimits = body.RateLimits ?? stored.RateLimits,
+                Jobs = body.Jobs ?? stored.Jobs,
                 HeavyLifterShare = body.HeavyLifterShare ?? stored.HeavyLifterShare,
                 Archived = body.Archived ?? stored.Archived,
                 Version = stored.Version + 1,
@@ -236,6 +238,11 @@ public static class PlansApi
             {
                 Add($"rateLimits[{i}]", "A rate limit has a name, permitsPerSecond 1-1000000, burst from permitsPerSecond to 10000000 and dailyQuota 0 (none) to 2147483647.");
             }
+        }
+
+        if (JobLimits.Check(plan.Jobs) is { } jobs)
+        {
+            Add("jobs", jobs);
         }
 
         return errors.Count == 0 ? null : ApiError.Validation(errors);

@@ -187,5 +187,6 @@ public static partial class Aggregations
         new Meter { Key = "storage_bytes", EventType = "storage_bytes", Aggregation = Max, Property = "bytes", Unit = "bytes", Description = "Largest sampled size of the tenant's storage prefix." },
         new Meter { Key = "active_users", EventType = "active_users", Aggregation = UniqueCount, Property = "userId", Unit = "users", Description = "Distinct users seen." },
         new Meter { Key = "compute_seconds", EventType = "compute_seconds", Aggregation = Sum, Property = "seconds", Unit = "seconds", Description = "Seconds a dedicated instance was deployed." },
+        new Meter { Key = "job_seconds", EventType = "job_seconds", Aggregation = Sum, Property = "seconds", Unit = "seconds", Description = "Seconds the tenant's background jobs ran (lease to ack or nack)." },
     ];
 }

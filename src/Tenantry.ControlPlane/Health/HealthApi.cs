@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Routing;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Http;
+using Tenantry.ControlPlane.Jobs;
 using Tenantry.ControlPlane.Identity;
 using Tenantry.Health;
 
@@ -91,7 +92,7 @@ public static partial class HealthApi
         minutes % 1440 == 0 ? $"{minutes / 1440}d" : minutes % 60 == 0 ? $"{minutes / 60}h" : $"{minutes}m";
 
     private static async Task<Results<Ok<HealthSeries>, ProblemHttpResult>> Series(
-        string id, string? from, string? to, string? step, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantHealthService health, TimeProvider time)
+        string id, string? from, string? to, string? step, HttpContext http, IControlPlaneDatabase db, ITenantRegistry tenants, TenantHealthService health, IJobQueues jobs, TimeProvider time)
     {
         var tenant = await db.ReadAsync(c => tenants.FindAsync(c, null, id), http.RequestAborted);
         var own = TokenTenant(http.User);
@@ -151,7 +152,13 @@ public static partial class HealthApi
                 $"Figures before {TenantHealthService.FromUnixMinute(health.MinuteRowsFrom()):u} are kept per hour (Tenantry:Health:MinuteRetention): use a step of whole hours (1h, 6h, 1d), or start later.")).ToResult();
         }
 
-        return TypedResults.Ok(await health.SeriesAsync(tenant.Id, start, end, stepMinutes, FormatMinutes(stepMinutes), http.RequestAborted));
+        var series = await health.SeriesAsync(tenant.Id, start, end, stepMinutes, FormatMinutes(stepMinutes), http.RequestAborted);
+        var queues = await jobs.FiguresAsync(tenant.Id, http.RequestAborted);
+        var queue = queues.Count > 0 ? queues[0] : null;
+        return TypedResults.Ok(queue is null ? series : series with
+        {
+            Jobs = new JobQueueHealth(queue.Depth, queue.Ready, queue.Leased, queue.Dead, queue.OldestAgeSeconds is { } age ? Math.Round(age, 3) : null, queue.Succeeded, queue.Failed),
+        });
     }
 
     private static async Task<Results<Ok<WorstTenants>, ProblemHttpResult>> Worst(

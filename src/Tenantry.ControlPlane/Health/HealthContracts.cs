@@ -5,8 +5,18 @@ namespace Tenantry.ControlPlane.Health;
 /// <summary>A tenant's traffic in one step of a series: counts, and latency percentiles (null without requests).</summary>
 public sealed record HealthPoint(DateTimeOffset At, long Requests, long Status4xx, long Status5xx, long Throttled, double? P50Ms, double? P95Ms, double? P99Ms);
 
-/// <summary><c>GET /v1/tenants/{id}/health</c>: one point per step from <c>From</c> to <c>To</c>, empty steps included.</summary>
-public sealed record HealthSeries(Guid TenantId, DateTimeOffset From, DateTimeOffset To, string Step, IReadOnlyList<HealthPoint> Items);
+/// <summary><c>GET /v1/tenants/{id}/health</c>: one point per step from <c>From</c> to <c>To</c>, empty steps included, and the tenant's job queue now.</summary>
+public sealed record HealthSeries(Guid TenantId, DateTimeOffset From, DateTimeOffset To, string Step, IReadOnlyList<HealthPoint> Items)
+{
+    /// <summary>The tenant's job queue as it is now; null when the tenant has none (not onboarded, or offboarded).</summary>
+    public JobQueueHealth? Jobs { get; init; }
+}
+
+/// <summary>
+/// A tenant's job queue now: jobs queued or leased (<c>Depth</c>), due and waiting (<c>Ready</c>),
+/// leased, in the dead-letter queue, the age of the oldest due job, and runs that succeeded or failed so far.
+/// </summary>
+public sealed record JobQueueHealth(long Depth, long Ready, long Leased, long Dead, double? OldestAgeSeconds, long Succeeded, long Failed);
 
 /// <summary>
 /// Figures over a span: <c>ErrorRate</c> is 5xx over requests (0 without requests); percentiles are

@@ -48,13 +48,13 @@ public sealed record OperationDefinition(OperationKind Kind, string[] Steps, Ten
 {
     public static readonly OperationDefinition Onboard = new(
         OperationKind.Onboard,
-        [StepNames.Validate, StepNames.CreateDatabase, StepNames.ProvisionStorage, StepNames.ConfigureIdentity, StepNames.DeployCompute, StepNames.Notify],
+        [StepNames.Validate, StepNames.CreateDatabase, StepNames.ProvisionStorage, StepNames.ProvisionQueue, StepNames.ConfigureIdentity, StepNames.DeployCompute, StepNames.Notify],
         TenantStatus.Provisioning,
         TenantStatus.Active);
 
     public static readonly OperationDefinition Offboard = new(
         OperationKind.Offboard,
-        [StepNames.ExportData, StepNames.RevokeAccess, StepNames.DeleteCompute, StepNames.DeleteStorage, StepNames.DeleteDatabase, StepNames.Archive],
+        [StepNames.ExportData, StepNames.RevokeAccess, StepNames.DeleteCompute, StepNames.DeleteQueue, StepNames.DeleteStorage, StepNames.DeleteDatabase, StepNames.Archive],
         TenantStatus.Offboarding,
         TenantStatus.Offboarded);
 
@@ -85,6 +85,7 @@ public static class StepNames
     public const string Validate = "validate";
     public const string CreateDatabase = "create-database";
     public const string ProvisionStorage = "provision-storage";
+    public const string ProvisionQueue = "provision-queue";
     public const string ConfigureIdentity = "configure-identity";
     public const string DeployCompute = "deploy-compute";
     public const string Notify = "notify";
@@ -92,6 +93,7 @@ public static class StepNames
     public const string RevokeAccess = "revoke-access";
     public const string RestoreAccess = "restore-access";
     public const string DeleteCompute = "delete-compute";
+    public const string DeleteQueue = "delete-queue";
     public const string DeleteStorage = "delete-storage";
     public const string DeleteDatabase = "delete-database";
     public const string Archive = "archive";

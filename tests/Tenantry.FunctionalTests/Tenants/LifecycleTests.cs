@@ -98,7 +98,7 @@ public sealed class LifecycleTests(TenantryFactory factory) : IClassFixture<Tena
         Assert.Equal(0L, await ControlDb.ScalarAsync(factory.DataDir, "SELECT count(*) FROM tenant_routes WHERE tenant_id = $id", leaving));
         var op = await client.GetJsonAsync($"/v1/operations/{tenant.GetProperty("operationId").GetString()}");
         Assert.Equal(
-            ["export-data", "revoke-access", "delete-compute", "delete-storage", "delete-database", "archive"],
+            ["export-data", "revoke-access", "delete-compute", "delete-queue", "delete-storage", "delete-database", "archive"],
             op.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToArray());
     }
 

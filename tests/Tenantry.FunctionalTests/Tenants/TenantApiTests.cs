@@ -31,7 +31,7 @@ public sealed class TenantApiTests(TenantryFactory factory) : IClassFixture<Tena
         var op = await client.GetJsonAsync($"/v1/operations/{body.GetProperty("operationId").GetString()}");
         Assert.Equal("succeeded", op.GetProperty("status").GetString());
         Assert.Equal(
-            ["validate", "create-database", "provision-storage", "configure-identity", "deploy-compute", "notify"],
+            ["validate", "create-database", "provision-storage", "provision-queue", "configure-identity", "deploy-compute", "notify"],
             op.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToArray());
         Assert.All(op.GetProperty("steps").EnumerateArray(), s =>
         {

@@ -1,0 +1,142 @@
+using System.Data.Common;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Tenantry.ControlPlane.Database;
+
+namespace Tenantry.ControlPlane.Jobs;
+
+/// <summary>
+/// Where the queues' rows live and how their transactions run: the control-plane store's engine.
+/// On SQLite a job transaction is an ordinary store write (one at a time in process); on
+/// PostgreSQL it runs on its own connection without the store's write lock, so lessees on every
+/// replica work beside each other and <c>FOR UPDATE SKIP LOCKED</c> keeps them off each other's rows.
+/// </summary>
+internal abstract class JobBackend
+{
+    public abstract string Engine { get; }
+
+    /// <summary>Appended to a SELECT of due jobs: rows another lessee holds are passed over, not waited for.</summary>
+    public abstract string SkipLocked { get; }
+
+    /// <summary>Appended to a SELECT of a queue row: lessees of one tenant count its leases one at a time.</summary>
+    public abstract string LockRow { get; }
+
+    public abstract Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken);
+
+    public abstract Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken);
+
+    /// <summary>Wakes long-polling lessees (of every replica) once the transaction commits.</summary>
+    public virtual Task NotifyAsync(DbConnection connection, DbTransaction transaction) => Task.CompletedTask;
+}
+
+internal sealed class SqliteJobBackend(SqliteDatabase db) : JobBackend
+{
+    public override string Engine => "sqlite";
+
+    public override string SkipLocked => "";
+
+    public override string LockRow => "";
+
+    public override Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken) => db.WriteAsync(write, cancellationToken);
+
+    public override Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken) => db.ReadAsync(read, cancellationToken);
+}
+
+internal sealed class PostgresJobBackend : JobBackend, IAsyncDisposable
+{
+    public const string Channel = "tenantry_jobs";
+
+    private readonly NpgsqlDataSource _source;
+
+    /// <param name="connectionString">The control-plane store's connection (its tables exist: the store made them at start).</param>
+    public PostgresJobBackend(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        _source = NpgsqlDataSource.Create(connectionString);
+    }
+
+    public override string Engine => "postgresql";
+
+    public override string SkipLocked => " FOR UPDATE SKIP LOCKED";
+
+    public override string LockRow => " FOR UPDATE";
+
+    public NpgsqlDataSource Source => _source;
+
+    public override async Task<T> WriteAsync<T>(Func<DbConnection, DbTransaction, Task<T>> write, CancellationToken cancellationToken)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var result = await write(connection, transaction);
+        await transaction.CommitAsync(CancellationToken.None);
+        return result;
+    }
+
+    public override async Task<T> ReadAsync<T>(Func<DbConnection, Task<T>> read, CancellationToken cancellationToken)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellationToken);
+        return await read(connection);
+    }
+
+    public override Task NotifyAsync(DbConnection connection, DbTransaction transaction) =>
+        connection.ExecuteAsync($"SELECT pg_notify('{Channel}', '')", transaction);
+
+    public ValueTask DisposeAsync() => _source.DisposeAsync();
+}
+
+/// <summary>Wakes lessees that wait for work: an enqueue in this process, or (PostgreSQL) a NOTIFY from any replica.</summary>
+internal sealed class JobSignal
+{
+    private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Next => Volatile.Read(ref _next).Task;
+
+    public void Pulse() => Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+}
+
+/// <summary>On PostgreSQL: LISTENs on the jobs channel and pulses the signal for each notification, reconnecting after failures.</summary>
+internal sealed partial class PostgresJobListener(JobBackend backend, JobSignal signal, ILogger<PostgresJobListener> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (backend is not PostgresJobBackend postgres)
+        {
+            return;
+        }
+
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await postgres.Source.OpenConnectionAsync(stoppingToken);
+                connection.Notification += (_, _) => signal.Pulse();
+                await connection.ExecuteAsync($"LISTEN {PostgresJobBackend.Channel}", null);
+                failures = 0;
+                // Work may have come in while no one listened.
+                signal.Pulse();
+                while (!stoppingToken.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                failures++;
+                Log.ListenFailed(logger, ex);
+                await Task.Delay(LoopBackOff.After(TimeSpan.FromSeconds(1), failures), stoppingToken);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Listening for new jobs failed; lessees poll until it is back.")]
+        public static partial void ListenFailed(ILogger logger, Exception exception);
+    }
+}

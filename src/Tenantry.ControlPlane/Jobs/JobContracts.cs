@@ -1,0 +1,47 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Tenantry.ControlPlane.Jobs;
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record EnqueueJobRequest(string? Type, JsonElement? Payload, DateTimeOffset? RunAt);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record LeaseJobsRequest(List<string>? Types, int? Max, int? VisibilitySeconds, int? WaitSeconds);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record AckJobRequest(string? LeaseId);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record NackJobRequest(string? LeaseId, string? Error, int? RetryAfterSeconds);
+
+public sealed record JobResponse(
+    string Id,
+    string TenantId,
+    string Type,
+    string Status,
+    JsonElement Payload,
+    DateTimeOffset RunAt,
+    int Attempts,
+    int MaxAttempts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? LeaseExpiresAt,
+    DateTimeOffset? FinishedAt,
+    string? LastError);
+
+/// <summary>A leased job: the job, its lease (for ack and nack) and an access token scoped to its tenant that expires with the lease.</summary>
+public sealed record LeasedJobResponse(
+    string Id,
+    string TenantId,
+    string TenantSlug,
+    string Type,
+    JsonElement Payload,
+    int Attempt,
+    int MaxAttempts,
+    string LeaseId,
+    DateTimeOffset LeaseExpiresAt,
+    string Token);
+
+public sealed record LeaseResponse(IReadOnlyList<LeasedJobResponse> Items);
+
+public sealed record JobListResponse(IReadOnlyList<JobResponse> Items, string? NextCursor);
