@@ -41,6 +41,7 @@ internal static class ControlPlaneSchema
         InstanceStore.Schema,
         TenantHealthStore.Schema,
         RolloutStore.Schema,
+        Keys.KeyStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);
