@@ -121,10 +121,11 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
 
     private string Tail() => string.Join('\n', _lines.TakeLast(40));
 
+    // Replicas behind one load balancer share one issuer; each host's default is its own loopback address.
     private string[] Arguments(string name, string store, int port) =>
     [
         "--data-dir", Path.Combine(_root, name), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false",
-        $"--Tenantry:Store={store}", $"--Tenantry:NodeName=keys-{name}", "--port", port.ToString(CultureInfo.InvariantCulture),
+        $"--Tenantry:Store={store}", $"--Tenantry:NodeName=keys-{name}", "--Tenantry:Issuer=http://tenantry.keys.test/", "--port", port.ToString(CultureInfo.InvariantCulture),
     ];
 
     private static Dictionary<string, string> Environment(string? masterKey) =>
