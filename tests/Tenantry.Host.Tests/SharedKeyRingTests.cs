@@ -75,9 +75,9 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         Assert.NotEmpty(protectionKeys);
         Assert.All(protectionKeys, xml =>
         {
-            Assert.Contains("<sealedByMasterKey>v1.", xml, StringComparison.Ordinal);
-            Assert.DoesNotContain("<value>", xml, StringComparison.Ordinal);
-            Assert.DoesNotContain("<masterKey", xml, StringComparison.Ordinal);
+            var names = System.Xml.Linq.XElement.Parse(xml).DescendantsAndSelf().ToList();
+            Assert.True(names.Any(e => e.Name.LocalName == "sealedByMasterKey" && e.Value.StartsWith("v1.", StringComparison.Ordinal)), xml);
+            Assert.False(names.Any(e => e.Name.LocalName is "masterKey" or "value"), xml);
         });
     }
 
