@@ -77,6 +77,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<PolicyCatalog>();
         services.AddTenantryObjectStorage();
         // Start order matters: the key ring opens first, the operator client exists before requests, the worker resumes last.
+        services.TryAddSingleton<FileKeyLoader>(SigningKeys.LoadOrCreate);
         services.TryAddSingleton<KeyRing>();
         services.TryAddSingleton<ITokenKeys>(sp => sp.GetRequiredService<KeyRing>());
         services.AddHostedService<KeyRingStartup>();

@@ -90,7 +90,7 @@ public static class IdentityApi
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LockoutOptions>, LockoutOptionsValidator>());
         services.TryAddSingleton<TenantSignIn>();
         services.AddAntiforgery();
-        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>, ITokenKeys>((server, tenantry, login, keys) =>
+        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>, Keys.ITokenKeys>((server, tenantry, login, keys) =>
         {
             var o = tenantry.Value;
             server.AuthorizationCodeLifetime = login.Value.AuthorizationCodeLifetime;

@@ -8,21 +8,31 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Tenantry.ControlPlane.Database;
-using Tenantry.ControlPlane.Identity;
 
 namespace Tenantry.ControlPlane.Keys;
+
+/// <summary>The token issuer's RSA keys, wherever they are kept (the data dir, or a shared store).</summary>
+public interface ITokenKeys
+{
+    RsaSecurityKey Signing { get; }
+
+    RsaSecurityKey Encryption { get; }
+}
+
+/// <summary>Loads (or makes) a token key kept as a file in the data dir: the embedded store's keys.</summary>
+internal delegate RsaSecurityKey FileKeyLoader(string dataPath, string name);
 
 /// <summary>
 /// The token issuer's RSA keys (signing and encryption). On the embedded SQLite store they are 0600 PEM
 /// files in the data dir; on a shared PostgreSQL store they live in the store, sealed with the master key,
 /// so every replica signs and validates with the same keys.
 /// </summary>
-internal sealed class KeyRing(IServiceProvider services, IOptions<TenantryOptions> options, TimeProvider time) : ITokenKeys
+internal sealed class KeyRing(IServiceProvider services, IOptions<TenantryOptions> options, TimeProvider time, FileKeyLoader files) : ITokenKeys
 {
     public const string SigningKeyName = "signing";
     public const string EncryptionKeyName = "encryption";
 
-    private readonly Lazy<Task<(RsaSecurityKey Signing, RsaSecurityKey Encryption)>> _keys = new(() => LoadAsync(services, options.Value, time));
+    private readonly Lazy<Task<(RsaSecurityKey Signing, RsaSecurityKey Encryption)>> _keys = new(() => LoadAsync(services, options.Value, time, files));
 
     /// <summary>True once both keys are loaded (and, on a shared store, opened with the master key).</summary>
     public bool IsLoaded => _keys.IsValueCreated && _keys.Value.IsCompletedSuccessfully;
@@ -40,11 +50,11 @@ internal sealed class KeyRing(IServiceProvider services, IOptions<TenantryOption
     // service has loaded them by then.
     private (RsaSecurityKey Signing, RsaSecurityKey Encryption) Keys() => _keys.Value.GetAwaiter().GetResult();
 
-    private static async Task<(RsaSecurityKey, RsaSecurityKey)> LoadAsync(IServiceProvider services, TenantryOptions options, TimeProvider time)
+    private static async Task<(RsaSecurityKey, RsaSecurityKey)> LoadAsync(IServiceProvider services, TenantryOptions options, TimeProvider time, FileKeyLoader files)
     {
         if (!InStore(options))
         {
-            return (SigningKeys.LoadOrCreate(options.DataPath, SigningKeyName), SigningKeys.LoadOrCreate(options.DataPath, EncryptionKeyName));
+            return (files(options.DataPath, SigningKeyName), files(options.DataPath, EncryptionKeyName));
         }
 
         var db = services.GetRequiredService<IControlPlaneDatabase>();
@@ -79,7 +89,14 @@ internal sealed class KeyRing(IServiceProvider services, IOptions<TenantryOption
 
         var rsa = RSA.Create();
         rsa.ImportPkcs8PrivateKey(pkcs8, out _);
-        return SigningKeys.WithKeyId(rsa);
+        return WithKeyId(rsa);
+    }
+
+    /// <summary>The key with its id: the first 16 characters of its public key's SHA-256, base64url.</summary>
+    public static RsaSecurityKey WithKeyId(RSA rsa)
+    {
+        var kid = Base64UrlEncoder.Encode(SHA256.HashData(rsa.ExportSubjectPublicKeyInfo()))[..16];
+        return new RsaSecurityKey(rsa) { KeyId = kid };
     }
 }
 
