@@ -48,6 +48,7 @@ internal static class ControlPlaneSchema
         RolloutStore.Schema,
         MailOutbox.Schema,
         JobStore.Schema,
+        Keys.KeyStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

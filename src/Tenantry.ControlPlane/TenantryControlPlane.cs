@@ -32,16 +32,30 @@ using Tenantry.Data;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
+using Tenantry.ControlPlane.Keys;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Configuration;
 
 namespace Tenantry.ControlPlane;
 
 public static class TenantryControlPlane
 {
+    private const string ReadyTag = "ready";
+    private const string KeyRingTag = "key-ring";
+
     /// <summary>The control plane on the embedded default: SQLite, local folders, local compute.</summary>
     public static TenantryBuilder AddTenantryControlPlane(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<TenantryOptions>().BindConfiguration(TenantryOptions.Section).ValidateSettings(TenantryOptions.Section).ValidateOnStart();
+        // Tenantry:MasterKey may also come from the environment, as TENANTRY_MASTER_KEY.
+        services.AddOptions<TenantryOptions>().PostConfigure<IConfiguration>((o, configuration) =>
+        {
+            if (string.IsNullOrEmpty(o.MasterKey) && configuration["TENANTRY_MASTER_KEY"] is { Length: > 0 } fromEnvironment)
+            {
+                o.MasterKey = fromEnvironment;
+            }
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TenantryOptions>, TenantryOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DataDirectory>();
@@ -68,7 +82,11 @@ public static class TenantryControlPlane
         services.TryAddSingleton<TenantCommands>();
         services.TryAddSingleton<PolicyCatalog>();
         services.AddTenantryObjectStorage();
-        // Start order matters: the operator client exists before requests, the worker resumes last.
+        // Start order matters: the key ring opens first, the operator client exists before requests, the worker resumes last.
+        services.TryAddSingleton<FileKeyLoader>(SigningKeys.LoadOrCreate);
+        services.TryAddSingleton<KeyRing>();
+        services.TryAddSingleton<ITokenKeys>(sp => sp.GetRequiredService<KeyRing>());
+        services.AddHostedService<KeyRingStartup>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddSingleton<OperationWorker>();
@@ -88,12 +106,26 @@ public static class TenantryControlPlane
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>>((keys, tenantry) =>
-            keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance));
+        // The embedded store keeps the Data Protection keys as files in the data dir; a shared store keeps
+        // them in its own table, each sealed with the master key, so every replica reads the same ring.
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<TenantryOptions>, IServiceProvider>((keys, tenantry, sp) =>
+        {
+            if (KeyRing.InStore(tenantry.Value))
+            {
+                keys.XmlRepository = new StoreXmlRepository(sp.GetRequiredService<IControlPlaneDatabase>(), sp.GetRequiredService<TimeProvider>());
+                keys.XmlEncryptor = new MasterKeyXmlEncryptor(new MasterKey(tenantry.Value.MasterKey!));
+            }
+            else
+            {
+                keys.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(tenantry.Value.DataPath, "keys", "data-protection")), NullLoggerFactory.Instance);
+            }
+        });
         services.AddProblemDetails();
         // A repeated property in a request body is refused, not resolved silently to its last value.
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.AllowDuplicateProperties = false);
-        services.AddHealthChecks().AddCheck<StoreHealthCheck>("store");
+        services.AddHealthChecks()
+            .AddCheck<StoreHealthCheck>("store", tags: [ReadyTag])
+            .AddCheck<KeyRingHealthCheck>("key-ring", tags: [ReadyTag, KeyRingTag]);
         services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
         {
             document.Info = new OpenApiInfo
@@ -150,7 +182,9 @@ public static class TenantryControlPlane
             .MapHealthIngestApi();
         routes.MapAppDataApi();
         routes.MapTenantryConsole();
-        routes.MapHealthChecks("/healthz");
+        routes.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = check => !check.Tags.Contains(KeyRingTag) });
+        // Ready for traffic: the store answers and the key ring is loaded (503 otherwise).
+        routes.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag) });
         routes.MapOpenApi();
         return routes;
     }

@@ -35,6 +35,13 @@ public sealed class TenantryOptions
     /// <summary>Control-plane store; empty means SQLite in the data dir.</summary>
     public string? Store { get; set; }
 
+    /// <summary>
+    /// Seals every key kept in a shared PostgreSQL store (token keys, Data Protection keys): at least 32
+    /// characters, e.g. <c>openssl rand -base64 32</c>. Also env <c>TENANTRY_MASTER_KEY</c>. Required with a
+    /// PostgreSQL <see cref="Store"/>; unused with the embedded store, whose keys stay files in the data dir.
+    /// </summary>
+    public string? MasterKey { get; set; }
+
     /// <summary>Token issuer URI; defaults to the control plane's loopback address.</summary>
     public Uri? Issuer { get; set; }
 
@@ -118,6 +125,15 @@ internal sealed class TenantryOptionsValidator : Microsoft.Extensions.Options.IV
         if (!string.IsNullOrWhiteSpace(options.Store) && StoreProblem(options.Store) is { } storeProblem)
         {
             errors.Add($"Tenantry:Store: {storeProblem}");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Store) && string.IsNullOrEmpty(options.MasterKey))
+        {
+            errors.Add("Tenantry:MasterKey (TENANTRY_MASTER_KEY) is required with a PostgreSQL Tenantry:Store: the store keeps every key, sealed with it.");
+        }
+        else if (options.MasterKey is { Length: > 0 } master && master.Length < Keys.MasterKey.MinimumLength)
+        {
+            errors.Add($"Tenantry:MasterKey (TENANTRY_MASTER_KEY) must be at least {Keys.MasterKey.MinimumLength} characters, e.g. the output of openssl rand -base64 32.");
         }
 
         if (options.Tiers.Count == 0)

@@ -39,6 +39,8 @@ internal static class HostHelp
             [--Tenantry:Gateway:AdminPort=<n>: GET /metrics there, operator token]
 
         Operations on a store shared by replicas (--Tenantry:Store=<PostgreSQL connection string>):
+          env TENANTRY_MASTER_KEY=<>= 32 chars>   seals the keys kept in the store (Tenantry:MasterKey), required;
+                                                  the same on every replica (openssl rand -base64 32)
           --Tenantry:NodeName=<name>              this host's name among replicas, unique per running host
                                                   (default: generated once into <data-dir>/node-id)
           --Tenantry:Operations:Lease=00:00:15    hold on a running operation; a dead replica's work moves on after it

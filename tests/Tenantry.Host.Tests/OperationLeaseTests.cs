@@ -106,7 +106,7 @@ public sealed class OperationLeaseTests(LeasePostgres pg, ITestOutputHelper outp
         string[] arguments =
         [
             "--data-dir", _dataDir, "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false",
-            $"--Tenantry:Store={store}", "--Tenantry:Operations:Lease=00:30:00", "--Tenantry:Operations:LeaseRenewal=00:01:00",
+            $"--Tenantry:Store={store}", "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey, "--Tenantry:Operations:Lease=00:30:00", "--Tenantry:Operations:LeaseRenewal=00:01:00",
             "--Tenantry:Operations:MaxParallel=2",
         ];
 

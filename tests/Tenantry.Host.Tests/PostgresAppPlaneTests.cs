@@ -22,6 +22,7 @@ public sealed class PostgresAppPlaneTests
         await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(
         [
             "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
+            "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey,
             "--Tenantry:Postgres:Servers:0:Name=pg-test",
             "--Tenantry:Postgres:Servers:0:ConnectionString=" + pg.SuperuserConnectionStringFor("postgres"),
         ]));

@@ -51,7 +51,7 @@ public sealed class StartupFailureTests : IDisposable
     public void A_store_where_nothing_listens_exits_5_naming_Tenantry_Store()
     {
         var port = TenantryHost.FreePorts(1)[0];
-        var (code, errors, all) = Run([$"--Tenantry:Store=Host=127.0.0.1;Port={port};Username=tenantry;Password=secret;Database=tenantry"]);
+        var (code, errors, all) = Run([$"--Tenantry:Store=Host=127.0.0.1;Port={port};Username=tenantry;Password=secret;Database=tenantry", "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey]);
         Assert.True(code == 5, $"exit {code}\n{all}");
         var line = Assert.Single(errors);
         Assert.StartsWith("Tenantry:Store:", line, StringComparison.Ordinal);

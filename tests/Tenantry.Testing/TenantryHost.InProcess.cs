@@ -26,6 +26,7 @@ public sealed partial class TenantryHost
             if (options.Store is not null)
             {
                 settings.Add(new("Tenantry:Store", options.Store));
+                settings.Add(new("Tenantry:MasterKey", TenantryHostOptions.TestMasterKey));
             }
 
             settings.AddRange(options.Settings.Select(Setting));

@@ -173,6 +173,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
             if (options.Store is not null)
             {
                 arguments.Add("--Tenantry:Store=" + options.Store);
+                arguments.Add("--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey);
             }
 
             arguments.AddRange(options.Settings);

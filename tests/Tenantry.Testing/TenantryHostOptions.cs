@@ -52,6 +52,9 @@ public sealed record TenantryHostOptions
 
     public string OperatorSecret { get; init; } = DefaultOperatorSecret;
 
+    /// <summary>The master key given to a host on a PostgreSQL store (<c>Tenantry:MasterKey</c>), which it requires.</summary>
+    public const string TestMasterKey = "tenantry-tests-master-key-0123456789abcdef";
+
     /// <summary>The control-plane store (<c>Tenantry:Store</c>), e.g. a PostgreSQL connection string; null keeps SQLite in the data directory.</summary>
     public string? Store { get; init; }
 

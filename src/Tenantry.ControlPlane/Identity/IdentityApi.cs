@@ -90,16 +90,14 @@ public static class IdentityApi
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LockoutOptions>, LockoutOptionsValidator>());
         services.TryAddSingleton<TenantSignIn>();
         services.AddAntiforgery();
-        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>>((server, tenantry, login) =>
+        services.AddOptions<OpenIddictServerOptions>().Configure<IOptions<TenantryOptions>, IOptions<TenantLoginOptions>, Keys.ITokenKeys>((server, tenantry, login, keys) =>
         {
             var o = tenantry.Value;
             server.AuthorizationCodeLifetime = login.Value.AuthorizationCodeLifetime;
             server.Issuer = o.Issuer ?? new Uri($"http://127.0.0.1:{o.Ports.ControlPlane}/");
             server.AccessTokenLifetime = o.AccessTokenLifetime;
-            var signing = SigningKeys.LoadOrCreate(o.DataPath, "signing");
-            server.SigningCredentials.Add(new SigningCredentials(signing, SecurityAlgorithms.RsaSha256));
-            var encryption = SigningKeys.LoadOrCreate(o.DataPath, "encryption");
-            server.EncryptionCredentials.Add(new EncryptingCredentials(encryption, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512));
+            server.SigningCredentials.Add(new SigningCredentials(keys.Signing, SecurityAlgorithms.RsaSha256));
+            server.EncryptionCredentials.Add(new EncryptingCredentials(keys.Encryption, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512));
         });
 
         services.AddOptions<OpenIddictValidationOptions>().PostConfigure<TimeProvider>((validation, time) => validation.JsonWebTokenHandler = new AccessTokenCache(time));

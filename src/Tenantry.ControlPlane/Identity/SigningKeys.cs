@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.IdentityModel.Tokens;
+using Tenantry.ControlPlane.Keys;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -20,7 +21,6 @@ internal static class SigningKeys
             DataDirectory.WriteSecret(path, rsa.ExportPkcs8PrivateKeyPem());
         }
 
-        var kid = Base64UrlEncoder.Encode(SHA256.HashData(rsa.ExportSubjectPublicKeyInfo()))[..16];
-        return new RsaSecurityKey(rsa) { KeyId = kid };
+        return KeyRing.WithKeyId(rsa);
     }
 }

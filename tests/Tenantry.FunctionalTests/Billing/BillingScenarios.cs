@@ -34,6 +34,7 @@ public abstract partial class BillingScenarios : IAsyncLifetime
             if (store is not null)
             {
                 b.UseSetting("Tenantry:Store", store);
+                b.UseSetting("Tenantry:MasterKey", TenantryHostOptions.TestMasterKey);
             }
         });
         Client = _app.CreateClient();

@@ -41,6 +41,7 @@ public sealed class TwoPostgresServers : IAsyncLifetime
         if (storeDatabase is not null)
         {
             factory.Settings["Tenantry:Store"] = A.SuperuserConnectionStringFor(storeDatabase);
+            factory.Settings["Tenantry:MasterKey"] = TenantryHostOptions.TestMasterKey;
         }
 
         return factory;
