@@ -32,6 +32,7 @@ public sealed class NotesHostTests
         [
             SampleApps.NoDefaultApp,
             "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
+            "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey,
             "--Tenantry:Postgres:Servers:0:Name=pg-test",
             "--Tenantry:Postgres:Servers:0:ConnectionString=" + pg.SuperuserConnectionStringFor("postgres"),
         ]));

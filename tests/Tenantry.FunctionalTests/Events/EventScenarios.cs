@@ -36,6 +36,7 @@ public abstract class EventScenarios : IAsyncLifetime
             if (store is not null)
             {
                 b.UseSetting("Tenantry:Store", store);
+                b.UseSetting("Tenantry:MasterKey", TenantryHostOptions.TestMasterKey);
             }
         });
         Client = _app.CreateClient();
