@@ -115,7 +115,7 @@ public sealed class CliTests : IAsyncLifetime
 
         var create = await _cli.RunAsync("tenants", "create", "--name", "Globex Corp", "--tier", "standard", "--admin-email", "admin@globex.test", "--wait");
         Assert.True(create.ExitCode == 0, create.ToString());
-        Assert.Contains("6/6", create.Out, StringComparison.Ordinal);
+        Assert.Contains("7/7", create.Out, StringComparison.Ordinal);
         Assert.Contains("[succeeded]", create.Out, StringComparison.Ordinal);
 
         var list = await _cli.RunAsync("tenants", "list", "--status", "active");

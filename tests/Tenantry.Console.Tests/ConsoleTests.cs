@@ -91,7 +91,7 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await _page.GetByTestId("create").ClickAsync();
 
         // The tenant page follows the onboarding live (no reload) until the tenant is active.
-        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("6/6 steps");
+        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("7/7 steps");
         await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
         await Assertions.Expect(_page.GetByTestId("steps")).ToContainTextAsync("deploy-compute");
         await Assertions.Expect(_page.GetByTestId("resources")).ToContainTextAsync("database");
@@ -133,7 +133,7 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         File.Delete(blocker);
         await _page.GetByTestId("action-retry").ClickAsync();
         await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
-        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("6/6 steps");
+        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("7/7 steps");
 
         // The overview counted the failure while it lasted; now it counts the tenant active.
         await _page.GetByTestId("nav-overview").ClickAsync();

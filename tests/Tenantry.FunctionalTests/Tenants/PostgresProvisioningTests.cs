@@ -172,7 +172,7 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
         var id = await client.CreateActiveTenantAsync("pg-store", "standard");
 
         Assert.Equal("active", await TwoPostgresServers.ScalarAsync<string>(pg.A, "control_store", "SELECT status FROM tenants WHERE id = $1", id));
-        Assert.Equal(6L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "control_store", "SELECT count(*) FROM operation_steps s JOIN operations o ON o.id = s.operation_id WHERE o.tenant_id = $1 AND s.status = 'succeeded'", id));
+        Assert.Equal(7L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "control_store", "SELECT count(*) FROM operation_steps s JOIN operations o ON o.id = s.operation_id WHERE o.tenant_id = $1 AND s.status = 'succeeded'", id));
         Assert.Equal(1L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "control_store", "SELECT count(*) FROM tenant_placements WHERE tenant_id = $1", id));
         Assert.False(File.Exists(Path.Combine(factory.DataDir, "control.db")));
 
