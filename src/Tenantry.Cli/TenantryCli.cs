@@ -41,6 +41,7 @@ internal static partial class TenantryCli
         root.Subcommands.Add(RolloutsCommand());
         root.Subcommands.Add(WebhooksCommand());
         root.Subcommands.Add(MailsCommand());
+        root.Subcommands.Add(JobsCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

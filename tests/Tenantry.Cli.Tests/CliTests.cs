@@ -275,6 +275,42 @@ public sealed class CliTests : IAsyncLifetime
         Assert.NotEqual(0, unknown.ExitCode);
     }
 
+    [Fact]
+    public async Task A_tenants_jobs_are_listed_and_one_is_shown_from_the_cli()
+    {
+        Assert.Equal(0, (await _cli.RunAsync("login", "--url", Url, "--client-secret", _host.OperatorSecret)).ExitCode);
+        using var op = await _host.OperatorClientAsync();
+        await op.CreateActiveTenantAsync("cli-jobs");
+        using var invite = await op.PostAsJsonAsync("/v1/tenants/cli-jobs/users", new { email = "admin@cli-jobs.test", role = "admin" });
+        var password = (await invite.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("initialPassword").GetString()!;
+        using var grant = await op.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["username"] = "admin@cli-jobs.test", ["password"] = password, ["tenant"] = "cli-jobs",
+        }));
+        var token = (await grant.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
+        using var tenant = new HttpClient { BaseAddress = _host.ControlPlane };
+        tenant.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        using var enqueued = await tenant.PostAsJsonAsync("/v1/jobs", new { type = "report.build", payload = new { month = "2026-11" } });
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, enqueued.StatusCode);
+        var id = (await enqueued.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+
+        var list = await _cli.RunAsync("jobs", "list", "cli-jobs");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Contains(id, list.Out, StringComparison.Ordinal);
+        Assert.Contains("report.build", list.Out, StringComparison.Ordinal);
+        Assert.Contains("queued", list.Out, StringComparison.Ordinal);
+
+        var dead = await _cli.RunAsync("jobs", "list", "cli-jobs", "--status", "dead", "-o", "json");
+        Assert.True(dead.ExitCode == 0, dead.ToString());
+        Assert.Empty(JsonDocument.Parse(dead.Out).RootElement.GetProperty("items").EnumerateArray());
+
+        var shown = await _cli.RunAsync("jobs", "get", id, "-o", "json");
+        Assert.True(shown.ExitCode == 0, shown.ToString());
+        Assert.Equal("2026-11", JsonDocument.Parse(shown.Out).RootElement.GetProperty("payload").GetProperty("month").GetString());
+
+        Assert.Equal(3, (await _cli.RunAsync("jobs", "get", Guid.NewGuid().ToString())).ExitCode);
+    }
+
     private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>
         client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
         {
