@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Globalization;
 using System.Text;
 
 namespace Tenantry.ControlPlane.Http;
@@ -21,6 +22,19 @@ internal static class Paging
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// A cursor of a list in descending sequence order: <paramref name="before"/> is the sequence the
+    /// next page starts below (<see cref="long.MaxValue"/> without a cursor); a problem for a cursor
+    /// this API did not return.
+    /// </summary>
+    public static ApiError? CheckSequenceCursor(string? cursor, out long before)
+    {
+        before = long.MaxValue;
+        return cursor is null || (Decode(cursor) is { } position && long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out before))
+            ? null
+            : ApiError.Validation("cursor", "The cursor is not one this API returned.");
     }
 
     public static ApiError? CheckLimit(int? limit, out int value)

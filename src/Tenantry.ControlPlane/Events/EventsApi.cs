@@ -35,10 +35,9 @@ public static class EventsApi
             return ApiError.Validation("type", $"Unknown event type '{type}'; GET /v1/events/types lists them.").ToResult();
         }
 
-        var before = long.MaxValue;
-        if (cursor is not null && !(Paging.Decode(cursor) is { } position && long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out before)))
+        if (Paging.CheckSequenceCursor(cursor, out var before) is { } badCursor)
         {
-            return ApiError.Validation("cursor", "The cursor is not one this API returned.").ToResult();
+            return badCursor.ToResult();
         }
 
         var rows = await db.ReadAsync<List<StoredEvent>?>(

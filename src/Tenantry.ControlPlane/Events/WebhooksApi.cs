@@ -401,10 +401,9 @@ public static class WebhooksApi
             return ApiError.Validation("status", "status is pending, succeeded or failed.").ToResult();
         }
 
-        var before = long.MaxValue;
-        if (cursor is not null && !(Paging.Decode(cursor) is { } position && long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out before)))
+        if (Paging.CheckSequenceCursor(cursor, out var before) is { } badCursor)
         {
-            return ApiError.Validation("cursor", "The cursor is not one this API returned.").ToResult();
+            return badCursor.ToResult();
         }
 
         var rows = await db.ReadAsync<List<Delivery>?>(

@@ -33,10 +33,9 @@ public static class MailsApi
             return bad.ToResult();
         }
 
-        var before = long.MaxValue;
-        if (cursor is not null && !(Paging.Decode(cursor) is { } position && long.TryParse(position, NumberStyles.None, CultureInfo.InvariantCulture, out before)))
+        if (Paging.CheckSequenceCursor(cursor, out var before) is { } badCursor)
         {
-            return ApiError.Validation("cursor", "The cursor is not one this API returned.").ToResult();
+            return badCursor.ToResult();
         }
 
         var rows = await db.ReadAsync<List<MailRecord>?>(
