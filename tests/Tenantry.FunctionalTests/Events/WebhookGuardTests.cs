@@ -32,4 +32,16 @@ public sealed class WebhookGuardTests(TenantryFactory factory) : IClassFixture<T
         Assert.Contains(reason, message, StringComparison.Ordinal);
         Assert.Empty((await client.GetJsonAsync("/v1/webhooks")).GetProperty("items").EnumerateArray());
     }
+
+    [Theory]
+    [InlineData("/v1/events?cursor=not-a-cursor")]
+    [InlineData("/v1/events?cursor=LTE")]
+    [InlineData("/v1/mails?cursor=not-a-cursor")]
+    public async Task A_cursor_the_api_did_not_return_is_a_problem_naming_the_cursor(string path)
+    {
+        using var client = await factory.OperatorAsync();
+        using var response = await client.GetAsync(new Uri(path, UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True((await response.JsonAsync()).GetProperty("errors").TryGetProperty("cursor", out _));
+    }
 }
