@@ -27,6 +27,7 @@ internal static class ControlPlaneSchema
     public static IReadOnlyList<SchemaPart> Parts { get; } =
     [
         TenantStore.Schema,
+        Cells.CellPlacement.Schema,
         OperationStore.Schema,
         IdempotencyStore.Schema,
         AuditLog.Schema,

@@ -17,6 +17,7 @@ using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.WebConsole;
 using Tenantry.ControlPlane.Fleet;
 using Tenantry.ControlPlane.Health;
+using Tenantry.ControlPlane.Cells;
 using Tenantry.ControlPlane.Jobs;
 using Tenantry.Billing;
 using Tenantry.ControlPlane.Events;
@@ -103,6 +104,7 @@ public static class TenantryControlPlane
         services.AddTenantryHealth();
         services.AddTenantryRollouts();
         services.AddTenantryJobs();
+        services.AddTenantryCells();
 
         services.AddTenantryIdentity();
         services.AddDataProtection();
@@ -162,6 +164,7 @@ public static class TenantryControlPlane
             .MapAuditApi()
             .MapMigrationsApi()
             .MapFleetApi()
+            .MapCellsApi()
             .MapPoliciesApi()
             .MapBillingApi()
             .MapAppsApi()

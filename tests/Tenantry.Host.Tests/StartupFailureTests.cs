@@ -33,6 +33,10 @@ public sealed class StartupFailureTests : IDisposable
         { ["--Tenantry:Telemetry:OtlpEndpoint=collector:4318"], "Tenantry:Telemetry:OtlpEndpoint", "'collector:4318' is not an absolute http(s) URI" },
         { ["--Tenantry:Billing:MaxBatch=lots"], "Tenantry:Billing:MaxBatch", "'lots' is not a whole number" },
         { ["--Tenantry:Postgres:Servers:0:Capacity=0", "--Tenantry:Postgres:Servers:0:ConnectionString=Host=127.0.0.1"], "Tenantry:Postgres:Servers:0:Capacity", "0 is not between" },
+        { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=EU"], "Tenantry:Cells:0:Region", "'EU' is not a region name" },
+        { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=eu", "--Tenantry:Cells:0:Capacity=lots"], "Tenantry:Cells:0:Capacity", "'lots' is not a whole number" },
+        { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=eu", "--Tenantry:Cells:1:Name=eu-1", "--Tenantry:Cells:1:Region=eu"], "Tenantry:Cells:1:Name", "configured twice" },
+        { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=eu", "--Tenantry:Cells:0:PostgresServers:0=pg-nowhere"], "Tenantry:Cells:0:PostgresServers:0", "'pg-nowhere' is not a server" },
     };
 
     [Theory]

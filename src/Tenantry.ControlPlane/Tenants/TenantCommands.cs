@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Audit;
+using Tenantry.ControlPlane.Cells;
 using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
@@ -28,6 +29,7 @@ internal sealed partial class TenantCommands(
     IControlPlaneDatabase db,
     IOperationQueue queue,
     IEventOutbox events,
+    CellPlacement cells,
     IOptions<TenantryOptions> options,
     TimeProvider time,
     ILogger<TenantCommands> logger)
@@ -69,6 +71,7 @@ internal sealed partial class TenantCommands(
             Check("config", $"config is at most {TenantRules.ConfigMaxBytes} bytes of JSON.");
         }
 
+        Check("config.region", cells.CheckRegion(request.Config));
         if (errors.Count > 0)
         {
             return ApiError.Validation(errors);
@@ -89,9 +92,16 @@ internal sealed partial class TenantCommands(
                 }
 
                 var now = time.GetUtcNow();
+                var id = Guid.CreateVersion7(now);
+                var (placement, noRoom) = await cells.PlaceAsync(c, tx, id, CellPlacement.RegionOf(request.Config), now);
+                if (noRoom is not null)
+                {
+                    return noRoom;
+                }
+
                 var tenant = new Tenant
                 {
-                    Id = Guid.CreateVersion7(now),
+                    Id = id,
                     Slug = slug,
                     Name = request.Name!.Trim(),
                     Tier = request.Tier!,
@@ -99,7 +109,7 @@ internal sealed partial class TenantCommands(
                     Status = TenantStatus.Provisioning,
                     AdminEmail = request.AdminEmail!,
                     Config = request.Config?.DeepClone().AsObject() ?? [],
-                    Resources = [],
+                    Resources = new JsonObject { ["placement"] = placement!.ToJson() },
                     Version = 1,
                     CreatedAt = now,
                     UpdatedAt = now,
@@ -342,6 +352,19 @@ internal sealed partial class TenantCommands(
                     if (Encoding.UTF8.GetByteCount(config.ToJsonString()) > TenantRules.ConfigMaxBytes)
                     {
                         return ApiError.Validation("config", $"config is at most {TenantRules.ConfigMaxBytes} bytes of JSON.");
+                    }
+
+                    if (cells.CheckRegion(config) is { } badRegion)
+                    {
+                        return ApiError.Validation("config.region", badRegion);
+                    }
+
+                    // A cell keeps its tenants' data in its region: another region is a move, not an edit.
+                    var region = CellPlacement.RegionOf(config);
+                    if (region is not null && await cells.CellOfAsync(c, tx, tenant.Id) is { Region: { } cellRegion } cell && cellRegion != region)
+                    {
+                        return new ApiError(StatusCodes.Status422UnprocessableEntity, "region-change-moves-data", "This region change needs a data move.",
+                            $"The tenant lives in cell '{cell.Name}' of region '{cellRegion}'; region '{region}' is served by other cells, and a change of region moves the tenant's data.");
                     }
                 }
 

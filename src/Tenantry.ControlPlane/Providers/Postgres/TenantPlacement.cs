@@ -1,3 +1,4 @@
+using Tenantry.ControlPlane.Cells;
 using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Providers.Postgres;
@@ -5,9 +6,10 @@ namespace Tenantry.ControlPlane.Providers.Postgres;
 /// <summary>
 /// Where bridge and silo tenants live. Policy: the server with the lowest share of its capacity in
 /// use (so equal servers fill evenly, a bigger one takes more), ties to the first configured; a
-/// full server takes no more. Decided once, inside the store's write lock, and remembered.
+/// full server takes no more. Only the servers of the tenant's cell are candidates (every server
+/// when the cell names none). Decided once, inside the store's write lock, and remembered.
 /// </summary>
-internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers servers, TimeProvider time)
+internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers servers, CellPlacement cells, TimeProvider time)
 {
     /// <summary>The tables this store owns, in the control-plane database.</summary>
     public static SchemaPart Schema { get; } = SchemaPart.Portable("Providers", """
@@ -32,14 +34,19 @@ internal sealed class TenantPlacement(IControlPlaneDatabase db, PostgresServers 
             var counts = (await c.QueryAsync(
                 "SELECT server, COUNT(*) FROM tenant_placements GROUP BY server", tx, r => (Server: r.GetString(0), Count: Convert.ToInt64(r.GetValue(1), System.Globalization.CultureInfo.InvariantCulture))))
                 .ToDictionary(x => x.Server, x => x.Count, StringComparer.Ordinal);
-            var chosen = servers.All
+            var cell = await cells.CellOfAsync(c, tx, tenant.Id);
+            var candidates = cell is { PostgresServers.Count: > 0 }
+                ? servers.All.Where(s => cell.PostgresServers.Contains(s.Name, StringComparer.Ordinal)).ToList()
+                : servers.All;
+            var where = cell is { PostgresServers.Count: > 0 } ? $"of cell '{cell.Name}' (Tenantry:Cells:N:PostgresServers)" : "registered";
+            var chosen = candidates
                 .Select((s, order) => (Server: s, Order: order, Used: counts.GetValueOrDefault(s.Name)))
                 .Where(x => x.Used < x.Server.Capacity)
                 .OrderBy(x => (double)x.Used / x.Server.Capacity)
                 .ThenBy(x => x.Order)
                 .Select(x => x.Server)
                 .FirstOrDefault()
-                ?? throw new PermanentStepException("Every registered PostgreSQL server is at capacity (Tenantry:Postgres:Servers:N:Capacity); register another server or raise a capacity, then retry.");
+                ?? throw new PermanentStepException($"Every PostgreSQL server {where} is at capacity (Tenantry:Postgres:Servers:N:Capacity); register another server or raise a capacity, then retry.");
             await c.ExecuteAsync(
                 "INSERT INTO tenant_placements (tenant_id, server, isolation, placed_at) VALUES (@id, @server, @isolation, @now)",
                 tx, ("@id", tenant.Id), ("@server", chosen.Name), ("@isolation", tenant.Isolation.ToWire()), ("@now", time.GetUtcNow()));
