@@ -42,6 +42,7 @@ internal static partial class TenantryCli
         root.Subcommands.Add(WebhooksCommand());
         root.Subcommands.Add(MailsCommand());
         root.Subcommands.Add(JobsCommand());
+        root.Subcommands.Add(CellsCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -160,12 +161,20 @@ internal static partial class TenantryCli
         var createTier = new Option<string>("--tier") { Description = "basic (pool), standard (bridge), premium (silo)", DefaultValueFactory = _ => "basic" };
         var email = new Option<string>("--admin-email") { Description = "the tenant's first admin", Required = true };
         var key = new Option<string?>("--idempotency-key") { Description = "retry-safe key: the same key and body give the same tenant" };
+        var region = new Option<string?>("--region") { Description = "the region its data must stay in (config.region): placed only in a cell of that region" };
         var wait = new Option<bool>("--wait", "-w") { Description = "watch the operation until it ends (progress bar)" };
-        var create = new Command("create", "Onboard a tenant (the onboarding runs in the background; --wait to watch it).") { name, slug, createTier, email, key, wait };
+        var create = new Command("create", "Onboard a tenant (the onboarding runs in the background; --wait to watch it).") { name, slug, createTier, email, region, key, wait };
         create.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
         {
             var headers = parse.GetValue(key) is { } k ? new Dictionary<string, string> { ["Idempotency-Key"] = k } : null;
-            var tenant = await api.SendAsync(HttpMethod.Post, "/v1/tenants", new { name = parse.GetValue(name), slug = parse.GetValue(slug), tier = parse.GetValue(createTier), adminEmail = parse.GetValue(email) }, headers, ct);
+            var tenant = await api.SendAsync(HttpMethod.Post, "/v1/tenants", new
+            {
+                name = parse.GetValue(name),
+                slug = parse.GetValue(slug),
+                tier = parse.GetValue(createTier),
+                adminEmail = parse.GetValue(email),
+                config = parse.GetValue(region) is { } r ? new { region = r } : null,
+            }, headers, ct);
             if (!parse.GetValue(wait))
             {
                 if (ctx.IsJson)
