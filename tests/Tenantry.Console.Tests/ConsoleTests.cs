@@ -171,6 +171,11 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await LoginAsync();
         await Assertions.Expect(_page.GetByTestId("stat-tenants")).ToContainTextAsync("29");
         await Assertions.Expect(_page.GetByTestId("chart-tier")).ToContainTextAsync("premium");
+        // One implicit cell holds every tenant (offboarded ones free their place), as GET /v1/cells says.
+        using var reader = await _host.OperatorClientAsync();
+        var cells = (await reader.GetFromJsonAsync<JsonElement>("/v1/cells")).GetProperty("items");
+        await Assertions.Expect(_page.Locator("[data-testid=cells-table] tbody tr")).ToHaveCountAsync(cells.GetArrayLength());
+        await Assertions.Expect(_page.Locator("[data-testid=cells-table] tbody tr").First).ToContainTextAsync(cells[0].GetProperty("tenants").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
         // Metering is on: revenue against cost per tenant for this month.
         await Assertions.Expect(_page.GetByTestId("chart-revenue")).ToContainTextAsync("fleet-");
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "fleet-overview.png"), FullPage = true });

@@ -141,10 +141,23 @@ async function renderOverview(params = new URLSearchParams()) {
       ? table(['Tenant', 'Operation', 'Error', 'When'], fleet.recentFailures.map((f) => [
         h('a', { href: `#/tenants/${f.tenantId}` }, f.slug), f.kind, f.error || '', time(f.finishedAt)]), 'failures')
       : h('p', { class: 'muted' }, 'None.'),
+    h('div', { id: 'cells' }),
     h('div', { id: 'worst', testid: 'worst-panel' }),
     h('div', { id: 'billing' }));
+  renderCells(document.getElementById('cells'));
   renderWorst(document.getElementById('worst'), params, mine);
   renderBilling(document.getElementById('billing'));
+}
+
+// The cells tenants are placed in: one row per cell, with its region and how full it is.
+async function renderCells(slot) {
+  let cells;
+  try { cells = await api('GET', '/v1/cells'); } catch (err) { slot.replaceChildren(errorBox(err)); return; }
+  const used = (c) => (c.capacity > 0 && c.capacity < 2147483647 ? `${(100 * c.tenants / c.capacity).toFixed(1)} %` : '');
+  slot.replaceChildren(h('h2', {}, 'Cells'),
+    table(['Cell', 'Region', 'Tenants', 'Capacity', 'Used', 'PostgreSQL servers'], cells.items.map((c) => [
+      h('span', { testid: `cell-${c.name}` }, c.name), c.region || 'any', c.tenants,
+      c.capacity < 2147483647 ? c.capacity : '', used(c), c.postgresServers.length ? c.postgresServers.join(', ') : 'all']), 'cells-table'));
 }
 
 // Usage and revenue-vs-cost charts appear once the metering API answers (404 until then).
