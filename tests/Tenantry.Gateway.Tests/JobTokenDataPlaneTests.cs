@@ -35,7 +35,12 @@ public sealed class JobTokenDataPlaneTests(PlatformFixture platform)
 
         var items = (await worker.GetFromJsonAsync<JsonElement>("/orders?limit=200")).GetProperty("items").EnumerateArray().ToList();
         Assert.Contains(items, o => o.GetProperty("number").GetString() == "N-acme-job");
-        Assert.All(items, o => Assert.StartsWith(platform.Acme.Id + ":", o.GetProperty("createdBy").GetString(), StringComparison.Ordinal));
+        // Every row it sees is acme's: made by acme's users or by acme's jobs, none of bravo's.
+        Assert.DoesNotContain(items, o => o.GetProperty("id").GetGuid() == bravoId);
+        Assert.All(items, o => Assert.True(
+            o.GetProperty("createdBy").GetString()!.StartsWith(platform.Acme.Id + ":", StringComparison.Ordinal) || o.GetProperty("createdBy").GetString()!.StartsWith("job:", StringComparison.Ordinal),
+            o.GetProperty("createdBy").GetString()));
+        Assert.All(items, o => Assert.NotEqual("bravo", o.GetProperty("note").GetString()));
         using (var stolen = await worker.GetAsync(new Uri($"/orders/{bravoId}", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.NotFound, stolen.StatusCode);
