@@ -399,6 +399,84 @@ public sealed class JobsTests(LeasePostgres pg) : IClassFixture<LeasePostgres>
     }
 
     [Fact]
+    public async Task A_batch_enqueues_all_or_none_and_a_batch_ack_answers_each_job_within_the_tokens_tenant()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));
+        using var op = await host.OperatorClientAsync();
+        using (var patch = await op.PatchAsync(new Uri("/v1/plans/basic", UriKind.Relative), JsonContent.Create(new { jobs = new { weight = 1, concurrency = 10, maxDepth = 4 } })))
+        {
+            Assert.Equal(HttpStatusCode.OK, patch.StatusCode);
+        }
+
+        var ada = await host.OnboardAsync(op, "batch-ada", "basic");
+        var bob = await host.OnboardAsync(op, "batch-bob", "basic");
+        using var adaClient = Client(host, ada.Token);
+        using var bobClient = Client(host, bob.Token);
+
+        // Bad items: every one named, nothing enqueued.
+        var bad = await BatchAsync(adaClient, new
+        {
+            items = new object[]
+            {
+                new { type = "import", payload = new { n = 1 } },
+                new { type = "mine-bitcoin", payload = new { } },
+                new { type = "import", payload = new { }, runAt = DateTimeOffset.UtcNow.AddMinutes(-1) },
+                new { type = "import" },
+            },
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        var errors = bad.Body.GetProperty("errors");
+        Assert.Equal(["items[1].type", "items[2].runAt", "items[3].payload"], errors.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(HttpStatusCode.BadRequest, (await BatchAsync(adaClient, new { items = Array.Empty<object>() })).Status);
+        var large = await BatchAsync(adaClient, new { items = new object[] { new { type = "import", payload = new { } }, new { type = "import", payload = new { blob = new string('x', 2000) } } } });
+        Assert.Equal((HttpStatusCode.RequestEntityTooLarge, "https://tenantry.dev/problems/payload-too-large"), (large.Status, large.Body.GetProperty("type").GetString()));
+        Assert.Contains("items[1]", large.Body.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        // Five do not fit a queue of four: none goes in. Three do, with a key that holds on a replay.
+        var five = await BatchAsync(adaClient, new { items = Enumerable.Range(0, 5).Select(i => new { type = "import", payload = new { i } }).ToArray() });
+        Assert.Equal((HttpStatusCode.TooManyRequests, "https://tenantry.dev/problems/job-queue-full"), (five.Status, five.Body.GetProperty("type").GetString()));
+        Assert.Empty((await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/jobs", UriKind.Relative))).GetProperty("items").EnumerateArray());
+        var three = new { items = Enumerable.Range(0, 3).Select(i => new { type = "import", payload = new { i }, idempotencyKey = $"batch-{i}" }).ToArray() };
+        var first = await BatchAsync(adaClient, three);
+        Assert.Equal(HttpStatusCode.Accepted, first.Status);
+        var ids = first.Body.GetProperty("items").EnumerateArray().Select(j => j.GetProperty("id").GetString()!).ToList();
+        Assert.Equal(3, ids.Distinct().Count());
+        var replay = await BatchAsync(adaClient, three);
+        Assert.Equal(ids, replay.Body.GetProperty("items").EnumerateArray().Select(j => j.GetProperty("id").GetString()!));
+        Assert.Equal(3L, (await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/tenants/batch-ada/health", UriKind.Relative))).GetProperty("jobs").GetProperty("depth").GetInt64());
+
+        // Lease all three; bob's token acks none of them (not found), ada's acks two and is told the third's lease is not the one sent.
+        var leased = (await LeaseAsync(adaClient, 10, 30)).EnumerateArray().ToList();
+        Assert.Equal(3, leased.Count);
+        var acks = leased.Select(j => new { id = j.GetProperty("id").GetString(), leaseId = j.GetProperty("leaseId").GetString() }).ToList();
+        var foreign = await AckBatchAsync(bobClient, new { items = acks });
+        Assert.All(foreign.GetProperty("items").EnumerateArray(), r => Assert.Equal(("not-found", JsonValueKind.Null), (r.GetProperty("error").GetString(), r.GetProperty("status").ValueKind)));
+        var mixed = await AckBatchAsync(adaClient, new { items = new[] { acks[0], acks[1], acks[2] with { leaseId = "not-the-lease" } } });
+        Assert.Equal(
+            [("succeeded", null), ("succeeded", null), ("leased", "lease-lost")],
+            mixed.GetProperty("items").EnumerateArray().Select(r => (r.GetProperty("status").GetString(), r.GetProperty("error").GetString())));
+        // The first ack again is taken again, the third with its real lease now; no acked job is leased again.
+        var again = await AckBatchAsync(adaClient, new { items = new[] { acks[0], acks[2] } });
+        Assert.Equal([("succeeded", null), ("succeeded", null)], again.GetProperty("items").EnumerateArray().Select(r => (r.GetProperty("status").GetString(), r.GetProperty("error").GetString())));
+        Assert.Empty((await LeaseAsync(adaClient, 10, 30)).EnumerateArray());
+        var health = (await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/tenants/batch-ada/health", UriKind.Relative))).GetProperty("jobs");
+        Assert.Equal((0L, 3L), (health.GetProperty("depth").GetInt64(), health.GetProperty("succeeded").GetInt64()));
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> BatchAsync(HttpClient client, object body)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/jobs/batch", body);
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    private static async Task<JsonElement> AckBatchAsync(HttpClient client, object body)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/jobs/ack", body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    [Fact]
     public async Task The_dotnet_worker_runs_each_type_with_the_jobs_tenant_token_and_acks_or_nacks()
     {
         await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));
