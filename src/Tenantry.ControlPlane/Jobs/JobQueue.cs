@@ -257,9 +257,11 @@ internal sealed partial class JobQueues(
             var jobs = new List<Job>();
             foreach (var (tenant, share) in shares.OrderBy(x => x.Key))
             {
-                // On PostgreSQL other lessees may have leased this tenant's jobs since the count: count again under its row lock.
-                var room = weights[tenant].Concurrency - await JobStore.LockAndCountLeasedAsync(c, tx, tenant, backend.LockRow);
-                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked);
+                // On PostgreSQL other lessees may be leasing this tenant's jobs: pass over it while one is (it is being served),
+                // else lease within its concurrency counted again as the lease statement starts.
+                var taken = !await backend.TryLeaseTenantAsync(c, tx, tenant)
+                    ? []
+                    : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, share, weights[tenant].Concurrency, leaseId, expires, backend.SkipLocked);
                 jobs.AddRange(taken);
                 refunds.Add((tenant, share - taken.Count, weights[tenant].Weight));
             }

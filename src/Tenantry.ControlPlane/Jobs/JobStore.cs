@@ -155,19 +155,13 @@ internal static class JobStore
             tx, r => (r.ReadGuid(0), Int(r, 1)), [.. parameters]);
     }
 
-    /// <summary>Takes the tenant's queue row for the rest of the transaction (PostgreSQL) and counts its leases; <see cref="int.MaxValue"/> without a queue.</summary>
-    public static async Task<int> LockAndCountLeasedAsync(DbConnection c, DbTransaction tx, Guid tenantId, string lockRow) =>
-        await c.ScalarAsync(
-            $"SELECT (SELECT COUNT(*) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.status = @leased) FROM job_queues q WHERE q.tenant_id = @t{lockRow}",
-            tx, ("@t", tenantId), ("@leased", JobStatus.Leased)) is { } count
-            ? Convert.ToInt32(count, CultureInfo.InvariantCulture)
-            : int.MaxValue;
-
     /// <summary>
-    /// Leases the tenant's next due jobs, at most <paramref name="limit"/>, in one statement: the
-    /// oldest due rows (passing over rows other lessees hold) are marked leased and returned.
+    /// Leases the tenant's next due jobs in one statement: at most <paramref name="limit"/>, and no more
+    /// than leave the tenant's leases within <paramref name="concurrency"/>, counted as the statement
+    /// starts (the caller is the tenant's only lessee then). The oldest due rows, passing over rows
+    /// other transactions hold, are marked leased and returned.
     /// </summary>
-    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, string leaseId, long expires, string skipLocked)
+    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, int concurrency, string leaseId, long expires, string skipLocked)
     {
         var (filter, parameters) = TypeFilter(types);
         parameters.Add(("@t", tenantId));
@@ -175,12 +169,15 @@ internal static class JobStore
         parameters.Add(("@leased", JobStatus.Leased));
         parameters.Add(("@now", now));
         parameters.Add(("@limit", limit));
+        parameters.Add(("@cap", concurrency));
         parameters.Add(("@lease", leaseId));
         parameters.Add(("@expires", expires));
         var rows = await c.QueryAsync(
             $"""
             UPDATE jobs SET status = @leased, lease_id = @lease, leased_at = @now, lease_expires_at = @expires, attempts = attempts + 1
-            WHERE id IN (SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq LIMIT @limit{skipLocked})
+            WHERE id IN (
+                SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq
+                LIMIT (SELECT CASE WHEN @cap - COUNT(*) < @limit THEN CASE WHEN @cap - COUNT(*) < 0 THEN 0 ELSE @cap - COUNT(*) END ELSE @limit END FROM jobs l WHERE l.tenant_id = @t AND l.status = @leased){skipLocked})
             RETURNING {Columns}
             """,
             tx, Read, [.. parameters]);
