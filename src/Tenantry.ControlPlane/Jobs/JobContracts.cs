@@ -64,3 +64,8 @@ public sealed record LeasedJobResponse(
 public sealed record LeaseResponse(IReadOnlyList<LeasedJobResponse> Items);
 
 public sealed record JobListResponse(IReadOnlyList<JobResponse> Items, string? NextCursor);
+
+/// <summary>One tenant's queue now: jobs waiting or running, due, leased, in the dead-letter queue, runs succeeded and failed, and the oldest due job's wait.</summary>
+public sealed record JobQueueResponse(string TenantId, string? TenantSlug, long Depth, long Ready, long Leased, long Dead, long Succeeded, long Failed, double? OldestAgeSeconds);
+
+public sealed record JobQueueListResponse(IReadOnlyList<JobQueueResponse> Items);

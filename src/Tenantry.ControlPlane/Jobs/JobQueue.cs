@@ -258,10 +258,9 @@ internal sealed partial class JobQueues(
             foreach (var (tenant, share) in shares.OrderBy(x => x.Key))
             {
                 // On PostgreSQL other lessees may be leasing this tenant's jobs: pass over it while one is (it is being served),
-                // else lease within its concurrency counted again as the lease statement starts.
-                var taken = !await backend.TryLeaseTenantAsync(c, tx, tenant)
-                    ? []
-                    : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, share, weights[tenant].Concurrency, leaseId, expires, backend.SkipLocked);
+                // else count its leases again, now that no other lessee of it can change them upwards, and lease within its concurrency.
+                var room = await backend.TryLeaseTenantAsync(c, tx, tenant) ? weights[tenant].Concurrency - await JobStore.LeasedCountAsync(c, tx, tenant) : 0;
+                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked);
                 jobs.AddRange(taken);
                 refunds.Add((tenant, share - taken.Count, weights[tenant].Weight));
             }

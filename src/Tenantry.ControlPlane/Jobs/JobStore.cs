@@ -155,13 +155,16 @@ internal static class JobStore
             tx, r => (r.ReadGuid(0), Int(r, 1)), [.. parameters]);
     }
 
+    /// <summary>The tenant's jobs under lease now.</summary>
+    public static async Task<int> LeasedCountAsync(DbConnection c, DbTransaction tx, Guid tenantId) => Convert.ToInt32(
+        await c.ScalarAsync("SELECT COUNT(*) FROM jobs WHERE tenant_id = @t AND status = @leased", tx, ("@t", tenantId), ("@leased", JobStatus.Leased)), CultureInfo.InvariantCulture);
+
     /// <summary>
-    /// Leases the tenant's next due jobs in one statement: at most <paramref name="limit"/>, and no more
-    /// than leave the tenant's leases within <paramref name="concurrency"/>, counted as the statement
-    /// starts (the caller is the tenant's only lessee then). The oldest due rows, passing over rows
-    /// other transactions hold, are marked leased and returned.
+    /// Leases the tenant's next due jobs in one statement, at most <paramref name="limit"/> (a constant,
+    /// so the planner reaches the rows by the due index and their ids, whatever the backlog): the
+    /// oldest due rows, passing over rows other transactions hold, are marked leased and returned.
     /// </summary>
-    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, int concurrency, string leaseId, long expires, string skipLocked)
+    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, string leaseId, long expires, string skipLocked)
     {
         var (filter, parameters) = TypeFilter(types);
         parameters.Add(("@t", tenantId));
@@ -169,7 +172,6 @@ internal static class JobStore
         parameters.Add(("@leased", JobStatus.Leased));
         parameters.Add(("@now", now));
         parameters.Add(("@limit", limit));
-        parameters.Add(("@cap", concurrency));
         parameters.Add(("@lease", leaseId));
         parameters.Add(("@expires", expires));
         var rows = await c.QueryAsync(
@@ -177,7 +179,7 @@ internal static class JobStore
             UPDATE jobs SET status = @leased, lease_id = @lease, leased_at = @now, lease_expires_at = @expires, attempts = attempts + 1
             WHERE id IN (
                 SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq
-                LIMIT (SELECT CASE WHEN @cap - COUNT(*) < @limit THEN CASE WHEN @cap - COUNT(*) < 0 THEN 0 ELSE @cap - COUNT(*) END ELSE @limit END FROM jobs l WHERE l.tenant_id = @t AND l.status = @leased){skipLocked})
+                LIMIT @limit{skipLocked})
             RETURNING {Columns}
             """,
             tx, Read, [.. parameters]);

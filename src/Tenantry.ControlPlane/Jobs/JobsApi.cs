@@ -34,6 +34,8 @@ public static class JobsApi
             .WithSummary("Enqueue 1-100 jobs in one transaction: {items: [{type, payload, runAt?, idempotencyKey?}]}; 202 {items} in order. All go in or none: 400 naming items[i].field, 413 for an oversized payload, 429 when they do not all fit the queue's depth.");
         jobs.MapPost("/ack", AckBatch).Accepts<AckBatchRequest>("application/json")
             .WithSummary("Ack 1-100 leased jobs in one transaction: {items: [{id, leaseId}]}; 200 {items: [{id, status, error}]}, error lease-lost or not-found per job.");
+        jobs.MapGet("/queues", Queues)
+            .WithSummary("The queues now, deepest first: an operator's every tenant's (or tenantId's), a tenant token its own. Depth, ready, leased, dead letters, runs succeeded and failed, oldest due job's age.");
         jobs.MapGet("/", List).WithSummary("The tenant's jobs, newest first (status=queued|leased|succeeded|dead; dead is the dead-letter queue); an operator names tenantId. Cursor-paginated.");
         jobs.MapGet("/{id:guid}", Get).WithSummary("A job of the token's tenant (an operator: any job).");
         jobs.MapPost("/lease", Lease).Accepts<LeaseJobsRequest>("application/json")
@@ -127,6 +129,31 @@ public static class JobsApi
             return new ApiError(StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused", "The Idempotency-Key was used for a different job.",
                 $"The key '{key}' was first sent with another type, payload or runAt; use a new key for a new job.").ToResult();
         }
+    }
+
+    private static async Task<Results<Ok<JobQueueListResponse>, ProblemHttpResult>> Queues(Guid? tenantId, HttpContext http, IJobQueues queues, IControlPlaneDatabase db, ITenantRegistry tenants)
+    {
+        var own = TokenTenant(http.User);
+        if (own is not null && tenantId is not null && tenantId != own)
+        {
+            return new ApiError(StatusCodes.Status403Forbidden, "access-denied", "The policies deny this request.", "This token belongs to another tenant.").ToResult();
+        }
+
+        var figures = await queues.FiguresAsync(own ?? tenantId, http.RequestAborted);
+        var slugs = await db.ReadAsync(async c =>
+        {
+            var found = new Dictionary<Guid, string?>();
+            foreach (var f in figures)
+            {
+                found[f.TenantId] = (await tenants.GetAsync(c, null, f.TenantId))?.Slug;
+            }
+
+            return found;
+        }, http.RequestAborted);
+        return TypedResults.Ok(new JobQueueListResponse([.. figures
+            .OrderByDescending(f => f.Depth).ThenBy(f => slugs[f.TenantId], StringComparer.Ordinal)
+            .Select(f => new JobQueueResponse(f.TenantId.ToString(), slugs[f.TenantId], f.Depth, f.Ready, f.Leased, f.Dead, f.Succeeded, f.Failed,
+                f.OldestAgeSeconds is { } age ? Math.Round(age, 1) : null))]));
     }
 
     private const int MaxBatch = 100;
