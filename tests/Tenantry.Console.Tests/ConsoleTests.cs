@@ -482,6 +482,83 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "mails.png"), FullPage = true });
     }
 
+    [Fact]
+    public async Task The_tenant_page_shows_its_queue_and_dead_letters_and_the_queues_page_every_tenants_queue_as_the_api_has_them()
+    {
+        // One attempt per job, so a nack puts it in the dead-letter queue at once.
+        _host.Dispose();
+        _host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane("--Tenantry:Jobs:MaxAttempts=1"));
+        await _context.DisposeAsync();
+        _context = await browser.Chromium.NewContextAsync(new BrowserNewContextOptions { BaseURL = _host.ControlPlane.GetLeftPart(UriPartial.Authority), ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
+        _context.SetDefaultTimeout(15_000);
+        _page = await _context.NewPageAsync();
+
+        using var op = await _host.OperatorClientAsync();
+        var busy = await _host.OnboardAsync(op, "busyco", "basic");
+        var calm = await _host.OnboardAsync(op, "calmco", "basic");
+        using (var client = TenantClient(busy.Token))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                (await client.PostAsJsonAsync("/v1/jobs", new { type = "import", payload = new { i } })).EnsureSuccessStatusCode();
+            }
+
+            using var lease = await client.PostAsJsonAsync("/v1/jobs/lease", new { max = 2, visibilitySeconds = 60 });
+            var items = (await lease.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items").EnumerateArray().ToList();
+            Assert.Equal(2, items.Count);
+            (await client.PostAsJsonAsync($"/v1/jobs/{items[0].GetProperty("id").GetString()}/nack", new { leaseId = items[0].GetProperty("leaseId").GetString(), error = "printer on fire" })).EnsureSuccessStatusCode();
+            (await client.PostAsJsonAsync($"/v1/jobs/{items[1].GetProperty("id").GetString()}/ack", new { leaseId = items[1].GetProperty("leaseId").GetString() })).EnsureSuccessStatusCode();
+        }
+
+        using (var client = TenantClient(calm.Token))
+        {
+            (await client.PostAsJsonAsync("/v1/jobs", new { type = "report", payload = new { } })).EnsureSuccessStatusCode();
+        }
+
+        var queues = (await op.GetFromJsonAsync<JsonElement>(new Uri("/v1/jobs/queues", UriKind.Relative))).GetProperty("items").EnumerateArray().ToList();
+        var busyQueue = queues.Single(q => q.GetProperty("tenantSlug").GetString() == "busyco");
+        Assert.Equal((1L, 1L, 1L, 1L), (busyQueue.GetProperty("depth").GetInt64(), busyQueue.GetProperty("dead").GetInt64(), busyQueue.GetProperty("succeeded").GetInt64(), busyQueue.GetProperty("failed").GetInt64()));
+
+        await LoginAsync();
+        await _page.GotoAsync("/#/tenants/busyco");
+        foreach (var (testid, field) in new[] { ("jobs-depth", "depth"), ("jobs-ready", "ready"), ("jobs-leased", "leased"), ("jobs-succeeded", "succeeded"), ("jobs-failed", "failed"), ("jobs-dead", "dead") })
+        {
+            await Assertions.Expect(_page.Locator($"[data-testid={testid}] .value")).ToHaveTextAsync(busyQueue.GetProperty(field).GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        var dead = (await op.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs?tenantId={busy.Id}&status=dead", UriKind.Relative))).GetProperty("items").EnumerateArray().Single();
+        await Assertions.Expect(_page.Locator("[data-testid=dead-letters] tbody tr")).ToHaveCountAsync(1);
+        await Assertions.Expect(_page.GetByTestId("dead-letters")).ToContainTextAsync(dead.GetProperty("id").GetString()!);
+        await Assertions.Expect(_page.GetByTestId("dead-letters")).ToContainTextAsync("printer on fire");
+        await _page.GetByTestId("jobs-slot").ScrollIntoViewIfNeededAsync();
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "tenant-jobs.png"), FullPage = true });
+
+        await _page.GetByTestId("nav-queues").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=queues-table] tbody tr")).ToHaveCountAsync(queues.Count);
+        await Assertions.Expect(_page.Locator("[data-testid=queues-depth] .value")).ToHaveTextAsync(queues.Sum(q => q.GetProperty("depth").GetInt64()).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Deepest first, as the API orders them; each row's figures are the API's.
+        var rows = _page.Locator("[data-testid=queues-table] tbody tr");
+        for (var i = 0; i < queues.Count; i++)
+        {
+            var q = queues[i];
+            await Assertions.Expect(rows.Nth(i).Locator("td").Nth(0)).ToHaveTextAsync(q.GetProperty("tenantSlug").GetString()!);
+            await Assertions.Expect(rows.Nth(i).Locator("td").Nth(1)).ToHaveTextAsync(q.GetProperty("depth").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await Assertions.Expect(rows.Nth(i).Locator("td").Nth(7)).ToHaveTextAsync(q.GetProperty("dead").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "queues.png"), FullPage = true });
+        await _page.GetByTestId("queue-calmco").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=jobs-depth] .value")).ToHaveTextAsync("1");
+        await Assertions.Expect(_page.GetByTestId("no-dead-letters")).ToBeVisibleAsync();
+    }
+
+    private HttpClient TenantClient(string token)
+    {
+        var client = new HttpClient { BaseAddress = _host.ControlPlane };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
     private static Task<HttpResponseMessage> GrantAsync(HttpClient client, string email, string password) =>
         client.PostAsync(new Uri("/connect/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
         {

@@ -187,6 +187,296 @@ public sealed class JobsTests(LeasePostgres pg) : IClassFixture<LeasePostgres>
     }
 
     [Fact]
+    public async Task A_worker_killed_mid_job_loses_it_for_a_visibility_timeout_then_another_worker_runs_it_once()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));
+        using var op = await host.OperatorClientAsync();
+        var tenant = await host.OnboardAsync(op, "jobs-killed", "basic");
+        using var client = Client(host, tenant.Token);
+        var job = (await EnqueueAsync(client, new { type = "import", payload = new { file = "big.csv" } }, "killed-1")).Body.GetProperty("id").GetString()!;
+
+        // A real worker process: it leases the job over HTTP, then "works" until it is killed.
+        var leaseFile = Path.Combine(Path.GetTempPath(), $"tenantry-killed-worker-{Guid.NewGuid():N}.json");
+        var script = $"curl -s -X POST -H 'Authorization: Bearer {tenant.Token}' -H 'Content-Type: application/json' " +
+            $"-d '{{\"max\":1,\"visibilitySeconds\":2}}' {host.ControlPlane}v1/jobs/lease > {leaseFile}.part && mv {leaseFile}.part {leaseFile} && sleep 300";
+        using var worker = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", script]) { UseShellExecute = false })!;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(leaseFile) && clock.Elapsed < TimeSpan.FromSeconds(30) && !worker.HasExited)
+            {
+                await Task.Delay(50);
+            }
+
+            var lost = Assert.Single(JsonDocument.Parse(await File.ReadAllTextAsync(leaseFile)).RootElement.GetProperty("items").EnumerateArray());
+            Assert.Equal(job, lost.GetProperty("id").GetString());
+            worker.Kill(entireProcessTree: true); // SIGKILL: no nack, no goodbye
+            await worker.WaitForExitAsync();
+
+            // Until the 2 s visibility timeout passes the job is the dead worker's: no one else gets it.
+            Assert.Empty((await LeaseAsync(client, 10, 30)).EnumerateArray());
+            Assert.Equal("leased", (await client.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs/{job}", UriKind.Relative))).GetProperty("status").GetString());
+
+            // Then (after its 1 s backoff) a second worker gets it, as its second attempt, and acks it.
+            clock.Restart();
+            var again = new List<JsonElement>();
+            while (again.Count == 0 && clock.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                again.AddRange((await LeaseAsync(client, 10, 30, wait: 2)).EnumerateArray());
+            }
+
+            var second = Assert.Single(again);
+            Assert.Equal((job, 2), (second.GetProperty("id").GetString(), second.GetProperty("attempt").GetInt32()));
+            Assert.NotEqual(lost.GetProperty("leaseId").GetString(), second.GetProperty("leaseId").GetString());
+            using (var ack = await client.PostAsJsonAsync($"/v1/jobs/{job}/ack", new { leaseId = second.GetProperty("leaseId").GetString() }))
+            {
+                Assert.Equal(HttpStatusCode.OK, ack.StatusCode);
+            }
+
+            // The dead worker's lease is void (had it come back, its ack is refused), and the acked job is never handed out again.
+            using (var late = await client.PostAsJsonAsync($"/v1/jobs/{job}/ack", new { leaseId = lost.GetProperty("leaseId").GetString() }))
+            {
+                Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+            }
+
+            Assert.Empty((await LeaseAsync(client, 10, 30, wait: 4)).EnumerateArray());
+            var done = await client.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs/{job}", UriKind.Relative));
+            Assert.Equal(("succeeded", 2), (done.GetProperty("status").GetString(), done.GetProperty("attempts").GetInt32()));
+            var replay = await EnqueueAsync(client, new { type = "import", payload = new { file = "big.csv" } }, "killed-1");
+            Assert.Equal((job, "succeeded"), (replay.Body.GetProperty("id").GetString(), replay.Body.GetProperty("status").GetString()));
+        }
+        finally
+        {
+            if (!worker.HasExited)
+            {
+                worker.Kill(entireProcessTree: true);
+            }
+
+            File.Delete(leaseFile);
+        }
+    }
+
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
+    public async Task Events_routed_by_rule_land_once_in_their_tenants_queue_across_a_kill_9(string engine)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-jobs-tests", Guid.NewGuid().ToString("N"));
+        var store = engine == "postgresql" ? await pg.NewDatabaseAsync() : null;
+        var options = new TenantryHostOptions { DataDir = dataDir, Store = store, Settings = Settings };
+        try
+        {
+            Guid adaId, bobId;
+            string adaRoute;
+            var host = await TenantryHost.StartAsync(options);
+            try
+            {
+                using var op = await host.OperatorClientAsync();
+                var ada = await host.OnboardAsync(op, "routes-ada", "basic");
+                var bob = await host.OnboardAsync(op, "routes-bob", "basic");
+                (adaId, bobId) = (ada.Id, bob.Id);
+                using var adaClient = Client(host, ada.Token);
+                using var bobClient = Client(host, bob.Token);
+
+                // Fleet-wide: suspensions and reactivations of every tenant become "import" jobs in that tenant's queue.
+                var fleet = await RouteAsync(op, new { events = new[] { "tenant.suspended", "tenant.reactivated" }, jobType = "import" });
+                Assert.Equal(HttpStatusCode.Created, fleet.Status);
+                Assert.Equal(JsonValueKind.Null, fleet.Body.GetProperty("tenantId").ValueKind);
+                // Ada's own: every tenant.* event of ada becomes a "report" job; the tenant comes from the token.
+                var own = await RouteAsync(adaClient, new { events = new[] { "tenant.*" }, jobType = "report" });
+                Assert.Equal(HttpStatusCode.Created, own.Status);
+                Assert.Equal(ada.Id.ToString(), own.Body.GetProperty("tenantId").GetString());
+                adaRoute = own.Body.GetProperty("id").GetString()!;
+
+                // Bad input and another tenant: each a 4xx naming what is wrong.
+                var foreign = await RouteAsync(bobClient, new { events = new[] { "tenant.*" }, jobType = "report", tenantId = "routes-ada" });
+                Assert.Equal((HttpStatusCode.Forbidden, "https://tenantry.dev/problems/access-denied"), (foreign.Status, foreign.Body.GetProperty("type").GetString()));
+                var unknownEvent = await RouteAsync(op, new { events = new[] { "order.*" }, jobType = "import" });
+                Assert.Equal(HttpStatusCode.BadRequest, unknownEvent.Status);
+                Assert.True(unknownEvent.Body.GetProperty("errors").TryGetProperty("events[0]", out _));
+                var unknownType = await RouteAsync(op, new { events = new[] { "tenant.*" }, jobType = "mine-bitcoin" });
+                Assert.True(unknownType.Body.GetProperty("errors").TryGetProperty("jobType", out _));
+                Assert.Equal(HttpStatusCode.BadRequest, (await RouteAsync(op, new { events = Array.Empty<string>(), jobType = "import" })).Status);
+                Assert.Equal(HttpStatusCode.BadRequest, (await RouteAsync(op, new { events = new[] { "tenant.*" }, jobType = "import", tenantId = "nobody" })).Status);
+
+                // Bob sees only its own routes (none: the fleet-wide one is the operator's); it cannot delete ada's.
+                Assert.Empty((await bobClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/jobs/routes", UriKind.Relative))).GetProperty("items").EnumerateArray());
+                using (var steal = await bobClient.DeleteAsync(new Uri($"/v1/jobs/routes/{adaRoute}", UriKind.Relative)))
+                {
+                    Assert.Equal(HttpStatusCode.NotFound, steal.StatusCode);
+                }
+
+                Assert.Equal(2, (await op.GetFromJsonAsync<JsonElement>(new Uri("/v1/jobs/routes", UriKind.Relative))).GetProperty("items").GetArrayLength());
+
+                foreach (var tenant in new[] { ada, bob })
+                {
+                    await SuspendAndReactivateAsync(op, tenant.Id);
+                }
+
+                // Ada: import x2 (fleet route) and report x2 (its own route); bob: import x2 only.
+                await WaitForJobsAsync(op, adaId, 4);
+                await WaitForJobsAsync(op, bobId, 2);
+            }
+            finally
+            {
+                host.Kill();
+                await host.DisposeAsync();
+            }
+
+            await using var again = await TenantryHost.StartAsync(options with { KeepDataDir = true });
+            using var op2 = await again.OperatorClientAsync();
+            // The router starts again from its cursor: a few passes later, still one job per event and type.
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var adaJobs = await JobsOfAsync(op2, adaId);
+            var bobJobs = await JobsOfAsync(op2, bobId);
+            Assert.Equal(4, adaJobs.Count);
+            Assert.Equal(2, bobJobs.Count);
+            Assert.Equal(
+                ["import:tenant.reactivated", "import:tenant.suspended", "report:tenant.reactivated", "report:tenant.suspended"],
+                adaJobs.Select(j => $"{j.GetProperty("type").GetString()}:{j.GetProperty("payload").GetProperty("type").GetString()}").Order(StringComparer.Ordinal));
+            Assert.Equal(
+                ["import:tenant.reactivated", "import:tenant.suspended"],
+                bobJobs.Select(j => $"{j.GetProperty("type").GetString()}:{j.GetProperty("payload").GetProperty("type").GetString()}").Order(StringComparer.Ordinal));
+            // The payload is the CloudEvent, its subject the tenant; one event, one id, per job type.
+            Assert.All(adaJobs, j => Assert.Equal(adaId.ToString(), j.GetProperty("payload").GetProperty("subject").GetString()));
+            Assert.All(bobJobs, j => Assert.Equal("/tenantry/control-plane", j.GetProperty("payload").GetProperty("source").GetString()));
+            Assert.Equal(2, adaJobs.Select(j => j.GetProperty("payload").GetProperty("id").GetString()).Distinct().Count());
+
+            // Deleted, ada's own route routes no more: the next suspension makes an import job only.
+            using (var delete = await op2.DeleteAsync(new Uri($"/v1/jobs/routes/{adaRoute}", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+            }
+
+            await SuspendAndReactivateAsync(op2, adaId);
+            await WaitForJobsAsync(op2, adaId, 6);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.Equal(2, (await JobsOfAsync(op2, adaId)).Count(j => j.GetProperty("type").GetString() == "report"));
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> RouteAsync(HttpClient client, object body)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/jobs/routes", body);
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    private static async Task SuspendAndReactivateAsync(HttpClient op, Guid tenant)
+    {
+        using (var suspend = await op.PostAsync(new Uri($"/v1/tenants/{tenant}/suspend", UriKind.Relative), null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, suspend.StatusCode);
+        }
+
+        await TenantryHost.WaitForStatusAsync(op, tenant.ToString(), "suspended");
+        using (var reactivate = await op.PostAsync(new Uri($"/v1/tenants/{tenant}/reactivate", UriKind.Relative), null))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, reactivate.StatusCode);
+        }
+
+        await TenantryHost.WaitForStatusAsync(op, tenant.ToString(), "active");
+    }
+
+    private static async Task<List<JsonElement>> JobsOfAsync(HttpClient op, Guid tenant) =>
+        [.. (await op.GetFromJsonAsync<JsonElement>(new Uri($"/v1/jobs?tenantId={tenant}&limit=100", UriKind.Relative))).GetProperty("items").EnumerateArray()];
+
+    private static async Task WaitForJobsAsync(HttpClient op, Guid tenant, int count)
+    {
+        var clock = Stopwatch.StartNew();
+        while ((await JobsOfAsync(op, tenant)).Count < count && clock.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(count, (await JobsOfAsync(op, tenant)).Count);
+    }
+
+    [Fact]
+    public async Task A_batch_enqueues_all_or_none_and_a_batch_ack_answers_each_job_within_the_tokens_tenant()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));
+        using var op = await host.OperatorClientAsync();
+        using (var patch = await op.PatchAsync(new Uri("/v1/plans/basic", UriKind.Relative), JsonContent.Create(new { jobs = new { weight = 1, concurrency = 10, maxDepth = 4 } })))
+        {
+            Assert.Equal(HttpStatusCode.OK, patch.StatusCode);
+        }
+
+        var ada = await host.OnboardAsync(op, "batch-ada", "basic");
+        var bob = await host.OnboardAsync(op, "batch-bob", "basic");
+        using var adaClient = Client(host, ada.Token);
+        using var bobClient = Client(host, bob.Token);
+
+        // Bad items: every one named, nothing enqueued.
+        var bad = await BatchAsync(adaClient, new
+        {
+            items = new object[]
+            {
+                new { type = "import", payload = new { n = 1 } },
+                new { type = "mine-bitcoin", payload = new { } },
+                new { type = "import", payload = new { }, runAt = DateTimeOffset.UtcNow.AddMinutes(-1) },
+                new { type = "import" },
+            },
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        var errors = bad.Body.GetProperty("errors");
+        Assert.Equal(["items[1].type", "items[2].runAt", "items[3].payload"], errors.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(HttpStatusCode.BadRequest, (await BatchAsync(adaClient, new { items = Array.Empty<object>() })).Status);
+        var large = await BatchAsync(adaClient, new { items = new object[] { new { type = "import", payload = new { } }, new { type = "import", payload = new { blob = new string('x', 2000) } } } });
+        Assert.Equal((HttpStatusCode.RequestEntityTooLarge, "https://tenantry.dev/problems/payload-too-large"), (large.Status, large.Body.GetProperty("type").GetString()));
+        Assert.Contains("items[1]", large.Body.GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+        // Five do not fit a queue of four: none goes in. Three do, with a key that holds on a replay.
+        var five = await BatchAsync(adaClient, new { items = Enumerable.Range(0, 5).Select(i => new { type = "import", payload = new { i } }).ToArray() });
+        Assert.Equal((HttpStatusCode.TooManyRequests, "https://tenantry.dev/problems/job-queue-full"), (five.Status, five.Body.GetProperty("type").GetString()));
+        Assert.Empty((await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/jobs", UriKind.Relative))).GetProperty("items").EnumerateArray());
+        var three = new { items = Enumerable.Range(0, 3).Select(i => new { type = "import", payload = new { i }, idempotencyKey = $"batch-{i}" }).ToArray() };
+        var first = await BatchAsync(adaClient, three);
+        Assert.Equal(HttpStatusCode.Accepted, first.Status);
+        var ids = first.Body.GetProperty("items").EnumerateArray().Select(j => j.GetProperty("id").GetString()!).ToList();
+        Assert.Equal(3, ids.Distinct().Count());
+        var replay = await BatchAsync(adaClient, three);
+        Assert.Equal(ids, replay.Body.GetProperty("items").EnumerateArray().Select(j => j.GetProperty("id").GetString()!));
+        Assert.Equal(3L, (await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/tenants/batch-ada/health", UriKind.Relative))).GetProperty("jobs").GetProperty("depth").GetInt64());
+
+        // Lease all three; bob's token acks none of them (not found), ada's acks two and is told the third's lease is not the one sent.
+        var leased = (await LeaseAsync(adaClient, 10, 30)).EnumerateArray().ToList();
+        Assert.Equal(3, leased.Count);
+        var acks = leased.Select(j => new { id = j.GetProperty("id").GetString(), leaseId = j.GetProperty("leaseId").GetString() }).ToList();
+        var foreign = await AckBatchAsync(bobClient, new { items = acks });
+        Assert.All(foreign.GetProperty("items").EnumerateArray(), r => Assert.Equal(("not-found", JsonValueKind.Null), (r.GetProperty("error").GetString(), r.GetProperty("status").ValueKind)));
+        var mixed = await AckBatchAsync(adaClient, new { items = new[] { acks[0], acks[1], acks[2] with { leaseId = "not-the-lease" } } });
+        Assert.Equal(
+            [("succeeded", null), ("succeeded", null), ("leased", "lease-lost")],
+            mixed.GetProperty("items").EnumerateArray().Select(r => (r.GetProperty("status").GetString(), r.GetProperty("error").GetString())));
+        // The first ack again is taken again, the third with its real lease now; no acked job is leased again.
+        var again = await AckBatchAsync(adaClient, new { items = new[] { acks[0], acks[2] } });
+        Assert.Equal([("succeeded", null), ("succeeded", null)], again.GetProperty("items").EnumerateArray().Select(r => (r.GetProperty("status").GetString(), r.GetProperty("error").GetString())));
+        Assert.Empty((await LeaseAsync(adaClient, 10, 30)).EnumerateArray());
+        var health = (await adaClient.GetFromJsonAsync<JsonElement>(new Uri("/v1/tenants/batch-ada/health", UriKind.Relative))).GetProperty("jobs");
+        Assert.Equal((0L, 3L), (health.GetProperty("depth").GetInt64(), health.GetProperty("succeeded").GetInt64()));
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Body)> BatchAsync(HttpClient client, object body)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/jobs/batch", body);
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    private static async Task<JsonElement> AckBatchAsync(HttpClient client, object body)
+    {
+        using var response = await client.PostAsJsonAsync("/v1/jobs/ack", body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    [Fact]
     public async Task The_dotnet_worker_runs_each_type_with_the_jobs_tenant_token_and_acks_or_nacks()
     {
         await using var host = await TenantryHost.StartAsync(TenantryHostOptions.ControlPlane(Settings));

@@ -28,6 +28,13 @@ internal abstract class JobBackend
 
     /// <summary>Wakes long-polling lessees (of every replica) once the transaction commits.</summary>
     public virtual Task NotifyAsync(DbConnection connection, DbTransaction transaction) => Task.CompletedTask;
+
+    /// <summary>
+    /// Makes this transaction the tenant's only lessee until it ends, so its count of leases holds
+    /// (the concurrency cap), or answers false at once when another lessee has the tenant: the
+    /// caller passes over it as <c>SKIP LOCKED</c> passes over rows. Enqueues and acks do not take it.
+    /// </summary>
+    public virtual Task<bool> TryLeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) => Task.FromResult(true);
 }
 
 internal sealed class SqliteJobBackend(SqliteDatabase db) : JobBackend
@@ -81,6 +88,13 @@ internal sealed class PostgresJobBackend : JobBackend, IAsyncDisposable
 
     public override Task NotifyAsync(DbConnection connection, DbTransaction transaction) =>
         connection.ExecuteAsync($"SELECT pg_notify('{Channel}', '')", transaction);
+
+    /// <summary>A transaction-scoped advisory lock in the jobs' key space (two tenants sharing a hash only take turns).</summary>
+    public override async Task<bool> TryLeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
+        await connection.ScalarAsync("SELECT pg_try_advisory_xact_lock(@space, @key)", transaction, ("@space", LockSpace), ("@key", BitConverter.ToInt32(tenantId.ToByteArray(), 0) ^ BitConverter.ToInt32(tenantId.ToByteArray(), 12))) is true;
+
+    /// <summary>"jobs" in ASCII: the advisory lock space of tenant leases.</summary>
+    private const int LockSpace = 0x6A6F6273;
 
     public ValueTask DisposeAsync() => _source.DisposeAsync();
 }

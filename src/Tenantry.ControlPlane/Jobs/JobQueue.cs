@@ -32,6 +32,9 @@ public interface IJobQueues
 
     Task<EnqueueResult> EnqueueAsync(NewJob job, CancellationToken cancellationToken = default);
 
+    /// <summary>Enqueues the jobs in one transaction: all of them or, when one tenant's queue is full or missing, none.</summary>
+    Task<IReadOnlyList<EnqueueResult>> EnqueueManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken cancellationToken = default);
+
     Task<Job?> GetAsync(Guid id, Guid? tenantId, CancellationToken cancellationToken = default);
 
     Task<(IReadOnlyList<Job> Items, long? Next)> ListAsync(Guid tenantId, string? status, long? before, int limit, CancellationToken cancellationToken = default);
@@ -40,6 +43,9 @@ public interface IJobQueues
     Task<IReadOnlyList<LeasedJob>> LeaseAsync(LeaseRequest request, TimeSpan wait, CancellationToken cancellationToken = default);
 
     Task<(JobOutcome Outcome, Job? Job)> AckAsync(Guid id, string leaseId, Guid? tenantId, CancellationToken cancellationToken = default);
+
+    /// <summary>Acks many leased jobs in one transaction; each answer as <see cref="AckAsync"/> would give it, with the job's status.</summary>
+    Task<IReadOnlyList<(Guid Id, JobOutcome Outcome, string? Status)>> AckManyAsync(IReadOnlyList<(Guid Id, string LeaseId)> items, Guid? tenantId, CancellationToken cancellationToken = default);
 
     Task<(JobOutcome Outcome, Job? Job)> NackAsync(Guid id, string leaseId, Guid? tenantId, string? error, TimeSpan? retryAfter, CancellationToken cancellationToken = default);
 
@@ -82,11 +88,28 @@ internal sealed partial class JobQueues(
     public async Task<EnqueueResult> EnqueueAsync(NewJob job, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(job);
-        var limit = await limits.ForAsync(job.TenantId, cancellationToken);
-        var now = Now;
-        var stored = new Job
+        return (await EnqueueManyAsync([job], cancellationToken))[0];
+    }
+
+    public async Task<IReadOnlyList<EnqueueResult>> EnqueueManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        if (jobs.Count == 0)
         {
-            Id = Guid.CreateVersion7(time.GetUtcNow()),
+            return [];
+        }
+
+        var limit = new Dictionary<Guid, JobLimits>();
+        foreach (var tenant in jobs.Select(j => j.TenantId).Distinct())
+        {
+            limit[tenant] = await limits.ForAsync(tenant, cancellationToken);
+        }
+
+        var now = Now;
+        var at = time.GetUtcNow();
+        var stored = jobs.Select(job => new Job
+        {
+            Id = Guid.CreateVersion7(at),
             TenantId = job.TenantId,
             Type = job.Type,
             Payload = job.Payload,
@@ -95,37 +118,66 @@ internal sealed partial class JobQueues(
             Attempts = 0,
             MaxAttempts = options.Value.MaxAttempts,
             CreatedAt = now,
-        };
-        var result = await backend.WriteAsync(async (c, tx) =>
+        }).ToArray();
+        var results = await backend.WriteAsync(async (c, tx) =>
         {
-            if (job.IdempotencyKey is { } key && await JobStore.FindByKeyAsync(c, tx, job.TenantId, key) is { } found)
+            var answers = new EnqueueResult?[jobs.Count];
+            var fresh = new List<int>(jobs.Count);
+            for (var i = 0; i < jobs.Count; i++)
             {
-                return found.Hash == job.RequestHash ? new EnqueueResult(found.Job, false) : throw new IdempotencyMismatchException();
+                if (jobs[i].IdempotencyKey is { } key && await JobStore.FindByKeyAsync(c, tx, jobs[i].TenantId, key) is { } found)
+                {
+                    answers[i] = found.Hash == jobs[i].RequestHash ? new EnqueueResult(found.Job, false) : throw new IdempotencyMismatchException();
+                }
+                else
+                {
+                    fresh.Add(i);
+                }
             }
 
-            if (!await JobStore.InsertAsync(c, tx, stored, job.IdempotencyKey, job.RequestHash))
+            var inserted = fresh.Count == 0 ? [] : await JobStore.InsertManyAsync(c, tx, [.. fresh.Select(i => (stored[i], jobs[i].IdempotencyKey, jobs[i].RequestHash))]);
+            foreach (var i in fresh)
             {
-                // Another enqueue with the key committed meanwhile (PostgreSQL waited for it): its job is the answer.
-                var other = await JobStore.FindByKeyAsync(c, tx, job.TenantId, job.IdempotencyKey!);
-                return other is { } o && o.Hash == job.RequestHash ? new EnqueueResult(o.Job, false) : throw new IdempotencyMismatchException();
+                if (inserted.Contains(stored[i].Id))
+                {
+                    answers[i] = new EnqueueResult(stored[i], true);
+                    continue;
+                }
+
+                // Another enqueue with the key committed meanwhile (PostgreSQL waited for it), or an earlier item of this batch had it: its job is the answer.
+                var other = await JobStore.FindByKeyAsync(c, tx, jobs[i].TenantId, jobs[i].IdempotencyKey!);
+                answers[i] = other is { } o && o.Hash == jobs[i].RequestHash ? new EnqueueResult(o.Job, false) : throw new IdempotencyMismatchException();
             }
 
-            if (!await JobStore.TakeDepthAsync(c, tx, job.TenantId, limit.MaxDepth))
+            // Queue rows in tenant order, as every transaction takes them, so two never wait on each other.
+            foreach (var group in fresh.Where(i => inserted.Contains(stored[i].Id)).GroupBy(i => jobs[i].TenantId).OrderBy(g => g.Key))
             {
-                // Throwing rolls the insert back.
-                throw await JobStore.ExistsAsync(c, tx, job.TenantId) ? new JobQueueFullException(limit.MaxDepth) : new JobQueueMissingException(job.TenantId);
+                var max = limit[group.Key].MaxDepth;
+                if (!await JobStore.TakeDepthAsync(c, tx, group.Key, group.Count(), max))
+                {
+                    // Throwing rolls the inserts back: a batch goes in whole or not at all.
+                    throw await JobStore.ExistsAsync(c, tx, group.Key) ? new JobQueueFullException(max) : new JobQueueMissingException(group.Key);
+                }
             }
 
-            await backend.NotifyAsync(c, tx);
-            return new EnqueueResult(stored, true);
+            if (inserted.Count > 0)
+            {
+                await backend.NotifyAsync(c, tx);
+            }
+
+            return answers.Select(a => a!).ToArray();
         }, cancellationToken);
-        if (result.Created)
+        foreach (var result in results.Where(r => r.Created))
         {
-            metrics?.Enqueued(job.TenantId, job.Type);
+            metrics?.Enqueued(result.Job.TenantId, result.Job.Type);
+        }
+
+        if (results.Any(r => r.Created))
+        {
             signal.Pulse();
         }
 
-        return result;
+        return results;
     }
 
     public Task<Job?> GetAsync(Guid id, Guid? tenantId, CancellationToken cancellationToken = default) =>
@@ -187,14 +239,13 @@ internal sealed partial class JobQueues(
                 return [];
             }
 
-            var leasedNow = await JobStore.LeasedCountsAsync(c, tx);
             var candidates = new List<(Guid TenantId, int Weight, int Room)>();
             var weights = new Dictionary<Guid, JobLimits>();
-            foreach (var tenant in ready)
+            foreach (var (tenant, leasedNow) in ready)
             {
                 var limit = await limits.ForAsync(tenant, cancellationToken);
                 weights[tenant] = limit;
-                var room = limit.Concurrency - leasedNow.GetValueOrDefault(tenant);
+                var room = limit.Concurrency - leasedNow;
                 if (room > 0)
                 {
                     candidates.Add((tenant, limit.Weight, room));
@@ -203,29 +254,15 @@ internal sealed partial class JobQueues(
 
             var shares = _fair.Share(candidates, request.Max);
             var expires = now + (long)request.Visibility.TotalMilliseconds;
-            var ids = new List<Guid>();
+            var jobs = new List<Job>();
             foreach (var (tenant, share) in shares.OrderBy(x => x.Key))
             {
-                // On PostgreSQL other lessees may have leased this tenant's jobs since the count: count again under its row lock.
-                var room = weights[tenant].Concurrency - await JobStore.LockAndCountLeasedAsync(c, tx, tenant, backend.LockRow);
-                var due = room <= 0 ? new List<Guid>() : await JobStore.DueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), backend.SkipLocked);
-                var taken = 0;
-                foreach (var id in due)
-                {
-                    if (await JobStore.MarkLeasedAsync(c, tx, id, leaseId, now, expires) == 1)
-                    {
-                        ids.Add(id);
-                        taken++;
-                    }
-                }
-
-                refunds.Add((tenant, share - taken, weights[tenant].Weight));
-            }
-
-            var jobs = new List<Job>(ids.Count);
-            foreach (var id in ids)
-            {
-                jobs.Add((await JobStore.GetAsync(c, tx, id, null))!);
+                // On PostgreSQL other lessees may be leasing this tenant's jobs: pass over it while one is (it is being served),
+                // else count its leases again, now that no other lessee of it can change them upwards, and lease within its concurrency.
+                var room = await backend.TryLeaseTenantAsync(c, tx, tenant) ? weights[tenant].Concurrency - await JobStore.LeasedCountAsync(c, tx, tenant) : 0;
+                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked);
+                jobs.AddRange(taken);
+                refunds.Add((tenant, share - taken.Count, weights[tenant].Weight));
             }
 
             return jobs;
@@ -248,6 +285,57 @@ internal sealed partial class JobQueues(
 
     public Task<(JobOutcome Outcome, Job? Job)> NackAsync(Guid id, string leaseId, Guid? tenantId, string? error, TimeSpan? retryAfter, CancellationToken cancellationToken = default) =>
         FinishAsync(id, leaseId, tenantId, success: false, error, retryAfter, cancellationToken);
+
+    public async Task<IReadOnlyList<(Guid Id, JobOutcome Outcome, string? Status)>> AckManyAsync(IReadOnlyList<(Guid Id, string LeaseId)> items, Guid? tenantId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        if (items.Count == 0)
+        {
+            return [];
+        }
+
+        var (finished, others) = await backend.WriteAsync(async (c, tx) =>
+        {
+            var now = Now;
+            var done = await JobStore.AckManyAsync(c, tx, items, tenantId, now);
+            // Queue rows in tenant order, as every transaction takes them, so two never wait on each other.
+            foreach (var group in done.GroupBy(d => d.TenantId).OrderBy(g => g.Key))
+            {
+                await JobStore.CountAsync(c, tx, group.Key, group.Count(), group.Count(), 0, 0);
+            }
+
+            var acked = done.Select(d => d.Id).ToHashSet();
+            var rest = items.Where(i => !acked.Contains(i.Id)).Select(i => i.Id).Distinct().ToList();
+            var found = rest.Count == 0 ? [] : await JobStore.GetManyAsync(c, tx, rest, tenantId);
+            return (done.Select(d => (d.Id, d.TenantId, d.Type, d.Attempts, Seconds: d.LeasedAt is { } at ? now - at : (long?)null)).ToList(), found.ToDictionary(j => j.Id));
+        }, cancellationToken);
+        var byId = finished.ToDictionary(f => f.Id);
+        var answers = new List<(Guid, JobOutcome, string?)>(items.Count);
+        foreach (var (id, leaseId) in items)
+        {
+            if (byId.TryGetValue(id, out var f))
+            {
+                if (f.Seconds is { } ms)
+                {
+                    Meter(id, f.TenantId, f.Type, f.Attempts, ms);
+                    metrics?.Finished(f.TenantId, f.Type, JobStatus.Succeeded, ms / 1000.0);
+                }
+
+                answers.Add((id, JobOutcome.Done, JobStatus.Succeeded));
+            }
+            else if (others.TryGetValue(id, out var other))
+            {
+                // The same ack again was taken; anything else is a lease that is no longer this one.
+                answers.Add((id, other.LeaseId == leaseId && other.Status == JobStatus.Succeeded ? JobOutcome.Done : JobOutcome.LeaseLost, other.Status));
+            }
+            else
+            {
+                answers.Add((id, JobOutcome.NotFound, null));
+            }
+        }
+
+        return answers;
+    }
 
     private async Task<(JobOutcome Outcome, Job? Job)> FinishAsync(Guid id, string leaseId, Guid? tenantId, bool success, string? error, TimeSpan? retryAfter, CancellationToken cancellationToken)
     {
@@ -373,9 +461,11 @@ internal sealed partial class JobQueues(
     }
 
     /// <summary>Metering: the seconds a run held its lease, as <c>job_seconds</c> (one event per run, so a replay counts once).</summary>
-    private void Meter(Job job, long milliseconds) => usage?.Add(new UsageEvent(
-        "tenantry/jobs", $"job_seconds/{job.Id:N}/{job.Attempts}", job.TenantId, "job_seconds", time.GetUtcNow(),
-        new JsonObject { ["seconds"] = Math.Round(milliseconds / 1000.0, 3), ["type"] = job.Type }.ToJsonString()));
+    private void Meter(Job job, long milliseconds) => Meter(job.Id, job.TenantId, job.Type, job.Attempts, milliseconds);
+
+    private void Meter(Guid id, Guid tenantId, string type, int attempts, long milliseconds) => usage?.Add(new UsageEvent(
+        "tenantry/jobs", $"job_seconds/{id:N}/{attempts}", tenantId, "job_seconds", time.GetUtcNow(),
+        new JsonObject { ["seconds"] = Math.Round(milliseconds / 1000.0, 3), ["type"] = type }.ToJsonString()));
 
     private static string? Truncate(string? error) => error is { Length: > 2000 } e ? e[..2000] : error;
 

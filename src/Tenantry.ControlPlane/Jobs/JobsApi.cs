@@ -30,6 +30,12 @@ public static class JobsApi
         var jobs = v1.MapGroup("/jobs").WithTags("Jobs");
         jobs.MapPost("/", Enqueue).Accepts<EnqueueJobRequest>("application/json")
             .WithSummary("Enqueue a job into the token's tenant queue: {type, payload, runAt?} with an optional Idempotency-Key (the same key gives the same job); 202 {id, status, …}. 400 for a bad type or a past runAt, 413 for an oversized payload, 429 when the queue is at its plan's depth.");
+        jobs.MapPost("/batch", EnqueueBatch).Accepts<EnqueueBatchRequest>("application/json")
+            .WithSummary("Enqueue 1-100 jobs in one transaction: {items: [{type, payload, runAt?, idempotencyKey?}]}; 202 {items} in order. All go in or none: 400 naming items[i].field, 413 for an oversized payload, 429 when they do not all fit the queue's depth.");
+        jobs.MapPost("/ack", AckBatch).Accepts<AckBatchRequest>("application/json")
+            .WithSummary("Ack 1-100 leased jobs in one transaction: {items: [{id, leaseId}]}; 200 {items: [{id, status, error}]}, error lease-lost or not-found per job.");
+        jobs.MapGet("/queues", Queues)
+            .WithSummary("The queues now, deepest first: an operator's every tenant's (or tenantId's), a tenant token its own. Depth, ready, leased, dead letters, runs succeeded and failed, oldest due job's age.");
         jobs.MapGet("/", List).WithSummary("The tenant's jobs, newest first (status=queued|leased|succeeded|dead; dead is the dead-letter queue); an operator names tenantId. Cursor-paginated.");
         jobs.MapGet("/{id:guid}", Get).WithSummary("A job of the token's tenant (an operator: any job).");
         jobs.MapPost("/lease", Lease).Accepts<LeaseJobsRequest>("application/json")
@@ -38,6 +44,7 @@ public static class JobsApi
             .WithSummary("Finish a leased job: {leaseId}. 409 when the lease lapsed and the job was leased again.");
         jobs.MapPost("/{id:guid}/nack", Nack).Accepts<NackJobRequest>("application/json")
             .WithSummary("Give a leased job back: {leaseId, error?, retryAfterSeconds?}; it is retried with backoff, or goes to the dead-letter queue after its last attempt.");
+        jobs.MapJobRoutesApi();
         return v1;
     }
 
@@ -122,6 +129,170 @@ public static class JobsApi
             return new ApiError(StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused", "The Idempotency-Key was used for a different job.",
                 $"The key '{key}' was first sent with another type, payload or runAt; use a new key for a new job.").ToResult();
         }
+    }
+
+    private static async Task<Results<Ok<JobQueueListResponse>, ProblemHttpResult>> Queues(Guid? tenantId, HttpContext http, IJobQueues queues, IControlPlaneDatabase db, ITenantRegistry tenants)
+    {
+        var own = TokenTenant(http.User);
+        if (own is not null && tenantId is not null && tenantId != own)
+        {
+            return new ApiError(StatusCodes.Status403Forbidden, "access-denied", "The policies deny this request.", "This token belongs to another tenant.").ToResult();
+        }
+
+        var figures = await queues.FiguresAsync(own ?? tenantId, http.RequestAborted);
+        var slugs = await db.ReadAsync(async c =>
+        {
+            var found = new Dictionary<Guid, string?>();
+            foreach (var f in figures)
+            {
+                found[f.TenantId] = (await tenants.GetAsync(c, null, f.TenantId))?.Slug;
+            }
+
+            return found;
+        }, http.RequestAborted);
+        return TypedResults.Ok(new JobQueueListResponse([.. figures
+            .OrderByDescending(f => f.Depth).ThenBy(f => slugs[f.TenantId], StringComparer.Ordinal)
+            .Select(f => new JobQueueResponse(f.TenantId.ToString(), slugs[f.TenantId], f.Depth, f.Ready, f.Leased, f.Dead, f.Succeeded, f.Failed,
+                f.OldestAgeSeconds is { } age ? Math.Round(age, 1) : null))]));
+    }
+
+    private const int MaxBatch = 100;
+
+    private static async Task<Results<Accepted<EnqueueBatchResponse>, ProblemHttpResult>> EnqueueBatch(HttpContext http, IJobQueues queues, IOptions<JobsOptions> options, TimeProvider time)
+    {
+        if (TokenTenant(http.User) is not { } tenantId)
+        {
+            return new ApiError(StatusCodes.Status403Forbidden, "tenant-token-required", "A tenant token is required.", "Jobs are enqueued with a token of the tenant whose queue they go to.").ToResult();
+        }
+
+        var o = options.Value;
+        var (body, error) = await JsonBody.ReadAsync<EnqueueBatchRequest>(http.Request, MaxBatch * (o.MaxPayloadBytes + 4096));
+        if (error is not null)
+        {
+            return (error.Kind == "payload-too-large" ? TooLarge(o) : error).ToResult();
+        }
+
+        if (body!.Items is not { Count: > 0 and <= MaxBatch } items)
+        {
+            return ApiError.Validation("items", $"items lists 1-{MaxBatch} jobs.").ToResult();
+        }
+
+        var now = time.GetUtcNow();
+        var errors = new Dictionary<string, string[]>();
+        var jobs = new List<NewJob>(items.Count);
+        for (var i = 0; i < items.Count; i++)
+        {
+            var item = items[i];
+            var at = $"items[{i}]";
+            if (item is null)
+            {
+                errors[at] = ["Each item is a job: {type, payload, runAt?, idempotencyKey?}."];
+                continue;
+            }
+
+            if (!JobRules.IsTypeName(item.Type))
+            {
+                errors[$"{at}.type"] = ["type is 1-100 of a-z, 0-9, '.', '-', '_', starting with a letter."];
+            }
+            else if (o.Types.Count > 0 && !o.Types.Contains(item.Type!, StringComparer.Ordinal))
+            {
+                errors[$"{at}.type"] = [$"'{item.Type}' is not one of the configured job types: {string.Join(", ", o.Types)}."];
+            }
+
+            if (item.Payload is null || item.Payload.Value.ValueKind == JsonValueKind.Undefined)
+            {
+                errors[$"{at}.payload"] = ["payload is required: any JSON value (an object, usually)."];
+            }
+
+            if (item.RunAt is { } runAt && (runAt < now || runAt > now.AddDays(366)))
+            {
+                errors[$"{at}.runAt"] = [string.Create(CultureInfo.InvariantCulture, $"runAt is from the server's time {now:O} to 366 days ahead; omit it to run as soon as possible.")];
+            }
+
+            if (item.IdempotencyKey is { } k && (k.Length is 0 or > 255 || k.Any(c => c is < ' ' or > '~')))
+            {
+                errors[$"{at}.idempotencyKey"] = ["An idempotency key is 1-255 printable ASCII characters."];
+            }
+
+            if (errors.Count > 0)
+            {
+                continue;
+            }
+
+            var payload = item.Payload!.Value.GetRawText();
+            if (Encoding.UTF8.GetByteCount(payload) > o.MaxPayloadBytes)
+            {
+                return (TooLarge(o) with { Detail = string.Create(CultureInfo.InvariantCulture, $"items[{i}].payload: a payload is at most {o.MaxPayloadBytes} bytes of JSON; put large inputs in object storage and pass their key.") }).ToResult();
+            }
+
+            var runAtMs = item.RunAt?.ToUnixTimeMilliseconds();
+            jobs.Add(new NewJob(tenantId, item.Type!, payload, runAtMs ?? now.ToUnixTimeMilliseconds(), item.IdempotencyKey, item.IdempotencyKey is null ? null : JobRules.Hash(item.Type!, payload, runAtMs)));
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiError.Validation(errors).ToResult();
+        }
+
+        try
+        {
+            var results = await queues.EnqueueManyAsync(jobs, http.RequestAborted);
+            return TypedResults.Accepted("/v1/jobs", new EnqueueBatchResponse([.. results.Select(r => ToResponse(r.Job))]));
+        }
+        catch (JobQueueFullException ex)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return new ApiError(StatusCodes.Status429TooManyRequests, "job-queue-full", "The tenant's job queue is full.",
+                string.Create(CultureInfo.InvariantCulture, $"The plan allows {ex.MaxDepth} queued or running jobs and the batch does not fit; none was enqueued.")).ToResult();
+        }
+        catch (JobQueueMissingException)
+        {
+            return ApiError.Conflict("job-queue-missing", "The tenant has no job queue.", "The tenant's queue is provisioned by onboarding and deleted by offboarding.").ToResult();
+        }
+        catch (IdempotencyMismatchException)
+        {
+            return new ApiError(StatusCodes.Status422UnprocessableEntity, "idempotency-key-reused", "An idempotency key was used for a different job.",
+                "A key of the batch was first sent with another type, payload or runAt; none was enqueued.").ToResult();
+        }
+    }
+
+    private static async Task<Results<Ok<AckBatchResponse>, ProblemHttpResult>> AckBatch(HttpContext http, IJobQueues queues)
+    {
+        var (body, error) = await JsonBody.ReadAsync<AckBatchRequest>(http.Request);
+        if (error is not null)
+        {
+            return error.ToResult();
+        }
+
+        if (body!.Items is not { Count: > 0 and <= MaxBatch } items)
+        {
+            return ApiError.Validation("items", $"items lists 1-{MaxBatch} acks: {{id, leaseId}}.").ToResult();
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (items[i]?.Id is null)
+            {
+                errors[$"items[{i}].id"] = ["id is the job's id."];
+            }
+
+            if (string.IsNullOrEmpty(items[i]?.LeaseId))
+            {
+                errors[$"items[{i}].leaseId"] = ["leaseId is the lease the job was handed out under."];
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return ApiError.Validation(errors).ToResult();
+        }
+
+        var results = await queues.AckManyAsync([.. items.Select(i => (i.Id!.Value, i.LeaseId!))], TokenTenant(http.User), http.RequestAborted);
+        return TypedResults.Ok(new AckBatchResponse([.. results.Select(r => new AckBatchResult(
+            r.Id.ToString(),
+            r.Outcome == JobOutcome.NotFound ? null : r.Status,
+            r.Outcome switch { JobOutcome.Done => null, JobOutcome.LeaseLost => "lease-lost", _ => "not-found" }))]));
     }
 
     private static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, IJobQueues queues)

@@ -22,6 +22,8 @@ public static class JobsServices
         services.TryAddSingleton<JobTokens>();
         services.AddHostedService<PostgresJobListener>();
         services.AddHostedService<JobsMaintenance>();
+        services.TryAddSingleton<JobEventRouter>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobEventRouter>());
         return services;
     }
 }

@@ -291,6 +291,7 @@ async function renderTenant(id, params = new URLSearchParams()) {
   const usersSlot = h('div', { testid: 'users-slot' });
   const usageSlot = h('div');
   const healthSlot = h('div', { testid: 'health-slot' });
+  const jobsSlot = h('div', { testid: 'jobs-slot' });
   const out = h('div');
   const act = (label, method, path, cls = '', confirmText) => h('button', { class: cls, testid: `action-${label.toLowerCase()}`, onclick: async () => {
     if (confirmText && !(await confirmDialog(confirmText, tenant.slug))) return;
@@ -313,12 +314,14 @@ async function renderTenant(id, params = new URLSearchParams()) {
     h('div', { class: 'actions' }, actions), out,
     h('h2', {}, 'Current operation'), opSlot,
     h('h2', {}, 'Health'), healthSlot,
+    h('h2', {}, 'Jobs'), jobsSlot,
     h('h2', {}, 'Resources'), h('div', { class: 'card', testid: 'resources' }, kv(tenant.resources)),
     h('h2', {}, 'Users'), usersSlot,
     usageSlot,
     h('h2', {}, 'Events'), eventsSlot,
     h('h2', {}, 'Audit trail'), auditSlot);
   renderTenantHealth(healthSlot, tenant, params, mine);
+  renderTenantJobs(jobsSlot, tenant.id, mine);
   renderTenantUsage(usageSlot, tenant.id, mine);
   renderTenantUsers(usersSlot, tenant.id, mine);
 
@@ -590,6 +593,51 @@ async function renderWorst(slot, params, mine) {
   requestAnimationFrame(() => { if (box.isConnected) new uPlot(opts, [labels.map((_, i) => i), worst.items.map(metric)], box); });
 }
 
+// ---- job queues --------------------------------------------------------------------------------
+const age = (s) => (s === null || s === undefined ? '—' : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`);
+
+// A tenant's queue now and its dead-letter queue (the jobs that failed their last attempt).
+async function renderTenantJobs(slot, tenantId, mine) {
+  let queue, dead;
+  try {
+    [queue, dead] = await Promise.all([
+      api('GET', `/v1/jobs/queues?tenantId=${tenantId}`),
+      api('GET', `/v1/jobs?tenantId=${tenantId}&status=dead&limit=50`),
+    ]);
+  } catch (err) { slot.replaceChildren(errorBox(err)); return; }
+  if (mine !== viewId) return;
+  const q = queue.items[0];
+  if (!q) { slot.replaceChildren(h('p', { class: 'muted', testid: 'no-queue' }, 'No queue (onboarding makes it, offboarding deletes it).')); return; }
+  slot.replaceChildren(
+    h('div', { class: 'grid health-stats', testid: 'jobs-stats' },
+      stat('Depth', q.depth, 'jobs-depth'), stat('Ready', q.ready, 'jobs-ready'), stat('Leased', q.leased, 'jobs-leased'),
+      stat('Oldest due', age(q.oldestAgeSeconds), 'jobs-oldest'), stat('Runs succeeded', q.succeeded, 'jobs-succeeded'),
+      stat('Runs failed', q.failed, 'jobs-failed'), stat('Dead letters', q.dead, 'jobs-dead')),
+    h('h3', {}, 'Dead-letter queue'),
+    dead.items.length
+      ? table(['Job', 'Type', 'Attempts', 'Last error', 'Finished'], dead.items.map((j) => [
+        h('span', { class: 'mono' }, j.id), j.type, `${j.attempts}/${j.maxAttempts}`, j.lastError || '', time(j.finishedAt)]), 'dead-letters')
+      : h('p', { class: 'muted', testid: 'no-dead-letters' }, 'Empty.'));
+}
+
+// Every tenant's queue, deepest first.
+async function renderQueues() {
+  const page = await api('GET', '/v1/jobs/queues');
+  const total = (f) => page.items.reduce((n, q) => n + f(q), 0);
+  const oldest = page.items.reduce((m, q) => Math.max(m, q.oldestAgeSeconds || 0), 0);
+  show(
+    h('h1', {}, 'Job queues'),
+    h('p', { class: 'muted' }, 'Each tenant\'s work queue: jobs waiting or running, the oldest due job\'s wait, runs and dead letters.'),
+    h('div', { class: 'grid health-stats' },
+      stat('Queues', page.items.length, 'queues-count'), stat('Jobs waiting or running', total((q) => q.depth), 'queues-depth'),
+      stat('Oldest due', age(page.items.length ? oldest : null), 'queues-oldest'), stat('Dead letters', total((q) => q.dead), 'queues-dead')),
+    page.items.length
+      ? table(['Tenant', 'Depth', 'Ready', 'Leased', 'Oldest due', 'Succeeded', 'Failed', 'Dead'], page.items.map((q) => [
+        h('a', { href: `#/tenants/${encodeURIComponent(q.tenantSlug || q.tenantId)}`, testid: `queue-${q.tenantSlug || q.tenantId}` }, q.tenantSlug || q.tenantId),
+        q.depth, q.ready, q.leased, age(q.oldestAgeSeconds), q.succeeded, q.failed, q.dead]), 'queues-table')
+      : h('p', { class: 'muted', testid: 'no-queues' }, 'No queue yet.'));
+}
+
 // ---- webhooks ----------------------------------------------------------------------------------
 async function renderWebhooks() {
   const page = await api('GET', '/v1/webhooks?limit=200');
@@ -685,6 +733,7 @@ async function route() {
     else if (path === '/webhooks') await renderWebhooks();
     else if (path.startsWith('/webhooks/')) await renderWebhook(decodeURIComponent(path.slice('/webhooks/'.length)));
     else if (path === '/mails') await renderMails();
+    else if (path === '/queues') await renderQueues();
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
     if (err.status !== 401) show(errorBox(err));
