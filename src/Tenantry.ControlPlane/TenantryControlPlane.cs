@@ -103,6 +103,7 @@ public static class TenantryControlPlane
         services.AddTenantryAppMigrations();
         services.AddTenantryHealth();
         services.AddTenantryRollouts();
+        services.AddTenantryFleetMigrations();
         services.AddTenantryJobs();
 
         services.AddTenantryIdentity();
