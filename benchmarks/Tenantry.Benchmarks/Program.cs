@@ -15,6 +15,9 @@ internal static class BenchmarkProgram
                        created concurrently, against a one-at-a-time baseline from the same run
           console      the API calls behind the web console's pages (first page, filtered searches,
                        fleet overview) with 10,000 tenants, against the same calls with 100 tenants
+          console-pages every call of the console's pages (fleet, tenants, tenant, health, worst, costs,
+                       invoices, plans, policies, audit) with 10,000 tenants and 30 days of per-minute
+                       health for 100 of them seeded into the store, against the same calls with 100 tenants
           webhooks     events committed at a steady rate, each delivered to 100 webhook endpoints on a
                        loopback receiver: deliveries/s and event-committed → received p50/p99
           rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
@@ -38,6 +41,8 @@ internal static class BenchmarkProgram
                 return await OnboardingBenchmark.MainAsync(args[1..]);
             case "console":
                 return await ConsoleBenchmark.MainAsync(args[1..]);
+            case "console-pages":
+                return await ConsolePagesBenchmark.MainAsync(args[1..]);
             case "webhooks":
                 return await WebhookBenchmark.MainAsync(args[1..]);
             case "rollout":

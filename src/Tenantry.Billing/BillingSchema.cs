@@ -65,6 +65,14 @@ public static class BillingSchema
             created_at TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS cost_lines_period ON cost_lines(period);
+
+        -- The days the price book was applied to (Costs/PriceBookRun): a day listed here is not run again on its own.
+        CREATE TABLE IF NOT EXISTS cost_runs (
+            day TEXT PRIMARY KEY,
+            lines INTEGER NOT NULL,
+            total TEXT NOT NULL,
+            ran_at TEXT NOT NULL
+        );
         """;
 
     /// <summary>Usage events on SQLite: seq is the rowid; (source, id) unique for dedup.</summary>

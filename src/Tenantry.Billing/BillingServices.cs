@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Tenantry.Billing.Costs;
 using Tenantry.Billing.Entitlements;
 using Tenantry.Billing.Invoices;
@@ -22,7 +23,11 @@ public static class BillingServices
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateSettings(BillingOptions.Section).ValidateOnStart();
+        services.AddOptions<CostOptions>().BindConfiguration(CostOptions.Section).ValidateSettings(CostOptions.Section).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CostOptions>, CostSettingsValidator>());
         services.TryAddSingleton<BillingCatalog>();
+        services.TryAddSingleton<PriceBookRun>();
+        services.AddHostedService<PriceBookWorker>();
         services.TryAddSingleton<EntitlementService>();
         services.TryAddSingleton<ITenantQuotas>(sp => sp.GetRequiredService<EntitlementService>());
         services.TryAddSingleton<IRouteEntitlements, RouteEntitlements>();

@@ -29,3 +29,13 @@ public interface IRunningTenants
 {
     Task<IReadOnlyList<RunningTenant>> ListAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>What a tenant holds of its own, as the price book charges it: a silo database, a bridge schema, a dedicated app instance.</summary>
+public sealed record DedicatedHoldings(Guid TenantId, bool Database, bool Schema, bool Instance);
+
+/// <summary>The dedicated resources of every tenant, read from the tenants' resources; published by billing and implemented by the control plane.</summary>
+public interface IDedicatedResources
+{
+    /// <summary>One entry per tenant, offboarded ones included (what they held before offboarding, by their isolation model).</summary>
+    Task<IReadOnlyList<DedicatedHoldings>> ListAsync(DbConnection connection, DbTransaction? transaction);
+}

@@ -33,12 +33,15 @@ internal static partial class TenantryCli
         root.Subcommands.Add(OperationsCommand());
         root.Subcommands.Add(AuditCommand());
         root.Subcommands.Add(UsageCommand());
+        root.Subcommands.Add(PlansCommand());
+        root.Subcommands.Add(InvoicesCommand());
         root.Subcommands.Add(CostsCommand());
         root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(AppsCommand());
         root.Subcommands.Add(ReleasesCommand());
         root.Subcommands.Add(HealthCommand());
         root.Subcommands.Add(RolloutsCommand());
+        root.Subcommands.Add(MigrationsCommand());
         root.Subcommands.Add(WebhooksCommand());
         root.Subcommands.Add(MailsCommand());
         root.Subcommands.Add(JobsCommand());
@@ -378,22 +381,10 @@ internal static partial class TenantryCli
         return command;
     }
 
-    private static Command CostsCommand()
-    {
-        var period = new Option<string?>("--period") { Description = "billing period, e.g. 2026-11" };
-        var command = new Command("costs", "Revenue, cost and margin per tenant and tier for a period.") { period };
-        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
-        {
-            var result = await api.GetAsync("/v1/costs" + Query(("period", parse.GetValue(period))), ct);
-            Print(ctx, result);
-            return ExitCodes.Ok;
-        }));
-        return command;
-    }
-
     private static Command PolicyCommand()
     {
-        var policy = new Command("policy", "Simulate and validate IAM-style access policies.");
+        var policy = new Command("policy", "Simulate and validate IAM-style access policies (also: tenantry policies).");
+        policy.Aliases.Add("policies");
         var file = new Argument<FileInfo>("file") { Description = "JSON file ('-' for standard input)" };
         var simulate = new Command("simulate", "Evaluate a request against identity, session and guardrail policies: {policies:{identity,session,guardrail}, request:{action,resource,context}}. Exit 0 on Allow, 8 on a deny.") { file };
         simulate.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>

@@ -47,6 +47,7 @@ internal static class ControlPlaneSchema
         InstanceStore.Schema,
         TenantHealthStore.Schema,
         RolloutStore.Schema,
+        Migrations.FleetMigrationStore.Schema,
         MailOutbox.Schema,
         JobStore.Schema,
         Keys.KeyStore.Schema,

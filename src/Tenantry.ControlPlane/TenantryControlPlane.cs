@@ -96,6 +96,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<TenantDirectory>();
         services.TryAddSingleton<ITenantRegistry>(sp => sp.GetRequiredService<TenantDirectory>());
         services.TryAddSingleton<ITenantDirectory>(sp => sp.GetRequiredService<TenantDirectory>());
+        services.TryAddSingleton<IDedicatedResources>(sp => sp.GetRequiredService<TenantDirectory>());
         services.TryAddSingleton<ITenantLifecycle, TenantLifecycleWriter>();
         services.TryAddSingleton<IRunningTenants, RunningTenants>();
         services.AddTenantryBilling();
@@ -103,6 +104,7 @@ public static class TenantryControlPlane
         services.AddTenantryAppMigrations();
         services.AddTenantryHealth();
         services.AddTenantryRollouts();
+        services.AddTenantryFleetMigrations();
         services.AddTenantryJobs();
         services.AddTenantryCells();
 

@@ -32,6 +32,8 @@ public sealed class StartupFailureTests : IDisposable
         { ["--Tenantry:Compute:FirstDedicatedPort=80"], "Tenantry:Compute:FirstDedicatedPort", "80 is not between" },
         { ["--Tenantry:Telemetry:OtlpEndpoint=collector:4318"], "Tenantry:Telemetry:OtlpEndpoint", "'collector:4318' is not an absolute http(s) URI" },
         { ["--Tenantry:Billing:MaxBatch=lots"], "Tenantry:Billing:MaxBatch", "'lots' is not a whole number" },
+        { ["--Tenantry:Costs:PriceBook:DatabaseMonth=-1"], "Tenantry:Costs:PriceBook:DatabaseMonth", "-1 is not between 0 and" },
+        { ["--Tenantry:Costs:PriceBook:VcpuHours=0.04"], "Tenantry:Costs:PriceBook:VcpuHours", "unknown setting" },
         { ["--Tenantry:Postgres:Servers:0:Capacity=0", "--Tenantry:Postgres:Servers:0:ConnectionString=Host=127.0.0.1"], "Tenantry:Postgres:Servers:0:Capacity", "0 is not between" },
         { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=EU"], "Tenantry:Cells:0:Region", "'EU' is not a region name" },
         { ["--Tenantry:Cells:0:Name=eu-1", "--Tenantry:Cells:0:Region=eu", "--Tenantry:Cells:0:Capacity=lots"], "Tenantry:Cells:0:Capacity", "'lots' is not a whole number" },

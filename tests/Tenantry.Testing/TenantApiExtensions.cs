@@ -59,4 +59,26 @@ public static class TenantApiExtensions
         await client.WaitForStatusAsync(id, "active");
         return id;
     }
+
+    /// <summary>Starts a fleet migration (202) and follows it until it has finished: the run with each target's result.</summary>
+    public static async Task<JsonElement> RunFleetMigrationAsync(this HttpClient client, int seconds = 120)
+    {
+        using var response = await client.PostAsync(new Uri("/v1/migrations", UriKind.Relative), null);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        var id = (await response.JsonAsync()).GetProperty("id").GetString();
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        JsonElement run;
+        do
+        {
+            run = await client.GetJsonAsync($"/v1/migrations/{id}?wait=5");
+            if (run.GetProperty("status").GetString() is "succeeded" or "failed")
+            {
+                return run;
+            }
+        }
+        while (DateTime.UtcNow < deadline);
+
+        Assert.Fail($"Fleet migration {id} did not finish: {run}");
+        return run;
+    }
 }

@@ -45,7 +45,24 @@ public static class CostsApi
         v1.MapGet("/costs/lines", Lines).WithTags("Costs").WithSummary("The cost lines of ?period=YYYY-MM.");
         v1.MapGet("/costs", Report).WithTags("Costs")
             .WithSummary("Revenue, cost, margin and margin % per tenant and tier for ?period=YYYY-MM; shared costs split by each tenant's share of ?meter= (default api_calls).");
+        v1.MapPost("/costs/run", Run).WithTags("Costs")
+            .WithSummary("Apply the price book (Tenantry:Costs:PriceBook) to ?day=YYYY-MM-DD (UTC, not after today): a cost line per tenant and priced item, source price-book, replacing the day's earlier lines; ?preview=true answers the lines without writing them.");
         return v1;
+    }
+
+    private static async Task<Results<Ok<PriceBookRunResult>, ProblemHttpResult>> Run(string? day, bool? preview, PriceBookRun run, TimeProvider time, HttpContext http, CancellationToken ct)
+    {
+        if (!DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d) || d.Year < 2000)
+        {
+            return ApiError.Validation("day", "day is a UTC date: YYYY-MM-DD.").ToResult();
+        }
+
+        if (d > DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime))
+        {
+            return ApiError.Validation("day", "day is today or before: a day that has not begun has no usage to cost.").ToResult();
+        }
+
+        return TypedResults.Ok(await run.RunAsync(d, preview ?? false, http.User.Actor(), ct));
     }
 
     private static async Task<Results<Created<CostLine>, Ok<CostLine>, ProblemHttpResult>> Record(HttpContext http, IControlPlaneDatabase db, ITenantDirectory tenants, TimeProvider time)

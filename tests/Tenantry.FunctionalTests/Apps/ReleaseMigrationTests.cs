@@ -241,22 +241,25 @@ public sealed class ReleaseMigrationTests(TenantryFactory factory) : IClassFixtu
         var pool = Ref(await client.CreateActiveTenantAsync("late-pool", "basic"), "late-pool", "basic");
         await RegisterAsync(client, "late", "/late", new { version = "1.0.0", migrations = new[] { Migration("001_late", "CREATE TABLE late_items (tenant_id TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant_id, id));") } });
 
-        using var response = await client.PostAsync(new Uri("/v1/migrations", UriKind.Relative), null);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        var report = await response.JsonAsync();
+        var report = await client.RunFleetMigrationAsync();
         Assert.True(report.GetProperty("succeeded").GetBoolean(), report.ToString());
-        var late = report.GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("app").GetString() == "late");
-        Assert.Equal(("1.0.0", 0), (late.GetProperty("release").GetString(), late.GetProperty("failed").GetInt32()));
-        var byTenant = late.GetProperty("tenants").EnumerateArray().ToDictionary(t => t.GetProperty("slug").GetString()!);
+        Assert.Equal("fleet-migration", report.GetProperty("kind").GetString());
+        var progress = report.GetProperty("progress");
+        Assert.Equal(progress.GetProperty("total").GetInt32(), progress.GetProperty("done").GetInt32());
+        Assert.Equal(0, progress.GetProperty("failed").GetInt32());
+        var byTenant = report.GetProperty("tenants").EnumerateArray().Where(t => t.GetProperty("slug").ValueKind == JsonValueKind.String)
+            .ToDictionary(t => t.GetProperty("slug").GetString()!, t => t.GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("app").GetString() == "late"));
+        Assert.Equal("1.0.0", byTenant["late-bridge"].GetProperty("release").GetString());
         Assert.Equal(("applied", "late-bridge"), (byTenant["late-bridge"].GetProperty("outcome").GetString(), byTenant["late-bridge"].GetProperty("target").GetString()));
         Assert.Equal("pool", byTenant["late-pool"].GetProperty("target").GetString());
         Assert.Equal(["001_late"], await LedgerAsync(Path.Combine(factory.DataDir, "databases", "bridge", "late-bridge.db"), "late"));
         Assert.Equal(["001_late"], await LedgerAsync(Path.Combine(factory.DataDir, "databases", "pool.db"), "late"));
 
         // Run again: nothing left to apply anywhere.
-        using var again = await client.PostAsync(new Uri("/v1/migrations", UriKind.Relative), null);
-        var second = (await again.JsonAsync()).GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("app").GetString() == "late");
-        Assert.All(second.GetProperty("tenants").EnumerateArray(), t => Assert.Equal("up-to-date", t.GetProperty("outcome").GetString()));
+        var second = await client.RunFleetMigrationAsync();
+        Assert.All(
+            second.GetProperty("tenants").EnumerateArray().Where(t => t.GetProperty("slug").ValueKind == JsonValueKind.String),
+            t => Assert.Equal("up-to-date", t.GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("app").GetString() == "late").GetProperty("outcome").GetString()));
         Assert.Equal(ReleaseMigrationOutcome.UpToDate, (await Migrator().ApplyAsync(pool, (await Registry().GetReleaseAsync("late", "1.0.0"))!)).Outcome);
         Assert.Equal(ReleaseMigrationOutcome.UpToDate, (await Migrator().ApplyAsync(bridge, (await Registry().GetReleaseAsync("late", "1.0.0"))!)).Outcome);
     }

@@ -194,8 +194,9 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
 
         var first = await RunMigrationsAsync(client);
         Assert.True(first.GetProperty("succeeded").GetBoolean(), first.ToString());
-        Assert.Equal(0, first.GetProperty("applied").GetInt32());
-        Assert.Contains(first.GetProperty("results").EnumerateArray(), r => r.GetProperty("target").GetString() == "pool");
+        Assert.All(first.GetProperty("tenants").EnumerateArray().Where(t => t.GetProperty("schema").ValueKind == JsonValueKind.Object),
+            t => Assert.Empty(t.GetProperty("schema").GetProperty("applied").EnumerateArray()));
+        Assert.Contains(first.GetProperty("tenants").EnumerateArray(), r => r.GetProperty("target").GetString() == "pool" && r.GetProperty("tenantId").ValueKind == JsonValueKind.Null);
 
         // The bridge tenant is left behind (its table and ledger gone); the silo tenant's ledger lies,
         // so re-applying version 1 there fails on the table that is still there.
@@ -204,12 +205,15 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
 
         var second = await RunMigrationsAsync(client);
         Assert.False(second.GetProperty("succeeded").GetBoolean());
-        var results = second.GetProperty("results").EnumerateArray().ToDictionary(r => r.GetProperty("target").GetString()!);
-        Assert.Equal([1], results["mig-bridge"].GetProperty("applied").EnumerateArray().Select(v => v.GetInt32()));
+        var results = second.GetProperty("tenants").EnumerateArray().ToDictionary(r => r.GetProperty("slug").GetString() ?? "pool");
+        Assert.Equal([1], results["mig-bridge"].GetProperty("schema").GetProperty("applied").EnumerateArray().Select(v => v.GetInt32()));
         Assert.Equal(bridge, results["mig-bridge"].GetProperty("tenantId").GetString());
-        Assert.Equal(1, results["mig-silo"].GetProperty("failedVersion").GetInt32());
+        Assert.Equal("failed", results["mig-silo"].GetProperty("status").GetString());
+        Assert.Equal(1, results["mig-silo"].GetProperty("schema").GetProperty("failedVersion").GetInt32());
         Assert.Contains("tenant_settings", results["mig-silo"].GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("succeeded", results["mig-bridge"].GetProperty("status").GetString());
         Assert.Equal(JsonValueKind.Null, results["pool"].GetProperty("error").ValueKind);
+        Assert.Equal(1, second.GetProperty("progress").GetProperty("failed").GetInt32());
         Assert.Equal(1L, await TwoPostgresServers.ScalarAsync<long>(bridgeServer, "tenantry_bridge", "SELECT count(*) FROM tenant_mig_bridge.schema_migrations"));
         _ = pool;
 
@@ -217,12 +221,7 @@ public sealed class PostgresProvisioningTests(TwoPostgresServers pg) : IClassFix
         Assert.Contains(audit.GetProperty("items").EnumerateArray(), e => e.GetProperty("action").GetString() == "migrations.run" && e.GetProperty("outcome").GetString() == "failed");
     }
 
-    private static async Task<JsonElement> RunMigrationsAsync(HttpClient client)
-    {
-        using var response = await client.PostAsync(new Uri("/v1/migrations", UriKind.Relative), null);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        return await response.JsonAsync();
-    }
+    private static Task<JsonElement> RunMigrationsAsync(HttpClient client) => client.RunFleetMigrationAsync();
 
     private static async Task<JsonElement> DatabaseOf(HttpClient client, string id) =>
         (await client.GetJsonAsync($"/v1/tenants/{id}")).GetProperty("resources").GetProperty("database");
