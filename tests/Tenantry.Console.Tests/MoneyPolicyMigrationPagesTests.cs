@@ -154,6 +154,11 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             Assert.Equal("finalized", invoice.GetProperty("status").GetString());
             Assert.Equal(invoice.GetProperty("total").GetDecimal(), decimal.Parse((await _page.GetByTestId("invoice-total").GetAttributeAsync("data-value"))!, CultureInfo.InvariantCulture));
             await Assertions.Expect(_page.Locator("[data-testid=invoice-lines] tbody tr")).ToHaveCountAsync(invoice.GetProperty("lines").GetArrayLength());
+
+            // The CSV the page downloads is the API's.
+            var download = await _page.RunAndWaitForDownloadAsync(() => _page.GetByTestId("invoice-csv").ClickAsync());
+            Assert.Equal($"{invoiceId}.csv", download.SuggestedFilename);
+            Assert.Equal(await api.GetStringAsync(new Uri($"/v1/invoices/{invoiceId}?format=csv", UriKind.Relative)), await File.ReadAllTextAsync((await download.PathAsync())!));
         }
 
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "invoice-finalized.png"), FullPage = true });
@@ -189,8 +194,10 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         });
         await _page.GetByTestId("nav-costs").ClickAsync();
         await Assertions.Expect(_page.GetByTestId("cost-lines-slot").GetByTestId("loading")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId("busy")).ToBeVisibleAsync();
         release.SetResult();
         await Assertions.Expect(_page.GetByTestId("no-cost-lines")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId("busy")).ToBeHiddenAsync();
         await _page.UnrouteAsync(linesCall);
 
         // Mistakes are named per field: an amount that is no number (here), a tenant that does not exist (the server).

@@ -41,6 +41,30 @@ function problemText(status, problem) {
   return [problem?.title, fields.length ? fields.join('; ') : problem?.detail].filter(Boolean).join(' — ') || `HTTP ${status}`;
 }
 
+// A bar at the top of the window while any call of any page takes longer than a moment; long-polls
+// (?wait=), which wait on purpose, do not count. The console's pages all call through fetch.
+function installBusyBar() {
+  const bar = document.createElement('div');
+  bar.className = 'busy';
+  bar.hidden = true;
+  bar.dataset.testid = 'busy';
+  bar.setAttribute('role', 'progressbar');
+  bar.setAttribute('aria-label', 'Loading');
+  document.body.prepend(bar);
+  const fetchNow = window.fetch.bind(window);
+  let slow = 0;
+  window.fetch = async (input, init) => {
+    if (/[?&]wait=/.test(String(input && input.url ? input.url : input))) return fetchNow(input, init);
+    let counted = false;
+    const timer = setTimeout(() => { counted = true; slow++; bar.hidden = false; }, 300);
+    try { return await fetchNow(input, init); } finally {
+      clearTimeout(timer);
+      if (counted && --slow === 0) bar.hidden = true;
+    }
+  };
+}
+installBusyBar();
+
 const loadingLine = (label) => h('p', { class: 'loading', role: 'status', testid: 'loading' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ` ${label}…`);
 
 // The one loading helper of these pages: a loading line in the slot while fn runs (only when it takes
@@ -79,9 +103,17 @@ function busyButton(label, attrs, action) {
 
 const empty = (testid, text) => h('p', { class: 'muted empty', testid }, text);
 const money = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
-const amount = (n, testid) => h('span', { class: 'num', 'data-value': n === null || n === undefined ? '' : String(n), testid }, money(n));
+const amount = (n, testid) => h('span', { class: Number(n) < 0 ? 'num neg' : 'num', 'data-value': n === null || n === undefined ? '' : String(n), testid }, money(n));
 const percent = (n) => (n === null || n === undefined ? '–' : `${Number(n).toFixed(2)} %`);
 const qty = (n) => Number(n).toLocaleString('en-US', { maximumFractionDigits: 4 });
+// A quantity of a meter: byte meters in GiB/MiB when that reads better (the exact number is in the title).
+const UNITS = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB']];
+function measure(meter, n) {
+  const v = Number(n);
+  if (!/bytes$/.test(meter || '') || !v) return qty(v);
+  const [size, unit] = UNITS.find(([b]) => v >= b) || [1, 'B'];
+  return `${qty(v / size)} ${unit}`.replace(/(\.\d{2})\d+ /, '$1 ');
+}
 const link = (path, params) => {
   const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''));
   return `#${path}${[...q].length ? `?${q}` : ''}`;
@@ -181,9 +213,9 @@ const json = (value) => h('pre', { class: 'json' }, JSON.stringify(value, null, 
 // ---- plans -------------------------------------------------------------------------------------
 
 function priceText(p) {
-  const inc = p.included ? `${qty(p.included)} included, then ` : '';
+  const inc = p.included ? `${measure(p.meter, p.included)} included, then ` : '';
   if (p.model === 'per_unit') return `${p.meter}: ${inc}${p.unitPrice} per unit`;
-  if (p.model === 'package') return `${p.meter}: ${inc}${p.packagePrice} per ${qty(p.packageSize)}`;
+  if (p.model === 'package') return `${p.meter}: ${inc}${p.packagePrice} per ${measure(p.meter, p.packageSize)}`;
   if (p.model === 'graduated') return `${p.meter}: ${inc}${(p.tiers || []).map((t) => `${t.unitPrice}${t.upTo === null ? ' beyond' : ` up to ${qty(t.upTo)}`}${t.flatPrice ? ` +${t.flatPrice}` : ''}`).join(', ')}`;
   return `${p.meter}: ${p.model}`;
 }
@@ -205,7 +237,7 @@ export async function renderPlans(params) {
       h('a', { href: `#/plans?edit=${encodeURIComponent(p.id)}`, testid: `plan-${p.id}` }, p.name), p.tier, p.isolation,
       h('span', { testid: `plan-price-${p.id}` }, `${p.currency} ${money(p.basePrice)}`),
       list(p.prices.map(priceText), `plan-prices-${p.id}`),
-      list(p.quotas.map((q) => `${q.meter} ≤ ${qty(q.limit)} (${q.kind})`), `plan-quotas-${p.id}`),
+      list(p.quotas.map((q) => `${q.meter} ≤ ${measure(q.meter, q.limit)} (${q.kind})`), `plan-quotas-${p.id}`),
       list(p.rateLimits.map((r) => `${r.name}: ${r.permitsPerSecond}/s, burst ${r.burst}${r.dailyQuota ? `, ${qty(r.dailyQuota)}/day` : ''}`), `plan-limits-${p.id}`),
       `weight ${p.jobs.weight} · ${p.jobs.concurrency} at once · ≤ ${qty(p.jobs.maxDepth)} queued`,
       `${Math.round(p.heavyLifterShare * 100)} % of cost`,
@@ -287,7 +319,7 @@ function planForm(plan) {
 function linesTable(lines, testid) {
   return lines.length
     ? rowTable(['Kind', 'Description', 'Quantity', 'Included', 'Billable', 'Amount', 'From', 'To'], lines.map((l) => [
-      h('span', { class: `badge line-${l.kind}`, testid: `line-kind-${l.kind}` }, l.kind), l.description, qty(l.quantity), qty(l.included), qty(l.billable),
+      h('span', { class: `badge line-${l.kind}`, testid: `line-kind-${l.kind}` }, l.kind), l.description, measure(l.meter, l.quantity), measure(l.meter, l.included), measure(l.meter, l.billable),
       amount(l.amount, 'line-amount'), time(l.from), time(l.to)]), testid, (i) => ({ class: lines[i].kind === 'proration' ? 'proration' : '' }))
     : empty(`${testid}-empty`, 'No line.');
 }
@@ -355,6 +387,21 @@ export async function renderInvoice(id) {
   if (invoice.status !== 'void') {
     actions.push(transition('void', 'Void', `Voiding marks invoice ${invoice.id} void; it stays on record and a new draft can be issued for ${invoice.period}.`, 'danger'));
   }
+  // The CSV needs the token, so it is fetched and handed to the browser as a file.
+  const csv = busyButton('Download CSV', { class: 'secondary', testid: 'invoice-csv' }, async () => {
+    out.replaceChildren();
+    try {
+      const res = await fetch(`/v1/invoices/${encodeURIComponent(invoice.id)}?format=csv`, { credentials: 'omit', headers: { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ''}` } });
+      if (!res.ok) throw new Error(problemText(res.status, await res.json().catch(() => null)));
+      const url = URL.createObjectURL(await res.blob());
+      const a = h('a', { href: url, download: `${invoice.id}.csv`, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) { out.append(errorBox(err)); }
+  });
+  actions.push(csv);
   const base = invoice.lines.filter((l) => l.kind !== 'usage').reduce((a, l) => a + Number(l.amount), 0);
   const usage = invoice.lines.filter((l) => l.kind === 'usage').reduce((a, l) => a + Number(l.amount), 0);
   slot.replaceChildren(
@@ -527,7 +574,7 @@ export async function renderPolicies(params) {
   });
 
   show(h('h1', {}, 'Access policies'),
-    h('p', { class: 'muted' }, 'A tenant principal may act when its role policy allows, its tier\'s session policy allows and no guardrail denies (IAM semantics).'),
+    h('p', { class: 'muted' }, 'A tenant principal may act when its role policy, its tier\'s session policy and the guardrails (when there are any) all allow it and no statement denies it (IAM semantics).'),
     h('h2', {}, 'Simulator'), form, simSlot,
     h('h2', {}, slug ? `Effective policies of ${slug}` : 'Effective policies of a tenant'), tenantSlot,
     h('h2', {}, 'Guardrails'), guardSlot,
@@ -575,11 +622,11 @@ export async function renderPolicies(params) {
   simSlot.replaceChildren(h('div', { class: 'card', testid: 'sim-result', 'data-decision': whole.decision },
     h('div', {}, h('strong', {}, 'Decision: '), decisionBadge(whole.decision, 'sim-decision'),
       whole.missingAllow ? h('span', { class: 'muted', testid: 'sim-missing' }, ` — no ${whole.missingAllow} policy allows it`) : null),
-    h('p', { class: 'muted mono' }, `${action} on ${resource}${tenant ? ` as a ${role} of ${tenant.slug}` : ''}`),
+    h('p', { class: 'muted mono' }, `${action} on ${resource}${tenant ? `, as ${role} of ${tenant.slug}` : ''}`),
     whole.matched.length
       ? rowTable(['Policy', 'Statement', 'Effect'], whole.matched.map((m) => [m.policy, m.sid || '(no Sid)', decisionBadge(m.effect === 'Deny' ? 'ExplicitDeny' : m.effect)]), 'sim-matched')
       : empty('sim-nothing-matched', 'No statement matched.')));
-  (tenant ? tenantSlot : simSlot).append(policyDocs(docs, each));
+  if (tenant) tenantSlot.replaceChildren(policyDocs(docs, each)); else simSlot.append(policyDocs(docs, each));
 }
 
 // Each document with each statement and, after a simulation, what that statement decides alone.
@@ -700,8 +747,8 @@ function migrationReport(r, at) {
     failedTargets.length ? errorBox(new Error(`${failedTargets.length} target(s) failed: ${failedTargets.map((x) => x.target).join(', ')}`)) : null,
     h('h2', {}, 'Tenant schema, per target'),
     results.length
-      ? rowTable(['Target', 'Tenant', 'Isolation', 'Applied', 'Already applied', 'Failed at', 'Error', 'Took'], results.map((x) => [
-        h('span', { class: 'mono', testid: `target-${x.target}` }, x.target), x.tenantId ? h('a', { href: `#/tenants/${x.tenantId}` }, 'tenant') : 'shared',
+      ? rowTable(['Target', 'Isolation', 'Applied', 'Already applied', 'Failed at', 'Error', 'Took'], results.map((x) => [
+        x.tenantId ? h('a', { href: `#/tenants/${x.tenantId}`, testid: `target-${x.target}` }, x.target) : h('span', { testid: `target-${x.target}` }, `${x.target} (shared)`),
         x.isolation, x.applied.length ? x.applied.join(', ') : '–', x.alreadyApplied, x.failedVersion ?? '', x.error || '', `${Math.round(x.durationMs)} ms`]), 'migration-results')
       : empty('no-migration-targets', 'No target.'),
     apps.map((a) => h('div', { testid: `migration-app-${a.app}` },
