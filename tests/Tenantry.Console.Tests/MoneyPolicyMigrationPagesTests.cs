@@ -322,6 +322,38 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         await _page.GotoAsync("/#/policies");
         await Assertions.Expect(_page.GetByTestId("no-tenant")).ToBeVisibleAsync();
         await Assertions.Expect(_page.GetByTestId("no-simulation")).ToBeVisibleAsync();
+
+        // A tier's template, edited on the page, is the one the API then gives.
+        await _page.GetByTestId("template-edit-premium").ClickAsync();
+        await _page.GetByTestId("template-json-premium").FillAsync("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"ReadOnly\",\"Effect\":\"Allow\",\"Action\":\"storage:Gett\"}]}");
+        await _page.GetByTestId("template-save-premium").ClickAsync();
+        await _page.GetByTestId("confirm-ok").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("templates-slot").GetByTestId("field-error-document")).ToContainTextAsync("Resource");
+        await _page.GetByTestId("template-json-premium").FillAsync("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"ReadOnly\",\"Effect\":\"Allow\",\"Action\":\"storage:GetObject\",\"Resource\":\"trn:tenantry:storage::${tenant}:tenants/${tenant}/*\"}]}");
+        await _page.GetByTestId("template-save-premium").ClickAsync();
+        await _page.GetByTestId("confirm-ok").ClickAsync();
+        await Assertions.Expect(_page.Locator("[data-testid=template-table] tr").Filter(new() { Has = _page.GetByTestId("template-premium") })).ToContainTextAsync("custom");
+        using (var api = await _host.OperatorClientAsync())
+        {
+            var premium = await api.GetJsonAsync("/v1/policies/templates/premium");
+            Assert.False(premium.GetProperty("isDefault").GetBoolean());
+            Assert.Equal("ReadOnly", premium.GetProperty("document").GetProperty("Statement")[0].GetProperty("Sid").GetString());
+        }
+
+        // Guardrails: a bad name is named; an empty list removes them all.
+        await _page.GetByTestId("guardrails-edit").ClickAsync();
+        await _page.GetByTestId("guardrails-json").FillAsync("[{\"name\":\"Not A Name\",\"document\":{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}}]");
+        await _page.GetByTestId("guardrails-save").ClickAsync();
+        await _page.GetByTestId("confirm-ok").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("field-error-items")).ToContainTextAsync("items[0].name");
+        await _page.GetByTestId("guardrails-json").FillAsync("[]");
+        await _page.GetByTestId("guardrails-save").ClickAsync();
+        await _page.GetByTestId("confirm-ok").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("no-guardrails")).ToBeVisibleAsync();
+        using (var api = await _host.OperatorClientAsync())
+        {
+            Assert.Equal(0, (await api.GetJsonAsync("/v1/guardrails")).GetProperty("items").GetArrayLength());
+        }
     }
 
     [Fact]

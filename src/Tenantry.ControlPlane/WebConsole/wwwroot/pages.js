@@ -683,8 +683,33 @@ async function renderTemplates(slot) {
     ? rowTable(['Tier', 'Source', 'Statements', ''], data.map((t) => [
       h('span', { testid: `template-${t.tier}` }, t.tier), t.isDefault ? badge('default') : badge('custom'),
       statementsOf(t.document).map((s) => `${s.Sid ? `${s.Sid}: ` : ''}${s.Effect} ${[].concat(s.Action || []).join(', ')} on ${[].concat(s.Resource || []).join(', ')}`).join('; '),
-      h('details', {}, h('summary', {}, 'Document'), json(t.document))]), 'template-table')
+      h('details', {}, h('summary', { testid: `template-edit-${t.tier}` }, 'Document'), templateForm(slot, t))]), 'template-table')
     : empty('no-templates', 'No tier.'));
+}
+
+// A tier's template, editable: ${tenant}, ${tenantId} and ${tier} are filled in per tenant.
+function templateForm(slot, t) {
+  const out = h('div');
+  const text = h('textarea', { name: 'document', rows: 12, spellcheck: 'false', testid: `template-json-${t.tier}` }, JSON.stringify(t.document, null, 2));
+  const form = h('form', { class: 'stack wide', novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    let doc;
+    try { doc = JSON.parse(text.value); } catch (err) {
+      showProblem(form, out, Object.assign(new Error(`The document is not JSON: ${err.message}`), { problem: { errors: { document: ['Not JSON.'] } } }));
+      return;
+    }
+    if (!(await confirmAction(`Set the session policy of every ${t.tier} tenant to this template? It applies to their next request.`, 'Save', ''))) return;
+    try {
+      const res = await call('PUT', `/v1/policies/templates/${encodeURIComponent(t.tier)}`, doc);
+      await renderTemplates(slot);
+      if (res.body.warnings && res.body.warnings.length) slot.append(h('div', { class: 'card warn', testid: 'template-warnings' }, res.body.warnings.map((w) => h('p', {}, `${t.tier} ${w.path}: ${w.message}`))));
+    } catch (err) {
+      // A problem's paths ($.Statement[0]…) all belong to the one document.
+      if (err.problem && err.problem.errors) err.problem = { errors: { document: Object.entries(err.problem.errors).map(([k, v]) => `${k}: ${[].concat(v).join(' ')}`) } };
+      showProblem(form, out, err);
+    }
+  } }, text, h('button', { type: 'submit', testid: `template-save-${t.tier}` }, `Save the ${t.tier} template`), out);
+  return form;
 }
 
 // ---- fleet migrations --------------------------------------------------------------------------
