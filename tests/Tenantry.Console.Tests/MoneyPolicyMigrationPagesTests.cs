@@ -382,8 +382,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         var body = JsonDocument.Parse(await response.TextAsync()).RootElement;
         if (response.Status == 202)
         {
-            // A run in the background: the page follows its operation to the end.
-            await Assertions.Expect(_page.GetByTestId("migration-operation")).ToHaveAttributeAsync("data-status", "succeeded", new() { Timeout = 60_000 });
+            await TheBackgroundRunShowsAsTheApiHasItAsync(body.GetProperty("id").GetString()!);
             return;
         }
 
@@ -430,19 +429,49 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         await LoginAsync();
         // The answer of a background run (202 and the operation); the operation the page then reads is the host's own.
         await _page.RouteAsync("**/v1/migrations", route => route.Request.Method == "POST"
-            ? route.FulfillAsync(new RouteFulfillOptions { Status = 202, ContentType = "application/json", Body = JsonSerializer.Serialize(new { operationId, status = "pending" }) })
+            ? route.FulfillAsync(new RouteFulfillOptions { Status = 202, ContentType = "application/json", Body = JsonSerializer.Serialize(new { id = operationId, operationId, kind = "fleet-migration", status = "pending" }) })
             : route.ContinueAsync());
         await _page.GotoAsync("/#/migrations");
         await _page.GetByTestId("migration-run").ClickAsync();
         await _page.GetByTestId("confirm-ok").ClickAsync();
-        await Assertions.Expect(_page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"#/migrations\\?operation={operationId}$"));
+        await Assertions.Expect(_page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"#/migrations\\?run={operationId}$"));
         await Assertions.Expect(_page.GetByTestId("migration-operation")).ToHaveAttributeAsync("data-status", "succeeded");
         await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("7/7 steps");
         await Assertions.Expect(_page.GetByTestId("migration-done")).ToBeVisibleAsync();
 
         // A run that is unknown says so.
-        await _page.GotoAsync($"/#/migrations?operation={Guid.NewGuid()}");
+        await _page.GotoAsync($"/#/migrations?run={Guid.NewGuid()}");
         await Assertions.Expect(_page.GetByTestId("migration-slot").GetByTestId("error")).ToContainTextAsync("not found", new() { IgnoreCase = true });
+    }
+
+    /// <summary>A run in the background (202): the page follows it to its end and shows each target as GET /v1/migrations/{id} has it.</summary>
+    private async Task TheBackgroundRunShowsAsTheApiHasItAsync(string id)
+    {
+        await Assertions.Expect(_page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"#/migrations\\?run={id}$"));
+        await Assertions.Expect(_page.GetByTestId("migration-run-view")).ToHaveAttributeAsync("data-status", "succeeded", new() { Timeout = 60_000 });
+        using var api = await _host.OperatorClientAsync();
+        var run = await api.GetJsonAsync($"/v1/migrations/{id}");
+        var targets = run.GetProperty("tenants").EnumerateArray().ToList();
+        Assert.Equal(3, targets.Count); // the pool and the two tenants
+        await Assertions.Expect(_page.Locator("[data-testid=migration-tenants] tbody tr")).ToHaveCountAsync(targets.Count);
+        await Assertions.Expect(_page.GetByTestId("run-progress")).ToContainTextAsync($"{targets.Count}/{targets.Count} targets done");
+        foreach (var t in targets.Where(t => t.GetProperty("tenantId").ValueKind == JsonValueKind.String))
+        {
+            var slug = t.GetProperty("slug").GetString()!;
+            var row = _page.Locator("[data-testid=migration-tenants] tbody tr").Filter(new() { Has = _page.GetByTestId($"run-target-{slug}") });
+            await Assertions.Expect(row.GetByTestId("status")).ToHaveTextAsync(t.GetProperty("status").GetString()!);
+            var ledger = t.GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("app").GetString() == "ledger");
+            Assert.Equal("applied", ledger.GetProperty("outcome").GetString());
+            var appRow = _page.Locator("[data-testid=migration-app-ledger-tenants] tbody tr").Filter(new() { Has = _page.GetByTestId($"app-tenant-ledger-{slug}") });
+            await Assertions.Expect(appRow.GetByTestId("status")).ToHaveTextAsync("applied");
+        }
+
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "migrations.png"), FullPage = true });
+
+        // The run is a deep link, and the list of runs leads to it.
+        await _page.ReloadAsync();
+        await Assertions.Expect(_page.GetByTestId("app-tenant-ledger-mig-bridge")).ToBeVisibleAsync();
+        await Assertions.Expect(_page.GetByTestId($"run-{id}")).ToBeVisibleAsync();
     }
 
     private async Task<string> SimulateAsync(JsonElement session, string action, string resource, string role = "admin")

@@ -716,44 +716,103 @@ function templateForm(slot, t) {
 
 const LAST_RUN = 'tenantry.migrations.last';
 
+// A run answers either at once with its report (200), or 202 with the run to follow: at
+// /v1/migrations/{id} (progress and per-target results), or as an operation at /v1/operations/{id}.
 export async function renderMigrations(params) {
   const slot = h('div', { testid: 'migration-slot' });
+  const runsSlot = h('div', { testid: 'migration-runs-slot' });
   const out = h('div');
   const run = busyButton('Run fleet migration', { testid: 'migration-run' }, async () => {
     if (!(await confirmAction('Apply the tenant schema and every registered app\'s current release to the pool and every tenant database? Tenants already up to date are left as they are; a failed tenant does not stop the others.', 'Run', ''))) return;
     out.replaceChildren();
     let res;
     try { res = await call('POST', '/v1/migrations'); } catch (err) { out.append(errorBox(err)); return; }
-    const opId = res.body && (res.body.operationId || (res.status === 202 ? res.body.id : null));
-    if (opId) { location.hash = link('/migrations', { operation: opId }); return; }
+    const id = res.status === 202 && res.body ? res.body.id || res.body.operationId : null;
+    if (id) { location.hash = link('/migrations', { run: id }); return; }
     sessionStorage.setItem(LAST_RUN, JSON.stringify({ at: new Date().toISOString(), report: res.body }));
     slot.replaceChildren(migrationReport(res.body, new Date().toISOString()));
   });
   show(h('h1', {}, 'Fleet migrations'),
     h('p', { class: 'muted' }, 'Brings the pool, every bridge schema and silo database up to the tenant schema and each app\'s current release. Running it again applies only what is missing.'),
-    h('div', { class: 'actions' }, run), out, slot);
-  const opId = params.get('operation');
-  if (opId) { await followMigration(slot, opId); return; }
+    h('div', { class: 'actions' }, run), out, slot, runsSlot);
+  renderRuns(runsSlot);
+  const id = params.get('run') || params.get('operation');
+  if (id) { await followRun(slot, id); return; }
   const last = JSON.parse(sessionStorage.getItem(LAST_RUN) || 'null');
   slot.replaceChildren(last ? migrationReport(last.report, last.at) : empty('no-migration-run', 'No run from this console yet.'));
 }
 
-// A run in the background: its operation read again (long-poll) until it ends, then its report.
-async function followMigration(slot, opId) {
+// Earlier runs, where the API keeps them (GET /v1/migrations); nothing is shown where it does not.
+async function renderRuns(slot) {
+  let page;
+  try { page = await api('GET', '/v1/migrations?limit=20'); } catch { return; }
+  if (!page || !Array.isArray(page.items) || !page.items.length) return;
+  slot.replaceChildren(h('h2', {}, 'Runs'), rowTable(['Run', 'Status', 'Progress', 'Started', 'By'], page.items.map((r) => [
+    h('a', { href: link('/migrations', { run: r.id }), class: 'mono', testid: `run-${r.id}` }, r.id), badge(r.status),
+    r.progress ? `${r.progress.done}/${r.progress.total} · ${r.progress.failed} failed` : '', time(r.createdAt), r.actor || '']), 'migration-runs'));
+}
+
+// Reads the run again (long-poll, a few seconds at a time so the progress moves) until it ends.
+async function followRun(slot, id) {
   const mine = currentView();
-  let op = await load(slot, 'Loading the run', () => api('GET', `/v1/operations/${encodeURIComponent(opId)}`));
-  for (let reads = 0; op && mine === currentView() && reads < 10000; reads++) {
-    const report = op.result || op.report || op.output || null;
-    const running = op.status === 'pending' || op.status === 'running';
-    slot.replaceChildren(h('div', { testid: 'migration-operation', 'data-status': op.status }, operationView(op)),
-      report && !running ? migrationReport(report, op.finishedAt) : null,
-      !running && !report ? h('p', { class: 'muted', testid: 'migration-done' }, `The run ${op.status} at ${time(op.finishedAt)}; each step above is a part of it.`) : null);
-    if (!running) {
-      if (report) sessionStorage.setItem(LAST_RUN, JSON.stringify({ at: op.finishedAt, report }));
+  let source = 'migrations';
+  let run = await load(slot, 'Loading the run', async () => {
+    try { return await api('GET', `/v1/migrations/${encodeURIComponent(id)}`); } catch (err) {
+      if (err.status !== 404 && err.status !== 405) throw err;
+      source = 'operations';
+      return api('GET', `/v1/operations/${encodeURIComponent(id)}`);
+    }
+  });
+  for (let reads = 0; run && mine === currentView() && reads < 10000; reads++) {
+    const running = run.status === 'pending' || run.status === 'running';
+    slot.replaceChildren(source === 'migrations' ? runView(run) : operationRun(run, running));
+    if (!running) return;
+    try { run = await api('GET', `/v1/${source}/${encodeURIComponent(id)}?wait=${source === 'migrations' ? 2 : 10}`); } catch (err) {
+      if (mine === currentView()) slot.append(errorBox(err));
       return;
     }
-    try { op = await api('GET', `/v1/operations/${encodeURIComponent(opId)}?wait=10`); } catch (err) { if (mine === currentView()) slot.append(errorBox(err)); return; }
   }
+}
+
+function operationRun(op, running) {
+  const report = op.result || op.report || null;
+  return h('div', {},
+    h('div', { testid: 'migration-operation', 'data-status': op.status }, operationView(op)),
+    report && !running ? migrationReport(report, op.finishedAt) : null,
+    !running && !report ? h('p', { class: 'muted', testid: 'migration-done' }, `The run ${op.status} at ${time(op.finishedAt)}; each step above is a part of it.`) : null);
+}
+
+// A background run: progress, each target (the pool, then each tenant) and each app's outcome per tenant.
+function runView(r) {
+  const p = r.progress || { total: 0, done: 0, succeeded: 0, failed: 0, skipped: 0 };
+  const share = p.total ? Math.round((100 * p.done) / p.total) : 0;
+  const targets = r.tenants || [];
+  const apps = new Map();
+  for (const t of targets) {
+    for (const a of t.apps || []) {
+      if (!apps.has(a.app)) apps.set(a.app, { release: a.release, rows: [] });
+      apps.get(a.app).rows.push({ ...a, tenantId: t.tenantId, slug: t.slug });
+    }
+  }
+  const schemaText = (s) => (!s ? '–' : s.applied && s.applied.length ? `applied ${s.applied.join(', ')}` : `up to date (${s.alreadyApplied})`);
+  return h('div', { testid: 'migration-run-view', 'data-status': r.status },
+    h('div', {}, h('strong', { class: 'mono' }, r.id), ' ', badge(r.status), ' ',
+      h('span', { class: 'muted', testid: 'run-progress' }, `${p.done}/${p.total} targets done · ${p.succeeded} succeeded · ${p.failed} failed · ${p.skipped} skipped`)),
+    h('div', { class: `progress ${r.status}` }, h('div', { width: `${share}%`, testid: 'run-bar' })),
+    r.error ? errorBox(new Error(r.error)) : null,
+    h('p', { class: 'muted' }, `Schema ${r.schema}, latest version ${r.latestVersion} · started ${time(r.createdAt)} by ${r.actor}${r.finishedAt ? ` · finished ${time(r.finishedAt)}` : ''}`),
+    h('h2', {}, 'Per target'),
+    targets.length
+      ? rowTable(['Target', 'Where', 'Status', 'Tenant schema', 'Apps', 'Error', 'Finished'], targets.map((t) => [
+        t.tenantId ? h('a', { href: `#/tenants/${t.tenantId}`, testid: `run-target-${t.slug}` }, t.slug) : h('span', { testid: 'run-target-pool' }, 'pool (shared)'),
+        t.target, badge(t.status), schemaText(t.schema), (t.apps || []).map((a) => `${a.app} ${a.release}: ${a.outcome}`).join('; '), t.error || '', time(t.finishedAt)]),
+      'migration-tenants', (i) => ({ 'data-status': targets[i].status }))
+      : empty('no-run-targets', 'No target yet.'),
+    [...apps].map(([app, a]) => h('div', { testid: `migration-app-${app}` },
+      h('h2', {}, `App ${app} ${a.release}`),
+      rowTable(['Tenant', 'Where', 'Outcome', 'Applied', 'Already applied', 'Failed migration', 'Error'], a.rows.map((t) => [
+        h('a', { href: `#/tenants/${t.tenantId}`, testid: `app-tenant-${app}-${t.slug}` }, t.slug), t.target, badge(t.outcome),
+        t.applied && t.applied.length ? t.applied.join(', ') : '–', t.alreadyApplied, t.failedMigration || '', t.error || '']), `migration-app-${app}-tenants`))));
 }
 
 function migrationReport(r, at) {
