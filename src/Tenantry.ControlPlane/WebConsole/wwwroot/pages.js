@@ -737,7 +737,11 @@ export async function renderMigrations(params) {
     h('div', { class: 'actions' }, run), out, slot, runsSlot);
   renderRuns(runsSlot);
   const id = params.get('run') || params.get('operation');
-  if (id) { await followRun(slot, id); return; }
+  if (id) {
+    await followRun(slot, id);
+    if (slot.isConnected) renderRuns(runsSlot); // the run has ended: the list shows it so
+    return;
+  }
   const last = JSON.parse(sessionStorage.getItem(LAST_RUN) || 'null');
   slot.replaceChildren(last ? migrationReport(last.report, last.at) : empty('no-migration-run', 'No run from this console yet.'));
 }
