@@ -53,7 +53,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         }
 
         await Assertions.Expect(_page.GetByTestId("plan-limits-basic")).ToContainTextAsync("api: 50/s, burst 50");
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "plans.png"), FullPage = true });
+        await ScreenshotAsync("plans.png");
 
         // A list that is not JSON is named before anything is sent; the server's own checks name theirs.
         await _page.GetByTestId("plan-new").ClickAsync();
@@ -129,7 +129,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             Assert.Equal(lines.Select(l => l.GetProperty("amount").GetDecimal()), amounts.Select(a => decimal.Parse(a, CultureInfo.InvariantCulture)));
         }
 
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "invoice-preview.png"), FullPage = true });
+        await ScreenshotAsync("invoice-preview.png");
 
         await _page.GetByTestId("invoice-draft").ClickAsync();
         await Assertions.Expect(_page.Locator("[data-testid=invoice-status] [data-testid=status]")).ToHaveTextAsync("draft");
@@ -161,7 +161,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             Assert.Equal(await api.GetStringAsync(new Uri($"/v1/invoices/{invoiceId}?format=csv", UriKind.Relative)), await File.ReadAllTextAsync((await download.PathAsync())!));
         }
 
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "invoice-finalized.png"), FullPage = true });
+        await ScreenshotAsync("invoice-finalized.png");
         await _page.GetByTestId("invoice-void").ClickAsync();
         await _page.GetByTestId("confirm-ok").ClickAsync();
         await Assertions.Expect(_page.Locator("[data-testid=invoice-status] [data-testid=status]")).ToHaveTextAsync("void");
@@ -246,7 +246,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             await Assertions.Expect(_page.GetByTestId("tier-margin-basic")).ToHaveTextAsync(basic.GetProperty("margin").GetDecimal().ToString("N2", EnUs));
         }
 
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "costs.png"), FullPage = true });
+        await ScreenshotAsync("costs.png");
 
         // The previous month is a deep link of its own: no tenant existed then.
         await _page.GetByTestId("costs-period-prev").ClickAsync();
@@ -299,7 +299,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         await Assertions.Expect(_page.GetByTestId("sim-matched")).ToContainTextAsync("NoDeletes");
         await Assertions.Expect(_page.GetByTestId("guardrail-no-deletes")).ToBeVisibleAsync();
         await Assertions.Expect(_page.GetByTestId("template-basic")).ToBeVisibleAsync();
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "policies.png"), FullPage = true });
+        await ScreenshotAsync("policies.png");
 
         // Another tenant's object, through the form: the session policy does not allow it, and the address keeps the question.
         var other = "trn:tenantry:storage::beta:tenants/beta/report.pdf";
@@ -400,7 +400,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             Assert.Equal("applied", t.GetProperty("outcome").GetString());
         }
 
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "migrations.png"), FullPage = true });
+        await ScreenshotAsync("migrations.png");
 
         // The run really went out: a second one finds every tenant up to date. The page keeps its last report across a reload.
         using (var api = await _host.OperatorClientAsync())
@@ -466,7 +466,7 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
             await Assertions.Expect(appRow.GetByTestId("status")).ToHaveTextAsync("applied");
         }
 
-        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "migrations.png"), FullPage = true });
+        await ScreenshotAsync("migrations.png");
 
         // The run is a deep link, and the list of runs leads to it.
         await _page.ReloadAsync();
@@ -498,6 +498,14 @@ public sealed class MoneyPolicyMigrationPagesTests(Browser browser) : IClassFixt
         }, AsWritten);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         return (await response.JsonAsync()).GetProperty("decision").GetString()!;
+    }
+
+    /// <summary>Checks that no absent value left "null" or "undefined" on the page, then saves a screenshot of it.</summary>
+    private async Task ScreenshotAsync(string name)
+    {
+        await Assertions.Expect(_page.Locator("#app")).Not.ToContainTextAsync("undefined");
+        await Assertions.Expect(_page.Locator("#app")).Not.ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"\bnull\b"));
+        await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, name), FullPage = true });
     }
 
     private async Task LoginAsync()

@@ -101,6 +101,8 @@ function busyButton(label, attrs, action) {
   return button;
 }
 
+// replaceChildren would print an absent optional part (null, false) as text.
+const fill = (slot, ...nodes) => slot.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 const empty = (testid, text) => h('p', { class: 'muted empty', testid }, text);
 const money = (n) => (n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
 const amount = (n, testid) => h('span', { class: Number(n) < 0 ? 'num neg' : 'num', 'data-value': n === null || n === undefined ? '' : String(n), testid }, money(n));
@@ -462,11 +464,15 @@ export async function renderCosts(params) {
         'tenant-costs', (i) => ({ class: report.items[i].heavyLifter ? 'heavy' : '', 'data-slug': report.items[i].slug }))
         : empty('no-cost-tenants', 'No tenant in this period.'));
   }
-  renderCostLines(linesSlot, period);
+  renderCostLines(linesSlot, period, params.get('source') || '');
   renderCostChart(chartSlot, period);
 }
 
-async function renderCostLines(slot, period) {
+// A line's source: a tag (the price book's daily lines carry source=price-book), else recorded by hand.
+const sourceOf = (l) => (l.tags && l.tags.source) || 'manual';
+const SHOWN_LINES = 500;
+
+async function renderCostLines(slot, period, source) {
   const lines = await load(slot, 'Loading cost lines', () => api('GET', `/v1/costs/lines?period=${period}`));
   if (!lines) return;
   const out = h('div');
@@ -485,13 +491,24 @@ async function renderCostLines(slot, period) {
   } },
   h('label', {}, 'Resource', resource), h('label', {}, 'Amount', value), h('label', {}, 'Tenant', tenant),
   h('button', { type: 'submit', testid: 'cost-add' }, `Record for ${period}`));
-  slot.replaceChildren(
-    lines.items.length
-      ? rowTable(['Resource', 'Amount', 'Tenant', 'Tags', 'Recorded'], lines.items.map((l) => [
-        l.resource, amount(l.amount), l.shared ? 'shared' : h('a', { href: `#/tenants/${l.tenantId}` }, l.tags.tenant || l.tenantId),
-        Object.entries(l.tags).map(([k, v]) => `${k}=${v}`).join(', '), time(l.createdAt)]), 'cost-lines')
+  const bySource = new Map();
+  for (const l of lines.items) bySource.set(sourceOf(l), (bySource.get(sourceOf(l)) || 0) + Number(l.amount));
+  const shown = lines.items.filter((l) => !source || sourceOf(l) === source);
+  fill(slot,
+    bySource.size > 1 ? picker('Source', [['', 'all'], ...[...bySource.keys()].sort().map((k) => [k, `${k} (${money(bySource.get(k))})`])], source, (v) => link('/costs', { period, source: v }), 'cost-source') : null,
+    shown.length
+      ? rowTable(['Resource', 'Amount', 'Tenant', 'Source', 'Tags', 'Recorded'], shown.slice(0, SHOWN_LINES).map((l) => [
+        l.resource, amount(l.amount), l.shared ? 'shared' : h('a', { href: `#/tenants/${l.tenantId}` }, l.tags.tenant || l.tenantId), sourceOf(l),
+        Object.entries(l.tags).filter(([k]) => k !== 'source').map(([k, v]) => `${k}=${v}`).join(', '), time(l.createdAt)]), 'cost-lines')
       : empty('no-cost-lines', `No cost recorded for ${period}.`),
+    shown.length > SHOWN_LINES ? h('p', { class: 'muted', testid: 'cost-lines-more' }, `The first ${SHOWN_LINES} of ${shown.length} lines; pick a source to narrow them.`) : null,
     h('h2', {}, 'Record a cost'), form, out);
+}
+
+// Links that each show the view with another value of one parameter; values are [value, label].
+function picker(label, values, current, hrefFor, testid) {
+  return h('div', { class: 'picker', role: 'group', 'aria-label': label, testid }, h('span', { class: 'muted' }, label),
+    values.map(([v, text]) => h('a', { href: hrefFor(v), class: v === current ? 'active' : '', 'aria-current': v === current ? 'true' : undefined, testid: `${testid}-${v || 'all'}` }, text)));
 }
 
 // Revenue against cost per tier over the months up to the period: one report per month.
