@@ -7,6 +7,8 @@ const app = document.getElementById('app');
 const nav = document.getElementById('nav');
 let viewId = 0; // bumps on every navigation; long-polls of an old view stop
 
+import { renderPlans, renderInvoices, renderInvoice, renderCosts, renderPolicies, renderMigrations, tenantLinks, shortcuts } from './pages.js';
+
 // ---- tiny DOM helper ---------------------------------------------------------------------------
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -311,6 +313,7 @@ async function renderTenant(id, params = new URLSearchParams()) {
     h('h1', {}, tenant.name, ' ', badge(tenant.status)),
     h('p', { class: 'muted mono' }, `${tenant.slug} · ${tenant.id} · ${tenant.tier} (${tenant.isolation})`),
     tenant.statusReason ? errorBox(new Error(tenant.statusReason)) : null,
+    tenantLinks(tenant),
     h('div', { class: 'actions' }, actions), out,
     h('h2', {}, 'Current operation'), opSlot,
     h('h2', {}, 'Health'), healthSlot,
@@ -729,11 +732,17 @@ async function route() {
     else if (path === '/new') renderNew();
     else if (path === '/apps') await renderApps(params);
     else if (path.startsWith('/apps/')) await renderApp(decodeURIComponent(path.slice('/apps/'.length)));
+    else if (/^\/tenants\/[^/]+\/invoices$/.test(path)) await renderInvoices(decodeURIComponent(path.split('/')[2]), params);
     else if (path.startsWith('/tenants/')) await renderTenant(decodeURIComponent(path.slice('/tenants/'.length)), params);
     else if (path === '/webhooks') await renderWebhooks();
     else if (path.startsWith('/webhooks/')) await renderWebhook(decodeURIComponent(path.slice('/webhooks/'.length)));
     else if (path === '/mails') await renderMails();
     else if (path === '/queues') await renderQueues();
+    else if (path === '/plans') await renderPlans(params);
+    else if (path.startsWith('/invoices/')) await renderInvoice(decodeURIComponent(path.slice('/invoices/'.length)));
+    else if (path === '/costs') await renderCosts(params);
+    else if (path === '/policies') await renderPolicies(params);
+    else if (path === '/migrations') await renderMigrations(params);
     else show(h('p', {}, 'Not found. ', h('a', { href: '#/' }, 'Overview')));
   } catch (err) {
     if (err.status !== 401) show(errorBox(err));
@@ -742,4 +751,9 @@ async function route() {
 
 document.getElementById('logout').addEventListener('click', logout);
 window.addEventListener('hashchange', route);
+document.addEventListener('keydown', shortcuts);
 route();
+
+// What the pages of pages.js share with this file.
+function currentView() { return viewId; }
+export { h, api, show, badge, time, errorBox, table, stat, operationView, logout, currentView };
