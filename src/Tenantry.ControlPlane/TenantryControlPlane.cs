@@ -86,6 +86,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<FileKeyLoader>(SigningKeys.LoadOrCreate);
         services.TryAddSingleton<KeyRing>();
         services.TryAddSingleton<ITokenKeys>(sp => sp.GetRequiredService<KeyRing>());
+        services.TryAddSingleton<IKeyRingSecrets, KeyRingSecrets>();
         services.AddHostedService<KeyRingStartup>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
