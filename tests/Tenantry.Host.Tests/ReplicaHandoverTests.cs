@@ -106,6 +106,84 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
         await pump;
     }
 
+    [Fact]
+    public async Task A_replica_paused_past_its_lease_commits_nothing_after_the_other_took_its_operations_over()
+    {
+        var store = await pg.NewDatabaseAsync();
+        var issuer = $"http://127.0.0.1:{TenantryHost.FreePorts(1)[0]}/";
+        var (b, bClient) = await StartAsync("b", store, issuer, "00:00:06", "00:00:02", "fence");
+        using var bHost = b;
+        using var bApi = bClient;
+        var (a, aClient) = await StartAsync("a", store, issuer, "00:00:06", "00:00:02", "fence");
+        using var aHost = a;
+        using var aApi = aClient;
+
+        var ids = new List<string>();
+        List<(string Id, long Token)> held = [];
+        for (var round = 0; round < 5 && held.Count == 0; round++)
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                using var created = await aApi.CreateTenantAsync(new { name = $"Fence {round} {i}", slug = $"fence-{round}-{i}", tier = "standard", adminEmail = $"a@fence{i}.test" });
+                Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+                ids.Add((await created.JsonAsync()).GetProperty("id").GetString()!);
+            }
+
+            for (var poll = 0; poll < 2_000 && held.Count == 0; poll++)
+            {
+                held = await HeldAsync(store, "fence-a");
+            }
+
+            if (held.Count > 0)
+            {
+                a.Pause();
+            }
+        }
+
+        Assert.NotEmpty(held);
+        output.WriteLine($"A paused holding {held.Count} operations");
+        try
+        {
+            // B takes A's operations over once A's leases end, and finishes every onboarding.
+            foreach (var id in ids)
+            {
+                await bApi.WaitForStatusAsync(id, "active", seconds: 120);
+            }
+        }
+        finally
+        {
+            a.Resume();
+        }
+
+        var resumedAt = _lines.Count;
+        foreach (var (id, token) in held)
+        {
+            Assert.True(await CountAsync(store, $"SELECT lease_token FROM operations WHERE id = '{id}' AND status = 'succeeded'") > token, $"operation {id} was not taken over\n{Tail()}");
+        }
+
+        // A wakes up, finds its leases taken (a higher fencing token) and drops the operations.
+        for (var i = 0; i < 600 && !_lines.Skip(resumedAt).Any(l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("another node took it over", StringComparison.Ordinal)); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Contains(_lines.Skip(resumedAt), l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("another node took it over", StringComparison.Ordinal));
+        using (var again = await aApi.GetAsync(new Uri("/healthz", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+
+        // Each tenant made once, each onboarding ended once, and A recorded no end of an operation it had lost.
+        Assert.Equal(ids.Count, await CountAsync(store, "SELECT count(*) FROM tenants WHERE status = 'active'"));
+        Assert.Equal(ids.Count, await CountAsync(store, "SELECT count(*) FROM audit_events WHERE action = 'operation.onboarding' AND outcome = 'succeeded'"));
+        Assert.Equal(ids.Count, await CountAsync(store, "SELECT count(DISTINCT tenant_id) FROM audit_events WHERE action = 'operation.onboarding' AND outcome = 'succeeded'"));
+        Assert.Equal(0L, await CountAsync(store, "SELECT count(*) FROM operation_steps WHERE status <> 'succeeded'"));
+        foreach (var (id, _) in held)
+        {
+            Assert.DoesNotContain(_lines.Skip(resumedAt), l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains($"Operation {id} ", StringComparison.Ordinal) && l.Contains("succeeded", StringComparison.Ordinal));
+        }
+    }
+
     public void Dispose()
     {
         foreach (var line in _lines.TakeLast(60))
@@ -138,7 +216,7 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
 
     private string Tail() => string.Join('\n', _lines.TakeLast(60));
 
-    private async Task<(TenantryHost Host, HttpClient Client)> StartAsync(string name, string store, string issuer)
+    private async Task<(TenantryHost Host, HttpClient Client)> StartAsync(string name, string store, string issuer, string lease = "00:30:00", string renewal = "00:01:00", string prefix = "handover")
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -146,8 +224,8 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
             var host = TenantryHost.Start(
                 [
                     "--data-dir", Path.Combine(_root, name), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false",
-                    $"--Tenantry:Store={store}", $"--Tenantry:NodeName=handover-{name}", "--Tenantry:Issuer=" + issuer,
-                    "--Tenantry:Operations:Lease=00:30:00", "--Tenantry:Operations:LeaseRenewal=00:01:00", "--Tenantry:Operations:MaxParallel=2",
+                    $"--Tenantry:Store={store}", $"--Tenantry:NodeName={prefix}-{name}", "--Tenantry:Issuer=" + issuer,
+                    "--Tenantry:Operations:Lease=" + lease, "--Tenantry:Operations:LeaseRenewal=" + renewal, "--Tenantry:Operations:MaxParallel=2",
                     "--port", port.ToString(CultureInfo.InvariantCulture),
                 ],
                 l => _lines.Enqueue($"{name}: {l}"),
@@ -167,6 +245,22 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
                 Assert.Fail($"{name}: {failure}\n{Tail()}");
             }
         }
+    }
+
+    private static async Task<List<(string Id, long Token)>> HeldAsync(string store, string owner)
+    {
+        await using var connection = new NpgsqlConnection(store);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT id, lease_token FROM operations WHERE lease_owner = $1 AND status IN ('pending', 'running')", connection);
+        command.Parameters.AddWithValue(owner);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<(string, long)>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetString(0), reader.GetInt64(1)));
+        }
+
+        return rows;
     }
 
     private static async Task<long> CountAsync(string store, string sql)
