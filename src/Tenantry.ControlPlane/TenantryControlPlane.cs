@@ -87,12 +87,14 @@ public static class TenantryControlPlane
         services.TryAddSingleton<FileKeyLoader>(SigningKeys.LoadOrCreate);
         services.TryAddSingleton<KeyRing>();
         services.TryAddSingleton<ITokenKeys>(sp => sp.GetRequiredService<KeyRing>());
+        services.TryAddSingleton<IKeyRingSecrets, KeyRingSecrets>();
         services.AddHostedService<KeyRingStartup>();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddSingleton<OperationWorker>();
         services.AddSingleton<IOperationQueue>(sp => sp.GetRequiredService<OperationWorker>());
         services.AddHostedService(sp => sp.GetRequiredService<OperationWorker>());
+        services.AddHostedService<OperationListener>();
         services.TryAddSingleton<TenantDirectory>();
         services.TryAddSingleton<ITenantRegistry>(sp => sp.GetRequiredService<TenantDirectory>());
         services.TryAddSingleton<ITenantDirectory>(sp => sp.GetRequiredService<TenantDirectory>());

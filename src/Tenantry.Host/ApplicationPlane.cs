@@ -24,10 +24,12 @@ internal static class ApplicationPlane
     /// <summary>Wires the application plane into the control-plane host.</summary>
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
     {
-        // The gateway's signing key stays in this process (and gateway replicas on this data dir); every app instance
-        // gets its public JWKS, also when this host runs the control plane alone and replicas do the gateway's work.
-        builder.Services.AddSingleton(sp => TenantContextSigningKey.LoadOrCreate(
-            ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
+        // The gateway's signing key stays in this process (and gateway replicas on this data dir, or on the shared store's
+        // key ring); every app instance gets its public JWKS, also when this host runs the control plane alone and replicas
+        // do the gateway's work.
+        builder.Services.AddSingleton(sp => ContextKeyRing.ForControlPlane(
+            sp, ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
+        builder.Services.AddHostedService<ContextKeyStartup>();
         builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
         {
             [TenantContextToken.JwksVariable] = sp.GetRequiredService<TenantContextSigningKey>().PublicJwks,

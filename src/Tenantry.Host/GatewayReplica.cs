@@ -16,7 +16,8 @@ namespace Tenantry.Host;
 /// the token issuer) with the <c>gateway</c> client, whose only scope is <c>tenantry:routes</c> (its secret is the
 /// host's <c>gateway-secret</c> file, or <c>Tenantry:GatewaySecret</c>), posts its per-tenant health there (<c>POST /v1/health/samples</c>),
 /// forwards each request to its app's instances named in the table, and signs the tenant context with the gateways' private key
-/// <c>Tenantry:Gateway:ContextSigningKeyFile</c> (the host's, so apps verify it with the one JWKS they were given). With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
+/// <c>Tenantry:Gateway:ContextSigningKeyFile</c> (the host's, so apps verify it with the one JWKS they were given), or, with
+/// <c>Tenantry:Store</c> and the master key, with the key ring's key that every control-plane and gateway replica shares. With <c>Tenantry:Gateway:Redis</c> set, every replica shares each
 /// tenant's rate-limit bucket and quota.
 /// </summary>
 internal static class GatewayReplica
@@ -36,6 +37,15 @@ internal static class GatewayReplica
         builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ReplicaCredentials>(sp, ControlPlaneClient()));
         builder.Services.AddSingleton<IGatewayRouteSource>(sp => ActivatorUtilities.CreateInstance<HttpRouteSource>(sp, ControlPlaneClient()));
         builder.Services.AddSingleton<ITenantHealthSink>(sp => ActivatorUtilities.CreateInstance<HttpHealthSink>(sp, ControlPlaneClient()));
+        // With Tenantry:Store, the tenant-context key is the key ring's, the one every replica signs with.
+        var contextKey = ContextKeyRing.ForGatewayReplica(builder.Configuration);
+        if (contextKey is not null)
+        {
+            builder.Services.AddSingleton(contextKey);
+            // No key file is read then: the setting only has to be there for the gateway's options.
+            builder.Configuration.AddInMemoryCollection([new("Tenantry:Gateway:ContextSigningKeyFile", "(key ring)")]);
+        }
+
         builder.Services.AddTenantryGateway<HttpRouteSource>();
         // Every path of the gateway's port is tenant traffic, so /metrics is served on an admin port of its own
         // (Tenantry:Gateway:AdminPort), if any; Tenantry:Telemetry:OtlpEndpoint works either way.
@@ -67,6 +77,11 @@ internal static class GatewayReplica
         }
 
         app.UseTenantryGateway();
+        if (contextKey is not null)
+        {
+            app.Lifetime.ApplicationStarted.Register(() => ContextKeyLog.FromRing(app.Logger, contextKey.KeyId));
+        }
+
         return app;
     }
 

@@ -35,6 +35,7 @@ internal static class HostHelp
         One more gateway replica (apart from the control plane; share limits with --Tenantry:Gateway:Redis=host:port):
           dotnet Tenantry.Host.dll gateway --gateway-port <n> --Tenantry:Gateway:Authority=<control plane URL>
             --Tenantry:Gateway:ContextSigningKeyFile=<data-dir>/keys/tenant-context-es256.pem
+              (on a PostgreSQL store instead: --Tenantry:Store=<connection string> and env TENANTRY_MASTER_KEY)
             --Tenantry:Gateway:ClientSecret=<secret of the 'gateway' client: <data-dir>/gateway-secret>
             [--Tenantry:Gateway:AdminPort=<n>: GET /metrics there, operator token]
 

@@ -37,7 +37,8 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
             using (a)
             using (aClient)
             {
-                Assert.Equal(2L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+                // Token signing and encryption keys, the tenant-context key and the generated gateway secret.
+                Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
                 using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
                 Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync(new Uri(aBase, "/readyz"))).StatusCode);
                 Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync(new Uri(bBase, "/readyz"))).StatusCode);
@@ -68,9 +69,11 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         }
 
         // No key in the store is plaintext: every row is sealed, and no PEM or Data Protection secret shows.
-        var tokenKeys = await RowsAsync(store, "SELECT name || ' ' || sealed_key FROM key_ring");
+        var tokenKeys = await RowsAsync(store, "SELECT name || ' ' || sealed_key FROM key_ring WHERE name IN ('signing', 'encryption')");
         Assert.Equal(2, tokenKeys.Count);
         Assert.All(tokenKeys, row => Assert.Matches(@"^(signing|encryption) v1\.[A-Za-z0-9+/=]{1000,}$", row));
+        var secrets = await RowsAsync(store, "SELECT name || ' ' || sealed_key FROM key_ring WHERE name NOT IN ('signing', 'encryption') ORDER BY name");
+        Assert.Collection(secrets, row => Assert.Matches(@"^gateway-secret v1\.[A-Za-z0-9+/=]+$", row), row => Assert.Matches(@"^tenant-context v1\.[A-Za-z0-9+/=]{200,}$", row));
         var protectionKeys = await RowsAsync(store, "SELECT sealed_xml FROM data_protection_keys");
         Assert.NotEmpty(protectionKeys);
         Assert.All(protectionKeys, xml =>
@@ -88,7 +91,7 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         var (first, client, _) = await StartAsync("first", store, MasterKey, []);
         client.Dispose();
         first.Dispose();
-        Assert.Equal(2L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+        Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
 
         var (missingCode, missing) = Refused("missing", store, masterKey: null);
         Assert.True(missingCode == 2, $"exit {missingCode}\n{string.Join('\n', missing)}");
@@ -100,7 +103,7 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         Assert.DoesNotContain(wrong, l => l.Contains("   at ", StringComparison.Ordinal));
 
         // The refused hosts changed nothing: the keys are the ones the first host made.
-        Assert.Equal(2L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+        Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
     }
 
     public void Dispose()

@@ -292,6 +292,27 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         return client;
     }
 
+    /// <summary>The host process's id.</summary>
+    public int Pid => Process.Id;
+
+    /// <summary>SIGSTOP: the process freezes as a long pause (a GC, a stalled VM) would freeze it, until <see cref="Resume"/>.</summary>
+    public void Pause()
+    {
+        if (SendSignal(Process.Id, 19) != 0)
+        {
+            throw new InvalidOperationException($"kill -STOP {Process.Id} failed.");
+        }
+    }
+
+    /// <summary>SIGCONT after <see cref="Pause"/>.</summary>
+    public void Resume()
+    {
+        if (SendSignal(Process.Id, 18) != 0)
+        {
+            throw new InvalidOperationException($"kill -CONT {Process.Id} failed.");
+        }
+    }
+
     /// <summary>SIGKILL, then waits until the process is gone and its output drained.</summary>
     /// <param name="entireProcessTree">False keeps what the host started (its dedicated instances) running, as a real crash would.</param>
     public void Kill(bool entireProcessTree = true)

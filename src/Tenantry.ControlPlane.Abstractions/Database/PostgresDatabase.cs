@@ -10,11 +10,20 @@ namespace Tenantry.ControlPlane.Database;
 /// transaction-scoped advisory lock, so checks and writes are serialised across replicas just as
 /// the SQLite store serialises them in process, and the lock ends with the transaction.
 /// <see cref="WriteSharedAsync"/> takes the same lock shared: such writes run beside each other,
-/// never beside an ordinary one.
+/// never beside an ordinary one. A write whose client pauses mid-transaction loses its session after
+/// <see cref="IdleWriteTimeoutMilliseconds"/>, so it cannot hold the lock for long.
 /// </summary>
 public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, IDisposable
 {
     private const long WriteLockKey = 0x54656e616e747279; // "Tenantry"
+
+    /// <summary>
+    /// How long a write transaction may sit idle (its client sending nothing) before the server ends its session,
+    /// and with it the write lock: a replica that pauses mid-write (SIGSTOP, a stalled VM, a long GC) must not stop
+    /// every other replica's writes. Shorter than the default operation lease (15 s), so the lock is free before
+    /// another replica needs it to take the paused one's operations over; the paused replica's write is rolled back.
+    /// </summary>
+    public const int IdleWriteTimeoutMilliseconds = 10_000;
     private readonly NpgsqlDataSource _source;
 
     private PostgresDatabase(NpgsqlDataSource source) => _source = source;
@@ -55,7 +64,7 @@ public sealed class PostgresDatabase : IControlPlaneDatabase, IAsyncDisposable, 
     {
         await using var connection = await _source.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var command = new NpgsqlCommand(takeLock, connection, transaction))
+        await using (var command = new NpgsqlCommand($"SET LOCAL idle_in_transaction_session_timeout = {IdleWriteTimeoutMilliseconds}; {takeLock}", connection, transaction))
         {
             await command.ExecuteNonQueryAsync(cancellationToken);
         }

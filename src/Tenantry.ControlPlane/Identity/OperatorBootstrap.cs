@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.Keys;
 
 namespace Tenantry.ControlPlane.Identity;
 
@@ -9,12 +10,15 @@ namespace Tenantry.ControlPlane.Identity;
 /// Makes sure the bootstrap clients exist: <c>operator</c> (<c>tenantry:admin</c>) and <c>gateway</c>
 /// (<c>tenantry:routes</c>, for gateway replicas), each with its configured secret, or one generated
 /// on first start and written 0600 into the data directory (<c>operator-secret</c>, <c>gateway-secret</c>).
+/// On a shared store a generated secret lives in the key ring (sealed with the master key), so replicas do not
+/// replace each other's: each writes the ring's value into its own data directory's file.
 /// </summary>
 internal sealed partial class OperatorBootstrap(
     DataDirectory dataDirectory,
     ClientStore clients,
     IOptions<TenantryOptions> options,
     IConfiguration configuration,
+    IKeyRingSecrets ring,
     ILogger<OperatorBootstrap> logger) : IHostedService
 {
     public const string SecretFileName = "operator-secret";
@@ -51,7 +55,18 @@ internal sealed partial class OperatorBootstrap(
         {
             var file = Path.Combine(dataDirectory.Root, fileName);
             source = file;
-            if (File.Exists(file))
+            if (ring.Shared)
+            {
+                // The first replica's secret (its file's, if it had one from before) is every replica's.
+                var existing = File.Exists(file) ? (await File.ReadAllTextAsync(file, cancellationToken)).Trim() : null;
+                secret = await ring.GetOrCreateAsync(fileName, () => existing is { Length: >= 16 } ? existing : ClientStore.NewSecret(), cancellationToken);
+                source = $"the key ring in Tenantry:Store (copied to {file})";
+                if (existing != secret)
+                {
+                    DataDirectory.WriteSecret(file, secret);
+                }
+            }
+            else if (File.Exists(file))
             {
                 secret = (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
             }

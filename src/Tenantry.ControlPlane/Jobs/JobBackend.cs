@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Tenantry.ControlPlane.Database;
@@ -109,48 +108,14 @@ internal sealed class JobSignal
     public void Pulse() => Interlocked.Exchange(ref _next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 }
 
-/// <summary>On PostgreSQL: LISTENs on the jobs channel and pulses the signal for each notification, reconnecting after failures.</summary>
-internal sealed partial class PostgresJobListener(JobBackend backend, JobSignal signal, ILogger<PostgresJobListener> logger) : BackgroundService
+/// <summary>On PostgreSQL: pulses the signal for each notification on the jobs channel.</summary>
+internal sealed class PostgresJobListener(JobBackend backend, JobSignal signal, ILogger<PostgresJobListener> logger)
+    : StoreChannelListener(PostgresJobBackend.Channel, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (backend is not PostgresJobBackend postgres)
-        {
-            return;
-        }
+    protected override NpgsqlDataSource? Source => (backend as PostgresJobBackend)?.Source;
 
-        var failures = 0;
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await using var connection = await postgres.Source.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, _) => signal.Pulse();
-                await connection.ExecuteAsync($"LISTEN {PostgresJobBackend.Channel}", null);
-                failures = 0;
-                // Work may have come in while no one listened.
-                signal.Pulse();
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    await connection.WaitAsync(stoppingToken);
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
-            {
-                failures++;
-                Log.ListenFailed(logger, ex);
-                await Task.Delay(LoopBackOff.After(TimeSpan.FromSeconds(1), failures), stoppingToken);
-            }
-        }
-    }
+    protected override void OnNotification(string payload) => signal.Pulse();
 
-    private static partial class Log
-    {
-        [LoggerMessage(1, LogLevel.Warning, "Listening for new jobs failed; lessees poll until it is back.")]
-        public static partial void ListenFailed(ILogger logger, Exception exception);
-    }
+    // Work may have come in while no one listened.
+    protected override void OnListening() => signal.Pulse();
 }

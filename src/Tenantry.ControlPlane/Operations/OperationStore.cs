@@ -130,11 +130,21 @@ internal static class OperationStore
 
     /// <summary>
     /// Frees the leases <paramref name="owner"/> holds: run when a node starts, as whatever it held
-    /// belonged to its previous life. The operations ids freed.
+    /// belonged to its previous life, and when it stops gracefully, so others take its operations over
+    /// at once (on PostgreSQL a notification wakes them). The operations ids freed.
     /// </summary>
-    public static Task<List<Guid>> ReleaseOwnedAsync(DbConnection c, DbTransaction tx, string owner) => c.QueryAsync(
-        "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner RETURNING id",
-        tx, r => r.ReadGuid(0), ("@owner", owner));
+    public static async Task<List<Guid>> ReleaseOwnedAsync(DbConnection c, DbTransaction tx, string owner)
+    {
+        var freed = await c.QueryAsync(
+            "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner RETURNING id",
+            tx, r => r.ReadGuid(0), ("@owner", owner));
+        if (freed.Count > 0)
+        {
+            await NotifyAsync(c, tx, OperationListener.Released);
+        }
+
+        return freed;
+    }
 
     /// <summary>Frees every lease: for a store that only this process can open.</summary>
     public static Task ReleaseAllAsync(DbConnection c, DbTransaction tx) => c.ExecuteAsync(
@@ -144,14 +154,31 @@ internal static class OperationStore
         "UPDATE operations SET status = 'running', started_at = COALESCE(started_at, @now) WHERE id = @id",
         tx, ("@id", id), ("@now", now));
 
-    /// <summary>Ends the operation, if <paramref name="lease"/> is still its current lease; false if not (nothing changed).</summary>
-    public static async Task<bool> FinishAsync(DbConnection c, DbTransaction tx, OperationLease lease, OperationStatus status, string? error, DateTimeOffset now) =>
-        await c.ExecuteAsync(
+    /// <summary>
+    /// Ends the operation, if <paramref name="lease"/> is still its current lease; false if not (nothing changed).
+    /// On PostgreSQL the commit notifies every replica, so long-polls of the operation anywhere answer at once.
+    /// </summary>
+    public static async Task<bool> FinishAsync(DbConnection c, DbTransaction tx, OperationLease lease, OperationStatus status, string? error, DateTimeOffset now)
+    {
+        var finished = await c.ExecuteAsync(
             """
             UPDATE operations SET status = @status, error = @error, finished_at = @now, lease_owner = NULL, lease_until = NULL
             WHERE id = @id AND lease_owner = @owner AND lease_token = @token
             """,
             tx, ("@id", lease.OperationId), ("@owner", lease.Owner), ("@token", lease.Token), ("@status", status.ToWire()), ("@error", error), ("@now", now)) == 1;
+        if (finished)
+        {
+            await NotifyAsync(c, tx, OperationListener.FinishedPrefix + lease.OperationId.ToString("D"));
+        }
+
+        return finished;
+    }
+
+    /// <summary>A notification on <see cref="OperationListener.Channel"/>, sent when the transaction commits (PostgreSQL only).</summary>
+    private static Task NotifyAsync(DbConnection c, DbTransaction tx, string payload) =>
+        c is Npgsql.NpgsqlConnection
+            ? c.ExecuteAsync($"SELECT pg_notify('{OperationListener.Channel}', @payload)", tx, ("@payload", payload))
+            : Task.CompletedTask;
 
     public static Task StepAttemptAsync(DbConnection c, DbTransaction tx, Guid id, int ordinal, DateTimeOffset now) => c.ExecuteAsync(
         "UPDATE operation_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, @now), error = NULL WHERE operation_id = @id AND ordinal = @ordinal",

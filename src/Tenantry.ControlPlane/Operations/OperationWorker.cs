@@ -109,6 +109,23 @@ internal sealed partial class OperationWorker(
         }
 
         await Task.WhenAll(_running.Values.Append(poller));
+
+        // Stopping gracefully: nothing of this node runs any more, so its leases are freed for another replica to
+        // take its operations over now rather than once the leases end. A kill -9 leaves them to run out.
+        try
+        {
+            var released = await db.WriteAsync((c, tx) => OperationStore.ReleaseOwnedAsync(c, tx, node.Name), CancellationToken.None);
+            if (released.Count > 0)
+            {
+                Log.Released(logger, released.Count, node.Name);
+            }
+        }
+#pragma warning disable CA1031 // The store may be gone at shutdown; the leases then run out by themselves.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.ReleaseFailed(logger, ex.Message);
+        }
     }
 
     private async Task PollAsync(TimeSpan interval, CancellationToken stoppingToken)
@@ -472,6 +489,12 @@ internal sealed partial class OperationWorker(
 
         [LoggerMessage(11, LogLevel.Warning, "Operation {OperationId}: the lease could not be renewed: {Error}")]
         public static partial void RenewFailed(ILogger logger, Guid operationId, string error);
+
+        [LoggerMessage(13, LogLevel.Information, "Released {Count} operation leases held by node {Node} at shutdown, for another replica to take over")]
+        public static partial void Released(ILogger logger, int count, string node);
+
+        [LoggerMessage(14, LogLevel.Warning, "Operation leases could not be released at shutdown ({Error}); they end after Tenantry:Operations:Lease")]
+        public static partial void ReleaseFailed(ILogger logger, string error);
 
         [LoggerMessage(12, LogLevel.Error, "Polling for unfinished operations failed ({Failures} in a row); it goes on after a pause")]
         public static partial void PollFailed(ILogger logger, int failures, Exception exception);

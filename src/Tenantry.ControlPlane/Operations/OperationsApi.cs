@@ -34,8 +34,8 @@ public static class OperationsApi
         var op = await db.ReadAsync(c => OperationStore.GetAsync(c, null, opId), ct);
         while (op is { Status: OperationStatus.Pending or OperationStatus.Running } && deadline - time.GetUtcNow() is { Ticks: > 0 } left)
         {
-            // Register, then re-read, so a finish between the two is not missed. Woken by this
-            // process's worker, or re-read after a while for another replica's.
+            // Register, then re-read, so a finish between the two is not missed. Woken by this process's
+            // worker or, on PostgreSQL, by another replica's (OperationListener); re-read after a while anyway.
             var finished = signals.Next(opId);
             op = await db.ReadAsync(c => OperationStore.GetAsync(c, null, opId), ct);
             if (op is not { Status: OperationStatus.Pending or OperationStatus.Running })
@@ -43,7 +43,7 @@ public static class OperationsApi
                 break;
             }
 
-            await Task.WhenAny(finished, Task.Delay(Min(left, TimeSpan.FromMilliseconds(500)), time, ct));
+            await Task.WhenAny(finished, Task.Delay(Min(left, db.Engine == "postgresql" ? TimeSpan.FromSeconds(5) : TimeSpan.FromMilliseconds(500)), time, ct));
             ct.ThrowIfCancellationRequested();
             op = await db.ReadAsync(c => OperationStore.GetAsync(c, null, opId), ct);
         }
