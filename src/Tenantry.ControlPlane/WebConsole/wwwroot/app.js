@@ -2,12 +2,12 @@
 // Every value from the API reaches the page through textContent (never innerHTML), so tenant
 // names cannot inject markup; the server's Content-Security-Policy allows only these files.
 
+import { renderPlans, renderInvoices, renderInvoice, renderCosts, renderPolicies, renderMigrations, tenantLinks, shortcuts } from './pages.js';
+
 const TOKEN_KEY = 'tenantry.token';
 const app = document.getElementById('app');
 const nav = document.getElementById('nav');
 let viewId = 0; // bumps on every navigation; long-polls of an old view stop
-
-import { renderPlans, renderInvoices, renderInvoice, renderCosts, renderPolicies, renderMigrations, tenantLinks, shortcuts } from './pages.js';
 
 // ---- tiny DOM helper ---------------------------------------------------------------------------
 function h(tag, attrs = {}, ...children) {
@@ -756,4 +756,4 @@ route();
 
 // What the pages of pages.js share with this file.
 function currentView() { return viewId; }
-export { h, api, show, badge, time, errorBox, table, stat, operationView, logout, currentView };
+export { h, api, show, badge, time, errorBox, stat, operationView, logout, currentView };
