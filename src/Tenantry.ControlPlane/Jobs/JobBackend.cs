@@ -31,10 +31,10 @@ internal abstract class JobBackend
 
     /// <summary>
     /// Makes this transaction the tenant's only lessee until it ends, so its count of leases holds
-    /// (the concurrency cap), or answers false at once when another lessee has the tenant: the
-    /// caller passes over it as <c>SKIP LOCKED</c> passes over rows. Enqueues and acks do not take it.
+    /// (the concurrency cap). Lessees take tenants in id order, so two never wait on each other in a
+    /// circle; enqueues and acks do not take it, so they never wait for a lease.
     /// </summary>
-    public virtual Task<bool> TryLeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) => Task.FromResult(true);
+    public virtual Task LeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) => Task.CompletedTask;
 }
 
 internal sealed class SqliteJobBackend(SqliteDatabase db) : JobBackend
@@ -90,8 +90,8 @@ internal sealed class PostgresJobBackend : JobBackend, IAsyncDisposable
         connection.ExecuteAsync($"SELECT pg_notify('{Channel}', '')", transaction);
 
     /// <summary>A transaction-scoped advisory lock in the jobs' key space (two tenants sharing a hash only take turns).</summary>
-    public override async Task<bool> TryLeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
-        await connection.ScalarAsync("SELECT pg_try_advisory_xact_lock(@space, @key)", transaction, ("@space", LockSpace), ("@key", BitConverter.ToInt32(tenantId.ToByteArray(), 0) ^ BitConverter.ToInt32(tenantId.ToByteArray(), 12))) is true;
+    public override Task LeaseTenantAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
+        connection.ExecuteAsync("SELECT pg_advisory_xact_lock(@space, @key)", transaction, ("@space", LockSpace), ("@key", BitConverter.ToInt32(tenantId.ToByteArray(), 0) ^ BitConverter.ToInt32(tenantId.ToByteArray(), 12)));
 
     /// <summary>"jobs" in ASCII: the advisory lock space of tenant leases.</summary>
     private const int LockSpace = 0x6A6F6273;
