@@ -260,7 +260,7 @@ internal sealed partial class JobQueues(
                 // On PostgreSQL other lessees may have leased this tenant's jobs since the count: count again as its only lessee.
                 await backend.LeaseTenantAsync(c, tx, tenant);
                 var room = weights[tenant].Concurrency - await JobStore.LeasedCountAsync(c, tx, tenant);
-                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked);
+                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked, backend.IdIn);
                 jobs.AddRange(taken);
                 refunds.Add((tenant, share - taken.Count, weights[tenant].Weight));
             }
