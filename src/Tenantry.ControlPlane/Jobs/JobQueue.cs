@@ -257,10 +257,10 @@ internal sealed partial class JobQueues(
             var jobs = new List<Job>();
             foreach (var (tenant, share) in shares.OrderBy(x => x.Key))
             {
-                // On PostgreSQL other lessees may be leasing this tenant's jobs: pass over it while one is (it is being served),
-                // else count its leases again, now that no other lessee of it can change them upwards, and lease within its concurrency.
-                var room = await backend.TryLeaseTenantAsync(c, tx, tenant) ? weights[tenant].Concurrency - await JobStore.LeasedCountAsync(c, tx, tenant) : 0;
-                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked);
+                // On PostgreSQL other lessees may have leased this tenant's jobs since the count: count again as its only lessee.
+                await backend.LeaseTenantAsync(c, tx, tenant);
+                var room = weights[tenant].Concurrency - await JobStore.LeasedCountAsync(c, tx, tenant);
+                var taken = room <= 0 ? [] : await JobStore.LeaseDueAsync(c, tx, tenant, now, request.Types, Math.Min(share, room), leaseId, expires, backend.SkipLocked, backend.IdIn);
                 jobs.AddRange(taken);
                 refunds.Add((tenant, share - taken.Count, weights[tenant].Weight));
             }

@@ -90,7 +90,8 @@ internal static class JobStore
         return c.QueryAsync(
             $"""
             UPDATE jobs SET status = @done, finished_at = @now, lease_expires_at = NULL, last_error = NULL
-            WHERE status = @leased{(tenantId is null ? "" : " AND tenant_id = @t")} AND (id, lease_id) IN (VALUES {string.Join(", ", pairs)})
+            WHERE id IN ({string.Join(", ", items.Select((_, i) => $"@id{i}"))}) AND status = @leased{(tenantId is null ? "" : " AND tenant_id = @t")}
+                AND (id, lease_id) IN (VALUES {string.Join(", ", pairs)})
             RETURNING id, tenant_id, type, attempts, leased_at
             """,
             tx, r => (r.ReadGuid(0), r.ReadGuid(1), r.GetString(2), Int(r, 3), r.IsDBNull(4) ? (long?)null : Long(r, 4)), [.. parameters]);
@@ -164,7 +165,7 @@ internal static class JobStore
     /// so the planner reaches the rows by the due index and their ids, whatever the backlog): the
     /// oldest due rows, passing over rows other transactions hold, are marked leased and returned.
     /// </summary>
-    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, string leaseId, long expires, string skipLocked)
+    public static async Task<List<Job>> LeaseDueAsync(DbConnection c, DbTransaction tx, Guid tenantId, long now, IReadOnlyList<string>? types, int limit, string leaseId, long expires, string skipLocked, Func<string, string> idIn)
     {
         var (filter, parameters) = TypeFilter(types);
         parameters.Add(("@t", tenantId));
@@ -177,9 +178,7 @@ internal static class JobStore
         var rows = await c.QueryAsync(
             $"""
             UPDATE jobs SET status = @leased, lease_id = @lease, leased_at = @now, lease_expires_at = @expires, attempts = attempts + 1
-            WHERE id IN (
-                SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq
-                LIMIT @limit{skipLocked})
+            WHERE {idIn($"SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq LIMIT @limit{skipLocked}")}
             RETURNING {Columns}
             """,
             tx, Read, [.. parameters]);
