@@ -28,7 +28,8 @@ public static class CellsApi
     /// <summary>Cells from <c>Tenantry:Cells</c>, checked at start-up.</summary>
     public static IServiceCollection AddTenantryCells(this IServiceCollection services)
     {
-        services.AddOptions<CellsOptions>().Configure<IConfiguration>(CellsOptions.Bind).ValidateOnStart();
+        // Bound at Tenantry (the list is Tenantry:Cells:N), then read again entry by entry (see CellsOptions.Bind).
+        services.AddOptions<CellsOptions>().BindConfiguration(TenantryOptions.Section).PostConfigure<IConfiguration>(CellsOptions.Bind).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CellsOptions>, CellsOptionsValidator>());
         services.TryAddSingleton<CellPlacement>();
         return services;
