@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Database;
 using Tenantry.Health;
@@ -115,6 +116,13 @@ internal sealed class TenantHealthService(IControlPlaneDatabase db, ITenantRegis
         return (first, Math.Max(end, first + stepMinutes));
     }
 
+    /// <summary>The start (Unix minutes) of the oldest hour not rolled up: the current hour, or an earlier one whose minutes changed since.</summary>
+    private async Task<long> RolledUpBeforeAsync(DbConnection c)
+    {
+        var current = UnixMinute(time.GetUtcNow()) / 60 * 60;
+        return await TenantHealthStore.FirstPendingHourAsync(c) is { } pending ? Math.Min(current, pending * 60) : current;
+    }
+
     /// <summary>The first minute read from minute rows; before it, figures come from hourly rows.</summary>
     public long MinuteRowsFrom()
     {
@@ -134,7 +142,25 @@ internal sealed class TenantHealthService(IControlPlaneDatabase db, ITenantRegis
         if (by == WorstBy.P99)
         {
             var sketches = new Dictionary<Guid, LatencySketch>();
-            foreach (var row in await db.ReadAsync(c => TenantHealthStore.MinutesAsync(c, from, to), cancellationToken))
+            var rows = await db.ReadAsync(
+                async c =>
+                {
+                    // The whole hours of the window that are rolled up are read from their hour rows (one per
+                    // tenant instead of 60); the minutes at either end, and hours not rolled up yet, from minute rows.
+                    var hoursFrom = (from + 59) / 60 * 60;
+                    var hoursTo = Math.Min(to / 60 * 60, await RolledUpBeforeAsync(c));
+                    if (hoursTo <= hoursFrom)
+                    {
+                        return await TenantHealthStore.MinutesAsync(c, from, to);
+                    }
+
+                    var all = await TenantHealthStore.MinutesAsync(c, from, hoursFrom);
+                    all.AddRange(await TenantHealthStore.HoursAsync(c, hoursFrom / 60, hoursTo / 60));
+                    all.AddRange(await TenantHealthStore.MinutesAsync(c, hoursTo, to));
+                    return all;
+                },
+                cancellationToken);
+            foreach (var row in rows)
             {
                 if (!sketches.TryGetValue(row.TenantId, out var sketch))
                 {
@@ -215,9 +241,15 @@ internal sealed class TenantHealthService(IControlPlaneDatabase db, ITenantRegis
             tallies[i] = new HealthTally();
         }
 
-        var split = MinuteRowsFrom();
         await db.ReadAsync(async c =>
         {
+            var split = MinuteRowsFrom();
+            if (stepMinutes % 60 == 0)
+            {
+                // Whole-hour steps: the hours already rolled up hold the same figures as their 60 minute rows.
+                split = Math.Max(split, Math.Min(end, await RolledUpBeforeAsync(c)));
+            }
+
             if (first < split)
             {
                 // Older than the minute retention: whole hours, from their roll-ups.

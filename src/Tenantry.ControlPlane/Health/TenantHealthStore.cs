@@ -112,6 +112,15 @@ internal static class TenantHealthStore
         $"SELECT minute, {Columns} FROM health_minutes WHERE tenant_id = @tenant AND minute >= @from AND minute < @to ORDER BY minute", null,
         r => Read(r, tenantId, r.GetInt64(0), 1), ("@tenant", tenantId), ("@from", from), ("@to", to));
 
+    /// <summary>Every tenant's hour rows in [<paramref name="from"/>, <paramref name="to"/>) (Unix hours); their <c>Slot</c> is in minutes.</summary>
+    public static Task<List<HealthRow>> HoursAsync(DbConnection c, long from, long to) => c.QueryAsync(
+        $"SELECT tenant_id, hour, {Columns} FROM health_hours WHERE hour >= @from AND hour < @to", null,
+        r => Read(r, r.ReadGuid(0), r.GetInt64(1) * 60, 2), ("@from", from), ("@to", to));
+
+    /// <summary>The oldest hour (Unix hours) whose minutes changed since its roll-up, or null when every hour is rolled up.</summary>
+    public static async Task<long?> FirstPendingHourAsync(DbConnection c) =>
+        (await c.QueryAsync("SELECT MIN(hour) FROM health_pending_hours", null, r => r.IsDBNull(0) ? (long?)null : Convert.ToInt64(r.GetValue(0), CultureInfo.InvariantCulture))).FirstOrDefault();
+
     /// <summary>One tenant's hour rows in [<paramref name="from"/>, <paramref name="to"/>) (Unix hours); their <c>Slot</c> is in minutes.</summary>
     public static Task<List<HealthRow>> TenantHoursAsync(DbConnection c, Guid tenantId, long from, long to) => c.QueryAsync(
         $"SELECT hour, {Columns} FROM health_hours WHERE tenant_id = @tenant AND hour >= @from AND hour < @to ORDER BY hour", null,
