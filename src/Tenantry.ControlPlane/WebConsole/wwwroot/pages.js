@@ -67,7 +67,7 @@ installBusyBar();
 
 const loadingLine = (label) => h('p', { class: 'loading', role: 'status', testid: 'loading' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), ` ${label}…`);
 
-// The one loading helper of these pages: a loading line in the slot while fn runs (only when it takes
+// The one loading function of these pages: a loading line in the slot while fn runs (only when it takes
 // longer than a blink, so quick answers do not flicker), an error box in its place when it fails.
 // Answers fn's value, or null after an error or when the view changed meanwhile.
 export async function load(slot, label, fn) {
