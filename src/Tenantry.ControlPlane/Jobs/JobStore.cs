@@ -12,6 +12,11 @@ namespace Tenantry.ControlPlane.Jobs;
 /// </summary>
 internal static class JobStore
 {
+    // The status conditions of the partial indexes, written out (not bound) so both planners match them to their index.
+    private const string IsQueued = "status = '" + JobStatus.Queued + "'";
+    private const string IsLeased = "status = '" + JobStatus.Leased + "'";
+    private const string IsSucceeded = "status = '" + JobStatus.Succeeded + "'";
+
     public const string Columns = "id, tenant_id, type, payload, status, run_at, attempts, max_attempts, created_at, lease_id, lease_expires_at, leased_at, finished_at, last_error";
 
     public static SchemaPart Schema { get; } = new(
@@ -137,28 +142,34 @@ internal static class JobStore
 
     /// <summary>Leases whose visibility timeout has passed, at most <paramref name="limit"/>.</summary>
     public static Task<List<(Guid Id, Guid TenantId, int Attempts, int MaxAttempts, long? LeasedAt)>> LapsedAsync(DbConnection c, DbTransaction tx, long now, int limit, string skipLocked) => c.QueryAsync(
-        $"SELECT id, tenant_id, attempts, max_attempts, leased_at FROM jobs WHERE status = @leased AND lease_expires_at <= @now ORDER BY lease_expires_at LIMIT @limit{skipLocked}",
-        tx, r => (r.ReadGuid(0), r.ReadGuid(1), Int(r, 2), Int(r, 3), r.IsDBNull(4) ? (long?)null : Long(r, 4)), ("@leased", JobStatus.Leased), ("@now", now), ("@limit", limit));
+        $"SELECT id, tenant_id, attempts, max_attempts, leased_at FROM jobs WHERE {IsLeased} AND lease_expires_at <= @now ORDER BY lease_expires_at LIMIT @limit{skipLocked}",
+        tx, r => (r.ReadGuid(0), r.ReadGuid(1), Int(r, 2), Int(r, 3), r.IsDBNull(4) ? (long?)null : Long(r, 4)), ("@now", now), ("@limit", limit));
 
-    /// <summary>Tenants with a job due now (of <paramref name="types"/>, if any), or just <paramref name="tenantId"/>, each with its jobs under lease now.</summary>
-    public static Task<List<(Guid TenantId, int Leased)>> ReadyTenantsAsync(DbConnection c, DbTransaction tx, long now, Guid? tenantId, IReadOnlyList<string>? types)
+    /// <summary>
+    /// Tenants with a job due now (of <paramref name="types"/>, if any), or just <paramref name="tenantId"/>, each with its jobs under lease now.
+    /// Each tenant is probed on its own: the first entry of its range in the index of queued jobs (a scalar
+    /// subquery with LIMIT 1, which neither engine turns into a join over the table) and a count over the
+    /// index of leased jobs, so the cost does not grow with any tenant's backlog.
+    /// </summary>
+    public static async Task<List<(Guid TenantId, int Leased)>> ReadyTenantsAsync(DbConnection c, DbTransaction tx, long now, Guid? tenantId, IReadOnlyList<string>? types)
     {
         var (filter, parameters) = TypeFilter(types);
-        parameters.Add(("@queued", JobStatus.Queued));
-        parameters.Add(("@leased", JobStatus.Leased));
         parameters.Add(("@now", now));
         parameters.Add(("@only", tenantId ?? Guid.Empty));
-        return c.QueryAsync(
+        var rows = await c.QueryAsync(
             $"""
-            SELECT q.tenant_id, (SELECT COUNT(*) FROM jobs l WHERE l.tenant_id = q.tenant_id AND l.status = @leased) FROM job_queues q
-            WHERE {(tenantId is null ? "" : "q.tenant_id = @only AND ")}EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.status = @queued AND j.run_at <= @now{filter})
+            SELECT q.tenant_id,
+                (SELECT j.run_at FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.{IsQueued} AND j.run_at <= @now{filter} ORDER BY j.run_at LIMIT 1),
+                (SELECT COUNT(*) FROM jobs l WHERE l.tenant_id = q.tenant_id AND l.{IsLeased})
+            FROM job_queues q{(tenantId is null ? "" : " WHERE q.tenant_id = @only")}
             """,
-            tx, r => (r.ReadGuid(0), Int(r, 1)), [.. parameters]);
+            tx, r => (r.ReadGuid(0), r.IsDBNull(1), Int(r, 2)), [.. parameters]);
+        return [.. rows.Where(r => !r.Item2).Select(r => (r.Item1, r.Item3))];
     }
 
     /// <summary>The tenant's jobs under lease now.</summary>
     public static async Task<int> LeasedCountAsync(DbConnection c, DbTransaction tx, Guid tenantId) => Convert.ToInt32(
-        await c.ScalarAsync("SELECT COUNT(*) FROM jobs WHERE tenant_id = @t AND status = @leased", tx, ("@t", tenantId), ("@leased", JobStatus.Leased)), CultureInfo.InvariantCulture);
+        await c.ScalarAsync($"SELECT COUNT(*) FROM jobs WHERE tenant_id = @t AND {IsLeased}", tx, ("@t", tenantId)), CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Leases the tenant's next due jobs in one statement, at most <paramref name="limit"/> (a constant,
@@ -169,7 +180,6 @@ internal static class JobStore
     {
         var (filter, parameters) = TypeFilter(types);
         parameters.Add(("@t", tenantId));
-        parameters.Add(("@queued", JobStatus.Queued));
         parameters.Add(("@leased", JobStatus.Leased));
         parameters.Add(("@now", now));
         parameters.Add(("@limit", limit));
@@ -178,7 +188,7 @@ internal static class JobStore
         var rows = await c.QueryAsync(
             $"""
             UPDATE jobs SET status = @leased, lease_id = @lease, leased_at = @now, lease_expires_at = @expires, attempts = attempts + 1
-            WHERE {idIn($"SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.status = @queued AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq LIMIT @limit{skipLocked}")}
+            WHERE {idIn($"SELECT j.id FROM jobs j WHERE j.tenant_id = @t AND j.{IsQueued} AND j.run_at <= @now{filter} ORDER BY j.run_at, j.seq LIMIT @limit{skipLocked}")}
             RETURNING {Columns}
             """,
             tx, Read, [.. parameters]);
@@ -204,20 +214,20 @@ internal static class JobStore
 
     /// <summary>Deletes succeeded jobs finished before <paramref name="before"/>.</summary>
     public static Task<int> TrimAsync(DbConnection c, DbTransaction tx, long before) => c.ExecuteAsync(
-        "DELETE FROM jobs WHERE status = @done AND finished_at < @before", tx, ("@done", JobStatus.Succeeded), ("@before", before));
+        $"DELETE FROM jobs WHERE {IsSucceeded} AND finished_at < @before", tx, ("@before", before));
 
     /// <summary>Each queue's figures (or one tenant's): depth, due, leased, dead, counts, and when its oldest waiting job was due.</summary>
     public static Task<List<(Guid TenantId, long Depth, long Succeeded, long Failed, long Dead, long Ready, long Leased, long? OldestDue)>> FiguresAsync(DbConnection c, Guid? tenantId, long now) => c.QueryAsync(
         $"""
         SELECT q.tenant_id, q.depth, q.succeeded, q.failed, q.dead,
-            (SELECT COUNT(*) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.status = @queued AND j.run_at <= @now),
-            (SELECT COUNT(*) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.status = @leased),
-            (SELECT MIN(j.run_at) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.status = @queued AND j.run_at <= @now)
+            (SELECT COUNT(*) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.{IsQueued} AND j.run_at <= @now),
+            (SELECT COUNT(*) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.{IsLeased}),
+            (SELECT MIN(j.run_at) FROM jobs j WHERE j.tenant_id = q.tenant_id AND j.{IsQueued} AND j.run_at <= @now)
         FROM job_queues q{(tenantId is null ? "" : " WHERE q.tenant_id = @t")}
         """,
         null,
         r => (r.ReadGuid(0), Long(r, 1), Long(r, 2), Long(r, 3), Long(r, 4), Long(r, 5), Long(r, 6), r.IsDBNull(7) ? (long?)null : Long(r, 7)),
-        ("@queued", JobStatus.Queued), ("@leased", JobStatus.Leased), ("@now", now), ("@t", tenantId ?? Guid.Empty));
+        ("@now", now), ("@t", tenantId ?? Guid.Empty));
 
     public static Job Read(DbDataReader r) => new()
     {
@@ -282,7 +292,11 @@ internal static class JobStore
             last_error TEXT,
             UNIQUE (tenant_id, idempotency_key)
         );
-        CREATE INDEX IF NOT EXISTS jobs_due ON jobs (tenant_id, status, run_at, seq);
-        CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, lease_expires_at);
+        DROP INDEX IF EXISTS jobs_due;
+        DROP INDEX IF EXISTS jobs_by_status;
+        CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (tenant_id, run_at, seq) WHERE {IsQueued};
+        CREATE INDEX IF NOT EXISTS jobs_leased ON jobs (tenant_id) WHERE {IsLeased};
+        CREATE INDEX IF NOT EXISTS jobs_lease_expiry ON jobs (lease_expires_at) WHERE {IsLeased};
+        CREATE INDEX IF NOT EXISTS jobs_succeeded ON jobs (finished_at) WHERE {IsSucceeded};
         """;
 }
