@@ -178,24 +178,32 @@ public static class CostsApi
     internal static async Task<CostReport> BuildAsync(DbConnection c, ITenantDirectory directory, BillingPeriod period, Meter meter, BillingCatalog.Snapshot snapshot)
     {
         var lines = await CostStore.ListAsync(c, null, period, ordered: false);
+        var directByTenant = new Dictionary<string, decimal>(StringComparer.Ordinal);
+        foreach (var line in lines.Where(l => l.TenantId is not null))
+        {
+            directByTenant[line.TenantId!] = directByTenant.GetValueOrDefault(line.TenantId!) + line.Amount;
+        }
+
         var tenants = (await directory.ListAsync(c, null))
             .Where(t => t.CreatedAt < period.End && !(t.Status == TenantStatus.Offboarded && t.UpdatedAt < period.Start)
-                        || lines.Any(l => l.TenantId == t.Id.ToString()))
+                        || directByTenant.ContainsKey(t.Id.ToString()))
             .ToList();
 
+        // One pass for the whole fleet: plan changes read once, each meter's month read once; a
+        // finalized invoice's total stands, every other tenant's revenue is its draft as computed now.
         var finalized = (await InvoiceStore.FinalizedAsync(c, null, period))
             .ToDictionary(i => i.TenantId, StringComparer.Ordinal);
+        var schedules = await TenantPlans.ListAllAsync(c, null);
+        var drafts = await InvoiceCalculator.ComputeManyAsync(
+            c, null, tenants.Where(t => !finalized.ContainsKey(t.Id.ToString())).ToList(), schedules, period, snapshot);
         var usage = await UsageReader.TotalsAsync(c, meter, null, period.Start, period.End);
         var rows = new List<(BilledTenant Tenant, Plan? Plan, decimal Revenue, decimal Direct, decimal Usage)>();
         foreach (var tenant in tenants)
         {
-            var revenue = finalized.TryGetValue(tenant.Id.ToString(), out var invoice)
-                ? invoice.Total
-                : (await InvoiceCalculator.ComputeAsync(c, null, tenant, period, snapshot)).Total;
-            var schedule = await TenantPlans.ListAsync(c, null, tenant.Id);
+            var revenue = finalized.TryGetValue(tenant.Id.ToString(), out var invoice) ? invoice.Total : drafts[tenant.Id].Total;
+            var schedule = schedules.TryGetValue(tenant.Id, out var s) ? s : [];
             snapshot.Plans.TryGetValue(TenantPlans.PlanAt(tenant, schedule, period.End.AddTicks(-1)), out var plan);
-            var direct = lines.Where(l => l.TenantId == tenant.Id.ToString()).Sum(l => l.Amount);
-            rows.Add((tenant, plan, revenue, direct, usage.GetValueOrDefault(tenant.Id)));
+            rows.Add((tenant, plan, revenue, directByTenant.GetValueOrDefault(tenant.Id.ToString()), usage.GetValueOrDefault(tenant.Id)));
         }
 
         var sharedTotal = lines.Where(l => l.Shared).Sum(l => l.Amount);

@@ -100,4 +100,32 @@ public static class InvoiceCalculator
                 ? Aggregations.Aggregate(catalog.Meters[meterKey], list.Where(e => e.Time >= from && e.Time < to).Select(e => e.Data))
                 : 0);
     }
+
+    /// <summary>
+    /// The invoices of many tenants for <paramref name="period"/> in one pass: the plan changes are
+    /// given (read once for all), and each meter's events of the month are read once for every tenant;
+    /// each invoice is then computed exactly as <see cref="ComputeAsync"/> computes it alone.
+    /// </summary>
+    internal static async Task<Dictionary<Guid, InvoiceDocument>> ComputeManyAsync(
+        DbConnection c, DbTransaction? tx, IReadOnlyList<BilledTenant> tenants, IReadOnlyDictionary<Guid, List<PlanAssignment>> schedules,
+        BillingPeriod period, BillingCatalog.Snapshot catalog)
+    {
+        var segments = tenants.ToDictionary(
+            t => t.Id, t => TenantPlans.Segments(t, schedules.TryGetValue(t.Id, out var s) ? s : [], catalog.Plans, period));
+        var events = new Dictionary<string, Dictionary<Guid, List<StoredEvent>>>(StringComparer.Ordinal);
+        foreach (var meterKey in segments.Values.SelectMany(s => s).SelectMany(s => s.Plan.Prices).Select(p => p.Meter).Distinct(StringComparer.Ordinal))
+        {
+            if (catalog.Meters.TryGetValue(meterKey, out var meter))
+            {
+                events[meterKey] = await UsageReader.EventsByTenantAsync(c, tx, meter, period.Start, period.End);
+            }
+        }
+
+        return tenants.ToDictionary(t => t.Id, t => Compute(t.Id, period, segments[t.Id], (meterKey, from, to) =>
+            events.TryGetValue(meterKey, out var byTenant)
+                ? Aggregations.Aggregate(
+                    catalog.Meters[meterKey],
+                    byTenant.TryGetValue(t.Id, out var list) ? list.Where(e => e.Time >= from && e.Time < to).Select(e => e.Data) : [])
+                : 0));
+    }
 }

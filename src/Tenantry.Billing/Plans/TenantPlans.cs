@@ -20,6 +20,15 @@ internal static class TenantPlans
         r => new PlanAssignment(r.GetString(0), r.ReadGuid(1), r.GetString(2), r.ReadTime(3), r.GetString(4), r.ReadTime(5)),
         ("@tenant", tenantId));
 
+    /// <summary>Every tenant's plan changes in one read, each tenant's in effective order.</summary>
+    public static async Task<Dictionary<Guid, List<PlanAssignment>>> ListAllAsync(DbConnection c, DbTransaction? tx) =>
+        (await c.QueryAsync(
+            "SELECT id, tenant_id, plan_id, effective_from, actor, created_at FROM tenant_plans ORDER BY tenant_id, effective_from",
+            tx,
+            r => new PlanAssignment(r.GetString(0), r.ReadGuid(1), r.GetString(2), r.ReadTime(3), r.GetString(4), r.ReadTime(5))))
+        .GroupBy(a => a.TenantId)
+        .ToDictionary(g => g.Key, g => g.OrderBy(a => a.EffectiveFrom).ToList());
+
     public static async Task<PlanAssignment?> GetAsync(DbConnection c, DbTransaction? tx, string id) => (await c.QueryAsync(
         "SELECT id, tenant_id, plan_id, effective_from, actor, created_at FROM tenant_plans WHERE id = @id",
         tx,

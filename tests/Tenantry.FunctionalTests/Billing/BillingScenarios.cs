@@ -361,6 +361,75 @@ public abstract partial class BillingScenarios : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Cost_report_revenue_equals_each_tenants_invoice_preview_or_its_finalized_invoice()
+    {
+        await CreateMeterAsync("widgets", "sum", "n");
+        await CreatePlanAsync(PlanBody("small", 30m, hardWidgets: null, perUnit: 0.25m, included: 10));
+        await CreatePlanAsync(new
+        {
+            id = "tiered", name = "tiered", tier = "standard", isolation = "pool", basePrice = 123.45m, heavyLifterShare = 0.1m,
+            prices = new object[]
+            {
+                new { meter = "widgets", model = "graduated", included = 5, tiers = new object[] { new { upTo = 20, unitPrice = 0.333m, flatPrice = 1.005m }, new { upTo = (decimal?)null, unitPrice = 0.1m, flatPrice = 0m } } },
+            },
+        });
+        await CreatePlanAsync(new
+        {
+            id = "pack", name = "pack", tier = "premium", isolation = "pool", basePrice = 77.77m,
+            prices = new object[] { new { meter = "widgets", model = "package", included = 3, packageSize = 7, packagePrice = 2.5m } },
+        });
+        var now = DateTimeOffset.UtcNow;
+        var period = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
+        var month = period.ToString("yyyy-MM", CultureInfo.InvariantCulture);
+        var change = TruncateToSecond(now + (period.AddMonths(1) - now) / 2);
+
+        var onBasic = await Client.CreateActiveTenantAsync("rev-basic");
+        var onStandard = await Client.CreateActiveTenantAsync("rev-standard", "standard");
+        var onSmall = await Client.CreateActiveTenantAsync("rev-small");
+        await ChangePlanAsync(onSmall, "small", null, "rev-small-1");
+        var prorated = await Client.CreateActiveTenantAsync("rev-prorated");
+        await ChangePlanAsync(prorated, "tiered", null, "rev-prorated-1");
+        await ChangePlanAsync(prorated, "pack", change, "rev-prorated-2"); // two segments, both prorated
+        var closed = await Client.CreateActiveTenantAsync("rev-closed");
+        await ChangePlanAsync(closed, "pack", null, "rev-closed-1");
+        await SendAsync(
+        [
+            Event("r1", onBasic, new { n = 4 }), Event("r2", onStandard, new { n = 9 }), Event("r3", onSmall, new { n = 13 }), Event("r4", onSmall, new { n = 18.5 }),
+            Event("r5", prorated, new { n = 17 }), Event("r6", prorated, new { n = 11 }), Event("r7", closed, new { n = 40 }),
+        ]);
+
+        using (var draft = await Client.PostAsJsonAsync($"/v1/tenants/{closed}/invoices", new { period = month }))
+        {
+            Assert.Equal(HttpStatusCode.Created, draft.StatusCode);
+            var invoiceId = (await draft.JsonAsync()).GetProperty("id").GetString();
+            using var finalizing = await Client.PostAsync(new Uri($"/v1/invoices/{invoiceId}/finalize", UriKind.Relative), null);
+            Assert.Equal(HttpStatusCode.OK, finalizing.StatusCode);
+        }
+
+        await RecordCostAsync(new { resource = "pool-db", amount = 250.03m, period = month, tags = new { tenant = "shared" } }, "rev-cost-1");
+        await RecordCostAsync(new { resource = "silo-db", amount = 12.5m, period = month, tags = new { tenant = "rev-prorated" } }, "rev-cost-2");
+
+        var report = await Client.GetJsonAsync($"/v1/costs?period={month}&meter=widgets");
+        var items = report.GetProperty("items").EnumerateArray().ToDictionary(i => i.GetProperty("tenantId").GetString()!);
+        var finalizedTotal = (await Client.GetJsonAsync($"/v1/tenants/{closed}/invoices")).GetProperty("items").EnumerateArray()
+            .Single(i => i.GetProperty("status").GetString() == "finalized").GetProperty("total").GetDecimal();
+        Assert.Equal(finalizedTotal, items[closed].GetProperty("revenue").GetDecimal());
+        foreach (var (id, planId) in new[] { (onBasic, "basic"), (onStandard, "standard"), (onSmall, "small"), (prorated, "pack"), (closed, "pack") })
+        {
+            var preview = await Client.GetJsonAsync($"/v1/tenants/{id}/invoices/preview?period={month}");
+            Assert.Equal(preview.GetProperty("total").GetDecimal(), items[id].GetProperty("revenue").GetDecimal());
+            Assert.Equal(planId, items[id].GetProperty("planId").GetString());
+        }
+
+        // The prorated tenant's invoice has its two plans' prorations and usage under both price models.
+        var lines = (await Client.GetJsonAsync($"/v1/tenants/{prorated}/invoices/preview?period={month}")).GetProperty("lines").EnumerateArray().ToList();
+        Assert.Equal(["tiered", "pack"], lines.Where(l => l.GetProperty("kind").GetString() == "proration").Select(l => l.GetProperty("planId").GetString()));
+        Assert.Equal(12.5m, items[prorated].GetProperty("directCost").GetDecimal());
+        Assert.Equal("premium", items[prorated].GetProperty("tier").GetString());
+        Assert.Equal(items.Values.Sum(i => i.GetProperty("revenue").GetDecimal()), report.GetProperty("totalRevenue").GetDecimal());
+    }
+
+    [Fact]
     public async Task Hard_quota_refuses_with_problem_details_and_soft_quota_crossing_is_audited()
     {
         await CreateMeterAsync("widgets", "sum", "n");
