@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Providers.Postgres;
 
 namespace Tenantry.ControlPlane.Cells;
 
@@ -45,12 +44,11 @@ public sealed class CellOptions
     public int Capacity { get; set; } = 10_000;
 }
 
-internal sealed partial class CellsOptionsValidator(IOptions<TenantryOptions> tenantry) : IValidateOptions<CellsOptions>
+internal sealed class CellsOptionsValidator : IValidateOptions<CellsOptions>
 {
     public ValidateOptionsResult Validate(string? name, CellsOptions options)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
-        var servers = tenantry.Value.Postgres.Servers.Select(PostgresServers.NameOf).ToHashSet(StringComparer.Ordinal);
         for (var i = 0; i < options.Cells.Count; i++)
         {
             var cell = options.Cells[i];
@@ -73,14 +71,6 @@ internal sealed partial class CellsOptionsValidator(IOptions<TenantryOptions> te
             if (cell.Capacity is < 1 or > 10_000_000)
             {
                 return ValidateOptionsResult.Fail($"{key}:Capacity: {cell.Capacity} is not between 1 and 10000000.");
-            }
-
-            for (var j = 0; j < cell.PostgresServers.Count; j++)
-            {
-                if (!servers.Contains(cell.PostgresServers[j]))
-                {
-                    return ValidateOptionsResult.Fail($"{key}:PostgresServers:{j}: '{cell.PostgresServers[j]}' is not a server of Tenantry:Postgres:Servers (by its Name, or host:port).");
-                }
             }
         }
 
