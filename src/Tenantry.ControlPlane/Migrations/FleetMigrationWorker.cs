@@ -132,48 +132,12 @@ internal sealed partial class FleetMigrationWorker(
             return; // Finished, or another host holds it; the poller looks again once its lease ends.
         }
 
-        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        using var stopRenewing = new CancellationTokenSource();
-        var renewal = RenewAsync(lease, leaseLost, stopRenewing.Token);
-        try
-        {
-            await MigrateAsync(lease, leaseLost.Token);
-        }
-        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        if (!await LeaseRenewal.RunAsync(
+            ct => db.WriteAsync((c, tx) => FleetMigrationStore.FenceAsync(c, tx, lease, time.GetUtcNow() + settings.Lease), ct),
+            ct => MigrateAsync(lease, ct),
+            settings.LeaseRenewal, time, ex => Log.RenewFailed(logger, lease.Id, ex.Message), stoppingToken))
         {
             Log.LeaseLost(logger, id);
-        }
-        finally
-        {
-            await stopRenewing.CancelAsync();
-            await renewal;
-        }
-    }
-
-    private async Task RenewAsync(FleetMigrationLease lease, CancellationTokenSource leaseLost, CancellationToken stop)
-    {
-        var settings = options.Value.Operations;
-        using var timer = new PeriodicTimer(settings.LeaseRenewal, time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-            {
-                try
-                {
-                    if (!await db.WriteAsync((c, tx) => FleetMigrationStore.FenceAsync(c, tx, lease, time.GetUtcNow() + settings.Lease), stop))
-                    {
-                        await leaseLost.CancelAsync();
-                        return;
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    Log.RenewFailed(logger, lease.Id, ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
         }
     }
 

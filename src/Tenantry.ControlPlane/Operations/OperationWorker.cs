@@ -192,55 +192,19 @@ internal sealed partial class OperationWorker(
             return; // Finished, or another node holds it; the poller looks again once its lease ends.
         }
 
-        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        using var stopRenewing = new CancellationTokenSource();
-        var renewal = RenewAsync(lease, settings, leaseLost, stopRenewing.Token);
         try
         {
-            await RunStepsAsync(id, lease, pipeline, leaseLost.Token);
-        }
-        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
-        {
-            Log.LeaseLost(logger, id);
+            if (!await LeaseRenewal.RunAsync(
+                ct => db.WriteAsync((c, tx) => OperationStore.FenceAsync(c, tx, lease, time.GetUtcNow() + settings.Lease), ct),
+                ct => RunStepsAsync(id, lease, pipeline, ct),
+                settings.LeaseRenewal, time, ex => Log.RenewFailed(logger, lease.OperationId, ex.Message), stoppingToken))
+            {
+                Log.LeaseLost(logger, id);
+            }
         }
         catch (LeaseLostException)
         {
             Log.LeaseLost(logger, id);
-        }
-        finally
-        {
-            await stopRenewing.CancelAsync();
-            await renewal;
-        }
-    }
-
-    /// <summary>Renews <paramref name="lease"/> while the operation runs; cancels <paramref name="leaseLost"/> once another node has it.</summary>
-    private async Task RenewAsync(OperationLease lease, OperationOptions settings, CancellationTokenSource leaseLost, CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(settings.LeaseRenewal, time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-            {
-                try
-                {
-                    var until = time.GetUtcNow() + settings.Lease;
-                    if (!await db.WriteAsync((c, tx) => OperationStore.FenceAsync(c, tx, lease, until), stop))
-                    {
-                        await leaseLost.CancelAsync();
-                        return;
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    // The store did not answer this time; the next tick tries again, and a commit after
-                    // the lease ran out is refused by its fencing token.
-                    Log.RenewFailed(logger, lease.OperationId, ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
         }
     }
 

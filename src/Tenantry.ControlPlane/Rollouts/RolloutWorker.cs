@@ -152,48 +152,12 @@ internal sealed partial class RolloutWorker(
             return; // Finished, paused, or another host holds it.
         }
 
-        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        using var stopRenewing = new CancellationTokenSource();
-        var renewal = RenewAsync(lease, settings, leaseLost, stopRenewing.Token);
-        try
-        {
-            await StepAsync(lease, leaseLost.Token);
-        }
-        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+        if (!await LeaseRenewal.RunAsync(
+            ct => db.WriteAsync((c, tx) => RolloutStore.RenewAsync(c, tx, lease, time.GetUtcNow() + settings.Lease), ct),
+            ct => StepAsync(lease, ct),
+            settings.LeaseRenewal, time, ex => Log.RenewFailed(logger, lease.RolloutId, ex.Message), stoppingToken))
         {
             Log.LeaseLost(logger, id);
-        }
-        finally
-        {
-            await stopRenewing.CancelAsync();
-            await renewal;
-        }
-    }
-
-    private async Task RenewAsync(RolloutLease lease, OperationOptions settings, CancellationTokenSource leaseLost, CancellationToken stop)
-    {
-        using var timer = new PeriodicTimer(settings.LeaseRenewal, time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stop))
-            {
-                try
-                {
-                    if (!await db.WriteAsync((c, tx) => RolloutStore.RenewAsync(c, tx, lease, time.GetUtcNow() + settings.Lease), stop))
-                    {
-                        await leaseLost.CancelAsync();
-                        return;
-                    }
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    // The next tick tries again; a write after the lease ran out is refused by its token.
-                    Log.RenewFailed(logger, lease.RolloutId, ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
         }
     }
 
