@@ -37,21 +37,7 @@ internal static partial class TenantryCli
         apps.Subcommands.Add(list);
 
         var name = new Argument<string>("app") { Description = "app name" };
-        var get = new Command("get", "One application with its current release.") { name };
-        get.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
-        {
-            var app = await api.GetAsync("/v1/apps/" + Escape(parse.GetValue(name)!), ct);
-            if (ctx.IsJson)
-            {
-                ctx.Json(app);
-            }
-            else
-            {
-                ctx.KeyValues(app);
-            }
-
-            return ExitCodes.Ok;
-        }));
+        var get = ShowCommand("get", "One application with its current release.", name, "/v1/apps");
         apps.Subcommands.Add(get);
 
         var manifest = new Argument<FileInfo>("manifest") { Description = "tenantry.app.json: the app's fields and a release; relative paths are relative to the manifest" };

@@ -33,21 +33,7 @@ internal static partial class TenantryCli
         plans.Subcommands.Add(list);
 
         var getId = new Argument<string>("plan") { Description = "plan id" };
-        var get = new Command("get", "One plan: prices, quotas, rate limits, job limits.") { getId };
-        get.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
-        {
-            var plan = await api.GetAsync("/v1/plans/" + Escape(parse.GetValue(getId)!), ct);
-            if (ctx.IsJson)
-            {
-                ctx.Json(plan);
-            }
-            else
-            {
-                ctx.KeyValues(plan);
-            }
-
-            return ExitCodes.Ok;
-        }));
+        var get = ShowCommand("get", "One plan: prices, quotas, rate limits, job limits.", getId, "/v1/plans");
         plans.Subcommands.Add(get);
 
         plans.Subcommands.Add(PlanWrite("create", "Add a plan: a JSON file (--file) and/or the flags below (flags win). Needs id, name, tier, isolation.", create: true));

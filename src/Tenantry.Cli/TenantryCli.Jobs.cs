@@ -33,21 +33,7 @@ internal static partial class TenantryCli
         jobs.Subcommands.Add(list);
 
         var id = new Argument<string>("id") { Description = "job id" };
-        var get = new Command("get", "One job: its payload, attempts, lease and last error.") { id };
-        get.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
-        {
-            var job = await api.GetAsync("/v1/jobs/" + Escape(parse.GetValue(id)!), ct);
-            if (ctx.IsJson)
-            {
-                ctx.Json(job);
-            }
-            else
-            {
-                ctx.KeyValues(job);
-            }
-
-            return ExitCodes.Ok;
-        }));
+        var get = ShowCommand("get", "One job: its payload, attempts, lease and last error.", id, "/v1/jobs");
         jobs.Subcommands.Add(get);
         return jobs;
     }

@@ -142,21 +142,7 @@ internal static partial class TenantryCli
         tenants.Subcommands.Add(list);
 
         var idArgument = new Argument<string>("tenant") { Description = "tenant id or slug" };
-        var show = new Command("show", "One tenant: status, resources (where its data and compute live), current operation.") { idArgument };
-        show.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
-        {
-            var tenant = await api.GetAsync("/v1/tenants/" + Escape(parse.GetValue(idArgument)!), ct);
-            if (ctx.IsJson)
-            {
-                ctx.Json(tenant);
-            }
-            else
-            {
-                ctx.KeyValues(tenant);
-            }
-
-            return ExitCodes.Ok;
-        }));
+        var show = ShowCommand("show", "One tenant: status, resources (where its data and compute live), current operation.", idArgument, "/v1/tenants");
         tenants.Subcommands.Add(show);
 
         var name = new Option<string>("--name") { Description = "display name", Required = true };
@@ -483,6 +469,27 @@ internal static partial class TenantryCli
         string.Equals(a.GetLeftPart(UriPartial.Authority), b.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase);
 
     private static string Escape(string segment) => Uri.EscapeDataString(segment);
+
+    /// <summary>A command that shows one resource: <c>GET {collection}/{key}</c>, as JSON with <c>-o json</c>, else as key: value lines.</summary>
+    private static Command ShowCommand(string name, string description, Argument<string> key, string collection)
+    {
+        var command = new Command(name, description) { key };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var item = await api.GetAsync(collection + "/" + Escape(parse.GetValue(key)!), ct);
+            if (ctx.IsJson)
+            {
+                ctx.Json(item);
+            }
+            else
+            {
+                ctx.KeyValues(item);
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
 
     private static string Query(params (string Name, string? Value)[] parameters)
     {
