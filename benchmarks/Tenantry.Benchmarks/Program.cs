@@ -23,6 +23,9 @@ internal static class BenchmarkProgram
           rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
                        sends requests through the gateway, against a no-gate update in the same run, and a
                        broken release stopped at its canary wave
+          tier-move    a pool tenant with 1,000,000 orders moved to its own database (basic → premium) on a
+                       private PostgreSQL server while it writes through the gateway, against pg_dump of its
+                       rows and a restore into a new database
 
         Run '<benchmark> --help' for its options.
         """;
@@ -47,6 +50,8 @@ internal static class BenchmarkProgram
                 return await WebhookBenchmark.MainAsync(args[1..]);
             case "rollout":
                 return await RolloutBenchmark.MainAsync(args[1..]);
+            case "tier-move":
+                return await TierMoveBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);
