@@ -23,6 +23,8 @@ internal static class BenchmarkProgram
           rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
                        sends requests through the gateway, against a no-gate update in the same run, and a
                        broken release stopped at its canary wave
+          replicas     onboarding throughput (mixed tiers) with two control-plane replicas on one PostgreSQL
+                       store against one replica on the same store, in the same run
 
         Run '<benchmark> --help' for its options.
         """;
@@ -47,6 +49,8 @@ internal static class BenchmarkProgram
                 return await WebhookBenchmark.MainAsync(args[1..]);
             case "rollout":
                 return await RolloutBenchmark.MainAsync(args[1..]);
+            case "replicas":
+                return await ReplicaOnboardingBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);
