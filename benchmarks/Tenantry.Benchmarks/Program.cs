@@ -26,6 +26,8 @@ internal static class BenchmarkProgram
           tier-move    a pool tenant with 1,000,000 orders moved to its own database (basic → premium) on a
                        private PostgreSQL server while it writes through the gateway, against pg_dump of its
                        rows and a restore into a new database
+          replicas     onboarding throughput (mixed tiers) with two control-plane replicas on one PostgreSQL
+                       store against one replica on the same store, in the same run
 
         Run '<benchmark> --help' for its options.
         """;
@@ -52,6 +54,8 @@ internal static class BenchmarkProgram
                 return await RolloutBenchmark.MainAsync(args[1..]);
             case "tier-move":
                 return await TierMoveBenchmark.MainAsync(args[1..]);
+            case "replicas":
+                return await ReplicaOnboardingBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);

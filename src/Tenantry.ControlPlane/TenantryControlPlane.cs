@@ -84,11 +84,7 @@ public static class TenantryControlPlane
         services.TryAddSingleton<PolicyCatalog>();
         services.AddTenantryObjectStorage();
         // Start order matters: the key ring opens first, the operator client exists before requests, the worker resumes last.
-        services.TryAddSingleton<FileKeyLoader>(SigningKeys.LoadOrCreate);
-        services.TryAddSingleton<KeyRing>();
-        services.TryAddSingleton<ITokenKeys>(sp => sp.GetRequiredService<KeyRing>());
-        services.TryAddSingleton<IKeyRingSecrets, KeyRingSecrets>();
-        services.AddHostedService<KeyRingStartup>();
+        services.AddTenantryKeyRing();
         services.AddSingleton<OperatorBootstrap>();
         services.AddHostedService(sp => sp.GetRequiredService<OperatorBootstrap>());
         services.AddSingleton<OperationWorker>();
@@ -177,7 +173,8 @@ public static class TenantryControlPlane
             .MapRolloutsApi()
             .MapFleetHealthApi()
             .MapEventsApi()
-            .MapMailsApi();
+            .MapMailsApi()
+            .MapKeysApi();
         routes.MapGroup("/v1")
             .RequireAuthorization(IdentityApi.TenantOrAdminPolicy)
             .MapObjectsApi()

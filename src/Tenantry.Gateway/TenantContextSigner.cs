@@ -14,36 +14,48 @@ namespace Tenantry.Gateway;
 /// </summary>
 public sealed class TenantContextSigningKey : IDisposable
 {
-    private readonly ECDsa _ecdsa;
-
-    // The key's own signature-provider cache: the process-wide default one is keyed by the key's thumbprint and
-    // would hand a later instance of the same key (a host started again in this process) a provider of this
-    // instance's ECDsa once it is disposed.
-    private readonly InMemoryCryptoProviderCache _providers = new();
+    private volatile Signer _signer;
+    private volatile string _publicJwks;
 
     private TenantContextSigningKey(ECDsa ecdsa)
     {
-        _ecdsa = ecdsa;
-        var key = new ECDsaSecurityKey(ecdsa) { CryptoProviderFactory = new CryptoProviderFactory(_providers) };
-        var publicJwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(PublicOnly(ecdsa)));
-        KeyId = Base64UrlEncoder.Encode(publicJwk.ComputeJwkThumbprint());
-        key.KeyId = KeyId;
-        Credentials = new SigningCredentials(key, TenantContextToken.Algorithm);
-        PublicJwks = JsonSerializer.Serialize(new
-        {
-            keys = new[]
-            {
-                new { kty = publicJwk.Kty, crv = publicJwk.Crv, x = publicJwk.X, y = publicJwk.Y, kid = KeyId, use = "sig", alg = TenantContextToken.Algorithm },
-            },
-        });
+        _signer = new Signer(ecdsa);
+        _publicJwks = Jwks([_signer.PublicJwk]);
     }
 
-    public string KeyId { get; }
+    /// <summary>The id of the key that signs now.</summary>
+    public string KeyId => _signer.KeyId;
 
-    /// <summary>The public key as a JWKS (JSON): what apps verify the tenant context with.</summary>
-    public string PublicJwks { get; }
+    /// <summary>The public keys as a JWKS (JSON): what apps verify the tenant context with. After a rotation it also holds the next and the retiring keys.</summary>
+    public string PublicJwks => _publicJwks;
 
-    internal SigningCredentials Credentials { get; }
+    internal SigningCredentials Credentials => _signer.Credentials;
+
+    /// <summary>
+    /// Signs with <paramref name="pem"/> from now on (a key rotation) and publishes the public halves of
+    /// <paramref name="publishedPems"/> (the next and retiring keys beside it) to the app instances started from now on.
+    /// The key replaced is left to the collector: a token being signed with it may still be in flight.
+    /// </summary>
+    public void Use(string pem, IEnumerable<string> publishedPems)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pem);
+        ArgumentNullException.ThrowIfNull(publishedPems);
+        var signer = pem == _signer.Pem ? _signer : new Signer(Import(pem));
+        var published = new List<JsonWebKey> { signer.PublicJwk };
+        foreach (var other in publishedPems.Where(p => p != pem).Distinct(StringComparer.Ordinal))
+        {
+            using var ecdsa = Import(other);
+            published.Add(Signer.PublicJwkOf(ecdsa));
+        }
+
+        _publicJwks = Jwks(published);
+        _signer = signer;
+    }
+
+    private static string Jwks(IEnumerable<JsonWebKey> keys) => JsonSerializer.Serialize(new
+    {
+        keys = keys.Select(k => new { kty = k.Kty, crv = k.Crv, x = k.X, y = k.Y, kid = k.Kid, use = "sig", alg = TenantContextToken.Algorithm }).ToArray(),
+    });
 
     /// <summary>Reads the key file, creating it (a new P-256 key, mode 0600) when it does not exist.</summary>
     public static TenantContextSigningKey LoadOrCreate(string path)
@@ -81,7 +93,11 @@ public sealed class TenantContextSigningKey : IDisposable
     }
 
     /// <summary>A key from its PKCS#8 PEM, which must be EC P-256.</summary>
-    public static TenantContextSigningKey FromPem(string pem)
+    public static TenantContextSigningKey FromPem(string pem) => new(Import(pem));
+
+    public void Dispose() => _signer.Dispose();
+
+    private static ECDsa Import(string pem)
     {
         ArgumentException.ThrowIfNullOrEmpty(pem);
         var ecdsa = ECDsa.Create();
@@ -93,7 +109,7 @@ public sealed class TenantContextSigningKey : IDisposable
                 throw new CryptographicException("The tenant-context signing key must be an EC P-256 key.");
             }
 
-            return new TenantContextSigningKey(ecdsa);
+            return ecdsa;
         }
         catch
         {
@@ -102,13 +118,48 @@ public sealed class TenantContextSigningKey : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>One private key with its credentials and public JWK.</summary>
+    private sealed class Signer : IDisposable
     {
-        _providers.Dispose();
-        _ecdsa.Dispose();
-    }
+        private readonly ECDsa _ecdsa;
 
-    private static ECDsa PublicOnly(ECDsa ecdsa) => ECDsa.Create(ecdsa.ExportParameters(includePrivateParameters: false));
+        // The key's own signature-provider cache: the process-wide default one is keyed by the key's thumbprint and
+        // would hand a later instance of the same key (a host started again in this process) a provider of this
+        // instance's ECDsa once it is disposed.
+        private readonly InMemoryCryptoProviderCache _providers = new();
+
+        public Signer(ECDsa ecdsa)
+        {
+            _ecdsa = ecdsa;
+            Pem = ecdsa.ExportPkcs8PrivateKeyPem();
+            PublicJwk = PublicJwkOf(ecdsa);
+            KeyId = PublicJwk.Kid;
+            var key = new ECDsaSecurityKey(ecdsa) { CryptoProviderFactory = new CryptoProviderFactory(_providers), KeyId = KeyId };
+            Credentials = new SigningCredentials(key, TenantContextToken.Algorithm);
+        }
+
+        public string Pem { get; }
+
+        public string KeyId { get; }
+
+        public JsonWebKey PublicJwk { get; }
+
+        public SigningCredentials Credentials { get; }
+
+        /// <summary>The public JWK of <paramref name="ecdsa"/>, its <c>kid</c> the RFC 7638 thumbprint.</summary>
+        public static JsonWebKey PublicJwkOf(ECDsa ecdsa)
+        {
+            var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(ECDsa.Create(ecdsa.ExportParameters(includePrivateParameters: false))));
+            jwk.Kid = Base64UrlEncoder.Encode(jwk.ComputeJwkThumbprint());
+            return jwk;
+        }
+
+        public void Dispose()
+        {
+            _providers.Dispose();
+            _ecdsa.Dispose();
+        }
+    }
 }
 
 /// <summary>Signs the tenant context of a request for its upstream: one short-lived ES256 token per request.</summary>

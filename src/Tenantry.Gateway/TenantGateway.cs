@@ -66,6 +66,9 @@ public static class TenantGateway
             jwt.RequireHttpsMetadata = authority.Scheme == Uri.UriSchemeHttps || !authority.IsLoopback;
             jwt.MapInboundClaims = false;
             jwt.RefreshOnIssuerKeyNotFound = true;
+            // After a key rotation the first token of the new key has an unknown kid: the JWKS is read again then, at most
+            // once every ten seconds, so the new key is accepted within seconds, not after the default five minutes.
+            jwt.RefreshInterval = TimeSpan.FromSeconds(10);
             jwt.TokenValidationParameters = new TokenValidationParameters
             {
                 // Tenant tokens are for the application plane as a whole; the tenant claim decides where they go.

@@ -25,10 +25,9 @@ internal static class ApplicationPlane
     public static void AddApplicationPlane(this WebApplicationBuilder builder)
     {
         // The gateway's signing key stays in this process (and gateway replicas on this data dir, or on the shared store's
-        // key ring); every app instance gets its public JWKS, also when this host runs the control plane alone and replicas
-        // do the gateway's work.
-        builder.Services.AddSingleton(sp => ContextKeyRing.ForControlPlane(
-            sp, ContextSigningKeyFile(builder.Configuration, sp.GetRequiredService<IOptions<TenantryOptions>>().Value)));
+        // key ring); every app instance gets its public JWKS (the current key, the next one a rotation will sign with, and
+        // the retiring ones), also when this host runs the control plane alone and replicas do the gateway's work.
+        builder.Services.AddSingleton(ContextKeyRing.ForControlPlane);
         builder.Services.AddHostedService<ContextKeyStartup>();
         builder.Services.AddSingleton(sp => new AppInstanceEnvironment(() => new Dictionary<string, string>
         {

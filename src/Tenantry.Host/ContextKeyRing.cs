@@ -19,13 +19,17 @@ internal static class ContextKeyRing
     /// <summary>How long a gateway replica waits for a control-plane replica to make the key on a new store.</summary>
     private static readonly TimeSpan WaitForKey = TimeSpan.FromSeconds(60);
 
-    /// <summary>The key for a control-plane host: from the ring (made if the ring has none) on a shared store, else the file.</summary>
-    public static TenantContextSigningKey ForControlPlane(IServiceProvider services, string file)
+    /// <summary>
+    /// The key for a control-plane host, from the key ring (the data dir's file, or the shared store's ring): it signs
+    /// with the ring's current key and publishes the next and retiring ones to app instances, and follows every rotation.
+    /// </summary>
+    public static TenantContextSigningKey ForControlPlane(IServiceProvider services)
     {
-        var ring = services.GetRequiredService<IKeyRingSecrets>();
-        return ring.Shared
-            ? TenantContextSigningKey.FromPem(ring.GetOrCreateAsync(Name, NewPem, CancellationToken.None).GetAwaiter().GetResult())
-            : TenantContextSigningKey.LoadOrCreate(file);
+        var ring = services.GetRequiredService<IKeyRing>();
+        var key = TenantContextSigningKey.FromPem(ring.ContextSigningKeyPem);
+        key.Use(ring.ContextSigningKeyPem, ring.ContextPublishedPems);
+        ring.Changed += (_, _) => key.Use(ring.ContextSigningKeyPem, ring.ContextPublishedPems);
+        return key;
     }
 
     /// <summary>
@@ -40,34 +44,11 @@ internal static class ContextKeyRing
             return null;
         }
 
-        var master = configuration["Tenantry:MasterKey"] is { Length: > 0 } configured ? configured : configuration["TENANTRY_MASTER_KEY"];
-        if (string.IsNullOrEmpty(master))
-        {
-            throw new TenantryStartupException(
-                StartupProblem.Setting,
-                "Tenantry:MasterKey (TENANTRY_MASTER_KEY) is required with Tenantry:Store: the gateway reads its tenant-context signing key from the store's key ring.");
-        }
-
-        if (master.Length < KeyRingReader.MasterKeyMinimumLength)
-        {
-            throw new TenantryStartupException(
-                StartupProblem.Setting,
-                $"Tenantry:MasterKey (TENANTRY_MASTER_KEY) must be at least {KeyRingReader.MasterKeyMinimumLength} characters, e.g. the output of openssl rand -base64 32.");
-        }
-
+        var master = MasterKeyOf(configuration);
         var deadline = DateTimeOffset.UtcNow + WaitForKey;
         while (true)
         {
-            string? pem;
-            try
-            {
-                pem = KeyRingReader.ReadAsync(store, master, Name, CancellationToken.None).GetAwaiter().GetResult();
-            }
-            catch (Exception ex) when (ex is Npgsql.NpgsqlException or ArgumentException or System.Net.Sockets.SocketException)
-            {
-                throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: the gateway cannot read the key ring ({ex.Message}).", ex);
-            }
-
+            var pem = ReadAsync(store, master, CancellationToken.None).GetAwaiter().GetResult();
             if (pem is not null)
             {
                 return TenantContextSigningKey.FromPem(pem);
@@ -84,10 +65,38 @@ internal static class ContextKeyRing
         }
     }
 
-    private static string NewPem()
+    /// <summary>The ring's current tenant-context key, read from the store; null while no control-plane replica has made it.</summary>
+    public static async Task<string?> ReadAsync(string store, string master, CancellationToken cancellationToken)
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        return key.ExportPkcs8PrivateKeyPem();
+        try
+        {
+            return await KeyRingReader.ReadAsync(store, master, Name, cancellationToken);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or ArgumentException or System.Net.Sockets.SocketException)
+        {
+            throw new TenantryStartupException(StartupProblem.Store, $"Tenantry:Store: the gateway cannot read the key ring ({ex.Message}).", ex);
+        }
+    }
+
+    /// <summary>The master key a gateway replica was given, checked.</summary>
+    public static string MasterKeyOf(IConfiguration configuration)
+    {
+        var master = configuration["Tenantry:MasterKey"] is { Length: > 0 } configured ? configured : configuration["TENANTRY_MASTER_KEY"];
+        if (string.IsNullOrEmpty(master))
+        {
+            throw new TenantryStartupException(
+                StartupProblem.Setting,
+                "Tenantry:MasterKey (TENANTRY_MASTER_KEY) is required with Tenantry:Store: the gateway reads its tenant-context signing key from the store's key ring.");
+        }
+
+        if (master.Length < KeyRingReader.MasterKeyMinimumLength)
+        {
+            throw new TenantryStartupException(
+                StartupProblem.Setting,
+                $"Tenantry:MasterKey (TENANTRY_MASTER_KEY) must be at least {KeyRingReader.MasterKeyMinimumLength} characters, e.g. the output of openssl rand -base64 32.");
+        }
+
+        return master;
     }
 }
 

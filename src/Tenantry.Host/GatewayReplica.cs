@@ -47,6 +47,8 @@ internal static class GatewayReplica
         }
 
         builder.Services.AddTenantryGateway<HttpRouteSource>();
+        // A key rotation reaches the replica without a restart.
+        builder.Services.AddHostedService<ContextKeyReloader>();
         // Every path of the gateway's port is tenant traffic, so /metrics is served on an admin port of its own
         // (Tenantry:Gateway:AdminPort), if any; Tenantry:Telemetry:OtlpEndpoint works either way.
         var adminPort = builder.Configuration.GetValue<int?>("Tenantry:Gateway:AdminPort");

@@ -178,7 +178,11 @@ public sealed class GatewayAttackTests(PlatformFixture platform)
         var cmdline = await File.ReadAllTextAsync($"/proc/{pid}/cmdline");
         var jwks = Assert.Single(environ, e => e.StartsWith(AspNetCore.TenantContextToken.JwksVariable + "=", StringComparison.Ordinal));
         using var key = TenantContextSigningKey.LoadOrCreate(ContextTokens.KeyFile(platform.Host.DataDir));
-        Assert.Equal(key.PublicJwks, jwks[(AspNetCore.TenantContextToken.JwksVariable.Length + 1)..]);
+        // The signing key's public half, then the next key's, which signs after a rotation.
+        var keyFile = ContextTokens.KeyFile(platform.Host.DataDir);
+        using var next = TenantContextSigningKey.LoadOrCreate(Path.Combine(Path.GetDirectoryName(keyFile)!, Path.GetFileNameWithoutExtension(keyFile) + ".next.pem"));
+        var given = System.Text.Json.Nodes.JsonNode.Parse(jwks[(AspNetCore.TenantContextToken.JwksVariable.Length + 1)..])!["keys"]!.AsArray();
+        Assert.Equal([key.KeyId, next.KeyId], given.Select(k => k!["kid"]!.GetValue<string>()));
         foreach (var text in environ.Append(cmdline))
         {
             Assert.DoesNotContain("\"d\":", text, StringComparison.Ordinal);

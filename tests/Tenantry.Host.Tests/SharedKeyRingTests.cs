@@ -37,8 +37,8 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
             using (a)
             using (aClient)
             {
-                // Token signing and encryption keys, the tenant-context key and the generated gateway secret.
-                Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+                // Token signing and encryption keys, the tenant-context key and its next key, and the generated gateway secret.
+                Assert.Equal(5L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
                 using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
                 Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync(new Uri(aBase, "/readyz"))).StatusCode);
                 Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync(new Uri(bBase, "/readyz"))).StatusCode);
@@ -73,7 +73,7 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         Assert.Equal(2, tokenKeys.Count);
         Assert.All(tokenKeys, row => Assert.Matches(@"^(signing|encryption) v1\.[A-Za-z0-9+/=]{1000,}$", row));
         var secrets = await RowsAsync(store, "SELECT name || ' ' || sealed_key FROM key_ring WHERE name NOT IN ('signing', 'encryption') ORDER BY name");
-        Assert.Collection(secrets, row => Assert.Matches(@"^gateway-secret v1\.[A-Za-z0-9+/=]+$", row), row => Assert.Matches(@"^tenant-context v1\.[A-Za-z0-9+/=]{200,}$", row));
+        Assert.Collection(secrets, row => Assert.Matches(@"^gateway-secret v1\.[A-Za-z0-9+/=]+$", row), row => Assert.Matches(@"^tenant-context v1\.[A-Za-z0-9+/=]{200,}$", row), row => Assert.Matches(@"^tenant-context-next v1\.[A-Za-z0-9+/=]{200,}$", row));
         var protectionKeys = await RowsAsync(store, "SELECT sealed_xml FROM data_protection_keys");
         Assert.NotEmpty(protectionKeys);
         Assert.All(protectionKeys, xml =>

@@ -28,6 +28,8 @@ public sealed class StartupFailureTests : IDisposable
         { ["--Tenantry:Operations:MaxParallel=0"], "Tenantry:Operations:MaxParallel", "0 is not between 1 and 64" },
         { ["--Tenantry:Operations:Lease=00:00:04", "--Tenantry:Operations:LeaseRenewal=00:00:03"], "Tenantry:Operations:LeaseRenewal", "half" },
         { ["--Tenantry:ApplicationPlane:Enabled=maybe"], "Tenantry:ApplicationPlane:Enabled", "'maybe' is not true or false" },
+        { ["--Tenantry:Keys:RotateEvery=weekly"], "Tenantry:Keys:RotateEvery", "'weekly' is not a time span" },
+        { ["--Tenantry:Keys:RotateEvery=00:00:10"], "Tenantry:Keys:RotateEvery", "is not between" },
         { ["--Tenantry:Gateway:RefreshInterval=00:00:00"], "Tenantry:Gateway:RefreshInterval", "is not between" },
         { ["--Tenantry:Compute:FirstDedicatedPort=80"], "Tenantry:Compute:FirstDedicatedPort", "80 is not between" },
         { ["--Tenantry:Telemetry:OtlpEndpoint=collector:4318"], "Tenantry:Telemetry:OtlpEndpoint", "'collector:4318' is not an absolute http(s) URI" },

@@ -69,6 +69,9 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 
     public string DataDir { get; }
 
+    /// <summary>The shared PostgreSQL store the host runs on (<see cref="TenantryHostOptions.Store"/>), or null on the embedded one.</summary>
+    public string? Store { get; private set; }
+
     public string OperatorSecret { get; }
 
     /// <summary>Control plane, then (with the application plane) gateway, shared app and first dedicated port.</summary>
@@ -178,6 +181,7 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
 
             arguments.AddRange(options.Settings);
             var host = Launch(arguments, options.Environment, new ConcurrentQueue<string>(), options.Output, dataDir, ownsDataDir: options.DataDir is null, deleteDataDir, options.OperatorSecret, ports, options.ApplicationPlane);
+            host.Store = options.Store;
             var health = options.ApplicationPlane ? new[] { host.ControlPlane, host.Gateway } : [host.ControlPlane];
             string? failure;
             try
@@ -252,7 +256,11 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         [
             "gateway", "--gateway-port", Text(port),
             "--Tenantry:Gateway:Authority=" + ControlPlane,
-            "--Tenantry:Gateway:ContextSigningKeyFile=" + Path.Combine(DataDir, "keys", "tenant-context-es256.pem"),
+            // On a shared store the replica takes the tenant-context key from the store's key ring, and no file; on the
+            // embedded store it reads the host's key file.
+            .. Store is null
+                ? ["--Tenantry:Gateway:ContextSigningKeyFile=" + Path.Combine(DataDir, "keys", "tenant-context-es256.pem")]
+                : new[] { "--Tenantry:Store=" + Store, "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey },
             "--Tenantry:Gateway:ClientSecret=" + GatewaySecret,
             .. TenantryHostOptions.PlatformTestSettings,
             .. settings,

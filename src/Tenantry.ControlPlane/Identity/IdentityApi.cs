@@ -96,8 +96,19 @@ public static class IdentityApi
             server.AuthorizationCodeLifetime = login.Value.AuthorizationCodeLifetime;
             server.Issuer = o.Issuer ?? new Uri($"http://127.0.0.1:{o.Ports.ControlPlane}/");
             server.AccessTokenLifetime = o.AccessTokenLifetime;
+            // The current keys first: OpenIddict signs and encrypts with the first; the retiring ones after it still
+            // validate (and are published in the JWKS) until the tokens they signed have expired.
             server.SigningCredentials.Add(new SigningCredentials(keys.Signing, SecurityAlgorithms.RsaSha256));
+            foreach (var retiring in keys.RetiringSigning)
+            {
+                server.SigningCredentials.Add(new SigningCredentials(retiring, SecurityAlgorithms.RsaSha256));
+            }
+
             server.EncryptionCredentials.Add(new EncryptingCredentials(keys.Encryption, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512));
+            foreach (var retiring in keys.RetiringEncryption)
+            {
+                server.EncryptionCredentials.Add(new EncryptingCredentials(retiring, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512));
+            }
         });
 
         services.AddOptions<OpenIddictValidationOptions>().PostConfigure<TimeProvider>((validation, time) => validation.JsonWebTokenHandler = new AccessTokenCache(time));
