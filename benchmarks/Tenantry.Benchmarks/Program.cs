@@ -23,6 +23,9 @@ internal static class BenchmarkProgram
           rollout      a release rolled out in health-gated waves across 50 tenants while a load generator
                        sends requests through the gateway, against a no-gate update in the same run, and a
                        broken release stopped at its canary wave
+          failover     two replicas (each a compute node) on PostgreSQL and a gateway replica: time from kill -9 of
+                       one to the first operation step the other commits and to the first 2xx through the gateway
+                       from a silo tenant whose instance was on it, default node timings against slow ones
 
         Run '<benchmark> --help' for its options.
         """;
@@ -47,6 +50,8 @@ internal static class BenchmarkProgram
                 return await WebhookBenchmark.MainAsync(args[1..]);
             case "rollout":
                 return await RolloutBenchmark.MainAsync(args[1..]);
+            case "failover":
+                return await FailoverBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);

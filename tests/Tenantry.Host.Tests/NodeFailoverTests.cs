@@ -93,6 +93,91 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_node_killed_during_fifty_onboardings_leaves_every_tenant_made_exactly_once_with_its_operations_and_instances_on_the_survivor()
+    {
+        await using var pg = await PostgresServer.StartAsync();
+        await pg.ExecuteAsync("CREATE DATABASE tenantry_control");
+        var store = pg.SuperuserConnectionStringFor("tenantry_control");
+        var issuer = $"http://127.0.0.1:{TenantryHost.FreePorts(1)[0]}/";
+        var started = await Task.WhenAll(StartNodeAsync("a", pg, issuer), StartNodeAsync("b", pg, issuer));
+        using var a = started[0];
+        await using var b = started[1];
+        using var opA = await a.OperatorClientAsync();
+        using var opB = await b.OperatorClientAsync();
+
+        // 50 onboardings, every other one sent to each replica: 10 silo (premium), 20 bridge (standard), 20 pool (basic).
+        var tiers = Enumerable.Range(0, 50).Select(i => (i % 5) switch { 0 => "premium", 1 or 2 => "standard", _ => "basic" }).ToList();
+        var ids = new List<string>();
+        for (var i = 0; i < tiers.Count; i++)
+        {
+            using var created = await (i % 2 == 0 ? opA : opB).PostAsJsonAsync("/v1/tenants", new { name = $"Load {i}", slug = $"load-{i}", tier = tiers[i], adminEmail = $"a@load{i}.test" });
+            Assert.True(created.StatusCode == HttpStatusCode.Accepted, $"{created.StatusCode} {await created.Content.ReadAsStringAsync()}");
+            ids.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!);
+        }
+
+        // kill -9 of A (with its instances: the machine is gone) while it runs some of them.
+        List<(string Id, long Token)> held = [];
+        for (var poll = 0; poll < 3_000 && held.Count == 0; poll++)
+        {
+            held = await HeldAsync(store, "node-a");
+        }
+
+        Assert.NotEmpty(held);
+        a.Kill();
+        output.WriteLine($"A killed holding {held.Count} operations");
+
+        foreach (var id in ids)
+        {
+            await WaitActiveAsync(opB, id);
+        }
+
+        // Each tenant made once, each onboarding ended once, every step succeeded.
+        Assert.Equal(50L, await CountAsync(store, "SELECT count(*) FROM tenants WHERE status = 'active'"));
+        Assert.Equal(50L, await CountAsync(store, "SELECT count(*) FROM audit_events WHERE action = 'operation.onboarding' AND outcome = 'succeeded'"));
+        Assert.Equal(50L, await CountAsync(store, "SELECT count(DISTINCT tenant_id) FROM audit_events WHERE action = 'operation.onboarding' AND outcome = 'succeeded'"));
+        Assert.Equal(0L, await CountAsync(store, "SELECT count(*) FROM operation_steps WHERE status <> 'succeeded'"));
+
+        // B took A's operations over (a newer fencing token than A's) and finished them.
+        foreach (var (id, token) in held)
+        {
+            Assert.True(await CountAsync(store, $"SELECT lease_token FROM operations WHERE id = '{id}' AND status = 'succeeded'") > token, $"operation {id} was not taken over\n{Tail(b)}");
+        }
+
+        // One database per silo tenant, one schema per bridge tenant, in PostgreSQL's own catalog.
+        var databases = await RowsAsync(pg.SuperuserConnectionStringFor("postgres"), "SELECT datname FROM pg_database WHERE datname LIKE 'tenant_load_%'");
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => tiers[i] == "premium").Select(i => $"tenant_load_{i}").Order(), databases.Order());
+        var schemas = await RowsAsync(pg.SuperuserConnectionStringFor("tenantry_bridge"), "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'tenant_load_%'");
+        Assert.Equal(Enumerable.Range(0, 50).Where(i => tiers[i] == "standard").Select(i => $"tenant_load_{i}").Order(), schemas.Order());
+
+        // Nothing is placed on A any more; each silo tenant has one instance, on B, answering there.
+        Assert.Equal(0L, await CountAsync(store, "SELECT count(*) FROM app_instances WHERE node = 'node-a'"));
+        Assert.Equal(10L, await CountAsync(store, "SELECT count(*) FROM app_instances WHERE slug LIKE 'load-%'"));
+        Assert.Equal(10L, await CountAsync(store, "SELECT count(DISTINCT slug) FROM app_instances WHERE slug LIKE 'load-%' AND node = 'node-b'"));
+        var upstreams = await RowsAsync(store, "SELECT host || ':' || port FROM app_instances WHERE slug LIKE 'load-%'");
+        using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        foreach (var upstream in upstreams)
+        {
+            var healthy = false;
+            for (var i = 0; i < 300 && !healthy; i++)
+            {
+                try
+                {
+                    using var response = await probe.GetAsync(new Uri($"http://{upstream}/healthz"));
+                    healthy = response.IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            Assert.True(healthy, $"the instance at {upstream} does not answer\n{Tail(b)}");
+        }
+
+        Assert.Equal(10, Enumerable.Range(0, 50).Where(i => tiers[i] == "premium").Sum(i => InstanceProcesses($"load-{i}", a.DataDir, b.DataDir)));
+    }
+
     public void Dispose()
     {
         foreach (var line in _lines.TakeLast(80))
@@ -185,6 +270,55 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
     }
 
     private string Tail(params TenantryHost[] hosts) => string.Join('\n', _lines.TakeLast(60));
+
+    private static async Task WaitActiveAsync(HttpClient op, string id)
+    {
+        var clock = Stopwatch.StartNew();
+        var last = "";
+        while (clock.Elapsed < TimeSpan.FromSeconds(240))
+        {
+            last = (await op.GetFromJsonAsync<JsonElement>(new Uri($"/v1/tenants/{id}", UriKind.Relative))).GetProperty("status").GetString()!;
+            if (last == "active")
+            {
+                return;
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Fail($"Tenant {id} stayed {last}.");
+    }
+
+    private static async Task<List<(string Id, long Token)>> HeldAsync(string store, string owner)
+    {
+        await using var connection = new NpgsqlConnection(store);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT id, lease_token FROM operations WHERE lease_owner = $1 AND status IN ('pending', 'running')", connection);
+        command.Parameters.AddWithValue(owner);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<(string, long)>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetString(0), reader.GetInt64(1)));
+        }
+
+        return rows;
+    }
+
+    private static async Task<List<string>> RowsAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+
+        return rows;
+    }
 
     private static async Task<long> CountAsync(string store, string sql)
     {
