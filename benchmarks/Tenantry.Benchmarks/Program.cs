@@ -28,6 +28,9 @@ internal static class BenchmarkProgram
                        rows and a restore into a new database
           replicas     onboarding throughput (mixed tiers) with two control-plane replicas on one PostgreSQL
                        store against one replica on the same store, in the same run
+          failover     two replicas (each a compute node) on PostgreSQL and a gateway replica: time from kill -9 of
+                       one to the first operation step the other commits and to the first 2xx through the gateway
+                       from a silo tenant whose instance was on it, default node timings against slow ones
 
         Run '<benchmark> --help' for its options.
         """;
@@ -56,6 +59,8 @@ internal static class BenchmarkProgram
                 return await TierMoveBenchmark.MainAsync(args[1..]);
             case "replicas":
                 return await ReplicaOnboardingBenchmark.MainAsync(args[1..]);
+            case "failover":
+                return await FailoverBenchmark.MainAsync(args[1..]);
             default:
                 await Console.Error.WriteLineAsync($"Unknown benchmark '{args[0]}'.");
                 await Console.Error.WriteLineAsync(Help);

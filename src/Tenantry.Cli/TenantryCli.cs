@@ -47,6 +47,7 @@ internal static partial class TenantryCli
         root.Subcommands.Add(JobsCommand());
         root.Subcommands.Add(CellsCommand());
         root.Subcommands.Add(KeysCommand());
+        root.Subcommands.Add(NodesCommand());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -45,6 +45,7 @@ internal static class ControlPlaneSchema
         BillingSchema.Part,
         AppStore.Schema,
         InstanceStore.Schema,
+        Nodes.NodeStore.Schema,
         TenantHealthStore.Schema,
         RolloutStore.Schema,
         Migrations.FleetMigrationStore.Schema,

@@ -34,6 +34,7 @@ using Tenantry.ControlPlane.Routing;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Tenants;
 using Tenantry.ControlPlane.Keys;
+using Tenantry.ControlPlane.Nodes;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Configuration;
 
@@ -105,6 +106,8 @@ public static class TenantryControlPlane
         services.AddTenantryFleetMigrations();
         services.AddTenantryJobs();
         services.AddTenantryCells();
+        services.AddTenantryNodes();
+        services.AddSingleton<Nodes.INodeHandover, OperationsNodeHandover>();
         // The servers a cell names are checked where servers are known, so cells need not know PostgreSQL.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Cells.CellsOptions>, Providers.Postgres.CellServersValidator>());
 
@@ -167,6 +170,7 @@ public static class TenantryControlPlane
             .MapMigrationsApi()
             .MapFleetApi()
             .MapCellsApi()
+            .MapNodesApi()
             .MapPoliciesApi()
             .MapBillingApi()
             .MapAppsApi()

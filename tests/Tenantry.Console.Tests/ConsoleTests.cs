@@ -176,6 +176,11 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         var cells = (await reader.GetFromJsonAsync<JsonElement>("/v1/cells")).GetProperty("items");
         await Assertions.Expect(_page.Locator("[data-testid=cells-table] tbody tr")).ToHaveCountAsync(cells.GetArrayLength());
         await Assertions.Expect(_page.Locator("[data-testid=cells-table] tbody tr").First).ToContainTextAsync(cells[0].GetProperty("tenants").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // This host is the one compute node, live, with the instances GET /v1/nodes counts.
+        var node = (await reader.GetFromJsonAsync<JsonElement>("/v1/nodes")).GetProperty("items")[0];
+        await Assertions.Expect(_page.Locator("[data-testid=nodes-table] tbody tr")).ToHaveCountAsync(1);
+        await Assertions.Expect(_page.GetByTestId("node-" + node.GetProperty("name").GetString())).ToContainTextAsync("(this)");
+        await Assertions.Expect(_page.Locator("[data-testid=nodes-table] tbody tr").First).ToContainTextAsync("live");
         // Metering is on: revenue against cost per tenant for this month.
         await Assertions.Expect(_page.GetByTestId("chart-revenue")).ToContainTextAsync("fleet-");
         await _page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Browser.Artifacts, "fleet-overview.png"), FullPage = true });

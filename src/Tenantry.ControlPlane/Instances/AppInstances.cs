@@ -5,7 +5,10 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Apps;
+using System.Collections.Concurrent;
+using System.Data.Common;
 using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Nodes;
 using Tenantry.ControlPlane.Providers;
 using Tenantry.ControlPlane.Routing;
 using Tenantry.Data;
@@ -16,8 +19,9 @@ namespace Tenantry.ControlPlane.Instances;
 /// Which app instances run, and their start, stop and release swaps: every registered app with a
 /// current release has <see cref="App.SharedInstances"/> shared instances for pool and bridge
 /// tenants, and each silo tenant has a dedicated instance of every app. The desired set lives in
-/// <c>app_instances</c>; <see cref="LocalAppSupervisor"/> runs it. On start every instance that
-/// should run is brought back (adopted when it still runs).
+/// <c>app_instances</c>; each row names the compute node that runs it (see <c>Nodes/</c>), and each host's
+/// <see cref="LocalAppSupervisor"/> runs the rows placed on its own node. On start every instance of this node
+/// that should run is brought back (adopted when it still runs).
 /// </summary>
 public interface IAppInstances
 {
@@ -58,7 +62,9 @@ internal sealed partial class AppInstances(
     TimeProvider time,
     ILogger<AppInstances> logger,
     IConfiguration configuration,
-    AppInstanceEnvironment? instanceEnvironment = null) : IAppInstances, IHostedService, IDisposable
+    ComputeNode node,
+    IOptions<NodeOptions> nodeOptions,
+    AppInstanceEnvironment? instanceEnvironment = null) : IAppInstances, IHostedService, IDisposable, INodeHandover, INodeLoad
 {
     /// <summary>How many instances are brought back at once on start.</summary>
     private const int RestoreParallelism = 8;
@@ -68,6 +74,10 @@ internal sealed partial class AppInstances(
 
     private readonly SemaphoreSlim _placement = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly HttpClient _probe = new() { Timeout = Timeout.InfiniteTimeSpan };
+
+    /// <summary>Instances this node's settle is starting now (each started once at a time).</summary>
+    private readonly ConcurrentDictionary<string, Task> _starting = new(StringComparer.Ordinal);
 
     public async Task<IReadOnlyList<AppInstance>> ListAsync(CancellationToken cancellationToken) =>
         await db.ReadAsync(c => InstanceStore.ListAsync(c, null), cancellationToken);
@@ -148,7 +158,8 @@ internal sealed partial class AppInstances(
             return current;
         }
 
-        var next = await PlaceAsync(key, app, release, current.TenantId, current.Slug, current.Slot, serving: false, cancellationToken);
+        // The new instance runs on this node, which starts and watches it until it serves.
+        var next = await PlaceAsync(key, app, release, current.TenantId, current.Slug, current.Slot, serving: false, cancellationToken, onThisNode: true);
         try
         {
             await RunAsync(next, app, cancellationToken);
@@ -232,13 +243,24 @@ internal sealed partial class AppInstances(
     {
         _placement.Dispose();
         _stopping.Dispose();
+        _probe.Dispose();
     }
 
     private async Task RestoreAsync(CancellationToken cancellationToken)
     {
         try
         {
-            await EnsureSharedAsync(cancellationToken);
+            await node.Registered.WaitAsync(cancellationToken);
+            await db.WriteAsync((c, tx) => InstanceStore.AdoptUnplacedAsync(c, tx, node.Name, node.Address), cancellationToken);
+            foreach (var app in await apps.ListAsync(cancellationToken))
+            {
+                if (app.CurrentRelease is not null)
+                {
+                    // Placed (when missing) on the live node with most room; this node runs its own, the others theirs.
+                    var shared = await PlaceSharedAsync(app, cancellationToken);
+                    await Task.WhenAll(shared.Where(i => i.Node == node.Name).Select(i => RunAsync(i, app, cancellationToken)));
+                }
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -250,7 +272,7 @@ internal sealed partial class AppInstances(
             var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
             // Only serving ones: an instance that is not serving was being started by a swap the crash interrupted;
             // the rollout that swapped reconciles it when it resumes.
-            var instances = (await ListAsync(cancellationToken)).Where(i => i.Dedicated && i.Serving && enabled.Contains(i.Slug!)).ToList();
+            var instances = (await ListAsync(cancellationToken)).Where(i => i.Dedicated && i.Serving && i.Node == node.Name && enabled.Contains(i.Slug!)).ToList();
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = RestoreParallelism, CancellationToken = cancellationToken };
             await Parallel.ForEachAsync(instances, parallel, async (instance, ct) =>
             {
@@ -299,8 +321,9 @@ internal sealed partial class AppInstances(
     }
 
     /// <summary>The instance row with this key, made with a free port when it does not exist yet.</summary>
-    private async Task<AppInstance> PlaceAsync(string key, App app, string release, Guid? tenantId, string? slug, int slot, bool serving, CancellationToken cancellationToken)
+    private async Task<AppInstance> PlaceAsync(string key, App app, string release, Guid? tenantId, string? slug, int slot, bool serving, CancellationToken cancellationToken, bool onThisNode = false)
     {
+        await node.Registered.WaitAsync(cancellationToken);
         await _placement.WaitAsync(cancellationToken);
         try
         {
@@ -312,11 +335,9 @@ internal sealed partial class AppInstances(
                         return found;
                     }
 
-                    var o = tenantry.Value;
-                    var reserved = new HashSet<int> { o.Ports.ControlPlane, o.Ports.Gateway };
-                    var first = tenantId is null ? o.Ports.SharedApp : compute.Value.FirstDedicatedPort;
-                    var port = await InstanceStore.FreePortAsync(c, tx, first, reserved);
-                    var instance = new AppInstance(key, app.Name, release, tenantId, slug, slot, port, serving, time.GetUtcNow());
+                    var target = onThisNode ? (node.Name, node.Address) : await ChooseNodeAsync(c, tx);
+                    var port = await FreePortAsync(c, tx, tenantId is not null);
+                    var instance = new AppInstance(key, app.Name, release, tenantId, slug, slot, port, serving, time.GetUtcNow(), target.Name, target.Address);
                     await InstanceStore.InsertAsync(c, tx, instance);
                     return instance;
                 },
@@ -328,12 +349,185 @@ internal sealed partial class AppInstances(
         }
     }
 
-    /// <summary>Starts (or adopts) the instance with its release's process and the instance contract, and waits until it is healthy.</summary>
+    /// <summary>
+    /// The live node with the most free capacity (this one first among equals); this node when none is live yet
+    /// (a store being set up). Throws when every live node is full.
+    /// </summary>
+    private async Task<(string Name, string Address)> ChooseNodeAsync(DbConnection c, DbTransaction tx)
+    {
+        var live = await ComputeNode.LiveAsync(c, tx, time.GetUtcNow() - nodeOptions.Value.DeadAfter);
+        if (live.Count == 0)
+        {
+            return (node.Name, node.Address);
+        }
+
+        var counts = await InstanceStore.CountsAsync(c, tx);
+        var best = live
+            .Select(n => (Node: n, Free: n.Capacity - counts.GetValueOrDefault(n.Name)))
+            .Where(n => n.Free > 0)
+            .OrderByDescending(n => n.Free).ThenBy(n => n.Node.Name == node.Name ? 0 : 1).ThenBy(n => n.Node.Name, StringComparer.Ordinal)
+            .Select(n => n.Node)
+            .FirstOrDefault()
+            ?? throw new InvalidOperationException($"No live node has room for another app instance: each holds its Tenantry:Node:Capacity ({string.Join(", ", live.Select(n => $"{n.Name}: {n.Capacity}"))}).");
+        return (best.Name, best.Address);
+    }
+
+    private Task<int> FreePortAsync(DbConnection c, DbTransaction tx, bool dedicated)
+    {
+        var o = tenantry.Value;
+        var reserved = new HashSet<int> { o.Ports.ControlPlane, o.Ports.Gateway };
+        return InstanceStore.FreePortAsync(c, tx, dedicated ? compute.Value.FirstDedicatedPort : o.Ports.SharedApp, reserved);
+    }
+
+    public async Task TakeOverAsync(DbConnection connection, DbTransaction transaction, NodeRecord dead, IReadOnlyList<NodeRecord> live)
+    {
+        ArgumentNullException.ThrowIfNull(dead);
+        ArgumentNullException.ThrowIfNull(live);
+        if (compute.Value.OnKubernetes)
+        {
+            return;
+        }
+
+        var counts = await InstanceStore.CountsAsync(connection, transaction);
+        foreach (var instance in await InstanceStore.OnNodeAsync(connection, transaction, dead.Name))
+        {
+            var target = live
+                .Select(n => (Node: n, Free: n.Capacity - counts.GetValueOrDefault(n.Name)))
+                .Where(n => n.Free > 0)
+                .OrderByDescending(n => n.Free).ThenBy(n => n.Node.Name == node.Name ? 0 : 1).ThenBy(n => n.Node.Name, StringComparer.Ordinal)
+                .Select(n => n.Node)
+                .FirstOrDefault();
+            if (target is null)
+            {
+                Log.NoRoom(logger, instance.Key, dead.Name);
+                continue;
+            }
+
+            // A new port: on one machine the dead node's process may still hold the old one.
+            var port = await FreePortAsync(connection, transaction, instance.Dedicated);
+            await InstanceStore.MoveAsync(connection, transaction, instance.Key, target.Name, target.Address, port);
+            counts[target.Name] = counts.GetValueOrDefault(target.Name) + 1;
+            Log.Moved(logger, instance.Key, dead.Name, target.Name, port);
+        }
+    }
+
+    public async Task<IReadOnlyDictionary<string, int>> InstancesPerNodeAsync(CancellationToken cancellationToken) =>
+        await db.ReadAsync(c => InstanceStore.CountsAsync(c, null), cancellationToken);
+
+    /// <summary>
+    /// This node runs what is placed on it and nothing else: a serving instance placed here (shared, or dedicated with
+    /// its route on) that the supervisor does not run is started; a supervised one whose row is gone, or whose tenant's
+    /// route is off, is stopped; an instance folder whose row is now another node's (it was re-placed while this node
+    /// was dead) is removed with its process.
+    /// </summary>
+    public async Task SettleAsync(CancellationToken cancellationToken)
+    {
+        if (compute.Value.OnKubernetes || !configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true) || node.Epoch == 0)
+        {
+            return;
+        }
+
+        // What runs here, read before the rows: an instance started after this read has its row already.
+        var supervised = supervisor.SupervisedKeys();
+        var onDisk = supervisor.KeysOnDisk();
+        var rows = (await ListAsync(cancellationToken)).ToDictionary(i => i.Key, StringComparer.Ordinal);
+        var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in onDisk.Concat(supervised).Distinct(StringComparer.Ordinal))
+        {
+            if (rows.TryGetValue(key, out var row) && row.Node != node.Name && row.Node.Length > 0)
+            {
+                await supervisor.RemoveAsync(key, cancellationToken);
+                Log.RemovedMoved(logger, key, row.Node);
+            }
+            else if (row is null && supervised.Contains(key))
+            {
+                await supervisor.RemoveAsync(key, cancellationToken);
+            }
+            else if (row is { Dedicated: true } && supervised.Contains(key) && !enabled.Contains(row.Slug!))
+            {
+                await supervisor.StopAsync([key], cancellationToken);
+            }
+        }
+
+        foreach (var row in rows.Values.Where(r => r.Node == node.Name && r.Serving && (!r.Dedicated || enabled.Contains(r.Slug!)) && !supervised.Contains(r.Key)))
+        {
+            if (_starting.ContainsKey(row.Key) || await apps.FindAsync(row.App, cancellationToken) is not { } app)
+            {
+                continue;
+            }
+
+            var stopping = _stopping.Token;
+            _starting[row.Key] = Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await RunAsync(row, app, stopping);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        Log.RestoreFailed(logger, row.Key, ex);
+                    }
+                    finally
+                    {
+                        _starting.TryRemove(row.Key, out _);
+                    }
+                },
+                CancellationToken.None);
+        }
+    }
+
+    /// <summary>Waits until an instance placed on another node answers its health probe there (that node's settle starts it).</summary>
+    private async Task WaitRemoteAsync(AppInstance instance, App app, CancellationToken cancellationToken)
+    {
+        var timeout = compute.Value.StartTimeout + nodeOptions.Value.HeartbeatInterval;
+        var deadline = time.GetUtcNow() + timeout;
+        var probe = new Uri(instance.Upstream, app.HealthPath);
+        while (true)
+        {
+            using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                attempt.CancelAfter(TimeSpan.FromSeconds(2));
+                try
+                {
+                    using var response = await _probe.GetAsync(probe, HttpCompletionOption.ResponseHeadersRead, attempt.Token);
+                    if (response.IsSuccessStatusCode)
+                    {
+                        return;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                }
+            }
+
+            if (time.GetUtcNow() > deadline)
+            {
+                throw new TimeoutException($"The instance {instance.Key} on node {instance.Node} did not answer {probe} within {timeout}.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Starts (or adopts) the instance with its release's process and the instance contract, and waits until it is healthy;
+    /// an instance placed on another node is started by that node, and this waits until it answers there.
+    /// </summary>
     private async Task RunAsync(AppInstance instance, App app, CancellationToken cancellationToken)
     {
         // The control plane alone (Tenantry:ApplicationPlane:Enabled=false) places instances but runs no process.
         if (!configuration.GetValue("Tenantry:ApplicationPlane:Enabled", true))
         {
+            return;
+        }
+
+        if (instance.Node.Length > 0 && instance.Node != node.Name)
+        {
+            await WaitRemoteAsync(instance, app, cancellationToken);
             return;
         }
 
@@ -398,5 +592,14 @@ internal sealed partial class AppInstances(
 
         [LoggerMessage(3, LogLevel.Warning, "Instance {Instance} was left by an interrupted swap and is removed")]
         public static partial void Reconciled(ILogger logger, string instance);
+
+        [LoggerMessage(4, LogLevel.Warning, "Instance {Instance} of node {Dead} moved to node {Node}, port {Port}")]
+        public static partial void Moved(ILogger logger, string instance, string dead, string node, int port);
+
+        [LoggerMessage(5, LogLevel.Error, "Instance {Instance} of node {Dead} stays there: no live node has room for it (Tenantry:Node:Capacity)")]
+        public static partial void NoRoom(ILogger logger, string instance, string dead);
+
+        [LoggerMessage(6, LogLevel.Warning, "Instance {Instance} runs on node {Node} now; the local copy is stopped and removed")]
+        public static partial void RemovedMoved(ILogger logger, string instance, string node);
     }
 }

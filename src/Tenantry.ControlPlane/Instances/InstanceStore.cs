@@ -10,9 +10,14 @@ namespace Tenantry.ControlPlane.Instances;
 /// instances get traffic; an instance that is not serving is being started beside a serving one
 /// (a release swap) or drained.
 /// </summary>
-public sealed record AppInstance(string Key, string App, string Release, Guid? TenantId, string? Slug, int Slot, int Port, bool Serving, DateTimeOffset CreatedAt)
+/// <remarks>
+/// <see cref="Node"/> is the compute node that runs it (empty in a store made before nodes, until a node adopts it) and
+/// <see cref="Host"/> that node's address, where the gateway reaches it; both change together with <see cref="Port"/>
+/// when the instance is re-placed after its node died or left.
+/// </remarks>
+public sealed record AppInstance(string Key, string App, string Release, Guid? TenantId, string? Slug, int Slot, int Port, bool Serving, DateTimeOffset CreatedAt, string Node = "", string Host = "127.0.0.1")
 {
-    public Uri Upstream => new($"http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}");
+    public Uri Upstream => new($"http://{(Host.Contains(':', StringComparison.Ordinal) && !Host.StartsWith('[') ? "[" + Host + "]" : Host)}:{Port.ToString(CultureInfo.InvariantCulture)}");
 
     public bool Dedicated => TenantId is not null;
 
@@ -78,11 +83,13 @@ internal static class InstanceStore
             slot INTEGER NOT NULL,
             port INTEGER NOT NULL UNIQUE,
             serving INTEGER NOT NULL,
-            created_at TEXT NOT NULL
+            created_at TEXT NOT NULL,
+            node TEXT NOT NULL DEFAULT '',
+            host TEXT NOT NULL DEFAULT '127.0.0.1'
         );
-        """);
+        """).WithAddedColumns(("app_instances", "node", "TEXT NOT NULL DEFAULT ''"), ("app_instances", "host", "TEXT NOT NULL DEFAULT '127.0.0.1'"));
 
-    private const string Columns = "instance_key, app, release_version, tenant_id, slug, slot, port, serving, created_at";
+    private const string Columns = "instance_key, app, release_version, tenant_id, slug, slot, port, serving, created_at, node, host";
 
     public static Task<List<AppInstance>> ListAsync(DbConnection c, DbTransaction? tx) =>
         c.QueryAsync($"SELECT {Columns} FROM app_instances ORDER BY instance_key", tx, Read);
@@ -110,9 +117,25 @@ internal static class InstanceStore
     }
 
     public static Task InsertAsync(DbConnection c, DbTransaction tx, AppInstance i) => c.ExecuteAsync(
-        $"INSERT INTO app_instances ({Columns}) VALUES (@key, @app, @release, @tenant, @slug, @slot, @port, @serving, @at)",
+        $"INSERT INTO app_instances ({Columns}) VALUES (@key, @app, @release, @tenant, @slug, @slot, @port, @serving, @at, @node, @host)",
         tx, ("@key", i.Key), ("@app", i.App), ("@release", i.Release), ("@tenant", i.TenantId), ("@slug", i.Slug), ("@slot", i.Slot),
-        ("@port", i.Port), ("@serving", i.Serving), ("@at", i.CreatedAt));
+        ("@port", i.Port), ("@serving", i.Serving), ("@at", i.CreatedAt), ("@node", i.Node), ("@host", i.Host));
+
+    /// <summary>The instance now runs on <paramref name="node"/> at <paramref name="host"/>:<paramref name="port"/> (a re-placement; the routes follow).</summary>
+    public static Task MoveAsync(DbConnection c, DbTransaction tx, string key, string node, string host, int port) =>
+        c.ExecuteAsync("UPDATE app_instances SET node = @node, host = @host, port = @port WHERE instance_key = @key", tx, ("@key", key), ("@node", node), ("@host", host), ("@port", port));
+
+    /// <summary>Instances placed before nodes existed (no node) become <paramref name="node"/>'s: the one host that ran them.</summary>
+    public static Task AdoptUnplacedAsync(DbConnection c, DbTransaction tx, string node, string host) =>
+        c.ExecuteAsync("UPDATE app_instances SET node = @node, host = @host WHERE node = ''", tx, ("@node", node), ("@host", host));
+
+    public static Task<List<AppInstance>> OnNodeAsync(DbConnection c, DbTransaction? tx, string node) =>
+        c.QueryAsync($"SELECT {Columns} FROM app_instances WHERE node = @node ORDER BY instance_key", tx, Read, ("@node", node));
+
+    /// <summary>How many instances each node holds.</summary>
+    public static async Task<Dictionary<string, int>> CountsAsync(DbConnection c, DbTransaction? tx) =>
+        (await c.QueryAsync("SELECT node, count(*) FROM app_instances GROUP BY node", tx, r => (Node: r.GetString(0), Count: Convert.ToInt32(r.GetValue(1), CultureInfo.InvariantCulture))))
+            .ToDictionary(x => x.Node, x => x.Count, StringComparer.Ordinal);
 
     public static Task SetServingAsync(DbConnection c, DbTransaction tx, string key, bool serving) =>
         c.ExecuteAsync("UPDATE app_instances SET serving = @serving WHERE instance_key = @key", tx, ("@key", key), ("@serving", serving));
@@ -126,5 +149,5 @@ internal static class InstanceStore
     private static AppInstance Read(DbDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.ReadGuidOrNull(3), r.ReadStringOrNull(4),
         Convert.ToInt32(r.GetValue(5), CultureInfo.InvariantCulture), Convert.ToInt32(r.GetValue(6), CultureInfo.InvariantCulture),
-        Convert.ToInt64(r.GetValue(7), CultureInfo.InvariantCulture) != 0, r.ReadTime(8));
+        Convert.ToInt64(r.GetValue(7), CultureInfo.InvariantCulture) != 0, r.ReadTime(8), r.GetString(9), r.GetString(10));
 }

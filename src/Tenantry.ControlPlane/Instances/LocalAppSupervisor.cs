@@ -242,6 +242,9 @@ public sealed partial class LocalAppSupervisor(
         _stopping.Dispose();
     }
 
+    /// <summary>The instances this supervisor runs and watches now (keys).</summary>
+    public IReadOnlySet<string> SupervisedKeys() => _instances.Keys.ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Instance folders on disk (keys), for cleaning up what an interrupted host left behind.</summary>
     public IReadOnlyList<string> KeysOnDisk()
     {

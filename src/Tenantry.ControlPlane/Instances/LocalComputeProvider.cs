@@ -76,6 +76,9 @@ public static class LocalComputeExtensions
         builder.Services.TryAddSingleton<AppInstances>();
         builder.Services.TryAddSingleton<AppRoutes>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AppInstances>());
+        // Local instances move with their node: placed on one, re-placed when it dies or leaves.
+        builder.Services.AddSingleton<Nodes.INodeHandover>(sp => sp.GetRequiredService<AppInstances>());
+        builder.Services.TryAddSingleton<Nodes.INodeLoad>(sp => sp.GetRequiredService<AppInstances>());
         return builder;
     }
 }

@@ -1,36 +1,28 @@
-using Microsoft.Extensions.Options;
-using Tenantry.ControlPlane.Identity;
+using Tenantry.ControlPlane.Nodes;
 
 namespace Tenantry.ControlPlane.Operations;
 
 /// <summary>
-/// This host's stable name among the replicas that share a store: <c>Tenantry:NodeName</c>, or a
-/// name generated once and kept in the data dir. The leases it takes carry it, so a host that comes
-/// back after a crash knows the leases it held and takes them back at once.
+/// This host's stable name among the replicas that share a store: its compute node's name (<c>Tenantry:Node:Name</c>,
+/// else <c>Tenantry:NodeName</c>, else a name generated once and kept in the data dir). The leases it takes carry it,
+/// so a host that comes back after a crash knows the leases it held and takes them back at once, and a node declared
+/// dead has its leases freed by the survivor that takes it over (<see cref="OperationsNodeHandover"/>).
 /// </summary>
-internal sealed class OperationNode
+internal sealed class OperationNode(ComputeNode node)
 {
-    public const string FileName = "node-id";
+    public const string FileName = ComputeNode.FileName;
 
-    public OperationNode(IOptions<TenantryOptions> options, DataDirectory dataDirectory)
+    public string Name { get; } = node.Name;
+}
+
+/// <summary>A dead or leaving node's operation leases end at once, in the takeover's transaction: a survivor resumes its operations without waiting for the leases to run out.</summary>
+internal sealed class OperationsNodeHandover : INodeHandover
+{
+    public async Task TakeOverAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, NodeRecord node, IReadOnlyList<NodeRecord> live)
     {
-        if (options.Value.NodeName is { Length: > 0 } configured)
-        {
-            Name = configured.Trim();
-            return;
-        }
-
-        var path = Path.Combine(dataDirectory.Root, FileName);
-        var stored = File.Exists(path) ? File.ReadAllText(path).Trim() : "";
-        if (stored.Length == 0)
-        {
-            // The data dir is locked to this process, so no other start writes it at the same time.
-            stored = $"{Environment.MachineName}-{Guid.NewGuid():N}";
-            DataDirectory.WriteSecret(path, stored);
-        }
-
-        Name = stored;
+        ArgumentNullException.ThrowIfNull(node);
+        await OperationStore.ReleaseOwnedAsync(connection, transaction, node.Name);
     }
 
-    public string Name { get; }
+    public Task SettleAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -144,9 +144,11 @@ async function renderOverview(params = new URLSearchParams()) {
         h('a', { href: `#/tenants/${f.tenantId}` }, f.slug), f.kind, f.error || '', time(f.finishedAt)]), 'failures')
       : h('p', { class: 'muted' }, 'None.'),
     h('div', { id: 'cells' }),
+    h('div', { id: 'nodes' }),
     h('div', { id: 'worst', testid: 'worst-panel' }),
     h('div', { id: 'billing' }));
   renderCells(document.getElementById('cells'));
+  renderNodes(document.getElementById('nodes'));
   renderWorst(document.getElementById('worst'), params, mine);
   renderBilling(document.getElementById('billing'));
 }
@@ -160,6 +162,17 @@ async function renderCells(slot) {
     table(['Cell', 'Region', 'Tenants', 'Capacity', 'Used', 'PostgreSQL servers'], cells.items.map((c) => [
       h('span', { testid: `cell-${c.name}` }, c.name), c.region || 'any', c.tenants,
       c.capacity < 2147483647 ? c.capacity : '', used(c), c.postgresServers.length ? c.postgresServers.join(', ') : 'all']), 'cells-table'));
+}
+
+// The compute nodes (hosts that run app instances): one row per node, with its heartbeat and status.
+async function renderNodes(slot) {
+  let nodes;
+  try { nodes = await api('GET', '/v1/nodes'); } catch (err) { slot.replaceChildren(errorBox(err)); return; }
+  slot.replaceChildren(h('h2', {}, 'Nodes'),
+    table(['Node', 'Address', 'Status', 'Instances', 'Capacity', 'Last heartbeat'], nodes.items.map((n) => [
+      h('span', { testid: `node-${n.name}` }, n.self ? `${n.name} (this)` : n.name), n.address,
+      h('span', { class: `badge ${n.status === 'live' ? 'active' : n.status === 'dead' ? 'failed' : 'suspended'}` }, n.status),
+      n.instances, n.capacity, time(n.lastHeartbeat)]), 'nodes-table'));
 }
 
 // Usage and revenue-vs-cost charts appear once the metering API answers (404 until then).
