@@ -109,6 +109,7 @@ public static class TenantryControlPlane
         services.AddTenantryFleetMigrations();
         services.AddTenantryJobs();
         services.AddTenantryCells();
+        TierChanges.TierChangeServiceCollectionExtensions.AddTenantryTierChanges(services);
         // The servers a cell names are checked where servers are known, so cells need not know PostgreSQL.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Cells.CellsOptions>, Providers.Postgres.CellServersValidator>());
 
