@@ -52,6 +52,7 @@ internal static class ControlPlaneSchema
         MailOutbox.Schema,
         JobStore.Schema,
         Keys.KeyStore.Schema,
+        TierChanges.TierChangeStore.Schema,
     ];
 
     public static string Sqlite { get; } = SchemaPart.SqliteScript(Parts);

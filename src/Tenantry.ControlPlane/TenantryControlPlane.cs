@@ -108,6 +108,7 @@ public static class TenantryControlPlane
         services.AddTenantryCells();
         services.AddTenantryNodes();
         services.AddSingleton<Nodes.INodeHandover, OperationsNodeHandover>();
+        TierChanges.TierChangeServiceCollectionExtensions.AddTenantryTierChanges(services);
         // The servers a cell names are checked where servers are known, so cells need not know PostgreSQL.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Cells.CellsOptions>, Providers.Postgres.CellServersValidator>());
 

@@ -15,6 +15,9 @@ public sealed record GatewayRoute(Guid TenantId, string Slug, string Tier, Isola
     /// <summary>A dedicated tenant's instance of each registered app, by app name (null when the source has no registered apps).</summary>
     public IReadOnlyDictionary<string, Uri>? Apps { get; init; }
 
+    /// <summary>True while the tenant's data moves (a tier change's freeze): its writes are answered 503 with Retry-After, reads go on.</summary>
+    public bool Frozen { get; init; }
+
     /// <summary>True when the tenant's traffic goes to instances of its own.</summary>
     public bool Dedicated => Upstream is not null || Apps is not null;
 }

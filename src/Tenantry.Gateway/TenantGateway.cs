@@ -289,6 +289,14 @@ internal sealed class TenantResolutionGatewayMiddleware(
                 "The tenant is suspended, offboarded or not provisioned.");
         }
 
+        if (route.Frozen && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method))
+        {
+            // A tier change's freeze lasts about a second: the client retries after it, reads are served meanwhile.
+            http.Response.Headers.RetryAfter = "1";
+            return GatewayProblems.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, "tenant-frozen", "The tenant's data is moving.",
+                "A tier change is moving the tenant's data; writes are refused for about a second. Retry after the Retry-After delay.");
+        }
+
         if (_options.AllowTenantHeader && http.Request.Headers.TryGetValue(TenantGateway.TenantHeader, out var named)
             && (named.Count != 1 || !Names(route, named[0])))
         {

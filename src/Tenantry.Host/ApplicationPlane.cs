@@ -137,6 +137,7 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
         e.Limits is { } l ? new PlanLimits { RequestsPerSecond = l.PermitsPerSecond, Burst = l.Burst, DailyQuota = l.DailyQuota } : null)
     {
         Apps = e.Mode == "dedicated" ? (e.Apps ?? new Dictionary<string, string>()).ToDictionary(a => a.Key, a => new Uri(a.Value), StringComparer.Ordinal) : null,
+        Frozen = e.Frozen,
     };
 
     public static GatewayApp ToGatewayApp(AppRouteEntry a) => new(a.Name, a.RoutePrefix, [.. a.Shared.Select(u => new Uri(u))]);

@@ -56,6 +56,9 @@ internal sealed class LocalComputeProvider(IControlPlaneDatabase db, TimeProvide
         }
     }
 
+    public Task RemoveDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        instances.DeleteDedicatedAsync(tenant, cancellationToken);
+
     public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
         await instances.DeleteDedicatedAsync(tenant, cancellationToken);

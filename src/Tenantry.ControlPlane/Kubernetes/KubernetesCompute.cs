@@ -123,6 +123,13 @@ internal sealed partial class KubernetesCompute(
         Log.Scaled(logger, tenant.Id, enabled ? 1 : 0);
     }
 
+    public async Task RemoveDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        await cluster.DeleteNamespaceAsync(NamespaceOf(tenant.Slug), cancellationToken);
+        await db.WriteAsync((c, tx) => InstanceStore.DeleteTenantAsync(c, tx, tenant.Id), cancellationToken);
+    }
+
     public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);

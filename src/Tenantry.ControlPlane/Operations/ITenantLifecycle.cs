@@ -19,4 +19,10 @@ public interface ITenantLifecycle
 
     /// <summary>Merges <paramref name="change"/> into the tenant's resources; a key set to null is removed.</summary>
     Task MergeResourcesAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, JsonObject change, DateTimeOffset now);
+
+    /// <summary>
+    /// Sets the tenant's tier and isolation model and merges <paramref name="resources"/> (a tier change's switch),
+    /// publishing the tier change; nothing happens when the tenant already has them.
+    /// </summary>
+    Task ChangeTierAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, string tier, IsolationModel isolation, JsonObject resources, DateTimeOffset now);
 }

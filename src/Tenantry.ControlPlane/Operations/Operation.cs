@@ -15,6 +15,9 @@ public enum OperationKind
     Offboard,
     Suspend,
     Reactivate,
+
+    /// <summary>A tier change to another isolation model: the tenant's data moves while it keeps working.</summary>
+    TierChange,
 }
 
 /// <summary>A durable workflow of named steps that changes a tenant's state.</summary>
@@ -43,8 +46,12 @@ public sealed record OperationStep
     public string? Error { get; init; }
 }
 
-/// <summary>What each kind of operation does: its steps, and the tenant's status while and after it runs.</summary>
-public sealed record OperationDefinition(OperationKind Kind, string[] Steps, TenantStatus Running, TenantStatus Done)
+/// <summary>
+/// What each kind of operation does: its steps, and the tenant's status while and after it runs. A kind
+/// that <paramref name="RollsBack"/> undoes its work when a step fails (<see cref="IOperationSteps.RollBackAsync"/>)
+/// and leaves the tenant in its <paramref name="Running"/> status instead of failed.
+/// </summary>
+public sealed record OperationDefinition(OperationKind Kind, string[] Steps, TenantStatus Running, TenantStatus Done, bool RollsBack = false)
 {
     public static readonly OperationDefinition Onboard = new(
         OperationKind.Onboard,
@@ -70,8 +77,16 @@ public sealed record OperationDefinition(OperationKind Kind, string[] Steps, Ten
         TenantStatus.Suspended,
         TenantStatus.Active);
 
+    public static readonly OperationDefinition TierChange = new(
+        OperationKind.TierChange,
+        [StepNames.ProvisionTarget, StepNames.CaptureChanges, StepNames.Copy, StepNames.CatchUp, StepNames.Freeze, StepNames.Verify, StepNames.Switch, StepNames.Drain, StepNames.RetireSource],
+        TenantStatus.Active,
+        TenantStatus.Active,
+        RollsBack: true);
+
     public static OperationDefinition For(OperationKind kind) => kind switch
     {
+        OperationKind.TierChange => TierChange,
         OperationKind.Onboard => Onboard,
         OperationKind.Offboard => Offboard,
         OperationKind.Suspend => Suspend,
@@ -97,6 +112,15 @@ public static class StepNames
     public const string DeleteStorage = "delete-storage";
     public const string DeleteDatabase = "delete-database";
     public const string Archive = "archive";
+    public const string ProvisionTarget = "provision-target";
+    public const string CaptureChanges = "capture-changes";
+    public const string Copy = "copy";
+    public const string CatchUp = "catch-up";
+    public const string Freeze = "freeze";
+    public const string Verify = "verify";
+    public const string Switch = "switch";
+    public const string Drain = "drain";
+    public const string RetireSource = "retire-source";
 }
 
 public static class OperationNames
@@ -117,6 +141,7 @@ public static class OperationNames
         OperationKind.Offboard => "offboarding",
         OperationKind.Suspend => "suspension",
         OperationKind.Reactivate => "reactivation",
+        OperationKind.TierChange => "tier-change",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

@@ -270,7 +270,23 @@ internal sealed partial class OperationWorker(
                 var message = ex is PermanentStepException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
                 span?.SetStatus(ActivityStatusCode.Error, message);
                 trace?.SetStatus(ActivityStatusCode.Error, $"{step.Name}: {message}");
-                await FailAsync(op, lease, step, message, done);
+                var rolledBack = false;
+                if (OperationDefinition.For(op.Kind).RollsBack)
+                {
+                    // Undone before the failure is recorded: a crash meanwhile runs the step (and, failing, the rollback) again.
+                    try
+                    {
+                        var tenant = await db.WriteAsync((c, tx) => lifecycle.GetAsync(c, tx, op.TenantId), ct);
+                        rolledBack = tenant is not null && await steps.RollBackAsync(op, tenant, step.Name, ct);
+                        message += rolledBack ? " (rolled back; the tenant stays as it was)" : "";
+                    }
+                    catch (Exception rollback) when (rollback is not OperationCanceledException || !ct.IsCancellationRequested)
+                    {
+                        message += $"; the rollback failed too: {rollback.GetType().Name}: {rollback.Message}";
+                    }
+                }
+
+                await FailAsync(op, lease, step, message, done, keepTenantStatus: rolledBack);
                 signals.Finished(op.Id);
                 metrics?.OperationFinished(op.Kind.ToWire(), succeeded: false, time.GetUtcNow() - op.CreatedAt);
                 Log.StepFailed(logger, op.TenantId, op.Id, step.Name, message);
@@ -334,7 +350,7 @@ internal sealed partial class OperationWorker(
         Log.Succeeded(logger, op.TenantId, op.Id, op.Kind.ToWire());
     }
 
-    private Task FailAsync(Operation op, OperationLease lease, OperationStep step, string message, Done? done) => db.WriteAsync(
+    private Task FailAsync(Operation op, OperationLease lease, OperationStep step, string message, Done? done, bool keepTenantStatus = false) => db.WriteAsync(
         async (c, tx) =>
         {
             var now = time.GetUtcNow();
@@ -346,7 +362,7 @@ internal sealed partial class OperationWorker(
 
             await RecordDoneAsync(c, tx, op, done);
             await OperationStore.StepFinishAsync(c, tx, op.Id, step.Ordinal, OperationStatus.Failed, message, now);
-            if (await lifecycle.GetAsync(c, tx, op.TenantId) is { } tenant)
+            if (!keepTenantStatus && await lifecycle.GetAsync(c, tx, op.TenantId) is { } tenant)
             {
                 await lifecycle.MoveAsync(c, tx, tenant, TenantStatus.Failed, $"{op.Kind.ToWire()} failed at {error}", op.Id, SystemActor, now);
             }

@@ -22,10 +22,30 @@ internal sealed class StepExecutor(
     CurrentReleases releases,
     IJobQueues jobs,
     IOptions<TenantryOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    IEnumerable<IOperationSteps> kinds)
 {
+    private readonly Dictionary<OperationKind, IOperationSteps> _kinds = kinds.ToDictionary(k => k.Kind);
+
+    /// <summary>Undoes a failed operation of a kind that rolls back; false when no feature runs the kind.</summary>
+    public async Task<bool> RollBackAsync(Operation op, Tenant tenant, string failedStep, CancellationToken ct)
+    {
+        if (!_kinds.TryGetValue(op.Kind, out var kind))
+        {
+            return false;
+        }
+
+        await kind.RollBackAsync(op, tenant, failedStep, ct);
+        return true;
+    }
+
     public async Task<JsonObject?> ExecuteAsync(Operation op, Tenant tenant, string step, CancellationToken ct)
     {
+        if (_kinds.TryGetValue(op.Kind, out var kind))
+        {
+            return await kind.ExecuteAsync(op, tenant, step, ct);
+        }
+
         var t = new TenantRef(tenant.Id, tenant.Slug, tenant.Name, tenant.Tier, tenant.Isolation, tenant.AdminEmail);
         switch (step)
         {

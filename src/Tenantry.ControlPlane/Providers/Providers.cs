@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Tenantry.Data;
@@ -51,7 +52,28 @@ public interface ITenantDatabaseProvider
     /// server that the caller creates inside a transaction it rolls back.
     /// </summary>
     MigrationTarget ScratchTarget();
+
+    /// <summary>
+    /// Raw access to the place that holds the tenant's rows in the given isolation model, for a data move: the
+    /// shared pool (rows filtered by <c>tenant_id</c>), the tenant's schema, database or file. Opened as the
+    /// provisioning role, so the mover can install triggers and copy past row-level security. Null when it does not exist.
+    /// </summary>
+    Task<TenantDataPlace?> PlaceAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Drops only the tenant's data in the given isolation model (its pool rows, schema, database or file), keeping
+    /// its credentials and server placement for the model it moves to; idempotent.
+    /// </summary>
+    Task DropPlaceAsync(TenantRef tenant, CancellationToken cancellationToken);
 }
+
+/// <summary>Where a tenant's rows are, opened raw for a data move (see <see cref="ITenantDatabaseProvider.PlaceAsync"/>).</summary>
+/// <param name="Engine"><c>sqlite</c> or <c>postgresql</c>.</param>
+/// <param name="Shared">True for the pool: other tenants' rows are there too, told apart by <c>tenant_id</c>.</param>
+/// <param name="Schema">The PostgreSQL schema of the tenant's tables; null on SQLite.</param>
+/// <param name="Name">Where it is, for messages (never credentials).</param>
+/// <param name="OpenAsync">A new open connection (the caller disposes it).</param>
+public sealed record TenantDataPlace(string Engine, bool Shared, string? Schema, string Name, Func<CancellationToken, Task<DbConnection>> OpenAsync);
 
 public interface ITenantStorageProvider
 {
@@ -75,6 +97,9 @@ public interface ITenantComputeProvider
     Task SetRoutingAsync(TenantRef tenant, bool enabled, CancellationToken cancellationToken);
 
     Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>Stops and removes the tenant's dedicated instances but keeps its route (a tier change away from silo).</summary>
+    Task RemoveDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken);
 }
 
 public interface ITenantIdentityProvider

@@ -213,6 +213,16 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
         }
     }
 
+    public Task<TenantDataPlace?> PlaceAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        var path = tenant.Isolation == IsolationModel.Pool ? _pool.Value.Path : DedicatedPath(tenant);
+        return Task.FromResult(File.Exists(path)
+            ? new TenantDataPlace("sqlite", tenant.Isolation == IsolationModel.Pool, null, path, async ct => await OpenDedicatedAsync(path, ct))
+            : null);
+    }
+
+    public Task DropPlaceAsync(TenantRef tenant, CancellationToken cancellationToken) => DeleteAsync(tenant, cancellationToken);
+
     public void Dispose()
     {
         _poolMigration.Dispose();
@@ -239,7 +249,7 @@ internal sealed class SqliteTenantDatabaseProvider : ITenantDatabaseProvider, ID
         OwnerOnlyFile.Ensure(path);
         var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
         await c.OpenAsync(cancellationToken);
-        await c.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", null);
+        await c.ExecuteAsync("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;", null);
         return c;
     }
 

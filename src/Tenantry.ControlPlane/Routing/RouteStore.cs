@@ -44,6 +44,11 @@ internal static class RouteStore
         "UPDATE tenant_routes SET enabled = @enabled, updated_at = @now WHERE tenant_id = @id",
         tx, ("@id", tenantId), ("@enabled", enabled), ("@now", now));
 
+    /// <summary>Points the tenant's traffic at its dedicated instances or the shared ones (a tier change's switch).</summary>
+    public static Task SetModeAsync(DbConnection c, DbTransaction tx, Guid tenantId, bool dedicated, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE tenant_routes SET mode = @mode, upstream = @mode, updated_at = @now WHERE tenant_id = @id",
+        tx, ("@id", tenantId), ("@mode", dedicated ? "dedicated" : "shared"), ("@now", now));
+
     public static Task DeleteAsync(DbConnection c, DbTransaction tx, Guid tenantId) =>
         c.ExecuteAsync("DELETE FROM tenant_routes WHERE tenant_id = @id", tx, ("@id", tenantId));
 

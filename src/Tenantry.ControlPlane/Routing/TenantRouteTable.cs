@@ -19,6 +19,15 @@ public sealed record TenantRouteEntry(
 {
     /// <summary>True when the gateway may forward the tenant's traffic.</summary>
     public bool Active => Enabled && Status == "active";
+
+    /// <summary>True while a tier change freezes the tenant's writes: the gateway answers them 503 (reads go on).</summary>
+    public bool Frozen { get; init; }
+}
+
+/// <summary>The tenants whose writes are frozen now (by a tier change's freeze), as the routing table shows them.</summary>
+public interface IFrozenTenants
+{
+    Task<HashSet<Guid>> ListAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>A registered app as the gateway routes to it: its path prefix and the upstreams of its serving shared instances.</summary>
@@ -44,11 +53,12 @@ public interface IAppRoutes
 /// Reads the routes with each tenant's plan in effect now, so a plan change (from its
 /// <c>effectiveAt</c>) changes the tenant's limits at the gateway's next reload, without a restart.
 /// </summary>
-internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time, IAppRoutes? appRoutes = null) : ITenantRouteTable
+internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitlements entitlements, TimeProvider time, IAppRoutes? appRoutes = null, IFrozenTenants? frozenTenants = null) : ITenantRouteTable
 {
     public async Task<TenantRouting> ReadAsync(CancellationToken cancellationToken)
     {
         var plans = await entitlements.InEffectAsync(time.GetUtcNow(), cancellationToken);
+        var frozen = frozenTenants is null ? [] : await frozenTenants.ListAsync(cancellationToken);
         var routes = await db.ReadAsync(RouteStore.ListWithTenantsAsync, cancellationToken);
         var (apps, dedicated) = appRoutes is null
             ? ([], null)
@@ -58,7 +68,10 @@ internal sealed class TenantRouteTable(IControlPlaneDatabase db, IRouteEntitleme
             {
                 var planId = plans.PlanOf(r.TenantId, r.Tier);
                 var instances = r.Mode == "dedicated" ? dedicated?.GetValueOrDefault(r.TenantId) ?? new Dictionary<string, string>() : null;
-                return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId), instances);
+                return new TenantRouteEntry(r.TenantId, r.Slug, r.Tier, r.Isolation, r.Status, r.Mode, r.Upstream, r.Enabled, planId, plans.ApiLimitOf(planId), instances)
+                {
+                    Frozen = frozen.Contains(r.TenantId),
+                };
             })],
             apps);
     }

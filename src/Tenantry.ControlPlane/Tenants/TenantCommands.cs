@@ -10,6 +10,7 @@ using Tenantry.ControlPlane.Cells;
 using Tenantry.ControlPlane.Events;
 using Tenantry.ControlPlane.Http;
 using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.TierChanges;
 using Tenantry.ControlPlane.Database;
 
 namespace Tenantry.ControlPlane.Tenants;
@@ -20,6 +21,9 @@ public sealed record Outcome<T>(T? Value, ApiError? Error, string? Location = nu
 {
     public static implicit operator Outcome<T>(ApiError error) => new(null, error);
 }
+
+/// <summary>What a change of tier started: the operation moving the data, or (same isolation) the updated tenant.</summary>
+public sealed record TierChangeStarted(OperationResponse? Operation, TenantResponse? Tenant);
 
 /// <summary>
 /// Every change to a tenant: checked, then written in one transaction together with its
@@ -229,6 +233,12 @@ internal sealed partial class TenantCommands(
                     return ApiError.Conflict("operation-not-failed", "Only a failed operation can be retried.", $"The operation is {op.Status.ToWire()}.");
                 }
 
+                if (op.Kind == OperationKind.TierChange)
+                {
+                    return ApiError.Conflict("tier-change-not-retryable", "A failed tier change is not retried.",
+                        "It was rolled back and the tenant stayed where it was; start a new tier change (POST /v1/tenants/{id}/tier).");
+                }
+
                 if (tenant is null || tenant.CurrentOperationId != op.Id)
                 {
                     return ApiError.Conflict("operation-superseded", "A later operation replaced this one.", "Retry the tenant's current operation instead.");
@@ -341,7 +351,7 @@ internal sealed partial class TenantCommands(
                     if (newIsolation != tenant.Isolation)
                     {
                         return new ApiError(StatusCodes.Status422UnprocessableEntity, "tier-change-moves-data", "This tier change needs a data move.",
-                            $"Tier '{tier}' uses {newIsolation.ToWire()} isolation and the tenant uses {tenant.Isolation.ToWire()}; moving its data is not available in this version.");
+                            $"Tier '{tier}' uses {newIsolation.ToWire()} isolation and the tenant uses {tenant.Isolation.ToWire()}: send the tier alone (PATCH {{\"tier\": \"{tier}\"}} or POST /v1/tenants/{{id}}/tier) to start the move, and the other fields in a PATCH of their own.");
                     }
                 }
 
@@ -391,6 +401,110 @@ internal sealed partial class TenantCommands(
                 return new Outcome<TenantResponse>(TenantResponse.From(updated), null);
             },
             ct);
+    }
+
+    /// <summary>
+    /// A change of tier: to a tier of the same isolation model, a plain update (200 with the tenant); to another, a
+    /// <c>tier-change</c> operation that moves the tenant's data (202 with the operation), its target recorded in
+    /// <c>tier_changes</c> in the same transaction. <paramref name="ifMatch"/>, when given, guards it as a PATCH.
+    /// </summary>
+    public async Task<Outcome<TierChangeStarted>> ChangeTierAsync(string idOrSlug, string? tier, string actor, IdempotencyKey? key, string? ifMatch, CancellationToken ct)
+    {
+        var patching = ifMatch is not null;
+        if (string.IsNullOrEmpty(tier) || !options.Value.Tiers.TryGetValue(tier, out var model) || !WireNames.TryParseIsolation(model, out var isolation))
+        {
+            return ApiError.Validation("tier", $"Unknown tier{(string.IsNullOrEmpty(tier) ? "" : $" '{tier}'")}: one of {string.Join(", ", options.Value.Tiers.Keys)}.");
+        }
+
+        var outcome = await db.WriteAsync<Outcome<TierChangeStarted>>(
+            async (c, tx) =>
+            {
+                if (await ReplayAsync<OperationResponse>(c, tx, key) is { } earlier)
+                {
+                    return new Outcome<TierChangeStarted>(earlier.Value is null ? null : new TierChangeStarted(earlier.Value, null), earlier.Error, earlier.Location, earlier.Replayed);
+                }
+
+                var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
+                if (tenant is null)
+                {
+                    return ApiError.NotFound($"Tenant '{idOrSlug}'");
+                }
+
+                if (ifMatch is not null && ifMatch != "*" && ifMatch.Replace("W/", "", StringComparison.Ordinal) != tenant.ETag)
+                {
+                    return new ApiError(StatusCodes.Status412PreconditionFailed, "precondition-failed", "The tenant changed since you read it.",
+                        $"If-Match was {ifMatch} but the tenant is now at {tenant.ETag}; read it again and reapply your change.");
+                }
+
+                if (tier == tenant.Tier)
+                {
+                    return patching
+                        ? new Outcome<TierChangeStarted>(new TierChangeStarted(null, TenantResponse.From(tenant)), null)
+                        : ApiError.Conflict("tier-unchanged", "The tenant already has this tier.", $"The tenant's tier is already '{tier}'.");
+                }
+
+                if (tenant.Status is TenantStatus.Offboarding or TenantStatus.Offboarded)
+                {
+                    return ApiError.Conflict("invalid-transition", "The tenant is being removed.", $"A tenant that is {tenant.Status.ToWire()} cannot be changed.");
+                }
+
+                var now = time.GetUtcNow();
+                if (isolation != tenant.Isolation)
+                {
+                    if (await InFlightAsync(c, tx, tenant) is { } busy)
+                    {
+                        await AuditAsync(c, tx, actor, tenant.Id, "tenant.tier-change", "rejected", new JsonObject { ["reason"] = busy.Detail });
+                        return busy;
+                    }
+
+                    if (tenant.Status != TenantStatus.Active)
+                    {
+                        var detail = $"A tenant that is {tenant.Status.ToWire()} cannot move its data to another tier; only an active one can.";
+                        await AuditAsync(c, tx, actor, tenant.Id, "tenant.tier-change", "rejected", new JsonObject { ["reason"] = detail });
+                        return ApiError.Conflict("invalid-transition", "The tenant's status does not allow this.", detail);
+                    }
+                }
+                else
+                {
+                    var updated = tenant with { Tier = tier, Version = tenant.Version + 1, UpdatedAt = now };
+                    await TenantStore.UpdateAsync(c, tx, updated, tenant.Version);
+                    await events.AppendAsync(c, tx, TenantEvents.TierChanged(updated, tenant.Tier), now);
+                    await AuditAsync(c, tx, actor, tenant.Id, "tenant.update", "succeeded", new JsonObject { ["fields"] = new JsonArray("tier") });
+                    return new Outcome<TierChangeStarted>(new TierChangeStarted(null, TenantResponse.From(updated)), null);
+                }
+
+                var op = NewOperation(OperationDefinition.TierChange, tenant.Id, actor, now);
+                await OperationStore.InsertAsync(c, tx, op);
+                await TierChangeStore.InsertAsync(c, tx, new TierChange
+                {
+                    OperationId = op.Id,
+                    TenantId = tenant.Id,
+                    Slug = tenant.Slug,
+                    SourceTier = tenant.Tier,
+                    SourceIsolation = tenant.Isolation,
+                    TargetTier = tier,
+                    TargetIsolation = isolation,
+                    Phase = TierChangePhase.Moving,
+                    CreatedAt = now,
+                });
+                await TenantStore.UpdateAsync(c, tx, tenant with { CurrentOperationId = op.Id, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+                await AuditAsync(c, tx, actor, tenant.Id, "tenant.tier-change", "accepted", new JsonObject
+                {
+                    ["operationId"] = op.Id.ToString(), ["from"] = tenant.Tier, ["to"] = tier,
+                });
+                var response = OperationResponse.From(op);
+                var location = $"/v1/operations/{op.Id}";
+                await RememberAsync(c, tx, key, location, response, now);
+                return new Outcome<TierChangeStarted>(new TierChangeStarted(response, null), null, location);
+            },
+            ct);
+        if (outcome.Value?.Operation is { } started && !outcome.Replayed)
+        {
+            queue.Enqueue(Guid.Parse(started.Id));
+            Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
+        }
+
+        return outcome;
     }
 
     private static JsonObject MergePatch(JsonObject target, JsonObject patch)

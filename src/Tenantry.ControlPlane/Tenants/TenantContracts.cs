@@ -5,6 +5,9 @@ using Tenantry.ControlPlane.Operations;
 namespace Tenantry.ControlPlane.Tenants;
 
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+/// <summary><c>POST /v1/tenants/{id}/tier</c>: the tier to change to.</summary>
+public sealed record ChangeTierRequest(string? Tier);
+
 public sealed record CreateTenantRequest(string? Name, string? Slug, string? Tier, string? AdminEmail, JsonObject? Config);
 
 public sealed record TenantResponse(

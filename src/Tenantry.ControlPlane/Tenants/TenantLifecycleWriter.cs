@@ -51,4 +51,31 @@ internal sealed class TenantLifecycleWriter(IEventOutbox events) : ITenantLifecy
 
         await TenantStore.UpdateAsync(connection, transaction, tenant with { Resources = resources, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
     }
+
+    public async Task ChangeTierAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, string tier, IsolationModel isolation, JsonObject resources, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(resources);
+        var tenant = await TenantStore.GetAsync(connection, transaction, tenantId);
+        if (tenant is null || (tenant.Tier == tier && tenant.Isolation == isolation))
+        {
+            return;
+        }
+
+        var merged = tenant.Resources.DeepClone().AsObject();
+        foreach (var (key, value) in resources)
+        {
+            if (value is null)
+            {
+                merged.Remove(key);
+            }
+            else
+            {
+                merged[key] = value.DeepClone();
+            }
+        }
+
+        var changed = tenant with { Tier = tier, Isolation = isolation, Resources = merged, Version = tenant.Version + 1, UpdatedAt = now };
+        await TenantStore.UpdateAsync(connection, transaction, changed, tenant.Version);
+        await events.AppendAsync(connection, transaction, TenantEvents.TierChanged(changed, tenant.Tier), now);
+    }
 }

@@ -45,12 +45,12 @@ internal static class TenantStore
     /// <summary>Writes <paramref name="t"/> if the stored version is still <paramref name="expectedVersion"/>.</summary>
     public static async Task<bool> UpdateAsync(DbConnection c, DbTransaction tx, Tenant t, long expectedVersion) => await c.ExecuteAsync(
         """
-        UPDATE tenants SET name = @name, tier = @tier, status = @status, status_reason = @reason, admin_email = @email,
+        UPDATE tenants SET name = @name, tier = @tier, isolation = @isolation, status = @status, status_reason = @reason, admin_email = @email,
             config = @config, resources = @resources, version = @version, current_operation_id = @op, updated_at = @updated
         WHERE id = @id AND version = @expected
         """,
         tx,
-        ("@id", t.Id), ("@name", t.Name), ("@tier", t.Tier), ("@status", t.Status.ToWire()), ("@reason", t.StatusReason),
+        ("@id", t.Id), ("@name", t.Name), ("@tier", t.Tier), ("@isolation", t.Isolation.ToWire()), ("@status", t.Status.ToWire()), ("@reason", t.StatusReason),
         ("@email", t.AdminEmail), ("@config", t.Config.ToJsonString()), ("@resources", t.Resources.ToJsonString()),
         ("@version", t.Version), ("@op", t.CurrentOperationId), ("@updated", t.UpdatedAt), ("@expected", expectedVersion)) == 1;
 

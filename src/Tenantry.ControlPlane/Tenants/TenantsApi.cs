@@ -30,6 +30,9 @@ public static class TenantsApi
             .WithSummary("Reactivate a suspended tenant (202 + operation).");
         tenants.MapDelete("/{id}", (string id, HttpContext http, TenantCommands commands) => Start(id, OperationKind.Offboard, http, commands))
             .WithSummary("Offboard a tenant: export its data, then remove it (202 + operation).");
+        tenants.MapPost("/{id}/tier", ChangeTier)
+            .Accepts<ChangeTierRequest>("application/json")
+            .WithSummary("Change the tenant's tier. To a tier of another isolation model: 202 with a tier-change operation that moves its data (provision-target, capture-changes, copy, catch-up, freeze, verify, switch, drain, retire-source) while it keeps working; to one of the same model: 200 with the tenant.");
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
 
         // Retrying resumes the tenant's change where it failed, so it is a tenant command.
@@ -123,12 +126,63 @@ public static class TenantsApi
         return TypedResults.Ok(TenantResponse.From(tenant));
     }
 
-    private static async Task<Results<Ok<TenantResponse>, ProblemHttpResult>> Patch(string id, HttpContext http, TenantCommands commands)
+    private static async Task<Results<Accepted<OperationResponse>, Ok<TenantResponse>, ProblemHttpResult>> ChangeTier(string id, HttpContext http, TenantCommands commands)
+    {
+        var (body, error) = await JsonBody.ReadAsync<ChangeTierRequest>(http.Request);
+        if (error is not null)
+        {
+            return error.ToResult();
+        }
+
+        var (key, keyError) = IdempotencyKey.From(http.Request, http.User.Actor(), TenantCommands.Canonical(body));
+        if (keyError is not null)
+        {
+            return keyError.ToResult();
+        }
+
+        return TierChanged(http, await commands.ChangeTierAsync(id, body!.Tier, http.User.Actor(), key, null, http.RequestAborted));
+    }
+
+    private static Results<Accepted<OperationResponse>, Ok<TenantResponse>, ProblemHttpResult> TierChanged(HttpContext http, Outcome<TierChangeStarted> outcome)
+    {
+        if (outcome.Error is not null)
+        {
+            return outcome.Error.ToResult();
+        }
+
+        if (outcome.Replayed)
+        {
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+
+        if (outcome.Value!.Operation is { } operation)
+        {
+            return TypedResults.Accepted(outcome.Location, operation);
+        }
+
+        http.Response.Headers.ETag = $"\"{outcome.Value.Tenant!.Version}\"";
+        return TypedResults.Ok(outcome.Value.Tenant);
+    }
+
+    private static async Task<Results<Accepted<OperationResponse>, Ok<TenantResponse>, ProblemHttpResult>> Patch(string id, HttpContext http, TenantCommands commands)
     {
         var (body, error) = await JsonBody.ReadAsync<JsonObject>(http.Request);
         if (error is not null)
         {
             return error.ToResult();
+        }
+
+        // The tier alone: a change of isolation model starts the data move (202 + its operation), as POST /tier does.
+        if (body!.Count == 1 && body["tier"] is JsonValue tierValue && tierValue.TryGetValue<string>(out var tier))
+        {
+            var ifMatch = http.Request.Headers.IfMatch.ToString();
+            if (string.IsNullOrEmpty(ifMatch))
+            {
+                return new ApiError(StatusCodes.Status428PreconditionRequired, "precondition-required", "If-Match is required.",
+                    "Send the tenant's ETag (from GET /v1/tenants/{id}) in If-Match, so a concurrent change is not overwritten.").ToResult();
+            }
+
+            return TierChanged(http, await commands.ChangeTierAsync(id, tier, http.User.Actor(), null, ifMatch, http.RequestAborted));
         }
 
         var outcome = await commands.PatchAsync(id, body!, http.Request.Headers.IfMatch.ToString(), http.User.Actor(), http.RequestAborted);

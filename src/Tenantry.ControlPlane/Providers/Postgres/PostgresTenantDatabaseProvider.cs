@@ -190,6 +190,72 @@ internal sealed partial class PostgresTenantDatabaseProvider(
         Log.Dropped(logger, tenant.Id, tenant.Isolation, server);
     }
 
+    public async Task<TenantDataPlace?> PlaceAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        if (tenant.Isolation == IsolationModel.Pool)
+        {
+            if (await credentials.FindAsync(PoolSecret, cancellationToken) is null)
+            {
+                return null;
+            }
+
+            var pool = servers.Pool;
+            return new TenantDataPlace("postgresql", true, "public", $"{pool.Name}/{options.PoolDatabase}", async ct => await pool.OpenAdminAsync(options.PoolDatabase, ct));
+        }
+
+        if (await placement.FindAsync(tenant.Id, cancellationToken) is not { } server)
+        {
+            return null;
+        }
+
+        var bridge = tenant.Isolation == IsolationModel.Bridge;
+        var database = bridge ? options.BridgeDatabase : TenantDatabaseNames.SiloDatabase(tenant.Slug);
+        var schema = bridge ? TenantDatabaseNames.BridgeSchema(tenant.Slug) : "public";
+        await using (var admin = await server.OpenAdminAsync(bridge ? options.BridgeDatabase : "postgres", cancellationToken))
+        {
+            var sql = bridge ? "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)" : "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)";
+            await using var exists = new NpgsqlCommand(sql, admin) { Parameters = { new() { Value = bridge ? schema : database } } };
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                return null;
+            }
+        }
+
+        return new TenantDataPlace("postgresql", false, schema, $"{server.Name}/{database}/{schema}", async ct => await server.OpenAdminAsync(database, ct));
+    }
+
+    public async Task DropPlaceAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        if (tenant.Isolation == IsolationModel.Pool)
+        {
+            await DeleteAsync(tenant, cancellationToken);
+            return;
+        }
+
+        if (await ConnectAsync(tenant, cancellationToken) is { } context)
+        {
+            await data.ForgetAsync(context);
+        }
+
+        if (await placement.FindAsync(tenant.Id, cancellationToken) is not { } server)
+        {
+            return;
+        }
+
+        if (tenant.Isolation == IsolationModel.Bridge)
+        {
+            await using var admin = await server.OpenAdminAsync(options.BridgeDatabase, cancellationToken);
+            await PostgresTenantDdl.ExecuteAsync(admin, PostgresTenantDdl.DropBridgeTenant(tenant.Slug), cancellationToken);
+        }
+        else
+        {
+            await using var admin = await server.OpenAdminAsync("postgres", cancellationToken);
+            await PostgresTenantDdl.ExecuteAsync(admin, PostgresTenantDdl.DropSiloTenant(tenant.Slug), cancellationToken);
+        }
+
+        Log.Dropped(logger, tenant.Id, tenant.Isolation, server);
+    }
+
     public async Task<MigrationReport> MigrateAsync(IReadOnlyList<TenantRef> tenants, CancellationToken cancellationToken)
     {
         var targets = new List<MigrationTarget>();

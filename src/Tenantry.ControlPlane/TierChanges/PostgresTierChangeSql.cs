@@ -1,0 +1,336 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Npgsql;
+using NpgsqlTypes;
+using Tenantry.ControlPlane.Providers;
+
+namespace Tenantry.ControlPlane.TierChanges;
+
+/// <summary>
+/// PostgreSQL: each table is copied with one binary <c>COPY … TO STDOUT</c> piped into <c>COPY … FROM STDIN</c>
+/// (streamed, never held in memory); the log's keys are <c>jsonb</c> arrays written by a <c>SECURITY DEFINER</c>
+/// trigger function, so a tenant role's writes may record them without any right on the log, which row-level
+/// security with no policy closes to everyone but its owner. Catch-up moves rows as text, cast to the target's types.
+/// </summary>
+internal sealed class PostgresTierChangeSql : TierChangeSql
+{
+    private const string FrozenMessage = "The tenant's data is frozen for a tier change; retry shortly.";
+
+    public override async Task<List<TableShape>> TablesAsync(DbConnection c, TenantDataPlace place, CancellationToken ct)
+    {
+        var rows = new List<(string Table, string Column, string Type, int Pk)>();
+        await using (var read = new NpgsqlCommand(
+            """
+            SELECT cl.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+                   coalesce((SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i WHERE i.indrelid = cl.oid AND i.indisprimary), 0)
+            FROM pg_class cl
+            JOIN pg_namespace n ON n.oid = cl.relnamespace
+            JOIN pg_attribute a ON a.attrelid = cl.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = $1 AND cl.relkind IN ('r', 'p')
+            ORDER BY cl.relname, a.attnum
+            """, (NpgsqlConnection)c) { Parameters = { new() { Value = place.Schema! } } })
+        await using (var reader = await read.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                rows.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3)));
+            }
+        }
+
+        return [.. rows.GroupBy(r => r.Table, StringComparer.Ordinal).Select(g => new TableShape(
+            g.Key,
+            [.. g.Select(r => (r.Column, r.Type))],
+            [.. g.Where(r => r.Pk > 0).OrderBy(r => r.Pk).Select(r => r.Column)]))];
+    }
+
+    public override async Task InstallCaptureAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct)
+    {
+        var s = Quote(place.Schema!);
+        var log = $"{s}.{Quote(LogTable(tenant))}";
+        var function = $"{s}.{Quote(LogTable(tenant))}";
+        var sql = new StringBuilder($$"""
+            CREATE TABLE IF NOT EXISTS {{log}} (seq bigserial PRIMARY KEY, tbl text NOT NULL, pk jsonb NOT NULL);
+            ALTER TABLE {{log}} ENABLE ROW LEVEL SECURITY;
+            CREATE OR REPLACE FUNCTION {{function}}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tenantry$
+            DECLARE
+                c text;
+                r jsonb;
+                k jsonb;
+                o jsonb;
+            BEGIN
+                IF TG_OP <> 'DELETE' THEN
+                    r := to_jsonb(NEW);
+                    k := '[]'::jsonb;
+                    FOREACH c IN ARRAY TG_ARGV LOOP
+                        k := k || jsonb_build_array(r -> c);
+                    END LOOP;
+                    INSERT INTO {{log}} (tbl, pk) VALUES (TG_TABLE_NAME, k);
+                END IF;
+                IF TG_OP <> 'INSERT' THEN
+                    r := to_jsonb(OLD);
+                    o := '[]'::jsonb;
+                    FOREACH c IN ARRAY TG_ARGV LOOP
+                        o := o || jsonb_build_array(r -> c);
+                    END LOOP;
+                    IF o IS DISTINCT FROM k THEN
+                        INSERT INTO {{log}} (tbl, pk) VALUES (TG_TABLE_NAME, o);
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END
+            $tenantry$;
+
+            """);
+        foreach (var table in tables)
+        {
+            var t = $"{s}.{Quote(table.Name)}";
+            var args = string.Join(", ", KeyOf(table).Select(Literal));
+            var (onNew, onOld, onEither) = When(place, tenant);
+            foreach (var (kind, ev, when) in new[] { ("ci", "INSERT", onNew), ("cu", "UPDATE", onEither), ("cd", "DELETE", onOld) })
+            {
+                var name = Quote(TriggerName(tenant, table, kind));
+                sql.Append(CultureInfo.InvariantCulture, $"""
+                    DROP TRIGGER IF EXISTS {name} ON {t};
+                    CREATE TRIGGER {name} AFTER {ev} ON {t} FOR EACH ROW{when} EXECUTE FUNCTION {function}({args});
+
+                    """);
+            }
+        }
+
+        await InTransactionAsync(c, sql.ToString(), ct);
+    }
+
+    public override async Task FreezeAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct)
+    {
+        var s = Quote(place.Schema!);
+        var function = $"{s}.{Quote("tenantry_tier_frozen_" + Short(tenant))}";
+        var sql = new StringBuilder($"""
+            CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tenantry$
+            BEGIN
+                RAISE EXCEPTION USING ERRCODE = '55P03', MESSAGE = {Literal(FrozenMessage)};
+            END
+            $tenantry$;
+
+            """);
+        foreach (var table in tables)
+        {
+            var t = $"{s}.{Quote(table.Name)}";
+            var (onNew, onOld, _) = When(place, tenant);
+            foreach (var (kind, ev, when) in new[] { ("fi", "INSERT", onNew), ("fu", "UPDATE", onOld), ("fd", "DELETE", onOld) })
+            {
+                var name = Quote(TriggerName(tenant, table, kind));
+                sql.Append(CultureInfo.InvariantCulture, $"""
+                    DROP TRIGGER IF EXISTS {name} ON {t};
+                    CREATE TRIGGER {name} BEFORE {ev} ON {t} FOR EACH ROW{when} EXECUTE FUNCTION {function}();
+
+                    """);
+            }
+        }
+
+        await InTransactionAsync(c, sql.ToString(), ct);
+    }
+
+    public override Task DropMoveAsync(DbConnection c, TenantDataPlace place, Guid tenant, CancellationToken ct)
+    {
+        // CASCADE takes every trigger that calls the functions with them.
+        var s = Quote(place.Schema!);
+        return InTransactionAsync(c, $"""
+            DROP FUNCTION IF EXISTS {s}.{Quote("tenantry_tier_frozen_" + Short(tenant))}() CASCADE;
+            DROP FUNCTION IF EXISTS {s}.{Quote(LogTable(tenant))}() CASCADE;
+            DROP TABLE IF EXISTS {s}.{Quote(LogTable(tenant))};
+            """, ct);
+    }
+
+    public override async Task<long> CopyAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant, TableMap map,
+        int batchSize, Func<CancellationToken, Task> afterBatch, CancellationToken ct)
+    {
+        var src = (NpgsqlConnection)source;
+        var tgt = (NpgsqlConnection)target;
+        var t = $"{Quote(to.Schema!)}.{Quote(map.Name)}";
+        await using var tx = await tgt.BeginTransactionAsync(ct);
+        await using (var clear = new NpgsqlCommand($"DELETE FROM {t}{TenantFilter(to, map.Target, tenant)}", tgt, tx))
+        {
+            await clear.ExecuteNonQueryAsync(ct);
+        }
+
+        var select = $"SELECT {Select(map, tenant, text: false)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}";
+        await using (var reader = await src.BeginRawBinaryCopyAsync($"COPY ({select}) TO STDOUT (FORMAT BINARY)", ct))
+        await using (var writer = await tgt.BeginRawBinaryCopyAsync($"COPY {t} ({string.Join(", ", map.Columns.Select(Quote))}) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            await reader.CopyToAsync(writer, 1 << 16, ct);
+        }
+
+        long copied;
+        await using (var count = new NpgsqlCommand($"SELECT count(*) FROM {t}{TenantFilter(to, map.Target, tenant)}", tgt, tx))
+        {
+            copied = (long)(await count.ExecuteScalarAsync(ct))!;
+        }
+
+        await tx.CommitAsync(ct);
+        await afterBatch(ct);
+        return copied;
+    }
+
+    public override async Task<int> CatchUpAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant,
+        IReadOnlyList<TableMap> maps, int max, CancellationToken ct)
+    {
+        var src = (NpgsqlConnection)source;
+        var tgt = (NpgsqlConnection)target;
+        if (!await HasLogAsync(src, from, tenant, ct))
+        {
+            return 0;
+        }
+
+        var changes = new List<(long Seq, string Table, string Key)>();
+        await using (var read = new NpgsqlCommand($"SELECT seq, tbl, pk::text FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} ORDER BY seq LIMIT $1", src) { Parameters = { new() { Value = max } } })
+        await using (var reader = await read.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                changes.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+            }
+        }
+
+        if (changes.Count == 0)
+        {
+            return 0;
+        }
+
+        await using (var tx = await tgt.BeginTransactionAsync(ct))
+        {
+            foreach (var group in changes.GroupBy(c => c.Table, StringComparer.Ordinal))
+            {
+                if (maps.FirstOrDefault(m => m.Name == group.Key) is not { } map)
+                {
+                    continue;
+                }
+
+                var keys = new JsonArray([.. group.Select(g => g.Key).Distinct(StringComparer.Ordinal).Select(k => JsonNode.Parse(k))]).ToJsonString();
+                await using (var delete = new NpgsqlCommand(
+                    $"DELETE FROM {Quote(to.Schema!)}.{Quote(map.Name)}{TenantFilter(to, map.Target, tenant)}{KeyMatch(map, map.Target, to.Shared)}", tgt, tx))
+                {
+                    delete.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
+                    await delete.ExecuteNonQueryAsync(ct);
+                }
+
+                var rows = new List<object[]>();
+                await using (var select = new NpgsqlCommand(
+                    $"SELECT {Select(map, tenant, text: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map, map.Source, from.Shared)}", src))
+                {
+                    select.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
+                    await using var reader = await select.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        var row = new object[reader.FieldCount];
+                        reader.GetValues(row);
+                        rows.Add(row);
+                    }
+                }
+
+                var values = string.Join(", ", map.Target.Columns.Select((c, i) => $"${i + 1}::{c.Type}"));
+                await using var insert = new NpgsqlCommand($"INSERT INTO {Quote(to.Schema!)}.{Quote(map.Name)} ({string.Join(", ", map.Columns.Select(Quote))}) VALUES ({values})", tgt, tx);
+                foreach (var _ in map.Columns)
+                {
+                    insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = DBNull.Value });
+                }
+
+                foreach (var row in rows)
+                {
+                    for (var i = 0; i < row.Length; i++)
+                    {
+                        insert.Parameters[i].Value = row[i];
+                    }
+
+                    await insert.ExecuteNonQueryAsync(ct);
+                }
+            }
+
+            await tx.CommitAsync(ct);
+        }
+
+        await using (var done = new NpgsqlCommand($"DELETE FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} WHERE seq <= $1", src) { Parameters = { new() { Value = changes[^1].Seq } } })
+        {
+            await done.ExecuteNonQueryAsync(ct);
+        }
+
+        return changes.Count;
+    }
+
+    public override async Task<long> BacklogAsync(DbConnection source, TenantDataPlace from, Guid tenant, CancellationToken ct)
+    {
+        var src = (NpgsqlConnection)source;
+        if (!await HasLogAsync(src, from, tenant, ct))
+        {
+            return 0;
+        }
+
+        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))}", src);
+        return (long)(await count.ExecuteScalarAsync(ct))!;
+    }
+
+    public override async Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, TenantDataPlace place, Guid tenant, TableShape table, IReadOnlyList<string> columns, CancellationToken ct)
+    {
+        var list = columns.Count == 0 ? "" : string.Join(", ", columns.Select(Quote));
+        await using var sum = new NpgsqlCommand(
+            $"""
+            SELECT count(*), coalesce(sum(('x' || substr(md5(row_to_json(s)::text), 1, 15))::bit(60)::bigint), 0)::text
+            FROM (SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}) s
+            """, (NpgsqlConnection)c);
+        await using var reader = await sum.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return (reader.GetInt64(0), reader.GetString(1));
+    }
+
+    private static async Task<bool> HasLogAsync(NpgsqlConnection c, TenantDataPlace place, Guid tenant, CancellationToken ct)
+    {
+        await using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", c) { Parameters = { new() { Value = $"{Quote(place.Schema!)}.{Quote(LogTable(tenant))}" } } };
+        return (bool)(await exists.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>On the pool, the tenant's rows only (the id cast to the column's own type, so its index serves).</summary>
+    private static string TenantFilter(TenantDataPlace place, TableShape table, Guid tenant) =>
+        place.Shared ? $" WHERE {Quote(TableMap.TenantColumn)} = {Literal(tenant.ToString())}::{table.TypeOf(TableMap.TenantColumn)}" : " WHERE true";
+
+    /// <summary>The rows whose key is one of the jsonb array <c>$1</c> of key arrays (all of the tenant's when the table has no key but tenant_id).</summary>
+    private static string KeyMatch(TableMap map, TableShape side, bool shared)
+    {
+        if (map.Key.Count == 0)
+        {
+            return "";
+        }
+
+        var columns = string.Join(", ", map.Key.Select(Quote));
+        var values = string.Join(", ", map.Key.Select((k, i) => $"(k ->> {i})::{side.TypeOf(k)}"));
+        return $" AND ({columns}) IN (SELECT {values} FROM jsonb_array_elements($1) k)";
+    }
+
+    /// <summary>The source's expressions for the target's columns (as text for catch-up); the tenant id where only the target has tenant_id.</summary>
+    private static string Select(TableMap map, Guid tenant, bool text) => string.Join(", ", map.Target.Columns.Select(c => map.Source.Has(c.Name)
+        ? text ? $"{Quote(c.Name)}::text" : Quote(c.Name)
+        : text ? Literal(tenant.ToString()) : $"{Literal(tenant.ToString())}::{c.Type}"));
+
+    private static (string OnNew, string OnOld, string OnEither) When(TenantDataPlace place, Guid tenant)
+    {
+        if (!place.Shared)
+        {
+            return ("", "", "");
+        }
+
+        var id = Literal(tenant.ToString());
+        return ($" WHEN (NEW.tenant_id::text = {id})", $" WHEN (OLD.tenant_id::text = {id})", $" WHEN (OLD.tenant_id::text = {id} OR NEW.tenant_id::text = {id})");
+    }
+
+    private static async Task InTransactionAsync(DbConnection c, string sql, CancellationToken ct)
+    {
+        var connection = (NpgsqlConnection)c;
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var command = new NpgsqlCommand(sql, connection, tx))
+        {
+            await command.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Data.Common;
+using Tenantry.ControlPlane.Providers;
+
+namespace Tenantry.ControlPlane.TierChanges;
+
+/// <summary>
+/// The engine's part of a data move, on connections opened raw to the source and the target (same engine).
+/// Change capture and the freeze are triggers on the source, named after the tenant so moves of two pool
+/// tenants never touch each other's; trigger DDL takes no parameters, so the tenant id in it is a
+/// <see cref="Guid"/> formatted here, never a caller's text.
+/// </summary>
+internal abstract class TierChangeSql
+{
+    public static TierChangeSql For(TenantDataPlace place) => place.Engine == "postgresql" ? new PostgresTierChangeSql() : new SqliteTierChangeSql();
+
+    public abstract Task<List<TableShape>> TablesAsync(DbConnection c, TenantDataPlace place, CancellationToken ct);
+
+    /// <summary>The change log and the triggers that record, for each insert, update and delete of the tenant's rows, the row's key.</summary>
+    public abstract Task InstallCaptureAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct);
+
+    /// <summary>Triggers that refuse every write of the tenant's rows (reads go on).</summary>
+    public abstract Task FreezeAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct);
+
+    /// <summary>Drops every trigger, function and log of the tenant's move (capture and freeze); idempotent.</summary>
+    public abstract Task DropMoveAsync(DbConnection c, TenantDataPlace place, Guid tenant, CancellationToken ct);
+
+    /// <summary>Empties the tenant's rows of the table at the target, then copies the source's, streaming. Returns the rows copied.</summary>
+    public abstract Task<long> CopyAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant, TableMap map,
+        int batchSize, Func<CancellationToken, Task> afterBatch, CancellationToken ct);
+
+    /// <summary>
+    /// Applies up to <paramref name="max"/> recorded changes, oldest first: each changed key is deleted at the
+    /// target and its row, if the source still has it, copied again; then those log entries go. Returns how many it applied.
+    /// </summary>
+    public abstract Task<int> CatchUpAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant,
+        IReadOnlyList<TableMap> maps, int max, CancellationToken ct);
+
+    /// <summary>How many changes the log holds.</summary>
+    public abstract Task<long> BacklogAsync(DbConnection source, TenantDataPlace from, Guid tenant, CancellationToken ct);
+
+    /// <summary>The row count and an order-independent checksum (a sum of a hash of each row's canonical text) of the tenant's rows of the table.</summary>
+    public abstract Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, TenantDataPlace place, Guid tenant, TableShape table, IReadOnlyList<string> columns, CancellationToken ct);
+
+    /// <summary>The tenant's part of trigger, function and log names: the random end of its id.</summary>
+    protected static string Short(Guid tenant) => tenant.ToString("N")[^12..];
+
+    protected static string LogTable(Guid tenant) => "tenantry_tier_log_" + Short(tenant);
+
+    protected static string TriggerName(Guid tenant, TableShape table, string kind) =>
+        $"tenantry_tier_{Short(tenant)}_{new TableMap(table, table).Tag}_{kind}";
+
+    protected static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    protected static string Literal(string text) => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    /// <summary>The key the log records for a table: its primary key without tenant_id, else every column but tenant_id.</summary>
+    protected static IReadOnlyList<string> KeyOf(TableShape table) => table.PrimaryKey.Count > 0
+        ? [.. table.PrimaryKey.Where(c => !TableMap.IsTenant(c))]
+        : [.. table.Columns.Select(c => c.Name).Where(c => !TableMap.IsTenant(c))];
+}

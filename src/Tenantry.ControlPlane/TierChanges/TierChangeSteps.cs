@@ -1,0 +1,407 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Tenantry.ControlPlane.AppMigrations;
+using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Database;
+using Tenantry.ControlPlane.Operations;
+using Tenantry.ControlPlane.Providers;
+using Tenantry.ControlPlane.Routing;
+
+namespace Tenantry.ControlPlane.TierChanges;
+
+/// <summary>Points in a move where tests can act (write rows while the copy runs, hold the freeze, change the target before verify).</summary>
+public sealed class TierChangeHooks
+{
+    /// <summary>Called with the point's name (<c>copy-batch</c>, <c>frozen</c>, <c>verify</c>, <c>switch</c>) and the tenant.</summary>
+    public Func<string, Guid, CancellationToken, Task>? At { get; set; }
+
+    internal Task RunAsync(string point, Guid tenant, CancellationToken ct) => At?.Invoke(point, tenant, ct) ?? Task.CompletedTask;
+}
+
+/// <summary>
+/// The steps of a <c>tier-change</c> operation. The target is read from <c>tier_changes</c> on every step, so a
+/// restarted worker resumes with it; each step is idempotent (the copy empties the target's rows of a table before
+/// filling it, capture and freeze triggers are made if missing, the switch is one transaction recorded by its phase).
+/// </summary>
+internal sealed partial class TierChangeSteps(
+    IControlPlaneDatabase db,
+    ITenantLifecycle lifecycle,
+    ITenantDatabaseProvider databases,
+    ITenantComputeProvider compute,
+    ITenantStorageProvider storage,
+    IAppRegistry apps,
+    IReleaseMigrator migrator,
+    IOptions<TierChangeOptions> options,
+    TimeProvider time,
+    ILogger<TierChangeSteps> logger,
+    TierChangeHooks? hooks = null) : IOperationSteps
+{
+    public OperationKind Kind => OperationKind.TierChange;
+
+    public async Task<JsonObject?> ExecuteAsync(Operation operation, Tenant tenant, string step, CancellationToken ct)
+    {
+        var change = await db.ReadAsync(c => TierChangeStore.GetAsync(c, null, operation.Id), ct)
+            ?? throw new PermanentStepException("The tier change's record is missing.");
+        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
+        var target = Ref(tenant, change.TargetTier, change.TargetIsolation);
+        if (change.Phase is TierChangePhase.RolledBack)
+        {
+            throw new PermanentStepException("The tier change was rolled back; start a new one.");
+        }
+
+        var switched = change.Phase is TierChangePhase.Switched or TierChangePhase.Retired;
+        if (switched && step is not (StepNames.Switch or StepNames.Drain or StepNames.RetireSource))
+        {
+            return null; // Done before a crash: the tenant already lives at the target.
+        }
+
+        switch (step)
+        {
+            case StepNames.ProvisionTarget:
+                await ProvisionAsync(operation, tenant, target, ct);
+                return null;
+            case StepNames.CaptureChanges:
+            {
+                var (from, tables) = await SourceAsync(source, ct);
+                await using var c = await from.OpenAsync(ct);
+                await TierChangeSql.For(from).InstallCaptureAsync(c, from, tenant.Id, tables, ct);
+                return null;
+            }
+
+            case StepNames.Copy:
+                await CopyAsync(source, target, ct);
+                return null;
+            case StepNames.CatchUp:
+                await CatchUpAsync(source, target, options.Value.FreezeBacklog, ct);
+                return null;
+            case StepNames.Freeze:
+                await FreezeAsync(operation, source, target, ct);
+                return null;
+            case StepNames.Verify:
+                await VerifyAsync(source, target, ct);
+                return null;
+            case StepNames.Switch:
+                if (!switched)
+                {
+                    await SwitchAsync(operation, change, source, target, ct);
+                }
+
+                return null;
+            case StepNames.Drain:
+                await Task.Delay(options.Value.DrainTime, time, ct);
+                if (change.SourceIsolation == IsolationModel.Silo && change.TargetIsolation != IsolationModel.Silo)
+                {
+                    await compute.RemoveDedicatedAsync(source, ct);
+                }
+
+                return null;
+            case StepNames.RetireSource:
+            {
+                var due = await db.ReadAsync(c => TierChangeStore.GetAsync(c, null, operation.Id), ct);
+                if (due is { Phase: TierChangePhase.Switched, RetireAfter: { } after } && after <= time.GetUtcNow())
+                {
+                    await RetireAsync(due, tenant, ct);
+                }
+
+                return null;
+            }
+
+            default:
+                throw new PermanentStepException($"Unknown step '{step}'.");
+        }
+    }
+
+    /// <summary>Back to the source: the freeze lifted, capture dropped, the target (and any dedicated compute made for it) removed.</summary>
+    public async Task RollBackAsync(Operation operation, Tenant tenant, string failedStep, CancellationToken ct)
+    {
+        var change = await db.ReadAsync(c => TierChangeStore.GetAsync(c, null, operation.Id), ct);
+        if (change is null || change.Phase is TierChangePhase.Switched or TierChangePhase.Retired or TierChangePhase.RolledBack)
+        {
+            return; // After the switch the tenant lives at the target: nothing to undo.
+        }
+
+        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
+        var target = Ref(tenant, change.TargetTier, change.TargetIsolation);
+        if (await databases.PlaceAsync(source, ct) is { } from)
+        {
+            await using var c = await from.OpenAsync(ct);
+            await TierChangeSql.For(from).DropMoveAsync(c, from, tenant.Id, ct);
+        }
+
+        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Moving, time.GetUtcNow()), ct);
+        if (change.TargetIsolation == IsolationModel.Silo && change.SourceIsolation != IsolationModel.Silo)
+        {
+            await compute.RemoveDedicatedAsync(target, ct);
+        }
+
+        await DropAsync(target, keepAccess: change.SourceIsolation != IsolationModel.Pool && change.TargetIsolation != IsolationModel.Pool, ct);
+        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.RolledBack, time.GetUtcNow()), ct);
+        Log.RolledBack(logger, tenant.Id, operation.Id, failedStep);
+    }
+
+    /// <summary>
+    /// Exports the old copy into the tenant's export folder (as offboarding does), drops the move's triggers and
+    /// log, then deletes it: on the pool only this tenant's rows. Run by the retire-source step once the grace is
+    /// over, else by <see cref="TierChangeRetirer"/>.
+    /// </summary>
+    public async Task RetireAsync(TierChange change, Tenant tenant, CancellationToken ct)
+    {
+        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
+        if (await databases.PlaceAsync(source, ct) is { } from)
+        {
+            await storage.SaveExportAsync(
+                source,
+                $"{tenant.Slug}-{change.SourceIsolation.ToWire()}-before-tier-change-{change.OperationId:N}.zip",
+                async stream =>
+                {
+                    using var archive = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+                    var manifest = archive.CreateEntry("tier-change.json", CompressionLevel.Fastest);
+                    await using (var entry = manifest.Open())
+                    {
+                        await JsonSerializer.SerializeAsync(entry, new JsonObject
+                        {
+                            ["tenantId"] = tenant.Id.ToString(),
+                            ["slug"] = tenant.Slug,
+                            ["operationId"] = change.OperationId.ToString(),
+                            ["from"] = new JsonObject { ["tier"] = change.SourceTier, ["isolation"] = change.SourceIsolation.ToWire() },
+                            ["to"] = new JsonObject { ["tier"] = change.TargetTier, ["isolation"] = change.TargetIsolation.ToWire() },
+                            ["exportedAt"] = time.GetUtcNow(),
+                        }, cancellationToken: ct);
+                    }
+
+                    await databases.ExportAsync(source, archive, ct);
+                },
+                ct);
+            await using (var c = await from.OpenAsync(ct))
+            {
+                await TierChangeSql.For(from).DropMoveAsync(c, from, tenant.Id, ct);
+            }
+
+            await DropAsync(source, keepAccess: change.SourceIsolation != IsolationModel.Pool && change.TargetIsolation != IsolationModel.Pool, ct);
+        }
+
+        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, change.OperationId, TierChangePhase.Retired, time.GetUtcNow()), ct);
+        Log.Retired(logger, tenant.Id, change.OperationId, change.SourceIsolation.ToWire());
+    }
+
+    private async Task ProvisionAsync(Operation operation, Tenant tenant, TenantRef target, CancellationToken ct)
+    {
+        // An earlier move's source still in its grace would share the target's place (back to the pool, say): retire it first.
+        var earlier = await db.ReadAsync(c => TierChangeStore.DueAsync(c, time.GetUtcNow(), tenant.Id), ct);
+        foreach (var pending in earlier.Where(e => e.OperationId != operation.Id))
+        {
+            await RetireAsync(pending, tenant, ct);
+        }
+
+        // The database, then every app's current release, without its seed: the copy brings the tenant's rows.
+        var resources = await databases.CreateAsync(target, ct);
+        var summary = new JsonObject();
+        foreach (var release in await apps.CurrentReleasesAsync(ct))
+        {
+            var migrated = await migrator.ApplyAsync(target, release, ct);
+            if (!migrated.Succeeded)
+            {
+                throw migrated.Retryable ? new InvalidOperationException(migrated.Error) : new PermanentStepException(migrated.Error!);
+            }
+
+            summary[release.App] = new JsonObject { ["release"] = release.Version, ["migrations"] = release.Migrations.Count, ["seeded"] = true };
+        }
+
+        if (summary.Count > 0)
+        {
+            resources["apps"] = summary;
+        }
+
+        await db.WriteAsync((c, tx) => TierChangeStore.SetTargetResourcesAsync(c, tx, operation.Id, resources, time.GetUtcNow()), ct);
+    }
+
+    private async Task CopyAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        var (from, to, maps) = await PlanAsync(source, target, ct);
+        var sql = TierChangeSql.For(from);
+        await using var s = await from.OpenAsync(ct);
+        await using var t = await to.OpenAsync(ct);
+        var clock = Stopwatch.StartNew();
+        var rows = 0L;
+        foreach (var map in maps)
+        {
+            rows += await sql.CopyAsync(s, from, t, to, source.Id, map, options.Value.CopyBatchSize, token => Hook("copy-batch", source.Id, token), ct);
+        }
+
+        await CopySeedsAsync(s, from, t, to, source.Id, ct);
+        Log.Copied(logger, source.Id, rows, maps.Count, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Which apps' seeds ran stays true at the target, so a seed never runs twice for the tenant.</summary>
+    private static async Task CopySeedsAsync(DbConnection s, TenantDataPlace from, DbConnection t, TenantDataPlace to, Guid tenant, CancellationToken ct)
+    {
+        var schema = (string? place) => place is null ? "" : "\"" + place + "\".";
+        const string Seeds = "tenantry_app_seeds";
+        var sql = TierChangeSql.For(from);
+        if (!(await sql.TablesAsync(s, from, ct)).Any(x => x.Name == Seeds) || !(await sql.TablesAsync(t, to, ct)).Any(x => x.Name == Seeds))
+        {
+            return;
+        }
+
+        var id = tenant.ToString();
+        var postgres = from.Engine == "postgresql";
+        var tenantMatch = postgres ? "tenant_id::text = @t" : "tenant_id = @t";
+        var seeds = await s.QueryAsync(
+            $"SELECT app, release_version, checksum, applied_at{(postgres ? "::text" : "")} FROM {schema(from.Schema)}{Seeds}{(from.Shared ? " WHERE " + tenantMatch : "")}",
+            null, r => (App: r.GetString(0), Version: r.GetString(1), Checksum: r.GetString(2), At: r.GetString(3)), from.Shared ? [("@t", id)] : []);
+        foreach (var seed in seeds)
+        {
+            var (columns, values) = to.Shared
+                ? ("tenant_id, app, release_version, checksum, applied_at", postgres ? "@t::uuid, @app, @version, @checksum, @at::timestamptz" : "@t, @app, @version, @checksum, @at")
+                : ("app, release_version, checksum, applied_at", postgres ? "@app, @version, @checksum, @at::timestamptz" : "@app, @version, @checksum, @at");
+            (string, object?)[] parameters = [("@app", seed.App), ("@version", seed.Version), ("@checksum", seed.Checksum), ("@at", seed.At)];
+            await t.ExecuteAsync(
+                $"INSERT INTO {schema(to.Schema)}{Seeds} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING", null,
+                to.Shared ? [("@t", id), .. parameters] : parameters);
+        }
+    }
+
+    /// <summary>Applies the change log until at most <paramref name="backlog"/> changes are left (bounded in rounds).</summary>
+    private async Task CatchUpAsync(TenantRef source, TenantRef target, int backlog, CancellationToken ct)
+    {
+        var (from, to, maps) = await PlanAsync(source, target, ct);
+        var sql = TierChangeSql.For(from);
+        await using var s = await from.OpenAsync(ct);
+        await using var t = await to.OpenAsync(ct);
+        for (var round = 0; round < 10_000; round++)
+        {
+            if (await sql.BacklogAsync(s, from, source.Id, ct) <= backlog)
+            {
+                return;
+            }
+
+            await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), ct);
+        }
+
+        throw new InvalidOperationException("The tenant writes faster than catch-up applies its changes; trying again.");
+    }
+
+    /// <summary>
+    /// The freeze: the routing table marks the tenant frozen (the gateway answers its writes 503), triggers at the
+    /// source refuse them, and the last changes are applied: only the backlog catch-up left, so it lasts about as
+    /// long as that backlog (<c>FreezeBacklog</c>) takes, whatever the tenant's size.
+    /// </summary>
+    private async Task FreezeAsync(Operation operation, TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Frozen, time.GetUtcNow()), ct);
+        var (from, tables) = await SourceAsync(source, ct);
+        await using (var c = await from.OpenAsync(ct))
+        {
+            await TierChangeSql.For(from).FreezeAsync(c, from, source.Id, tables, ct);
+        }
+
+        await Hook("frozen", source.Id, ct);
+        await CatchUpAsync(source, target, 0, ct);
+    }
+
+    /// <summary>Row count and checksum of every table, at the source and the target at once; a difference fails the move before the switch.</summary>
+    private async Task VerifyAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        await Hook("verify", source.Id, ct);
+        var (from, to, maps) = await PlanAsync(source, target, ct);
+        var sql = TierChangeSql.For(from);
+        await using var s = await from.OpenAsync(ct);
+        await using var t = await to.OpenAsync(ct);
+        foreach (var map in maps)
+        {
+            var atSource = sql.ChecksumAsync(s, from, source.Id, map.Source, map.Compared, ct);
+            var atTarget = sql.ChecksumAsync(t, to, source.Id, map.Target, map.Compared, ct);
+            var (a, b) = (await atSource, await atTarget);
+            if (a != b)
+            {
+                throw new PermanentStepException(
+                    $"Table '{map.Name}' differs after the copy: {a.Rows} rows at the source, {b.Rows} at the target{(a.Rows == b.Rows ? ", with other contents" : "")}.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Dedicated compute first (a silo target's instances running and healthy), then one transaction: tier,
+    /// isolation, database resources and route mode, the freeze lifted with the phase. The source keeps its freeze
+    /// triggers: it stays read-only until it is retired.
+    /// </summary>
+    private async Task SwitchAsync(Operation operation, TierChange change, TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        await Hook("switch", source.Id, ct);
+        var computed = await compute.DeployAsync(target, ct);
+        var resources = new JsonObject { ["database"] = change.TargetResources?.DeepClone() };
+        if (change.SourceIsolation == IsolationModel.Silo || change.TargetIsolation == IsolationModel.Silo)
+        {
+            resources["compute"] = computed;
+        }
+
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                var now = time.GetUtcNow();
+                await lifecycle.ChangeTierAsync(c, tx, source.Id, change.TargetTier, change.TargetIsolation, resources, now);
+                await RouteStore.SetModeAsync(c, tx, source.Id, change.TargetIsolation == IsolationModel.Silo, now);
+                await TierChangeStore.SwitchedAsync(c, tx, operation.Id, now + options.Value.SourceGrace, now);
+            },
+            ct);
+        Log.Switched(logger, source.Id, operation.Id, change.SourceIsolation.ToWire(), change.TargetIsolation.ToWire());
+    }
+
+    /// <summary>Drops one side's data: only the place when the tenant keeps a dedicated place (credentials, server), else everything.</summary>
+    private Task DropAsync(TenantRef side, bool keepAccess, CancellationToken ct) =>
+        keepAccess ? databases.DropPlaceAsync(side, ct) : databases.DeleteAsync(side, ct);
+
+    private async Task<(TenantDataPlace Place, List<TableShape> Tables)> SourceAsync(TenantRef source, CancellationToken ct)
+    {
+        var from = await databases.PlaceAsync(source, ct) ?? throw new PermanentStepException("The tenant's current database is missing.");
+        await using var c = await from.OpenAsync(ct);
+        var tables = (await TierChangeSql.For(from).TablesAsync(c, from, ct))
+            .Where(t => !TableMap.Internal(from.Engine, t.Name) && (!from.Shared || t.Has(TableMap.TenantColumn)))
+            .ToList();
+        return (from, tables);
+    }
+
+    private async Task<(TenantDataPlace From, TenantDataPlace To, List<TableMap> Maps)> PlanAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        var from = await databases.PlaceAsync(source, ct) ?? throw new PermanentStepException("The tenant's current database is missing.");
+        var to = await databases.PlaceAsync(target, ct) ?? throw new PermanentStepException("The target database is missing; provision-target did not make it.");
+        var sql = TierChangeSql.For(from);
+        List<TableShape> sourceTables, targetTables;
+        await using (var s = await from.OpenAsync(ct))
+        {
+            sourceTables = await sql.TablesAsync(s, from, ct);
+        }
+
+        await using (var t = await to.OpenAsync(ct))
+        {
+            targetTables = await sql.TablesAsync(t, to, ct);
+        }
+
+        return (from, to, TableMap.Plan(from, sourceTables, targetTables));
+    }
+
+    private Task Hook(string point, Guid tenant, CancellationToken ct) => hooks?.RunAsync(point, tenant, ct) ?? Task.CompletedTask;
+
+    private static TenantRef Ref(Tenant tenant, string tier, IsolationModel isolation) =>
+        new(tenant.Id, tenant.Slug, tenant.Name, tier, isolation, tenant.AdminEmail);
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Tenant {TenantId}: copied {Rows} rows of {Tables} tables in {Seconds:F1} s")]
+        public static partial void Copied(ILogger logger, Guid tenantId, long rows, int tables, double seconds);
+
+        [LoggerMessage(2, LogLevel.Information, "Tenant {TenantId}: tier change {OperationId} switched from {From} to {To}")]
+        public static partial void Switched(ILogger logger, Guid tenantId, Guid operationId, string from, string to);
+
+        [LoggerMessage(3, LogLevel.Warning, "Tenant {TenantId}: tier change {OperationId} failed at {Step} and was rolled back; the tenant stays where it was")]
+        public static partial void RolledBack(ILogger logger, Guid tenantId, Guid operationId, string step);
+
+        [LoggerMessage(4, LogLevel.Information, "Tenant {TenantId}: the {Isolation} source of tier change {OperationId} was exported and deleted")]
+        public static partial void Retired(ILogger logger, Guid tenantId, Guid operationId, string isolation);
+    }
+}
