@@ -43,10 +43,10 @@ public sealed record KeyInfo
 
     public required DateTimeOffset Created { get; init; }
 
-    /// <summary>When the key stopped signing (retiring and retired keys).</summary>
+    /// <summary>When a newer key replaced it for signing (retiring and retired keys).</summary>
     public DateTimeOffset? SupersededAt { get; init; }
 
-    /// <summary>When the key stops validating (retiring keys), or stopped (retired ones).</summary>
+    /// <summary>When the key no longer validates (retiring keys), or no longer did (retired ones).</summary>
     public DateTimeOffset? RetiresAt { get; init; }
 }
 
