@@ -158,7 +158,9 @@ internal sealed partial class KeyRing : ITokenKeys, IKeyRing, IDisposable
     {
         get
         {
-            var jobs = _services.GetService<IOptions<Jobs.JobsOptions>>()?.Value.MaxVisibility ?? TimeSpan.Zero;
+            // A job's scoped token lives as long as the longest lease (Tenantry:Jobs:MaxVisibility), read as configured so
+            // the key ring does not depend on the jobs feature.
+            var jobs = _services.GetRequiredService<IConfiguration>().GetValue("Tenantry:Jobs:MaxVisibility", TimeSpan.FromMinutes(15));
             return new[] { _options.AccessTokenLifetime, IdentityTokenLifetime, jobs }.Max() + ClockSkew;
         }
     }
