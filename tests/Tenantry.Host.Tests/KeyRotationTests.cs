@@ -178,6 +178,51 @@ public sealed class KeyRotationTests(LeasePostgres pg, ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task The_schedule_rotates_keys_older_than_RotateEvery()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-key-rotation-tests", Guid.NewGuid().ToString("N"));
+        var port = TenantryHost.FreePorts(1)[0];
+        try
+        {
+            // A first start makes the keys; they are then made to look two hours old.
+            await using (await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Ports = [port], Output = l => _lines.Enqueue("s: " + l) }))
+            {
+            }
+
+            var signingFile = Path.Combine(dataDir, "keys", "signing.pem");
+            File.SetLastWriteTimeUtc(signingFile, DateTime.UtcNow.AddHours(-2));
+
+            await using var host = await TenantryHost.StartAsync(new TenantryHostOptions
+            {
+                DataDir = dataDir,
+                Ports = [port],
+                Settings = ["--Tenantry:Keys:RotateEvery=01:00:00", "--Tenantry:Keys:ReloadEvery=00:00:01"],
+                Output = l => _lines.Enqueue("s2: " + l),
+            });
+            using var client = await host.OperatorClientAsync();
+            var token = client.DefaultRequestHeaders.Authorization!.Parameter!;
+            await EventuallyAsync(
+                async () => (await KeysAsync(client, token)).EnumerateArray().Any(k => k.GetProperty("kind").GetString() == "signing" && k.GetProperty("status").GetString() == "retiring"),
+                "the schedule rotated the two-hour-old keys");
+            var keys = await KeysAsync(client, token);
+            Assert.Single(keys.EnumerateArray(), k => k.GetProperty("kind").GetString() == "signing" && k.GetProperty("status").GetString() == "retiring");
+            Assert.Equal(HttpStatusCode.OK, await StatusAsync(client, "/v1/tenants", token));
+            var audit = await client.GetStringAsync(new Uri("/v1/audit", UriKind.Relative));
+            Assert.Contains("tenantry:schedule", audit, StringComparison.Ordinal);
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
     public void Dispose()
     {
         foreach (var host in _hosts)
