@@ -178,6 +178,77 @@ public sealed class KeyRotationTests(LeasePostgres pg, ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task App_instances_started_before_a_tenant_context_rotation_accept_the_gateways_new_key()
+    {
+        await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform() with { Output = l => _lines.Enqueue("p: " + l) });
+        using var op = await host.OperatorClientAsync();
+        var tenant = await host.OnboardAsync(op, "context-rotation", "basic");
+        using var gateway = host.GatewayClient(tenant.Token);
+        using (var before = await gateway.GetAsync(new Uri("/orders?limit=1", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        // The shared instance keeps the JWKS it was started with; the gateway now signs with the next key it holds.
+        var token = op.DefaultRequestHeaders.Authorization!.Parameter!;
+        var next = Single(await KeysAsync(op, token), "tenant-context", "next");
+        using var rotated = await op.PostAsJsonAsync(new Uri("/v1/keys/rotate", UriKind.Relative), new { keys = new[] { "tenant-context" } });
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+        Assert.Equal(next, Current(await KeysAsync(op, token), "tenant-context"));
+        Assert.Contains(_lines, l => l.Contains("Key ring reloaded", StringComparison.Ordinal) && l.Contains("tenant-context key " + next, StringComparison.Ordinal));
+        for (var i = 0; i < 3; i++)
+        {
+            using var after = await gateway.GetAsync(new Uri("/orders?limit=1", UriKind.Relative));
+            Assert.True(after.StatusCode == HttpStatusCode.OK, $"{after.StatusCode} {await after.Content.ReadAsStringAsync()}\n{Tail()}");
+        }
+    }
+
+    [Fact]
+    public async Task The_schedule_rotates_keys_older_than_RotateEvery()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-key-rotation-tests", Guid.NewGuid().ToString("N"));
+        var port = TenantryHost.FreePorts(1)[0];
+        try
+        {
+            // A first start makes the keys; they are then made to look two hours old.
+            await using (await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Ports = [port], Output = l => _lines.Enqueue("s: " + l) }))
+            {
+            }
+
+            var signingFile = Path.Combine(dataDir, "keys", "signing.pem");
+            File.SetLastWriteTimeUtc(signingFile, DateTime.UtcNow.AddHours(-2));
+
+            await using var host = await TenantryHost.StartAsync(new TenantryHostOptions
+            {
+                DataDir = dataDir,
+                Ports = [port],
+                Settings = ["--Tenantry:Keys:RotateEvery=01:00:00", "--Tenantry:Keys:ReloadEvery=00:00:01"],
+                Output = l => _lines.Enqueue("s2: " + l),
+            });
+            using var client = await host.OperatorClientAsync();
+            var token = client.DefaultRequestHeaders.Authorization!.Parameter!;
+            await EventuallyAsync(
+                async () => (await KeysAsync(client, token)).EnumerateArray().Any(k => k.GetProperty("kind").GetString() == "signing" && k.GetProperty("status").GetString() == "retiring"),
+                "the schedule rotated the two-hour-old keys");
+            var keys = await KeysAsync(client, token);
+            Assert.Single(keys.EnumerateArray(), k => k.GetProperty("kind").GetString() == "signing" && k.GetProperty("status").GetString() == "retiring");
+            Assert.Equal(HttpStatusCode.OK, await StatusAsync(client, "/v1/tenants", token));
+            var audit = await client.GetStringAsync(new Uri("/v1/audit", UriKind.Relative));
+            Assert.Contains("tenantry:schedule", audit, StringComparison.Ordinal);
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
     public void Dispose()
     {
         foreach (var host in _hosts)

@@ -91,7 +91,7 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         var (first, client, _) = await StartAsync("first", store, MasterKey, []);
         client.Dispose();
         first.Dispose();
-        Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+        Assert.Equal(5L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
 
         var (missingCode, missing) = Refused("missing", store, masterKey: null);
         Assert.True(missingCode == 2, $"exit {missingCode}\n{string.Join('\n', missing)}");
@@ -103,7 +103,7 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         Assert.DoesNotContain(wrong, l => l.Contains("   at ", StringComparison.Ordinal));
 
         // The refused hosts changed nothing: the keys are the ones the first host made.
-        Assert.Equal(4L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
+        Assert.Equal(5L, await ScalarAsync(store, "SELECT count(*) FROM key_ring"));
     }
 
     public void Dispose()

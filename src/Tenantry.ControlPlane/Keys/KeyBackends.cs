@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Tenantry.ControlPlane.Audit;
 using Tenantry.ControlPlane.Database;
-using Tenantry.ControlPlane.Identity;
 
 namespace Tenantry.ControlPlane.Keys;
 
@@ -113,7 +112,7 @@ internal sealed class FileKeyBackend(string dataPath, string contextKeyFile, ICo
                 && pem == await File.ReadAllTextAsync(PathOf(KeyRing.ContextKeyName), cancellationToken)))
             {
                 pem = create();
-                DataDirectory.WriteSecret(path, pem);
+                WriteSecret(path, pem);
             }
 
             var created = new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero);
@@ -160,13 +159,13 @@ internal sealed class FileKeyBackend(string dataPath, string contextKeyFile, ICo
                 }
 
                 var stamp = now.UtcTicks.ToString(CultureInfo.InvariantCulture);
-                DataDirectory.WriteSecret(
+                WriteSecret(
                     Path.Combine(RetiringDir, $"{plan.Name}.{stamp}.json"),
                     JsonSerializer.Serialize(new RetiredFile(plan.Name, plan.Current.Pem, plan.Current.Created, now, retiresAt), Json));
-                DataDirectory.WriteSecret(path, plan.NewPem);
+                WriteSecret(path, plan.NewPem);
                 if (plan.NextName is { } next)
                 {
-                    DataDirectory.WriteSecret(PathOf(next), plan.NextPem!);
+                    WriteSecret(PathOf(next), plan.NextPem!);
                 }
 
                 rotated.Add(plan.Name);
@@ -188,6 +187,8 @@ internal sealed class FileKeyBackend(string dataPath, string contextKeyFile, ICo
     }
 
     public void Dispose() => _lock.Dispose();
+
+    private static void WriteSecret(string path, string content) => AtomicFile.Write(path, content, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     private void Prune(DateTimeOffset now)
     {

@@ -43,10 +43,10 @@ public sealed record KeyInfo
 
     public required DateTimeOffset Created { get; init; }
 
-    /// <summary>When the key stopped signing (retiring and retired keys).</summary>
+    /// <summary>When a newer key replaced it for signing (retiring and retired keys).</summary>
     public DateTimeOffset? SupersededAt { get; init; }
 
-    /// <summary>When the key stops validating (retiring keys), or stopped (retired ones).</summary>
+    /// <summary>When the key no longer validates (retiring keys), or no longer did (retired ones).</summary>
     public DateTimeOffset? RetiresAt { get; init; }
 }
 
@@ -158,7 +158,9 @@ internal sealed partial class KeyRing : ITokenKeys, IKeyRing, IDisposable
     {
         get
         {
-            var jobs = _services.GetService<IOptions<Jobs.JobsOptions>>()?.Value.MaxVisibility ?? TimeSpan.Zero;
+            // A job's scoped token lives as long as the longest lease (Tenantry:Jobs:MaxVisibility), read as configured so
+            // the key ring does not depend on the jobs feature.
+            var jobs = _services.GetRequiredService<IConfiguration>().GetValue("Tenantry:Jobs:MaxVisibility", TimeSpan.FromMinutes(15));
             return new[] { _options.AccessTokenLifetime, IdentityTokenLifetime, jobs }.Max() + ClockSkew;
         }
     }

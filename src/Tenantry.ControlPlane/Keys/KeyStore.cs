@@ -110,7 +110,7 @@ internal static class KeyStore
 
                 if (swapped.Count > 0)
                 {
-                    // Retired keys are listed for a month after they stop validating, then forgotten.
+                    // Retired keys are listed for a month after they no longer validate, then forgotten.
                     await c.ExecuteAsync("DELETE FROM key_ring_retiring WHERE retires_at < @before", tx, ("@before", now - TimeSpan.FromDays(30)));
                     await AuditLog.AppendAsync(c, tx, audit(swapped));
                     if (db.Engine == "postgresql")
