@@ -28,6 +28,8 @@ internal sealed partial class NodeHeartbeat(
 
     /// <summary>Since when this node's heartbeats have all succeeded (null after a failed one).</summary>
     private DateTimeOffset? _beatingSince;
+    private bool _disposed;
+    private int _disposedFlag;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -37,6 +39,12 @@ internal sealed partial class NodeHeartbeat(
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // A host disposed before it was stopped (WebApplicationFactory.DisposeAsync does so) has nothing left to hand over.
+        if (Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         if (_loop is not null)
         {
@@ -53,7 +61,18 @@ internal sealed partial class NodeHeartbeat(
         }
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposedFlag, 1) == 1)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _disposed, true);
+        // Disposed without a stop: the loop ends here rather than beating for a host that is gone.
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
 
     private async Task RegisterAsync(CancellationToken cancellationToken)
     {
