@@ -226,6 +226,8 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
                     "--data-dir", Path.Combine(_root, name), "--operator-secret", OperatorSecret, "--Tenantry:ApplicationPlane:Enabled=false",
                     $"--Tenantry:Store={store}", $"--Tenantry:NodeName={prefix}-{name}", "--Tenantry:Issuer=" + issuer,
                     "--Tenantry:Operations:Lease=" + lease, "--Tenantry:Operations:LeaseRenewal=" + renewal, "--Tenantry:Operations:MaxParallel=2",
+                    // A node silent for DeadAfter has its leases freed by the survivor; these tests are about the leases themselves.
+                    "--Tenantry:Node:DeadAfter=00:05:00",
                     "--port", port.ToString(CultureInfo.InvariantCulture),
                 ],
                 l => _lines.Enqueue($"{name}: {l}"),
