@@ -14,7 +14,8 @@ namespace Tenantry.Benchmarks;
 /// onboardings when it is killed (<c>kill -9</c> of A and its instances: the machine is gone). Measured from the kill:
 /// (a) the first step of one of A's operations committed by B, (b) the first 2xx through the gateway from the silo
 /// tenant's instance, now on B. The same rounds run with the default node timings and with slow ones (a 5 s heartbeat,
-/// dead after 15 s: the operation lease's default), the baseline.
+/// dead after 15 s: the operation lease's default), the baseline; the other intervals are the defaults too (operations
+/// polled every second, the gateway's routes refreshed every second).
 /// </summary>
 internal static class FailoverBenchmark
 {
@@ -35,10 +36,10 @@ internal static class FailoverBenchmark
 
         var rounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1], CultureInfo.InvariantCulture) : 3;
         await using var pg = await PostgresServer.StartAsync();
-        var settings = new (string Name, string Heartbeat, string DeadAfter)[]
+        var settings = new (string Name, string[] Node)[]
         {
-            ("default (heartbeat 1 s, dead after 3 s)", "00:00:01", "00:00:03"),
-            ("baseline (heartbeat 5 s, dead after 15 s)", "00:00:05", "00:00:15"),
+            ("defaults (heartbeat 500 ms, dead after 2 s)", []),
+            ("baseline (heartbeat 5 s, dead after 15 s)", ["--Tenantry:Node:HeartbeatInterval=00:00:05", "--Tenantry:Node:DeadAfter=00:00:15"]),
         };
         var results = settings.ToDictionary(s => s.Name, _ => (Step: new List<double>(), Gateway: new List<double>()));
         for (var round = 0; round < rounds; round++)
@@ -46,7 +47,7 @@ internal static class FailoverBenchmark
             // Alternate which setting goes first, so a drift of the machine's speed does not favour one.
             foreach (var s in round % 2 == 0 ? settings : settings.Reverse())
             {
-                var (step, gateway) = await RoundAsync(pg, $"r{round}_{(s.Name.StartsWith("default", StringComparison.Ordinal) ? "d" : "b")}", s.Heartbeat, s.DeadAfter);
+                var (step, gateway) = await RoundAsync(pg, $"r{round}_{(s.Name.StartsWith("default", StringComparison.Ordinal) ? "d" : "b")}", s.Node);
                 results[s.Name].Step.Add(step);
                 results[s.Name].Gateway.Add(gateway);
                 Console.Error.WriteLine($"round {round} {s.Name}: step {step:0.00} s, gateway {gateway:0.00} s");
@@ -55,7 +56,7 @@ internal static class FailoverBenchmark
 
         Console.WriteLine($"## Failover of a killed node ({rounds} rounds each, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         Console.WriteLine();
-        Console.WriteLine("| setting | (a) kill → first step by B, median | max | (b) kill → first 2xx through the gateway, median | max | (b) max vs goal (≤ 5 s) |");
+        Console.WriteLine("| setting | (a) kill → first step by B, median | max | (b) kill → first 2xx through the gateway, median | max | worst of (a) and (b) vs goal (≤ 5 s) |");
         Console.WriteLine("|---|---|---|---|---|---|");
         foreach (var (name, (step, gateway)) in results)
         {
@@ -71,7 +72,7 @@ internal static class FailoverBenchmark
         return 0;
     }
 
-    private static async Task<(double Step, double Gateway)> RoundAsync(PostgresServer pg, string name, string heartbeat, string deadAfter)
+    private static async Task<(double Step, double Gateway)> RoundAsync(PostgresServer pg, string name, string[] nodeSettings)
     {
         var database = "failover_" + name;
         await pg.ExecuteAsync($"CREATE DATABASE {database}");
@@ -87,9 +88,12 @@ internal static class FailoverBenchmark
             "--Tenantry:Postgres:BridgeDatabase=bridge_" + name,
             "--Tenantry:NodeName=" + node,
             "--Tenantry:Issuer=" + issuer,
-            "--Tenantry:Node:HeartbeatInterval=" + heartbeat,
-            "--Tenantry:Node:DeadAfter=" + deadAfter,
+            // The defaults, not the test platform's short intervals: operations polled every second, instances checked
+            // every 500 ms (the gateway replica's routes are refreshed every second, below).
+            "--Tenantry:Operations:PollInterval=00:00:01",
+            "--Tenantry:Compute:CheckInterval=00:00:00.500",
             "--Logging:LogLevel:Default=Warning",
+            .. nodeSettings,
         ]) with
         { Output = _ => { } };
 
@@ -97,7 +101,7 @@ internal static class FailoverBenchmark
         using var opA = await a.OperatorClientAsync();
         var silo = await a.OnboardAsync(opA, "fo-" + name.Replace('_', '-'), "premium");
         await using var b = await TenantryHost.StartAsync(Options("node-b"));
-        var gateway = await b.StartGatewayReplicaAsync("--Tenantry:Store=" + store, "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey, "--Logging:LogLevel:Default=Warning");
+        var gateway = await b.StartGatewayReplicaAsync("--Tenantry:Store=" + store, "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey, "--Tenantry:Gateway:RefreshInterval=00:00:01", "--Logging:LogLevel:Default=Warning");
         using var client = new HttpClient { BaseAddress = gateway, Timeout = TimeSpan.FromSeconds(2) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", silo.Token);
         await FirstAnswerAsync(client, _ => true, TimeSpan.FromSeconds(60));

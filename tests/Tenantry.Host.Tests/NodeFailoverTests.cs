@@ -94,6 +94,36 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_stopped_with_SIGTERM_hands_its_instances_to_the_survivor_before_it_exits()
+    {
+        await using var pg = await PostgresServer.StartAsync();
+        await pg.ExecuteAsync("CREATE DATABASE tenantry_control");
+        var store = pg.SuperuserConnectionStringFor("tenantry_control");
+        var issuer = $"http://127.0.0.1:{TenantryHost.FreePorts(1)[0]}/";
+
+        // Dead only after a minute: what moves the instance here is the handover, not a failover.
+        using var a = await StartNodeAsync("a", pg, issuer, "--Tenantry:Node:DeadAfter=00:01:00");
+        using var opA = await a.OperatorClientAsync();
+        var vault = await a.OnboardAsync(opA, "vault", "premium");
+        await using var b = await StartNodeAsync("b", pg, issuer, "--Tenantry:Node:DeadAfter=00:01:00");
+        var gateway = await b.StartGatewayReplicaAsync("--Tenantry:Store=" + store, "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey);
+        using var client = new HttpClient { BaseAddress = gateway, Timeout = TimeSpan.FromSeconds(10) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", vault.Token);
+        var before = await WaitInstanceAsync(client, _ => true);
+        Assert.True(TenantryHost.IsInstance(before, a.DataDir));
+
+        var code = a.Terminate(TimeSpan.FromSeconds(60));
+        Assert.True(code == 0, $"A exited with {code}\n{Tail(a, b)}");
+        Assert.Contains(_lines, l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("Node node-a handed its instances over", StringComparison.Ordinal));
+        Assert.Equal("node-b", await TextAsync(store, "SELECT node FROM app_instances WHERE slug = 'vault'"));
+        Assert.Equal("dead", await TextAsync(store, "SELECT status FROM nodes WHERE name = 'node-a'"));
+        Assert.False(TenantryHost.IsInstance(before, a.DataDir), "A left its instance running");
+        var after = await WaitInstanceAsync(client, pid => TenantryHost.IsInstance(pid, b.DataDir));
+        Assert.Equal(1, InstanceProcesses("vault", a.DataDir, b.DataDir));
+        output.WriteLine($"instance moved from pid {before} to pid {after}");
+    }
+
+    [Fact]
     public async Task A_node_killed_during_fifty_onboardings_leaves_every_tenant_made_exactly_once_with_its_operations_and_instances_on_the_survivor()
     {
         await using var pg = await PostgresServer.StartAsync();
@@ -186,7 +216,7 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private TenantryHostOptions NodeOptions(string name, PostgresServer pg, string issuer) => TenantryHostOptions.Platform(
+    private TenantryHostOptions NodeOptions(string name, PostgresServer pg, string issuer, params string[] extra) => TenantryHostOptions.Platform(
     [
         "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey,
         "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
@@ -195,10 +225,11 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
         "--Tenantry:NodeName=node-" + name,
         "--Tenantry:Issuer=" + issuer,
         .. NodeSettings,
+        .. extra,
     ]) with
     { Output = l => _lines.Enqueue($"{name}: {l}") };
 
-    private Task<TenantryHost> StartNodeAsync(string name, PostgresServer pg, string issuer) => TenantryHost.StartAsync(NodeOptions(name, pg, issuer));
+    private Task<TenantryHost> StartNodeAsync(string name, PostgresServer pg, string issuer, params string[] extra) => TenantryHost.StartAsync(NodeOptions(name, pg, issuer, extra));
 
     /// <summary>The pid the tenant's dedicated instance reports through the gateway, once it answers 2xx and <paramref name="accept"/> holds (at most 60 s).</summary>
     private async Task<int> WaitInstanceAsync(HttpClient client, Func<int, bool> accept)

@@ -161,13 +161,16 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
             Assert.True(await CountAsync(store, $"SELECT lease_token FROM operations WHERE id = '{id}' AND status = 'succeeded'") > token, $"operation {id} was not taken over\n{Tail()}");
         }
 
-        // A wakes up, finds its leases taken (a higher fencing token) and drops the operations.
-        for (var i = 0; i < 600 && !_lines.Skip(resumedAt).Any(l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("another node took it over", StringComparison.Ordinal)); i++)
+        // A wakes up, finds its leases taken (a higher fencing token), or itself declared dead as a node (its leases freed by
+        // the survivor that took it over), and drops the operations.
+        static bool Fenced(string l) => l.StartsWith("a: ", StringComparison.Ordinal)
+            && (l.Contains("another node took it over", StringComparison.Ordinal) || l.Contains("Node fence-a was declared dead", StringComparison.Ordinal));
+        for (var i = 0; i < 600 && !_lines.Skip(resumedAt).Any(Fenced); i++)
         {
             await Task.Delay(100);
         }
 
-        Assert.Contains(_lines.Skip(resumedAt), l => l.StartsWith("a: ", StringComparison.Ordinal) && l.Contains("another node took it over", StringComparison.Ordinal));
+        Assert.Contains(_lines.Skip(resumedAt), Fenced);
         using (var again = await aApi.GetAsync(new Uri("/healthz", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.OK, again.StatusCode);

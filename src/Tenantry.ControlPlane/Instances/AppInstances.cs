@@ -477,14 +477,19 @@ internal sealed partial class AppInstances(
         }
     }
 
-    /// <summary>Waits until an instance placed on another node answers its health probe there (that node's settle starts it).</summary>
+    /// <summary>
+    /// Waits until an instance placed on another node answers its health probe there (that node's settle starts it). The
+    /// row is read again between probes: an instance re-placed meanwhile (its node died) is waited for where it is now,
+    /// or run here when it landed on this node.
+    /// </summary>
     private async Task WaitRemoteAsync(AppInstance instance, App app, CancellationToken cancellationToken)
     {
         var timeout = compute.Value.StartTimeout + nodeOptions.Value.HeartbeatInterval;
         var deadline = time.GetUtcNow() + timeout;
-        var probe = new Uri(instance.Upstream, app.HealthPath);
+        var current = instance;
         while (true)
         {
+            var probe = new Uri(current.Upstream, app.HealthPath);
             using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 attempt.CancelAfter(TimeSpan.FromSeconds(2));
@@ -504,9 +509,24 @@ internal sealed partial class AppInstances(
                 }
             }
 
+            var row = await db.ReadAsync(c => InstanceStore.FindAsync(c, null, instance.Key), cancellationToken)
+                ?? throw new InvalidOperationException($"The instance {instance.Key} was removed while it was being started.");
+            if (row.Node == node.Name)
+            {
+                await RunAsync(row, app, cancellationToken);
+                return;
+            }
+
+            if (row.Node != current.Node || row.Port != current.Port)
+            {
+                // Re-placed: the new node gets its own start time.
+                deadline = time.GetUtcNow() + timeout;
+                current = row;
+            }
+
             if (time.GetUtcNow() > deadline)
             {
-                throw new TimeoutException($"The instance {instance.Key} on node {instance.Node} did not answer {probe} within {timeout}.");
+                throw new TimeoutException($"The instance {current.Key} on node {current.Node} did not answer {probe} within {timeout}.");
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);

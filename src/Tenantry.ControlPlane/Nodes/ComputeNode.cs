@@ -1,5 +1,4 @@
 using System.Data.Common;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Identity;
@@ -41,7 +40,7 @@ internal sealed class ComputeNode
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _epoch;
 
-    public ComputeNode(IOptions<NodeOptions> options, IConfiguration configuration, DataDirectory dataDirectory)
+    public ComputeNode(IOptions<NodeOptions> options, IOptions<TenantryOptions> tenantry, DataDirectory dataDirectory)
     {
         var o = options.Value;
         Address = o.Address;
@@ -52,7 +51,7 @@ internal sealed class ComputeNode
             return;
         }
 
-        if (configuration["Tenantry:NodeName"] is { Length: > 0 } legacy && !string.IsNullOrWhiteSpace(legacy))
+        if (tenantry.Value.NodeName is { Length: > 0 } legacy && !string.IsNullOrWhiteSpace(legacy))
         {
             Name = legacy.Trim();
             return;

@@ -26,6 +26,11 @@ internal sealed partial class NodeHeartbeat(
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
 
+    /// <summary>Since when this node's heartbeats have all succeeded (null after a failed one).</summary>
+    private DateTimeOffset? _beatingSince;
+    private bool _disposed;
+    private int _disposedFlag;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await RegisterAsync(cancellationToken);
@@ -34,6 +39,12 @@ internal sealed partial class NodeHeartbeat(
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // A host disposed before it was stopped (WebApplicationFactory.DisposeAsync does so) has nothing left to hand over.
+        if (Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         if (_loop is not null)
         {
@@ -50,7 +61,18 @@ internal sealed partial class NodeHeartbeat(
         }
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposedFlag, 1) == 1)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _disposed, true);
+        // Disposed without a stop: the loop ends here rather than beating for a host that is gone.
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
 
     private async Task RegisterAsync(CancellationToken cancellationToken)
     {
@@ -79,6 +101,7 @@ internal sealed partial class NodeHeartbeat(
             }
             catch (Exception ex)
             {
+                _beatingSince = null;
                 Log.BeatFailed(logger, node.Name, ex.Message);
             }
         }
@@ -110,15 +133,22 @@ internal sealed partial class NodeHeartbeat(
         {
             Log.Fenced(logger, node.Name, epoch);
             await RegisterAsync(stopping);
+            _beatingSince = null;
         }
+
+        _beatingSince ??= now;
     }
 
     private async Task TakeOverDeadAsync(CancellationToken stopping)
     {
         var cutoff = time.GetUtcNow() - options.Value.DeadAfter;
+        // Only a node that has itself reached the store for a whole DeadAfter judges others silent: after an outage of the
+        // store (or a pause of this host) every node's heartbeat is old, and none may be declared dead before it had a chance
+        // to beat. A leaving node asked to be taken over: any live node does it at once.
+        var judges = _beatingSince is { } since && since <= cutoff;
         var nodes = await db.ReadAsync(c => NodeStore.ListAsync(c, null), stopping);
         var gone = nodes.Where(n => n.Name != node.Name
-            && (n.Status == NodeStore.Leaving || (n.Status == NodeStore.Live && n.HeartbeatAt < cutoff))).ToList();
+            && (n.Status == NodeStore.Leaving || (judges && n.Status == NodeStore.Live && n.HeartbeatAt < cutoff))).ToList();
         var tookOver = false;
         foreach (var dead in gone)
         {

@@ -26,11 +26,11 @@ public sealed class NodeOptions
 
     /// <summary>How often the node records that it is alive.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>A node whose last heartbeat is older than this is dead: a surviving node takes its instances and operations over.</summary>
     [Range(typeof(TimeSpan), "00:00:00.300", "00:10:00")]
-    public TimeSpan DeadAfter { get; set; } = TimeSpan.FromSeconds(3);
+    public TimeSpan DeadAfter { get; set; } = TimeSpan.FromSeconds(2);
 }
 
 internal sealed class NodeOptionsValidator : IValidateOptions<NodeOptions>

@@ -9,7 +9,11 @@ namespace Tenantry.ControlPlane.Nodes;
 /// time another node declares it dead, so a node that comes back learns from its next heartbeat that what
 /// it ran was handed to others.
 /// </summary>
-public sealed record NodeRecord(string Name, string Address, int Capacity, long Epoch, string Status, DateTimeOffset HeartbeatAt, DateTimeOffset StartedAt);
+public sealed record NodeRecord(string Name, string Address, int Capacity, long Epoch, string Status, DateTimeOffset HeartbeatAt, DateTimeOffset StartedAt)
+{
+    /// <summary>The status of a node that stops gracefully and hands its instances over.</summary>
+    public const string Leaving = "leaving";
+}
 
 /// <summary>The nodes table: one row per compute node, its heartbeat and its fencing epoch. Callers own the transaction.</summary>
 internal static class NodeStore

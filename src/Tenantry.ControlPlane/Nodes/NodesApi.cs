@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -47,7 +46,7 @@ public static class NodesApi
     {
         services.AddOptions<NodeOptions>().BindConfiguration(NodeOptions.Section).ValidateSettings(NodeOptions.Section).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NodeOptions>, NodeOptionsValidator>());
-        services.TryAddSingleton(sp => new ComputeNode(sp.GetRequiredService<IOptions<NodeOptions>>(), sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<Identity.DataDirectory>()));
+        services.TryAddSingleton(sp => new ComputeNode(sp.GetRequiredService<IOptions<NodeOptions>>(), sp.GetRequiredService<IOptions<TenantryOptions>>(), sp.GetRequiredService<Identity.DataDirectory>()));
         services.AddSingleton<NodeHeartbeat>();
         services.AddHostedService(sp => sp.GetRequiredService<NodeHeartbeat>());
         return services;

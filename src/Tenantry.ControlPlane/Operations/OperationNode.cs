@@ -15,13 +15,19 @@ internal sealed class OperationNode(ComputeNode node)
     public string Name { get; } = node.Name;
 }
 
-/// <summary>A dead or leaving node's operation leases end at once, in the takeover's transaction: a survivor resumes its operations without waiting for the leases to run out.</summary>
+/// <summary>
+/// A dead node's operation leases end at once, in the takeover's transaction: a survivor resumes its operations without
+/// waiting for the leases to run out. A leaving node keeps its leases: its worker lets its running steps end, then frees them.
+/// </summary>
 internal sealed class OperationsNodeHandover : INodeHandover
 {
     public async Task TakeOverAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction transaction, NodeRecord node, IReadOnlyList<NodeRecord> live)
     {
         ArgumentNullException.ThrowIfNull(node);
-        await OperationStore.ReleaseOwnedAsync(connection, transaction, node.Name);
+        if (node.Status != NodeRecord.Leaving)
+        {
+            await OperationStore.ReleaseOwnedAsync(connection, transaction, node.Name);
+        }
     }
 
     public Task SettleAsync(CancellationToken cancellationToken) => Task.CompletedTask;
