@@ -103,7 +103,7 @@ internal static partial class TenantryCli
 
     private static Command TenantsCommand()
     {
-        var tenants = new Command("tenants", "List, show, create, suspend, reactivate and offboard tenants.");
+        var tenants = new Command("tenants", "List, show, create, suspend, reactivate, change the tier of and offboard tenants.");
 
         var status = new Option<string?>("--status") { Description = "only tenants in this status (provisioning, active, suspended, failed, offboarding, offboarded)" };
         var tier = new Option<string?>("--tier") { Description = "only tenants of this tier" };
@@ -186,8 +186,58 @@ internal static partial class TenantryCli
 
         tenants.Subcommands.Add(Transition("suspend", "Suspend a tenant: its users and routes stop, its data stays.", HttpMethod.Post, "/suspend", confirm: false));
         tenants.Subcommands.Add(Transition("reactivate", "Reactivate a suspended tenant.", HttpMethod.Post, "/reactivate", confirm: false));
+        tenants.Subcommands.Add(ChangeTierCommand());
         tenants.Subcommands.Add(Transition("offboard", "Offboard a tenant: export its data, then delete everything else. Asks for --yes.", HttpMethod.Delete, "", confirm: true));
         return tenants;
+    }
+
+    private static Command ChangeTierCommand()
+    {
+        var id = new Argument<string>("tenant") { Description = "tenant id or slug" };
+        var tier = new Argument<string>("tier") { Description = "the new tier: basic (pool), standard (bridge), premium (silo), or another of the tier catalog" };
+        var wait = new Option<bool>("--wait", "-w") { Description = "watch the move until it ends (progress bar); exit 7 if it fails and was rolled back" };
+        var key = new Option<string?>("--idempotency-key") { Description = "retry-safe key: the same key and tier give the same operation" };
+        var command = new Command(
+            "change-tier",
+            "Change a tenant's tier. Within the same isolation model it is immediate; to another one (say basic to premium) the tenant's data moves "
+            + "to its new database while it keeps working: copy, catch-up, a write freeze of about a second, verify, switch. A failure before the switch "
+            + "rolls back and the tenant stays where it was.") { id, tier, wait, key };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var tenant = parse.GetValue(id)!;
+            var headers = parse.GetValue(key) is { } k ? new Dictionary<string, string> { ["Idempotency-Key"] = k } : null;
+            var answer = await api.SendAsync(HttpMethod.Post, "/v1/tenants/" + Escape(tenant) + "/tier", new { tier = parse.GetValue(tier) }, headers, ct);
+            if (answer.TryGetProperty("kind", out _))
+            {
+                if (parse.GetValue(wait))
+                {
+                    return await Watch.RunAsync(ctx, api, answer.Str("id"), ct);
+                }
+
+                if (ctx.IsJson)
+                {
+                    ctx.Json(answer);
+                }
+                else
+                {
+                    ctx.Out.WriteLine($"Moving {tenant} to tier {parse.GetValue(tier)}: operation {answer.Str("id")}. Watch it: tenantry operations watch {answer.Str("id")}");
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            if (ctx.IsJson)
+            {
+                ctx.Json(answer);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"{answer.Str("slug")} is now on tier {answer.Str("tier")} (same isolation model, no data moved).");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
     }
 
     private static Command Transition(string verb, string description, HttpMethod method, string suffix, bool confirm)

@@ -59,7 +59,10 @@ internal static class Watch
         if (op.Str("status") == "failed")
         {
             var failed = op.GetProperty("steps").EnumerateArray().FirstOrDefault(s => s.Str("status") == "failed");
-            await ctx.Err.WriteLineAsync($"error: {op.Str("kind")} failed at step {failed.Str("name")}: {op.Str("error")}. Fix the cause, then: tenantry operations retry {op.Str("id")}");
+            var next = op.Str("kind") == "tier-change"
+                ? "The tenant stays where it was; fix the cause, then start it again: tenantry tenants change-tier"
+                : $"Fix the cause, then: tenantry operations retry {op.Str("id")}";
+            await ctx.Err.WriteLineAsync($"error: {op.Str("kind")} failed at step {failed.Str("name")}: {op.Str("error")}. {next}");
             return ExitCodes.OperationFailed;
         }
 

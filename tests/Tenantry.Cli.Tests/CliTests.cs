@@ -140,6 +140,16 @@ public sealed class CliTests : IAsyncLifetime
         Assert.Contains("suspended", again.Err, StringComparison.Ordinal);
         Assert.Equal(0, (await _cli.RunAsync("tenants", "reactivate", id, "--wait")).ExitCode);
 
+        // A tier change of another isolation model moves the data, with progress; an unknown tier names the field.
+        var moved = await _cli.RunAsync("tenants", "change-tier", "globex-corp", "premium", "--wait");
+        Assert.True(moved.ExitCode == 0, moved.ToString());
+        Assert.Contains("tier-change", moved.Out, StringComparison.Ordinal);
+        Assert.Contains("\"premium\"", (await _cli.RunAsync("tenants", "show", "globex-corp", "-o", "json")).Out, StringComparison.Ordinal);
+        var unknownTier = await _cli.RunAsync("tenants", "change-tier", "globex-corp", "platinum");
+        Assert.NotEqual(0, unknownTier.ExitCode);
+        Assert.Contains("tier", unknownTier.Err, StringComparison.Ordinal);
+        Assert.Contains("change-tier", (await _cli.RunAsync("tenants", "--help")).Out, StringComparison.Ordinal);
+
         var unconfirmed = await _cli.RunAsync("tenants", "offboard", "globex-corp");
         Assert.Equal(2, unconfirmed.ExitCode);
         Assert.Contains("--yes", unconfirmed.Err, StringComparison.Ordinal);

@@ -103,6 +103,14 @@ public sealed class ConsoleTests(Browser browser) : IClassFixture<Browser>, IAsy
         await _page.GetByTestId("action-reactivate").ClickAsync();
         await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
 
+        // A tier change to another isolation model moves the data; the page follows its operation to the end.
+        await _page.GetByTestId("change-tier-select").SelectOptionAsync("premium");
+        await _page.GetByTestId("action-change-tier").ClickAsync();
+        await Assertions.Expect(_page.GetByTestId("steps")).ToContainTextAsync("retire-source");
+        await Assertions.Expect(_page.GetByTestId("progress-text")).ToHaveTextAsync("9/9 steps", new() { Timeout = 30_000 });
+        await Assertions.Expect(_page.Locator("h1 + p")).ToContainTextAsync("premium (silo)");
+        await Assertions.Expect(_page.Locator("h1 [data-testid=status]")).ToHaveTextAsync("active");
+
         // Offboarding asks for the slug before it does anything.
         await _page.GetByTestId("action-offboard").ClickAsync();
         await Assertions.Expect(_page.GetByTestId("confirm-ok")).ToBeDisabledAsync();

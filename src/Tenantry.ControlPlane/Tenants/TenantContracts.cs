@@ -4,10 +4,11 @@ using Tenantry.ControlPlane.Operations;
 
 namespace Tenantry.ControlPlane.Tenants;
 
-[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 /// <summary><c>POST /v1/tenants/{id}/tier</c>: the tier to change to.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ChangeTierRequest(string? Tier);
 
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CreateTenantRequest(string? Name, string? Slug, string? Tier, string? AdminEmail, JsonObject? Config);
 
 public sealed record TenantResponse(

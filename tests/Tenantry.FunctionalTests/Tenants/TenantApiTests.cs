@@ -287,7 +287,7 @@ public sealed class TenantApiTests(TenantryFactory factory) : IClassFixture<Tena
     [InlineData("""{"status":"active"}""", HttpStatusCode.BadRequest)]
     [InlineData("""{"adminEmail":"broken"}""", HttpStatusCode.BadRequest)]
     [InlineData("""{"config":[1,2]}""", HttpStatusCode.BadRequest)]
-    [InlineData("""{"tier":"premium"}""", HttpStatusCode.UnprocessableEntity)]
+    [InlineData("""{"tier":"premium","name":"Renamed"}""", HttpStatusCode.UnprocessableEntity)]
     public async Task Patch_refuses_what_cannot_change_that_way(string json, HttpStatusCode expected)
     {
         using var client = await factory.OperatorAsync();

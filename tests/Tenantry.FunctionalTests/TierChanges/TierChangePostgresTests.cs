@@ -71,9 +71,63 @@ public sealed class TierChangePostgresTests(TwoPostgresServers pg) : IClassFixtu
         Assert.True(during >= 3);
     }
 
+    [Fact]
+    public async Task On_postgresql_the_freeze_refuses_writes_and_a_checksum_mismatch_rolls_back_with_nothing_lost()
+    {
+        await using var factory = pg.Host();
+        using var client = await factory.OperatorAsync();
+        await SampleApps.RegisterOrdersAsync(client);
+        var id = await client.CreateActiveTenantAsync("pg-rollback", "basic");
+        var tenant = Guid.Parse(id);
+        var pool = Ref(id, "pg-rollback", IsolationModel.Pool);
+        await InsertAsync(factory, pool, 5, "kept");
+        var before = await OrdersAsync(factory, pool);
+
+        Exception? refused = null;
+        factory.Services.GetRequiredService<TierChangeHooks>().At = async (point, moving, ct) =>
+        {
+            if (moving != tenant)
+            {
+                return;
+            }
+
+            if (point == "frozen")
+            {
+                refused = await Record.ExceptionAsync(() => InsertAsync(factory, pool, 1, "during the freeze"));
+            }
+            else if (point == "verify")
+            {
+                // The target no longer holds what the source does.
+                foreach (var server in new[] { pg.A, pg.B })
+                {
+                    if (await BridgeSchemaAsync(server))
+                    {
+                        await TwoPostgresServers.ScalarAsync<int>(server, "tenantry_bridge", "UPDATE tenant_pg_rollback.orders SET note = 'tampered' WHERE id = (SELECT id FROM tenant_pg_rollback.orders ORDER BY id LIMIT 1) RETURNING 1");
+                    }
+                }
+            }
+        };
+
+        var op = await TierChangeTests.ChangeTierAsync(client, id, "standard");
+        Assert.Equal("failed", op.GetProperty("status").GetString());
+        Assert.Contains("differs", op.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("55P03", Assert.IsType<Npgsql.PostgresException>(refused).SqlState);
+
+        var state = await client.GetJsonAsync($"/v1/tenants/{id}");
+        Assert.Equal(("basic", "pool", "active"), (state.GetProperty("tier").GetString(), state.GetProperty("isolation").GetString(), state.GetProperty("status").GetString()));
+        Assert.False(await BridgeSchemaAsync(pg.A) || await BridgeSchemaAsync(pg.B));
+        Assert.Equal(0L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenantry_tier_%'"));
+        Assert.Equal(0L, await TwoPostgresServers.ScalarAsync<long>(pg.A, "tenantry_pool", "SELECT count(*) FROM pg_proc WHERE proname LIKE 'tenantry_tier_%'"));
+
+        // Nothing lost, and the tenant writes at its source again.
+        Assert.Equal(before, await OrdersAsync(factory, pool));
+        await InsertAsync(factory, pool, 1, "after");
+        Assert.Equal(before.Count + 1, (await OrdersAsync(factory, pool)).Count);
+    }
+
     private static async Task<bool> BridgeSchemaAsync(PostgresServer server) =>
         await TwoPostgresServers.ScalarAsync<bool>(server, "postgres", "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenantry_bridge')")
-        && await TwoPostgresServers.ScalarAsync<bool>(server, "tenantry_bridge", "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_pg_mover')");
+        && await TwoPostgresServers.ScalarAsync<bool>(server, "tenantry_bridge", "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_pg_mover' OR nspname = 'tenant_pg_rollback')");
 
     private static TenantRef Ref(string id, string slug, IsolationModel isolation) => TenantRef.ForData(Guid.Parse(id), slug, isolation);
 

@@ -297,7 +297,7 @@ function operationView(op) {
     table(['Step', 'Status', 'Attempts', 'Finished', 'Error'], op.steps.map((s) => [s.name, badge(s.status), s.attempts, time(s.finishedAt), s.error || '']), 'steps'));
 }
 
-async function renderTenant(id, params = new URLSearchParams()) {
+async function renderTenant(id, params = new URLSearchParams(), reread = false) {
   const mine = viewId;
   const tenant = await api('GET', `/v1/tenants/${encodeURIComponent(id)}`);
   const opSlot = h('div', { testid: 'operation-slot' });
@@ -317,6 +317,15 @@ async function renderTenant(id, params = new URLSearchParams()) {
   const actions = [];
   if (tenant.status === 'active') actions.push(act('Suspend', 'POST', `/v1/tenants/${tenant.id}/suspend`, 'secondary'));
   if (tenant.status === 'suspended') actions.push(act('Reactivate', 'POST', `/v1/tenants/${tenant.id}/reactivate`));
+  if (tenant.status === 'active') {
+    // A tier of another isolation model moves the tenant's data (a tier-change operation, followed below like any other).
+    const tierPick = h('select', { testid: 'change-tier-select', 'aria-label': 'New tier' },
+      ['basic', 'standard', 'premium'].filter((t) => t !== tenant.tier).map((t) => h('option', { value: t }, t)));
+    actions.push(h('span', { class: 'inline' }, tierPick, ' ', h('button', { class: 'secondary', testid: 'action-change-tier', onclick: async () => {
+      out.replaceChildren();
+      try { await api('POST', `/v1/tenants/${tenant.id}/tier`, { tier: tierPick.value }); renderTenant(id); } catch (err) { out.append(errorBox(err)); }
+    } }, 'Change tier')));
+  }
   if (tenant.status === 'failed' && tenant.operationId) actions.push(act('Retry', 'POST', `/v1/operations/${tenant.operationId}/retry`));
   if (!['offboarded', 'offboarding', 'provisioning'].includes(tenant.status)) {
     actions.push(act('Offboard', 'DELETE', `/v1/tenants/${tenant.id}`, 'danger', `Offboarding exports ${tenant.slug}'s data, then deletes its database, files, users and routes. Type the slug to confirm.`));
@@ -361,7 +370,8 @@ async function renderTenant(id, params = new URLSearchParams()) {
   let op = await api('GET', `/v1/operations/${tenant.operationId}`);
   if (mine !== viewId) return;
   const ended = op.status === 'succeeded' || op.status === 'failed';
-  if (ended && op.finishedAt && new Date(op.finishedAt) > new Date(tenant.updatedAt)) { renderTenant(id); return; } // it ended after we read the tenant
+  // It ended after we read the tenant: read it again, once (a tier change ends after its last change to the tenant).
+  if (ended && !reread && op.finishedAt && new Date(op.finishedAt) > new Date(tenant.updatedAt)) { renderTenant(id, params, true); return; }
   opSlot.replaceChildren(operationView(op));
   while (mine === viewId && (op.status === 'pending' || op.status === 'running')) {
     try { op = await api('GET', `/v1/operations/${tenant.operationId}?wait=10`); } catch (err) { opSlot.append(errorBox(err)); return; }
