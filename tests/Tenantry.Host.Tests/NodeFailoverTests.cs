@@ -8,6 +8,7 @@ using System.Text.Json;
 using Npgsql;
 using Tenantry.Testing;
 using Xunit.Abstractions;
+using static Tenantry.Host.Tests.StoreQueries;
 
 namespace Tenantry.Host.Tests;
 
@@ -318,45 +319,6 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
         }
 
         Assert.Fail($"Tenant {id} stayed {last}.");
-    }
-
-    private static async Task<List<(string Id, long Token)>> HeldAsync(string store, string owner)
-    {
-        await using var connection = new NpgsqlConnection(store);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT id, lease_token FROM operations WHERE lease_owner = $1 AND status IN ('pending', 'running')", connection);
-        command.Parameters.AddWithValue(owner);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<(string, long)>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add((reader.GetString(0), reader.GetInt64(1)));
-        }
-
-        return rows;
-    }
-
-    private static async Task<List<string>> RowsAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
-    }
-
-    private static async Task<long> CountAsync(string store, string sql)
-    {
-        await using var connection = new NpgsqlConnection(store);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
     }
 
     private static async Task<string?> TextAsync(string store, string sql)

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Npgsql;
 using Tenantry.Testing;
 using Xunit.Abstractions;
+using static Tenantry.Host.Tests.StoreQueries;
 
 namespace Tenantry.Host.Tests;
 
@@ -150,20 +151,5 @@ public sealed partial class ReplicaKeysTests(LeasePostgres pg, ITestOutputHelper
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<List<string>> RowsAsync(string store, string sql)
-    {
-        await using var connection = new NpgsqlConnection(store);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
     }
 }

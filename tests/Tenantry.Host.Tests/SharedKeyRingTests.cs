@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using Npgsql;
 using Tenantry.Testing;
 using Xunit.Abstractions;
+using static Tenantry.Host.Tests.StoreQueries;
 
 namespace Tenantry.Host.Tests;
 
@@ -176,20 +177,5 @@ public sealed class SharedKeyRingTests(LeasePostgres pg, ITestOutputHelper outpu
         }
 
         return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-    }
-
-    private static async Task<List<string>> RowsAsync(string store, string sql)
-    {
-        await using var connection = new NpgsqlConnection(store);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            rows.Add(reader.GetString(0));
-        }
-
-        return rows;
     }
 }
