@@ -114,15 +114,17 @@ public sealed class KeyRotationTests(LeasePostgres pg, ITestOutputHelper output)
     public async Task On_the_embedded_store_a_rotation_survives_a_restart_and_old_tokens_stay_valid()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-key-rotation-tests", Guid.NewGuid().ToString("N"));
-        // The same port (so the same issuer) after the restart: a token names its issuer.
-        var port = TenantryHost.FreePorts(1)[0];
+        // The same port (so the same issuer) after the restart: a token names its issuer. The first start picks
+        // a free one (and tries another when a parallel test takes it first).
+        var port = 0;
         try
         {
             string before;
             string after;
             string newSigning;
-            await using (var host = await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Ports = [port], Output = l => _lines.Enqueue("e: " + l) }))
+            await using (var host = await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Output = l => _lines.Enqueue("e: " + l) }))
             {
+                port = host.Ports[0];
                 using var client = await host.OperatorClientAsync();
                 before = client.DefaultRequestHeaders.Authorization!.Parameter!;
 
@@ -208,11 +210,10 @@ public sealed class KeyRotationTests(LeasePostgres pg, ITestOutputHelper output)
     public async Task The_schedule_rotates_keys_older_than_RotateEvery()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "tenantry-key-rotation-tests", Guid.NewGuid().ToString("N"));
-        var port = TenantryHost.FreePorts(1)[0];
         try
         {
             // A first start makes the keys; they are then made to look two hours old.
-            await using (await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Ports = [port], Output = l => _lines.Enqueue("s: " + l) }))
+            await using (await TenantryHost.StartAsync(new TenantryHostOptions { DataDir = dataDir, Output = l => _lines.Enqueue("s: " + l) }))
             {
             }
 
@@ -222,7 +223,6 @@ public sealed class KeyRotationTests(LeasePostgres pg, ITestOutputHelper output)
             await using var host = await TenantryHost.StartAsync(new TenantryHostOptions
             {
                 DataDir = dataDir,
-                Ports = [port],
                 Settings = ["--Tenantry:Keys:RotateEvery=01:00:00", "--Tenantry:Keys:ReloadEvery=00:00:01"],
                 Output = l => _lines.Enqueue("s2: " + l),
             });
