@@ -421,9 +421,10 @@ public abstract partial class BillingScenarios : IAsyncLifetime
             Assert.Equal(planId, items[id].GetProperty("planId").GetString());
         }
 
-        // The prorated tenant's invoice has its two plans' prorations and usage under both price models.
+        // The prorated tenant's invoice has its two plans' prorations and usage under both price models (and, on a busy
+        // machine, a line for the seconds it spent on its onboarding plan before the first change).
         var lines = (await Client.GetJsonAsync($"/v1/tenants/{prorated}/invoices/preview?period={month}")).GetProperty("lines").EnumerateArray().ToList();
-        Assert.Equal(["tiered", "pack"], lines.Where(l => l.GetProperty("kind").GetString() == "proration").Select(l => l.GetProperty("planId").GetString()));
+        Assert.Equal(["tiered", "pack"], lines.Where(l => l.GetProperty("kind").GetString() == "proration").Select(l => l.GetProperty("planId").GetString()).Where(p => p != "basic"));
         Assert.Equal(12.5m, items[prorated].GetProperty("directCost").GetDecimal());
         Assert.Equal("premium", items[prorated].GetProperty("tier").GetString());
         Assert.Equal(items.Values.Sum(i => i.GetProperty("revenue").GetDecimal()), report.GetProperty("totalRevenue").GetDecimal());
