@@ -72,8 +72,8 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
             Assert.Equal("dead", nodes.Single(n => n.GetProperty("name").GetString() == "node-a").GetProperty("status").GetString());
             Assert.True(TenantryHost.IsInstance(before, a.DataDir), "The old copy died with the host; the test wants it alive until A returns.");
 
-            // A comes back on its data dir: it sees its instances placed on B and removes its old copies.
-            again = await TenantryHost.StartAsync(NodeOptions("a", pg, issuer) with { DataDir = a.DataDir, Ports = a.Ports });
+            // A comes back on its data dir (on fresh ports: a parallel test may hold its old ones by now): it sees its instances placed on B and removes its old copies.
+            again = await TenantryHost.StartAsync(NodeOptions("a", pg, issuer) with { DataDir = a.DataDir });
             for (var i = 0; i < 200 && (TenantryHost.IsInstance(before, a.DataDir) || Directory.Exists(a.InstanceFolder("vault"))); i++)
             {
                 await Task.Delay(100);
