@@ -16,11 +16,9 @@ namespace Tenantry.ControlPlane.TierChanges;
 /// </summary>
 internal sealed class PostgresTierChangeSql : TierChangeSql
 {
-    private const string FrozenMessage = "The tenant's data is frozen for a tier change; retry shortly.";
-
     public override async Task<List<TableShape>> TablesAsync(DbConnection c, TenantDataPlace place, CancellationToken ct)
     {
-        var rows = new List<(string Table, string Column, string Type, int Pk)>();
+        var rows = new List<(string Table, string Column, string Type, long Pk)>();
         await using (var read = new NpgsqlCommand(
             """
             SELECT cl.relname, a.attname, format_type(a.atttypid, a.atttypmod),
@@ -39,10 +37,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
             }
         }
 
-        return [.. rows.GroupBy(r => r.Table, StringComparer.Ordinal).Select(g => new TableShape(
-            g.Key,
-            [.. g.Select(r => (r.Column, r.Type))],
-            [.. g.Where(r => r.Pk > 0).OrderBy(r => r.Pk).Select(r => r.Column)]))];
+        return Shapes(rows);
     }
 
     public override async Task InstallCaptureAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct)
@@ -320,17 +315,5 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
 
         var id = Literal(tenant.ToString());
         return ($" WHEN (NEW.tenant_id::text = {id})", $" WHEN (OLD.tenant_id::text = {id})", $" WHEN (OLD.tenant_id::text = {id} OR NEW.tenant_id::text = {id})");
-    }
-
-    private static async Task InTransactionAsync(DbConnection c, string sql, CancellationToken ct)
-    {
-        var connection = (NpgsqlConnection)c;
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        await using (var command = new NpgsqlCommand(sql, connection, tx))
-        {
-            await command.ExecuteNonQueryAsync(ct);
-        }
-
-        await tx.CommitAsync(ct);
     }
 }

@@ -14,8 +14,6 @@ namespace Tenantry.ControlPlane.TierChanges;
 /// </summary>
 internal sealed class SqliteTierChangeSql : TierChangeSql
 {
-    private const string FrozenMessage = "The tenant's data is frozen for a tier change; retry shortly.";
-
     public override async Task<List<TableShape>> TablesAsync(DbConnection c, TenantDataPlace place, CancellationToken ct)
     {
         var rows = await c.QueryAsync(
@@ -27,10 +25,7 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
             """,
             null,
             r => (Table: r.GetString(0), Column: r.GetString(1), Type: r.GetString(2), Pk: r.GetInt64(3)));
-        return [.. rows.GroupBy(r => r.Table, StringComparer.Ordinal).Select(g => new TableShape(
-            g.Key,
-            [.. g.Select(r => (r.Column, r.Type))],
-            [.. g.Where(r => r.Pk > 0).OrderBy(r => r.Pk).Select(r => r.Column)]))];
+        return Shapes(rows);
     }
 
     public override async Task InstallCaptureAsync(DbConnection c, TenantDataPlace place, Guid tenant, IReadOnlyList<TableShape> tables, CancellationToken ct)
@@ -282,12 +277,5 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
             JsonValueKind.False => 0L,
             _ => DBNull.Value,
         })];
-    }
-
-    private static async Task InTransactionAsync(DbConnection c, string sql, CancellationToken ct)
-    {
-        await using var tx = await c.BeginTransactionAsync(ct);
-        await c.ExecuteAsync(sql, tx);
-        await tx.CommitAsync(ct);
     }
 }

@@ -31,18 +31,27 @@ internal sealed record TableMap(TableShape Source, TableShape Target)
     public IReadOnlyList<string> Compared => [.. Target.Columns.Select(c => c.Name).Where(c => Source.Has(c) && !IsTenant(c))];
 
     /// <summary>The key the change log records and catch-up matches on.</summary>
-    public IReadOnlyList<string> Key => Source.PrimaryKey.Count > 0
-        ? [.. Source.PrimaryKey.Where(c => !IsTenant(c))]
-        : [.. Source.Columns.Select(c => c.Name).Where(c => !IsTenant(c))];
+    public IReadOnlyList<string> Key => KeyOf(Source);
 
     public bool SourceHasTenant => Source.Has(TenantColumn);
 
     public bool TargetHasTenant => Target.Has(TenantColumn);
 
     /// <summary>A short, stable tag of the table for trigger names (table names may be long or quoted).</summary>
-    public string Tag => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Name)))[..8];
+    public string Tag => TagOf(Name);
 
     public static bool IsTenant(string column) => string.Equals(column, TenantColumn, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A table's key: its primary key without <c>tenant_id</c>, else every column but <c>tenant_id</c>.</summary>
+    public static IReadOnlyList<string> KeyOf(TableShape table) => table.PrimaryKey.Count > 0
+        ? [.. table.PrimaryKey.Where(c => !IsTenant(c))]
+        : [.. table.Columns.Select(c => c.Name).Where(c => !IsTenant(c))];
+
+    public static string TagOf(string table) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(table)))[..8];
+
+    /// <summary>Whether a table of <paramref name="source"/> holds tenant data that moves (on a shared pool, only tables with <c>tenant_id</c>).</summary>
+    public static bool Moves(TenantDataPlace source, TableShape table) =>
+        !Internal(source.Engine, table.Name) && (!source.Shared || table.Has(TenantColumn));
 
     /// <summary>
     /// The tables to move: the source's tenant tables (on a shared pool only those with <c>tenant_id</c>), without the
@@ -51,7 +60,7 @@ internal sealed record TableMap(TableShape Source, TableShape Target)
     public static List<TableMap> Plan(TenantDataPlace source, IReadOnlyList<TableShape> sourceTables, IReadOnlyList<TableShape> targetTables)
     {
         var maps = new List<TableMap>();
-        foreach (var table in sourceTables.Where(t => !Internal(source.Engine, t.Name) && (!source.Shared || t.Has(TenantColumn))))
+        foreach (var table in sourceTables.Where(t => Moves(source, t)))
         {
             var target = targetTables.FirstOrDefault(t => t.Name == table.Name)
                 ?? throw new PermanentStepException($"The target has no table '{table.Name}'; the apps' schema did not reach it.");

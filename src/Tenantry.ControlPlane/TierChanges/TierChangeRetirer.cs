@@ -45,7 +45,7 @@ internal sealed partial class TierChangeRetirer(
             {
                 try
                 {
-                    if (await db.WriteAsync((c, tx) => lifecycle.GetAsync(c, tx, change.TenantId), ct) is { } tenant)
+                    if (await db.ReadAsync(c => lifecycle.GetAsync(c, null, change.TenantId), ct) is { } tenant)
                     {
                         await steps.RetireAsync(change, tenant, ct);
                     }

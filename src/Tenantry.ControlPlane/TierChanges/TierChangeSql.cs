@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Providers;
 
 namespace Tenantry.ControlPlane.TierChanges;
@@ -11,6 +12,9 @@ namespace Tenantry.ControlPlane.TierChanges;
 /// </summary>
 internal abstract class TierChangeSql
 {
+    /// <summary>What a write of a frozen tenant's rows fails with.</summary>
+    protected const string FrozenMessage = "The tenant's data is frozen for a tier change; retry shortly.";
+
     public static TierChangeSql For(TenantDataPlace place) => place.Engine == "postgresql" ? new PostgresTierChangeSql() : new SqliteTierChangeSql();
 
     public abstract Task<List<TableShape>> TablesAsync(DbConnection c, TenantDataPlace place, CancellationToken ct);
@@ -47,14 +51,27 @@ internal abstract class TierChangeSql
     protected static string LogTable(Guid tenant) => "tenantry_tier_log_" + Short(tenant);
 
     protected static string TriggerName(Guid tenant, TableShape table, string kind) =>
-        $"tenantry_tier_{Short(tenant)}_{new TableMap(table, table).Tag}_{kind}";
+        $"tenantry_tier_{Short(tenant)}_{TableMap.TagOf(table.Name)}_{kind}";
 
     protected static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     protected static string Literal(string text) => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'";
 
-    /// <summary>The key the log records for a table: its primary key without tenant_id, else every column but tenant_id.</summary>
-    protected static IReadOnlyList<string> KeyOf(TableShape table) => table.PrimaryKey.Count > 0
-        ? [.. table.PrimaryKey.Where(c => !TableMap.IsTenant(c))]
-        : [.. table.Columns.Select(c => c.Name).Where(c => !TableMap.IsTenant(c))];
+    /// <summary>The key the log records for a table.</summary>
+    protected static IReadOnlyList<string> KeyOf(TableShape table) => TableMap.KeyOf(table);
+
+    /// <summary>The tables described by catalog rows (one per column, in column order; <c>Pk</c> is the column's place in the primary key, 0 when not in it).</summary>
+    protected static List<TableShape> Shapes(IEnumerable<(string Table, string Column, string Type, long Pk)> rows) =>
+        [.. rows.GroupBy(r => r.Table, StringComparer.Ordinal).Select(g => new TableShape(
+            g.Key,
+            [.. g.Select(r => (r.Column, r.Type))],
+            [.. g.Where(r => r.Pk > 0).OrderBy(r => r.Pk).Select(r => r.Column)]))];
+
+    /// <summary>Runs <paramref name="sql"/> (DDL, several statements) in a transaction of its own.</summary>
+    protected static async Task InTransactionAsync(DbConnection c, string sql, CancellationToken ct)
+    {
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await c.ExecuteAsync(sql, tx);
+        await tx.CommitAsync(ct);
+    }
 }

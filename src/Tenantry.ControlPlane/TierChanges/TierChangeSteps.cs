@@ -101,15 +101,12 @@ internal sealed partial class TierChangeSteps(
 
                 return null;
             case StepNames.RetireSource:
-            {
-                var due = await db.ReadAsync(c => TierChangeStore.GetAsync(c, null, operation.Id), ct);
-                if (due is { Phase: TierChangePhase.Switched, RetireAfter: { } after } && after <= time.GetUtcNow())
+                if (change is { Phase: TierChangePhase.Switched, RetireAfter: { } after } && after <= time.GetUtcNow())
                 {
-                    await RetireAsync(due, tenant, ct);
+                    await RetireAsync(change, tenant, ct);
                 }
 
                 return null;
-            }
 
             default:
                 throw new PermanentStepException($"Unknown step '{step}'.");
@@ -139,7 +136,7 @@ internal sealed partial class TierChangeSteps(
             await compute.RemoveDedicatedAsync(target, ct);
         }
 
-        await DropAsync(target, keepAccess: change.SourceIsolation != IsolationModel.Pool && change.TargetIsolation != IsolationModel.Pool, ct);
+        await DropAsync(target, change, ct);
         await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.RolledBack, time.GetUtcNow()), ct);
         Log.RolledBack(logger, tenant.Id, operation.Id, failedStep);
     }
@@ -182,7 +179,7 @@ internal sealed partial class TierChangeSteps(
                 await TierChangeSql.For(from).DropMoveAsync(c, from, tenant.Id, ct);
             }
 
-            await DropAsync(source, keepAccess: change.SourceIsolation != IsolationModel.Pool && change.TargetIsolation != IsolationModel.Pool, ct);
+            await DropAsync(source, change, ct);
         }
 
         await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, change.OperationId, TierChangePhase.Retired, time.GetUtcNow()), ct);
@@ -352,17 +349,20 @@ internal sealed partial class TierChangeSteps(
         Log.Switched(logger, source.Id, operation.Id, change.SourceIsolation.ToWire(), change.TargetIsolation.ToWire());
     }
 
-    /// <summary>Drops one side's data: only the place when the tenant keeps a dedicated place (credentials, server), else everything.</summary>
-    private Task DropAsync(TenantRef side, bool keepAccess, CancellationToken ct) =>
-        keepAccess ? databases.DropPlaceAsync(side, ct) : databases.DeleteAsync(side, ct);
+    /// <summary>
+    /// Drops one side's data: only the place when both sides are dedicated (bridge and silo share the tenant's
+    /// credentials and server), else everything of that side.
+    /// </summary>
+    private Task DropAsync(TenantRef side, TierChange change, CancellationToken ct) =>
+        change.SourceIsolation != IsolationModel.Pool && change.TargetIsolation != IsolationModel.Pool
+            ? databases.DropPlaceAsync(side, ct)
+            : databases.DeleteAsync(side, ct);
 
     private async Task<(TenantDataPlace Place, List<TableShape> Tables)> SourceAsync(TenantRef source, CancellationToken ct)
     {
         var from = await databases.PlaceAsync(source, ct) ?? throw new PermanentStepException("The tenant's current database is missing.");
         await using var c = await from.OpenAsync(ct);
-        var tables = (await TierChangeSql.For(from).TablesAsync(c, from, ct))
-            .Where(t => !TableMap.Internal(from.Engine, t.Name) && (!from.Shared || t.Has(TableMap.TenantColumn)))
-            .ToList();
+        var tables = (await TierChangeSql.For(from).TablesAsync(c, from, ct)).Where(t => TableMap.Moves(from, t)).ToList();
         return (from, tables);
     }
 
