@@ -9,7 +9,8 @@ namespace Tenantry.ControlPlane.Operations;
 /// </summary>
 public interface ITenantLifecycle
 {
-    Task<Tenant?> GetAsync(DbConnection connection, DbTransaction transaction, Guid tenantId);
+    /// <summary>The tenant, read in <paramref name="transaction"/> or, when it is null, outside any (a plain read).</summary>
+    Task<Tenant?> GetAsync(DbConnection connection, DbTransaction? transaction, Guid tenantId);
 
     /// <summary>
     /// Moves <paramref name="tenant"/> to <paramref name="to"/> when <see cref="TenantLifecycle"/>

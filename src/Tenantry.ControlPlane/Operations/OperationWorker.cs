@@ -276,7 +276,7 @@ internal sealed partial class OperationWorker(
                     // Undone before the failure is recorded: a crash meanwhile runs the step (and, failing, the rollback) again.
                     try
                     {
-                        var tenant = await db.WriteAsync((c, tx) => lifecycle.GetAsync(c, tx, op.TenantId), ct);
+                        var tenant = await db.ReadAsync(c => lifecycle.GetAsync(c, null, op.TenantId), ct);
                         rolledBack = tenant is not null && await steps.RollBackAsync(op, tenant, step.Name, ct);
                         message += rolledBack ? " (rolled back; the tenant stays as it was)" : "";
                     }

@@ -9,7 +9,7 @@ namespace Tenantry.ControlPlane.Tenants;
 /// <summary>The tenant's row as operations change it (<see cref="ITenantLifecycle"/>); each move publishes its event.</summary>
 internal sealed class TenantLifecycleWriter(IEventOutbox events) : ITenantLifecycle
 {
-    public Task<Tenant?> GetAsync(DbConnection connection, DbTransaction transaction, Guid tenantId) =>
+    public Task<Tenant?> GetAsync(DbConnection connection, DbTransaction? transaction, Guid tenantId) =>
         TenantStore.GetAsync(connection, transaction, tenantId);
 
     public async Task MoveAsync(DbConnection connection, DbTransaction transaction, Tenant tenant, TenantStatus to, string? reason, Guid operationId, string actor, DateTimeOffset now)
