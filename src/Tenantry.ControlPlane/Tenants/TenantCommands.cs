@@ -333,11 +333,10 @@ internal sealed partial class TenantCommands(
                     return ApiError.NotFound($"Tenant '{idOrSlug}'");
                 }
 
-                if (ifMatch != "*" && ifMatch.Replace("W/", "", StringComparison.Ordinal) != tenant.ETag)
+                if (StaleETag(tenant, ifMatch) is { } stale)
                 {
                     await AuditAsync(c, tx, actor, tenant.Id, "tenant.update", "rejected", new JsonObject { ["reason"] = "stale ETag" });
-                    return new ApiError(StatusCodes.Status412PreconditionFailed, "precondition-failed", "The tenant changed since you read it.",
-                        $"If-Match was {ifMatch} but the tenant is now at {tenant.ETag}; read it again and reapply your change.");
+                    return stale;
                 }
 
                 if (tenant.Status is TenantStatus.Offboarding or TenantStatus.Offboarded)
@@ -403,6 +402,13 @@ internal sealed partial class TenantCommands(
             ct);
     }
 
+    /// <summary>412 when <paramref name="ifMatch"/> names another version of the tenant than its current one; null when it matches, is <c>*</c> or is absent.</summary>
+    private static ApiError? StaleETag(Tenant tenant, string? ifMatch) =>
+        ifMatch is null || ifMatch == "*" || ifMatch.Replace("W/", "", StringComparison.Ordinal) == tenant.ETag
+            ? null
+            : new ApiError(StatusCodes.Status412PreconditionFailed, "precondition-failed", "The tenant changed since you read it.",
+                $"If-Match was {ifMatch} but the tenant is now at {tenant.ETag}; read it again and reapply your change.");
+
     /// <summary>
     /// A change of tier: to a tier of the same isolation model, a plain update (200 with the tenant); to another, a
     /// <c>tier-change</c> operation that moves the tenant's data (202 with the operation), its target recorded in
@@ -430,10 +436,9 @@ internal sealed partial class TenantCommands(
                     return ApiError.NotFound($"Tenant '{idOrSlug}'");
                 }
 
-                if (ifMatch is not null && ifMatch != "*" && ifMatch.Replace("W/", "", StringComparison.Ordinal) != tenant.ETag)
+                if (StaleETag(tenant, ifMatch) is { } stale)
                 {
-                    return new ApiError(StatusCodes.Status412PreconditionFailed, "precondition-failed", "The tenant changed since you read it.",
-                        $"If-Match was {ifMatch} but the tenant is now at {tenant.ETag}; read it again and reapply your change.");
+                    return stale;
                 }
 
                 if (tier == tenant.Tier)
