@@ -188,8 +188,13 @@ internal sealed partial class KeyRing : ITokenKeys, IKeyRing, IDisposable
         {
             var state = await ReadAsync(cancellationToken);
             var before = _state;
+            if (before is not null && before.Fingerprint == state.Fingerprint)
+            {
+                return; // Unchanged: the keys in use stay the same objects.
+            }
+
             _state = state;
-            if (before is not null && before.Fingerprint != state.Fingerprint)
+            if (before is not null)
             {
                 Log.Reloaded(_logger, state.Signing[0].KeyId!, state.ContextKeyId);
                 Changed?.Invoke(this, EventArgs.Empty);
