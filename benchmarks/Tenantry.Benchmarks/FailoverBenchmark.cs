@@ -34,7 +34,7 @@ internal static class FailoverBenchmark
             return 0;
         }
 
-        var rounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1], CultureInfo.InvariantCulture) : 3;
+        var rounds = BenchmarkArgs.Int(args, "--rounds", 3);
         await using var pg = await PostgresServer.StartAsync();
         var settings = new (string Name, string[] Node)[]
         {

@@ -30,10 +30,10 @@ internal static class ReplicaOnboardingBenchmark
             return 0;
         }
 
-        var tenants = Int(args, "--tenants", 60);
-        var concurrency = Int(args, "--concurrency", 8);
-        var rounds = Int(args, "--rounds", 3);
-        var warmup = Int(args, "--warmup", 1);
+        var tenants = BenchmarkArgs.Int(args, "--tenants", 60);
+        var concurrency = BenchmarkArgs.Int(args, "--concurrency", 8);
+        var rounds = BenchmarkArgs.Int(args, "--rounds", 3);
+        var warmup = BenchmarkArgs.Int(args, "--warmup", 1);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(30));
         var ct = cancel.Token;
 
@@ -118,11 +118,5 @@ internal static class ReplicaOnboardingBenchmark
 
         var id = (await response.JsonAsync()).GetProperty("id").GetString()!;
         await client.WaitForStatusAsync(id, "active", seconds: 300);
-    }
-
-    private static int Int(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 }

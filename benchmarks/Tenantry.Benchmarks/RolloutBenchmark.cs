@@ -41,11 +41,11 @@ internal static class RolloutBenchmark
             return 0;
         }
 
-        var shared = Int(args, "--shared", 40);
-        var premium = Int(args, "--premium", 10);
-        var instances = Int(args, "--instances", 2);
-        var workers = Int(args, "--workers", 8);
-        var bake = Int(args, "--bake", 5);
+        var shared = BenchmarkArgs.Int(args, "--shared", 40);
+        var premium = BenchmarkArgs.Int(args, "--premium", 10);
+        var instances = BenchmarkArgs.Int(args, "--instances", 2);
+        var workers = BenchmarkArgs.Int(args, "--workers", 8);
+        var bake = BenchmarkArgs.Int(args, "--bake", 5);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         var ct = cancel.Token;
 
@@ -185,12 +185,6 @@ internal static class RolloutBenchmark
             migrationsPath = migrations,
         });
         broken.EnsureSuccessStatusCode();
-    }
-
-    private static int Int(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private sealed record RolloutRun(string Status, double Seconds, long Requests, long Failed, Dictionary<Guid, long> FailedByTenant, double? GateFailedAt, double? BackAt);

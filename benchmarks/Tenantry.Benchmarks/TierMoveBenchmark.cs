@@ -39,10 +39,10 @@ internal static class TierMoveBenchmark
             return 0;
         }
 
-        var rows = Int(args, "--rows", 1_000_000);
-        var writers = Int(args, "--writers", 4);
-        var others = Int(args, "--others", 4);
-        var quiet = Int(args, "--quiet-seconds", 20);
+        var rows = BenchmarkArgs.Int(args, "--rows", 1_000_000);
+        var writers = BenchmarkArgs.Int(args, "--writers", 4);
+        var others = BenchmarkArgs.Int(args, "--others", 4);
+        var quiet = BenchmarkArgs.Int(args, "--quiet-seconds", 20);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(40));
         var ct = cancel.Token;
 
@@ -260,12 +260,6 @@ internal static class TierMoveBenchmark
         {
             throw new InvalidOperationException($"{Path.GetFileName(file)} exited {process.ExitCode}: {await error}");
         }
-    }
-
-    private static int Int(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     private sealed record Writes(IReadOnlyCollection<Guid> Acknowledged, double LongestGap, long Refused);

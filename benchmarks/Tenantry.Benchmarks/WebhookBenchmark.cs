@@ -34,12 +34,12 @@ internal static class WebhookBenchmark
             return 0;
         }
 
-        var endpoints = Int(args, "--endpoints", 100);
-        var tenants = Int(args, "--tenants", 32);
-        var rate = Int(args, "--rate", 20);
-        var seconds = Int(args, "--seconds", 10);
-        var onboard = Int(args, "--onboard", 40);
-        var rounds = Int(args, "--rounds", 2);
+        var endpoints = BenchmarkArgs.Int(args, "--endpoints", 100);
+        var tenants = BenchmarkArgs.Int(args, "--tenants", 32);
+        var rate = BenchmarkArgs.Int(args, "--rate", 20);
+        var seconds = BenchmarkArgs.Int(args, "--seconds", 10);
+        var onboard = BenchmarkArgs.Int(args, "--onboard", 40);
+        var rounds = BenchmarkArgs.Int(args, "--rounds", 2);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         var ct = cancel.Token;
 
@@ -213,11 +213,5 @@ internal static class WebhookBenchmark
 
             last = now;
         }
-    }
-
-    private static int Int(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 }
