@@ -59,7 +59,7 @@ internal static class Watch
         if (op.Str("status") == "failed")
         {
             var failed = op.GetProperty("steps").EnumerateArray().FirstOrDefault(s => s.Str("status") == "failed");
-            var next = op.Str("kind") == "tier-change"
+            var next = op.Str("kind") == "change-tier"
                 ? "The tenant stays where it was; fix the cause, then start it again: tenantry tenants change-tier"
                 : $"Fix the cause, then: tenantry operations retry {op.Str("id")}";
             await ctx.Err.WriteLineAsync($"error: {op.Str("kind")} failed at step {failed.Str("name")}: {op.Str("error")}. {next}");

@@ -143,7 +143,7 @@ public sealed class CliTests : IAsyncLifetime
         // A tier change of another isolation model moves the data, with progress; an unknown tier names the field.
         var moved = await _cli.RunAsync("tenants", "change-tier", "globex-corp", "premium", "--wait");
         Assert.True(moved.ExitCode == 0, moved.ToString());
-        Assert.Contains("tier-change", moved.Out, StringComparison.Ordinal);
+        Assert.Contains("change-tier", moved.Out, StringComparison.Ordinal);
         Assert.Contains("\"premium\"", (await _cli.RunAsync("tenants", "show", "globex-corp", "-o", "json")).Out, StringComparison.Ordinal);
         var unknownTier = await _cli.RunAsync("tenants", "change-tier", "globex-corp", "platinum");
         Assert.NotEqual(0, unknownTier.ExitCode);

@@ -141,13 +141,14 @@ public static class OperationNames
         OperationKind.Offboard => "offboarding",
         OperationKind.Suspend => "suspension",
         OperationKind.Reactivate => "reactivation",
-        OperationKind.TierChange => "tier-change",
+        OperationKind.TierChange => "change-tier",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     public static OperationStatus ParseStatus(string value) =>
         Enum.GetValues<OperationStatus>().First(s => s.ToWire() == value);
 
+    /// <summary>The kind of a stored operation; <c>tier-change</c> is the name earlier versions stored for <c>change-tier</c>.</summary>
     public static OperationKind ParseKind(string value) =>
-        Enum.GetValues<OperationKind>().First(k => k.ToWire() == value);
+        value == "tier-change" ? OperationKind.TierChange : Enum.GetValues<OperationKind>().First(k => k.ToWire() == value);
 }

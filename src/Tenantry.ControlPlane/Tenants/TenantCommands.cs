@@ -411,7 +411,7 @@ internal sealed partial class TenantCommands(
 
     /// <summary>
     /// A change of tier: to a tier of the same isolation model, a plain update (200 with the tenant); to another, a
-    /// <c>tier-change</c> operation that moves the tenant's data (202 with the operation), its target recorded in
+    /// <c>change-tier</c> operation that moves the tenant's data (202 with the operation), its target recorded in
     /// <c>tier_changes</c> in the same transaction. <paramref name="ifMatch"/>, when given, guards it as a PATCH.
     /// </summary>
     public async Task<Outcome<TierChangeStarted>> ChangeTierAsync(string idOrSlug, string? tier, string actor, IdempotencyKey? key, string? ifMatch, CancellationToken ct)

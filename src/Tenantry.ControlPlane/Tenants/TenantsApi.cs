@@ -32,7 +32,7 @@ public static class TenantsApi
             .WithSummary("Offboard a tenant: export its data, then remove it (202 + operation).");
         tenants.MapPost("/{id}/tier", ChangeTier)
             .Accepts<ChangeTierRequest>("application/json")
-            .WithSummary("Change the tenant's tier. To a tier of another isolation model: 202 with a tier-change operation that moves its data (provision-target, capture-changes, copy, catch-up, freeze, verify, switch, drain, retire-source) while it keeps working; to one of the same model: 200 with the tenant.");
+            .WithSummary("Change the tenant's tier. To a tier of another isolation model: 202 with a change-tier operation that moves its data (provision-target, capture-changes, copy, catch-up, freeze, verify, switch, drain, retire-source) while it keeps working; to one of the same model: 200 with the tenant.");
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
 
         // Retrying resumes the tenant's change where it failed, so it is a tenant command.

@@ -232,7 +232,7 @@ public sealed class TierChangeTests : IAsyncLifetime
         using var started = await client.SendAsync(patch);
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
         var location = started.Headers.Location!.ToString();
-        Assert.Equal("tier-change", (await started.JsonAsync()).GetProperty("kind").GetString());
+        Assert.Equal("change-tier", (await started.JsonAsync()).GetProperty("kind").GetString());
 
         using (var second = await client.PostAsJsonAsync($"/v1/tenants/{id}/tier", new { tier = "premium" }))
         {

@@ -318,7 +318,7 @@ async function renderTenant(id, params = new URLSearchParams(), reread = false) 
   if (tenant.status === 'active') actions.push(act('Suspend', 'POST', `/v1/tenants/${tenant.id}/suspend`, 'secondary'));
   if (tenant.status === 'suspended') actions.push(act('Reactivate', 'POST', `/v1/tenants/${tenant.id}/reactivate`));
   if (tenant.status === 'active') {
-    // A tier of another isolation model moves the tenant's data (a tier-change operation, followed below like any other).
+    // A tier of another isolation model moves the tenant's data (a change-tier operation, followed below like any other).
     const tierPick = h('select', { testid: 'change-tier-select', 'aria-label': 'New tier' },
       ['basic', 'standard', 'premium'].filter((t) => t !== tenant.tier).map((t) => h('option', { value: t }, t)));
     actions.push(h('span', { class: 'inline' }, tierPick, ' ', h('button', { class: 'secondary', testid: 'action-change-tier', onclick: async () => {
