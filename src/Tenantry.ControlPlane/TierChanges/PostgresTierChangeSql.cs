@@ -46,7 +46,8 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         var log = $"{s}.{Quote(LogTable(tenant))}";
         var function = $"{s}.{Quote(LogTable(tenant))}";
         var sql = new StringBuilder($$"""
-            CREATE TABLE IF NOT EXISTS {{log}} (seq bigserial PRIMARY KEY, tbl text NOT NULL, pk jsonb NOT NULL);
+            CREATE TABLE IF NOT EXISTS {{log}} (seq bigserial PRIMARY KEY, tbl text NOT NULL, pk jsonb NOT NULL, applied boolean NOT NULL DEFAULT false);
+            CREATE INDEX IF NOT EXISTS {{Quote(LogTable(tenant) + "_pending")}} ON {{log}} (seq) WHERE NOT applied;
             ALTER TABLE {{log}} ENABLE ROW LEVEL SECURITY;
             CREATE OR REPLACE FUNCTION {{function}}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tenantry$
             DECLARE
@@ -169,7 +170,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
     }
 
     public override async Task<int> CatchUpAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant,
-        IReadOnlyList<TableMap> maps, int max, CancellationToken ct)
+        IReadOnlyList<TableMap> maps, int max, bool keep, CancellationToken ct)
     {
         var src = (NpgsqlConnection)source;
         var tgt = (NpgsqlConnection)target;
@@ -179,7 +180,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         }
 
         var changes = new List<(long Seq, string Table, string Key)>();
-        await using (var read = new NpgsqlCommand($"SELECT seq, tbl, pk::text FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} ORDER BY seq LIMIT $1", src) { Parameters = { new() { Value = max } } })
+        await using (var read = new NpgsqlCommand($"SELECT seq, tbl, pk::text FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} WHERE NOT applied ORDER BY seq LIMIT $1", src) { Parameters = { new() { Value = max } } })
         await using (var reader = await read.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -204,7 +205,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
 
                 var keys = new JsonArray([.. group.Select(g => g.Key).Distinct(StringComparer.Ordinal).Select(k => JsonNode.Parse(k))]).ToJsonString();
                 await using (var delete = new NpgsqlCommand(
-                    $"DELETE FROM {Quote(to.Schema!)}.{Quote(map.Name)}{TenantFilter(to, map.Target, tenant)}{KeyMatch(map, map.Target, to.Shared)}", tgt, tx))
+                    $"DELETE FROM {Quote(to.Schema!)}.{Quote(map.Name)}{TenantFilter(to, map.Target, tenant)}{KeyMatch(map.Key, map.Target, except: false)}", tgt, tx))
                 {
                     delete.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
                     await delete.ExecuteNonQueryAsync(ct);
@@ -212,7 +213,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
 
                 var rows = new List<object[]>();
                 await using (var select = new NpgsqlCommand(
-                    $"SELECT {Select(map, tenant, text: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map, map.Source, from.Shared)}", src))
+                    $"SELECT {Select(map, tenant, text: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map.Key, map.Source, except: false)}", src))
                 {
                     select.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
                     await using var reader = await select.ExecuteReaderAsync(ct);
@@ -245,7 +246,13 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
             await tx.CommitAsync(ct);
         }
 
-        await using (var done = new NpgsqlCommand($"DELETE FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} WHERE seq <= $1", src) { Parameters = { new() { Value = changes[^1].Seq } } })
+        // Exactly the entries read: one with a lower seq may commit only now (sequence order is not commit order),
+        // and must stay for the next round.
+        var log = $"{Quote(from.Schema!)}.{Quote(LogTable(tenant))}";
+        await using (var done = new NpgsqlCommand(keep ? $"UPDATE {log} SET applied = true WHERE seq = ANY($1)" : $"DELETE FROM {log} WHERE seq = ANY($1)", src)
+        {
+            Parameters = { new() { Value = changes.Select(c => c.Seq).ToArray() } },
+        })
         {
             await done.ExecuteNonQueryAsync(ct);
         }
@@ -261,18 +268,66 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
             return 0;
         }
 
-        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))}", src);
+        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} WHERE NOT applied", src);
         return (long)(await count.ExecuteScalarAsync(ct))!;
     }
 
-    public override async Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, TenantDataPlace place, Guid tenant, TableShape table, IReadOnlyList<string> columns, CancellationToken ct)
+    public override async Task<Dictionary<string, List<string>>> ChangedKeysAsync(DbConnection source, DbTransaction? tx, TenantDataPlace from, Guid tenant, bool applied,
+        CancellationToken ct)
+    {
+        var src = (NpgsqlConnection)source;
+        var keys = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        if (!await HasLogAsync(src, from, tenant, ct))
+        {
+            return keys;
+        }
+
+        await using var read = new NpgsqlCommand(
+            $"SELECT DISTINCT tbl, pk::text FROM {Quote(from.Schema!)}.{Quote(LogTable(tenant))} WHERE applied = $1", src, (NpgsqlTransaction?)tx)
+        {
+            Parameters = { new() { Value = applied } },
+        };
+        await using var reader = await read.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var table = reader.GetString(0);
+            if (!keys.TryGetValue(table, out var list))
+            {
+                keys[table] = list = [];
+            }
+
+            list.Add(reader.GetString(1));
+        }
+
+        return keys;
+    }
+
+    public override async Task<DbTransaction> BeginSnapshotAsync(DbConnection c, CancellationToken ct)
+    {
+        var tx = await ((NpgsqlConnection)c).BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+        await using (var readOnly = new NpgsqlCommand("SET TRANSACTION READ ONLY", (NpgsqlConnection)c, tx))
+        {
+            await readOnly.ExecuteNonQueryAsync(ct);
+        }
+
+        return tx;
+    }
+
+    public override async Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, DbTransaction? tx, TenantDataPlace place, Guid tenant, TableShape table,
+        IReadOnlyList<string> columns, KeyFilter? keys, CancellationToken ct)
     {
         var list = columns.Count == 0 ? "" : string.Join(", ", columns.Select(Quote));
+        var filter = keys is null || (keys.Except && keys.Keys.Count == 0) ? "" : KeyMatch(keys.Columns, table, keys.Except);
         await using var sum = new NpgsqlCommand(
             $"""
             SELECT count(*), coalesce(sum(('x' || substr(md5(row_to_json(s)::text), 1, 15))::bit(60)::bigint), 0)::text
-            FROM (SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}) s
-            """, (NpgsqlConnection)c);
+            FROM (SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}{filter}) s
+            """, (NpgsqlConnection)c, (NpgsqlTransaction?)tx);
+        if (filter.Length > 0)
+        {
+            sum.Parameters.Add(new NpgsqlParameter { Value = "[" + string.Join(", ", keys!.Keys) + "]", NpgsqlDbType = NpgsqlDbType.Jsonb });
+        }
+
         await using var reader = await sum.ExecuteReaderAsync(ct);
         await reader.ReadAsync(ct);
         return (reader.GetInt64(0), reader.GetString(1));
@@ -288,17 +343,20 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
     private static string TenantFilter(TenantDataPlace place, TableShape table, Guid tenant) =>
         place.Shared ? $" WHERE {Quote(TableMap.TenantColumn)} = {Literal(tenant.ToString())}::{table.TypeOf(TableMap.TenantColumn)}" : " WHERE true";
 
-    /// <summary>The rows whose key is one of the jsonb array <c>$1</c> of key arrays (all of the tenant's when the table has no key but tenant_id).</summary>
-    private static string KeyMatch(TableMap map, TableShape side, bool shared)
+    /// <summary>
+    /// The rows whose <paramref name="key"/> is (or, with <paramref name="except"/>, is not) one of the jsonb array
+    /// <c>$1</c> of key arrays; every row of the tenant when the table has no key but tenant_id.
+    /// </summary>
+    private static string KeyMatch(IReadOnlyList<string> key, TableShape side, bool except)
     {
-        if (map.Key.Count == 0)
+        if (key.Count == 0)
         {
             return "";
         }
 
-        var columns = string.Join(", ", map.Key.Select(Quote));
-        var values = string.Join(", ", map.Key.Select((k, i) => $"(k ->> {i})::{side.TypeOf(k)}"));
-        return $" AND ({columns}) IN (SELECT {values} FROM jsonb_array_elements($1) k)";
+        var columns = string.Join(", ", key.Select(Quote));
+        var values = string.Join(", ", key.Select((k, i) => $"(k ->> {i})::{side.TypeOf(k)}"));
+        return $" AND ({columns}) {(except ? "NOT IN" : "IN")} (SELECT {values} FROM jsonb_array_elements($1) k)";
     }
 
     /// <summary>The source's expressions for the target's columns (as text for catch-up); the tenant id where only the target has tenant_id.</summary>

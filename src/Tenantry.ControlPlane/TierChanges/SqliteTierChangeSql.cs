@@ -32,7 +32,7 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
     {
         var log = Quote(LogTable(tenant));
         var id = Literal(tenant.ToString());
-        var sql = new StringBuilder($"CREATE TABLE IF NOT EXISTS {log} (seq INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL);\n");
+        var sql = new StringBuilder($"CREATE TABLE IF NOT EXISTS {log} (seq INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, tbl TEXT NOT NULL, pk TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0);\n");
         foreach (var table in tables)
         {
             var t = Quote(table.Name);
@@ -132,7 +132,7 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
     }
 
     public override async Task<int> CatchUpAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant,
-        IReadOnlyList<TableMap> maps, int max, CancellationToken ct)
+        IReadOnlyList<TableMap> maps, int max, bool keep, CancellationToken ct)
     {
         if (!await HasLogAsync(source, tenant))
         {
@@ -141,7 +141,7 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
 
         var id = tenant.ToString();
         var changes = await source.QueryAsync(
-            $"SELECT seq, tbl, pk FROM {Quote(LogTable(tenant))} ORDER BY seq LIMIT @max", null,
+            $"SELECT seq, tbl, pk FROM {Quote(LogTable(tenant))} WHERE applied = 0 ORDER BY seq LIMIT @max", null,
             r => (Seq: r.GetInt64(0), Table: r.GetString(1), Key: r.GetString(2)), ("@max", max));
         if (changes.Count == 0)
         {
@@ -196,49 +196,116 @@ internal sealed class SqliteTierChangeSql : TierChangeSql
             await tx.CommitAsync(ct);
         }
 
-        await source.ExecuteAsync($"DELETE FROM {Quote(LogTable(tenant))} WHERE seq <= @seq", null, ("@seq", changes[^1].Seq));
+        // One writer at a time: an entry's seq is given in commit order, so every entry up to the last one read was read.
+        var log = Quote(LogTable(tenant));
+        await source.ExecuteAsync(
+            keep ? $"UPDATE {log} SET applied = 1 WHERE seq <= @seq AND applied = 0" : $"DELETE FROM {log} WHERE seq <= @seq AND applied = 0", null, ("@seq", changes[^1].Seq));
         return changes.Count;
     }
 
     public override async Task<long> BacklogAsync(DbConnection source, TenantDataPlace from, Guid tenant, CancellationToken ct) =>
         await HasLogAsync(source, tenant)
-            ? Convert.ToInt64(await source.ScalarAsync($"SELECT count(*) FROM {Quote(LogTable(tenant))}", null), CultureInfo.InvariantCulture)
+            ? Convert.ToInt64(await source.ScalarAsync($"SELECT count(*) FROM {Quote(LogTable(tenant))} WHERE applied = 0", null), CultureInfo.InvariantCulture)
             : 0;
 
-    public override async Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, TenantDataPlace place, Guid tenant, TableShape table, IReadOnlyList<string> columns, CancellationToken ct)
+    public override async Task<Dictionary<string, List<string>>> ChangedKeysAsync(DbConnection source, DbTransaction? tx, TenantDataPlace from, Guid tenant, bool applied,
+        CancellationToken ct)
     {
-        var list = columns.Count == 0 ? "1" : string.Join(", ", columns.Select(Quote));
-        await using var read = c.Command($"SELECT {list} FROM {Quote(table.Name)}{(place.Shared ? " WHERE tenant_id = @t" : "")}", null, ("@t", tenant.ToString()));
-        await using var rows = await read.ExecuteReaderAsync(ct);
-        var count = 0L;
-        var sum = 0UL;
-        var text = new StringBuilder();
-        var hash = new byte[32];
-        while (await rows.ReadAsync(ct))
+        if (!await HasLogAsync(source, tenant, tx))
         {
-            text.Clear();
-            for (var i = 0; i < rows.FieldCount; i++)
-            {
-                text.Append(rows.GetValue(i) switch
-                {
-                    DBNull => "n",
-                    byte[] bytes => "b" + Convert.ToBase64String(bytes),
-                    long l => "i" + l.ToString(CultureInfo.InvariantCulture),
-                    double d => "r" + d.ToString("R", CultureInfo.InvariantCulture),
-                    var v => "t" + Convert.ToString(v, CultureInfo.InvariantCulture),
-                }).Append('\u001f');
-            }
-
-            SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()), hash);
-            sum = unchecked(sum + BitConverter.ToUInt64(hash));
-            count++;
+            return new(StringComparer.Ordinal);
         }
 
-        return (count, sum.ToString(CultureInfo.InvariantCulture));
+        var rows = await source.QueryAsync(
+            $"SELECT DISTINCT tbl, pk FROM {Quote(LogTable(tenant))} WHERE applied = @applied", tx, r => (Table: r.GetString(0), Key: r.GetString(1)), ("@applied", applied ? 1 : 0));
+        return rows.GroupBy(r => r.Table, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(r => r.Key).ToList(), StringComparer.Ordinal);
     }
 
-    private static async Task<bool> HasLogAsync(DbConnection c, Guid tenant) =>
-        await c.ScalarAsync("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = @name", null, ("@name", LogTable(tenant))) is not null;
+    /// <summary>A deferred transaction: its first read fixes its snapshot of the WAL file, and writers go on meanwhile.</summary>
+    public override Task<DbTransaction> BeginSnapshotAsync(DbConnection c, CancellationToken ct) =>
+        Task.FromResult<DbTransaction>(((Microsoft.Data.Sqlite.SqliteConnection)c).BeginTransaction(deferred: true));
+
+    public override async Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, DbTransaction? tx, TenantDataPlace place, Guid tenant, TableShape table,
+        IReadOnlyList<string> columns, KeyFilter? keys, CancellationToken ct)
+    {
+        var list = columns.Count == 0 ? "1" : string.Join(", ", columns.Select(Quote));
+        var where = place.Shared ? "tenant_id = @t" : "1 = 1";
+        var sum = new RowSum();
+        if (keys is null || keys.Columns.Count == 0 || (keys.Except && keys.Keys.Count == 0))
+        {
+            await using var all = c.Command($"SELECT {list} FROM {Quote(table.Name)} WHERE {where}", tx, ("@t", tenant.ToString()));
+            await sum.AddAsync(all, ct);
+        }
+        else if (keys.Except)
+        {
+            // The key as the log's triggers write it (json_array of the same columns), so both spell it alike.
+            await using var but = c.Command(
+                $"SELECT {list} FROM {Quote(table.Name)} WHERE {where} AND json_array({string.Join(", ", keys.Columns.Select(Quote))}) NOT IN (SELECT value FROM json_each(@keys))",
+                tx, ("@t", tenant.ToString()), ("@keys", "[" + string.Join(",", keys.Keys) + "]"));
+            await sum.AddAsync(but, ct);
+        }
+        else
+        {
+            // Key by key, each found by its index.
+            await using var one = c.Command(
+                $"SELECT {list} FROM {Quote(table.Name)} WHERE {where} AND {string.Join(" AND ", keys.Columns.Select((k, i) => $"{Quote(k)} IS @k{i}"))}", tx, ("@t", tenant.ToString()));
+            for (var i = 0; i < keys.Columns.Count; i++)
+            {
+                one.Parameters.Add(Parameter(one, $"@k{i}"));
+            }
+
+            foreach (var key in keys.Keys)
+            {
+                var values = KeyValues(key);
+                for (var i = 0; i < keys.Columns.Count; i++)
+                {
+                    one.Parameters[i + 1].Value = i < values.Count ? values[i] : DBNull.Value;
+                }
+
+                await sum.AddAsync(one, ct);
+            }
+        }
+
+        return (sum.Count, sum.Sum.ToString(CultureInfo.InvariantCulture));
+    }
+
+    private static async Task<bool> HasLogAsync(DbConnection c, Guid tenant, DbTransaction? tx = null) =>
+        await c.ScalarAsync("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = @name", tx, ("@name", LogTable(tenant))) is not null;
+
+    /// <summary>The count and the sum of a hash of each row's canonical text (typed, so 1 and '1' differ).</summary>
+    private sealed class RowSum
+    {
+        private readonly StringBuilder _text = new();
+        private readonly byte[] _hash = new byte[32];
+
+        public long Count { get; private set; }
+
+        public ulong Sum { get; private set; }
+
+        public async Task AddAsync(DbCommand read, CancellationToken ct)
+        {
+            await using var rows = await read.ExecuteReaderAsync(ct);
+            while (await rows.ReadAsync(ct))
+            {
+                _text.Clear();
+                for (var i = 0; i < rows.FieldCount; i++)
+                {
+                    _text.Append(rows.GetValue(i) switch
+                    {
+                        DBNull => "n",
+                        byte[] bytes => "b" + Convert.ToBase64String(bytes),
+                        long l => "i" + l.ToString(CultureInfo.InvariantCulture),
+                        double d => "r" + d.ToString("R", CultureInfo.InvariantCulture),
+                        var v => "t" + Convert.ToString(v, CultureInfo.InvariantCulture),
+                    }).Append('\u001f');
+                }
+
+                SHA256.HashData(Encoding.UTF8.GetBytes(_text.ToString()), _hash);
+                Sum = unchecked(Sum + BitConverter.ToUInt64(_hash));
+                Count++;
+            }
+        }
+    }
 
     /// <summary>The source's expressions for the target's columns: the column, or the tenant id where only the target has <c>tenant_id</c>.</summary>
     private static string Select(TableMap map) =>

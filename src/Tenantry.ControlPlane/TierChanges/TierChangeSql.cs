@@ -33,17 +33,31 @@ internal abstract class TierChangeSql
         int batchSize, Func<CancellationToken, Task> afterBatch, CancellationToken ct);
 
     /// <summary>
-    /// Applies up to <paramref name="max"/> recorded changes, oldest first: each changed key is deleted at the
-    /// target and its row, if the source still has it, copied again; then those log entries go. Returns how many it applied.
+    /// Applies up to <paramref name="max"/> recorded changes not applied yet, oldest first: each changed key is
+    /// deleted at the target and its row, if the source still has it, copied again. Then those log entries go, or,
+    /// with <paramref name="keep"/>, stay marked applied: the keys changed since the bulk verify, which the verify
+    /// under the freeze checks. Returns how many it applied.
     /// </summary>
     public abstract Task<int> CatchUpAsync(DbConnection source, TenantDataPlace from, DbConnection target, TenantDataPlace to, Guid tenant,
-        IReadOnlyList<TableMap> maps, int max, CancellationToken ct);
+        IReadOnlyList<TableMap> maps, int max, bool keep, CancellationToken ct);
 
-    /// <summary>How many changes the log holds.</summary>
+    /// <summary>How many changes the log holds that catch-up has not applied.</summary>
     public abstract Task<long> BacklogAsync(DbConnection source, TenantDataPlace from, Guid tenant, CancellationToken ct);
 
-    /// <summary>The row count and an order-independent checksum (a sum of a hash of each row's canonical text) of the tenant's rows of the table.</summary>
-    public abstract Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, TenantDataPlace place, Guid tenant, TableShape table, IReadOnlyList<string> columns, CancellationToken ct);
+    /// <summary>The distinct keys (JSON arrays, as the log writes them) of the log's changes, by table: those not applied yet, or those applied and kept.</summary>
+    public abstract Task<Dictionary<string, List<string>>> ChangedKeysAsync(DbConnection source, DbTransaction? tx, TenantDataPlace from, Guid tenant, bool applied,
+        CancellationToken ct);
+
+    /// <summary>A read-only transaction whose reads all see one snapshot of the database, while writers go on.</summary>
+    public abstract Task<DbTransaction> BeginSnapshotAsync(DbConnection c, CancellationToken ct);
+
+    /// <summary>
+    /// The row count and an order-independent checksum (a sum of a hash of each row's canonical text) of the
+    /// tenant's rows of the table: all of them, or only those whose key is in <paramref name="keys"/>, or all
+    /// but those (<see cref="KeyFilter.Except"/>).
+    /// </summary>
+    public abstract Task<(long Rows, string Sum)> ChecksumAsync(DbConnection c, DbTransaction? tx, TenantDataPlace place, Guid tenant, TableShape table,
+        IReadOnlyList<string> columns, KeyFilter? keys, CancellationToken ct);
 
     /// <summary>The tenant's part of trigger, function and log names: the random end of its id.</summary>
     protected static string Short(Guid tenant) => tenant.ToString("N")[^12..];
@@ -75,3 +89,6 @@ internal abstract class TierChangeSql
         await tx.CommitAsync(ct);
     }
 }
+
+/// <summary>Rows picked by their key: <paramref name="Columns"/> (a table's key, see <see cref="TableMap.KeyOf"/>) against the log's JSON arrays.</summary>
+internal sealed record KeyFilter(IReadOnlyList<string> Columns, IReadOnlyCollection<string> Keys, bool Except);

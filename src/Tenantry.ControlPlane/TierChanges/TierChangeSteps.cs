@@ -17,7 +17,7 @@ namespace Tenantry.ControlPlane.TierChanges;
 /// <summary>Points in a move where tests can act (write rows while the copy runs, hold the freeze, change the target before verify).</summary>
 public sealed class TierChangeHooks
 {
-    /// <summary>Called with the point's name (<c>copy-batch</c>, <c>frozen</c>, <c>verify</c>, <c>switch</c>) and the tenant.</summary>
+    /// <summary>Called with the point's name (<c>copy-batch</c>, <c>bulk-verify</c>, <c>frozen</c>, <c>verify</c>, <c>switch</c>) and the tenant.</summary>
     public Func<string, Guid, CancellationToken, Task>? At { get; set; }
 
     internal Task RunAsync(string point, Guid tenant, CancellationToken ct) => At?.Invoke(point, tenant, ct) ?? Task.CompletedTask;
@@ -77,7 +77,10 @@ internal sealed partial class TierChangeSteps(
                 await CopyAsync(source, target, ct);
                 return null;
             case StepNames.CatchUp:
-                await CatchUpAsync(source, target, options.Value.FreezeBacklog, ct);
+                await ReadyComputeAsync(change, target, ct);
+                await CatchUpAsync(source, target, options.Value.FreezeBacklog, keep: false, ct);
+                await VerifyBulkAsync(source, target, ct);
+                await CatchUpAsync(source, target, options.Value.FreezeBacklog, keep: true, ct);
                 return null;
             case StepNames.Freeze:
                 await FreezeAsync(operation, source, target, ct);
@@ -263,8 +266,23 @@ internal sealed partial class TierChangeSteps(
         }
     }
 
-    /// <summary>Applies the change log until at most <paramref name="backlog"/> changes are left (bounded in rounds).</summary>
-    private async Task CatchUpAsync(TenantRef source, TenantRef target, int backlog, CancellationToken ct)
+    /// <summary>
+    /// A silo target's dedicated instances, started and healthy before the freeze (not routed to until the switch),
+    /// so the switch under the freeze finds them running.
+    /// </summary>
+    private async Task ReadyComputeAsync(TierChange change, TenantRef target, CancellationToken ct)
+    {
+        if (change.TargetIsolation == IsolationModel.Silo && change.SourceIsolation != IsolationModel.Silo)
+        {
+            await compute.DeployAsync(target, ct);
+        }
+    }
+
+    /// <summary>
+    /// Applies the change log until at most <paramref name="backlog"/> changes are left (bounded in rounds); with
+    /// <paramref name="keep"/> the applied changes stay in the log for the verify under the freeze.
+    /// </summary>
+    private async Task CatchUpAsync(TenantRef source, TenantRef target, int backlog, bool keep, CancellationToken ct)
     {
         var (from, to, maps) = await PlanAsync(source, target, ct);
         var sql = TierChangeSql.For(from);
@@ -277,7 +295,7 @@ internal sealed partial class TierChangeSteps(
                 return;
             }
 
-            await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), ct);
+            await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), keep, ct);
         }
 
         throw new InvalidOperationException("The tenant writes faster than catch-up applies its changes; trying again.");
@@ -298,10 +316,32 @@ internal sealed partial class TierChangeSteps(
         }
 
         await Hook("frozen", source.Id, ct);
-        await CatchUpAsync(source, target, 0, ct);
+        await CatchUpAsync(source, target, 0, keep: true, ct);
     }
 
-    /// <summary>Row count and checksum of every table, at the source and the target at once; a difference fails the move before the switch.</summary>
+    /// <summary>
+    /// Every table, before the freeze and while the tenant writes: row count and checksum of the source in one
+    /// snapshot against the target, leaving out the keys whose changes that snapshot shows still waiting (catch-up
+    /// has applied every other change, and nothing else writes the target). Every change after this is applied
+    /// and kept in the log, so the verify under the freeze need only check those keys.
+    /// </summary>
+    private async Task VerifyBulkAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    {
+        await Hook("bulk-verify", source.Id, ct);
+        var (from, to, maps) = await PlanAsync(source, target, ct);
+        var sql = TierChangeSql.For(from);
+        await using var s = await from.OpenAsync(ct);
+        await using var t = await to.OpenAsync(ct);
+        await using var snapshot = await sql.BeginSnapshotAsync(s, ct);
+        var waiting = await sql.ChangedKeysAsync(s, snapshot, from, source.Id, applied: false, ct);
+        foreach (var map in maps)
+        {
+            var except = new KeyFilter(map.Key, waiting.GetValueOrDefault(map.Name) ?? [], Except: true);
+            await CompareAsync(sql, s, snapshot, from, t, to, source.Id, map, except, ct);
+        }
+    }
+
+    /// <summary>Under the freeze: row count and checksum of the rows whose keys changed since the bulk verify, at the source and the target.</summary>
     private async Task VerifyAsync(TenantRef source, TenantRef target, CancellationToken ct)
     {
         await Hook("verify", source.Id, ct);
@@ -309,16 +349,27 @@ internal sealed partial class TierChangeSteps(
         var sql = TierChangeSql.For(from);
         await using var s = await from.OpenAsync(ct);
         await using var t = await to.OpenAsync(ct);
+        var changed = await sql.ChangedKeysAsync(s, null, from, source.Id, applied: true, ct);
         foreach (var map in maps)
         {
-            var atSource = sql.ChecksumAsync(s, from, source.Id, map.Source, map.Compared, ct);
-            var atTarget = sql.ChecksumAsync(t, to, source.Id, map.Target, map.Compared, ct);
-            var (a, b) = (await atSource, await atTarget);
-            if (a != b)
+            if (changed.TryGetValue(map.Name, out var keys))
             {
-                throw new PermanentStepException(
-                    $"Table '{map.Name}' differs after the copy: {a.Rows} rows at the source, {b.Rows} at the target{(a.Rows == b.Rows ? ", with other contents" : "")}.");
+                await CompareAsync(sql, s, null, from, t, to, source.Id, map, new KeyFilter(map.Key, keys, Except: false), ct);
             }
+        }
+    }
+
+    /// <summary>The table's rows (those <paramref name="keys"/> picks) at the source and the target at once; a difference fails the move before the switch.</summary>
+    private static async Task CompareAsync(TierChangeSql sql, DbConnection s, DbTransaction? snapshot, TenantDataPlace from, DbConnection t, TenantDataPlace to,
+        Guid tenant, TableMap map, KeyFilter keys, CancellationToken ct)
+    {
+        var atSource = sql.ChecksumAsync(s, snapshot, from, tenant, map.Source, map.Compared, keys, ct);
+        var atTarget = sql.ChecksumAsync(t, null, to, tenant, map.Target, map.Compared, keys, ct);
+        var (a, b) = (await atSource, await atTarget);
+        if (a != b)
+        {
+            throw new PermanentStepException(
+                $"Table '{map.Name}' differs after the copy: {a.Rows} rows at the source, {b.Rows} at the target{(a.Rows == b.Rows ? ", with other contents" : "")}.");
         }
     }
 

@@ -159,7 +159,7 @@ public sealed class TierChangeTests : IAsyncLifetime
         var target = Path.Combine(_factory.DataDir, "databases", "silo", "mismatch.db");
         Hooks.At = async (point, tenant, ct) =>
         {
-            if (point == "verify" && tenant == Guid.Parse(id))
+            if (point == "bulk-verify" && tenant == Guid.Parse(id))
             {
                 // A row the source never had: the copy is not what the source holds.
                 await using var c = new SqliteConnection($"Data Source={target};Pooling=false");
@@ -174,7 +174,7 @@ public sealed class TierChangeTests : IAsyncLifetime
         Assert.Equal("failed", op.GetProperty("status").GetString());
         Assert.Contains("differs", op.GetProperty("error").GetString(), StringComparison.Ordinal);
         var steps = op.GetProperty("steps").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!, s => s.GetProperty("status").GetString());
-        Assert.Equal(("failed", "pending"), (steps["verify"], steps["switch"]));
+        Assert.Equal(("failed", "pending", "pending"), (steps["catch-up"], steps["freeze"], steps["switch"]));
 
         var tenant = await client.GetJsonAsync($"/v1/tenants/{id}");
         Assert.Equal(("basic", "pool", "active"), (tenant.GetProperty("tier").GetString(), tenant.GetProperty("isolation").GetString(), tenant.GetProperty("status").GetString()));
@@ -195,6 +195,49 @@ public sealed class TierChangeTests : IAsyncLifetime
         Hooks.At = null;
         Assert.Equal("succeeded", (await ChangeTierAsync(client, id, "premium")).GetProperty("status").GetString());
         Assert.Equal([("a", "one", 1L), ("b", "two", 2L), ("c", "three", 3L)], await ReadAsync(Ref(id, "mismatch", IsolationModel.Silo)));
+    }
+
+    [Fact]
+    public async Task Under_the_freeze_the_rows_changed_since_the_bulk_verify_are_checked_again()
+    {
+        using var client = await _factory.OperatorAsync();
+        await RegisterNotesAsync(client);
+        var id = await client.CreateActiveTenantAsync("late-change", "basic");
+        var pool = Ref(id, "late-change", IsolationModel.Pool);
+        await InsertAsync(pool, [("a", "one", 1L)]);
+        var target = Path.Combine(_factory.DataDir, "databases", "silo", "late-change.db");
+        Hooks.At = async (point, tenant, ct) =>
+        {
+            if (tenant != Guid.Parse(id))
+            {
+                return;
+            }
+
+            if (point == "bulk-verify")
+            {
+                // Written while the bulk verify starts: its change waits in the log and reaches the target under the freeze.
+                await InsertAsync(pool, [("late", "written late", 2L)]);
+            }
+            else if (point == "verify")
+            {
+                await using var c = new SqliteConnection($"Data Source={target};Pooling=false");
+                await c.OpenAsync(ct);
+                await using var command = c.CreateCommand();
+                command.CommandText = "UPDATE notes SET body = 'tampered' WHERE id = 'late'";
+                Assert.Equal(1, await command.ExecuteNonQueryAsync(ct));
+            }
+        };
+
+        var op = await ChangeTierAsync(client, id, "premium");
+        Assert.Equal("failed", op.GetProperty("status").GetString());
+        Assert.Contains("Table 'notes' differs", op.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var steps = op.GetProperty("steps").EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!, s => s.GetProperty("status").GetString());
+        Assert.Equal(("succeeded", "failed", "pending"), (steps["catch-up"], steps["verify"], steps["switch"]));
+
+        // Rolled back: the tenant stays on the pool with both rows, and writes there again.
+        Assert.False(File.Exists(target));
+        await InsertAsync(pool, [("b", "after", 3L)]);
+        Assert.Equal([("a", "one", 1L), ("b", "after", 3L), ("late", "written late", 2L)], await ReadAsync(pool));
     }
 
     [Fact]
