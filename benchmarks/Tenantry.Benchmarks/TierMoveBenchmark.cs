@@ -239,7 +239,7 @@ internal static class TierMoveBenchmark
             await drop.ExecuteNonQueryAsync(ct);
         }
 
-        await pg.ExecuteAsync("DROP DATABASE offline_target", cancellationToken: ct);
+        await pg.ExecuteAsync("DROP DATABASE offline_target WITH (FORCE)", cancellationToken: ct);
         return new OfflineRun(downtime, restored.Count, restored.Checksum);
     }
 

@@ -78,6 +78,8 @@ public static class TenantryControlPlane
         services.TryAddSingleton<ClientStore>();
         services.TryAddSingleton<TenantUserStore>();
         services.TryAddSingleton<ITenantRouteTable, TenantRouteTable>();
+        services.TryAddSingleton<RouteChanges>();
+        services.AddHostedService<RouteChangeListener>();
         services.TryAddSingleton<Instances.AppDataLookup>();
         services.TryAddSingleton<StepExecutor>();
         services.TryAddSingleton<OperationSignals>();

@@ -41,6 +41,9 @@ public interface IGatewayRouteSource
 
     /// <summary>The registered apps; null when the source has none and one app behind <see cref="GatewayOptions.SharedUpstream"/> is served.</summary>
     Task<IReadOnlyList<GatewayApp>?> LoadAppsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<GatewayApp>?>(null);
+
+    /// <summary>Calls <paramref name="changed"/> when the source knows its routes changed (the gateway reloads at once); null when it cannot tell.</summary>
+    IDisposable? OnChange(Action changed) => null;
 }
 
 /// <summary>The current routing table: replaced whole on each refresh, read without locks.</summary>
@@ -106,6 +109,7 @@ internal sealed partial class GatewayRouteRefresher(
     ILogger<GatewayRouteRefresher> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _onDemand = new(1, 1);
+    private IDisposable? _changes;
 
     /// <summary>
     /// Reloads now, unless a reload finished since the caller asked (callers that arrive together
@@ -131,6 +135,7 @@ internal sealed partial class GatewayRouteRefresher(
 
     public override void Dispose()
     {
+        _changes?.Dispose();
         _onDemand.Dispose();
         base.Dispose();
     }
@@ -139,6 +144,7 @@ internal sealed partial class GatewayRouteRefresher(
     {
         // The first table is in place before the gateway takes requests.
         await RefreshAsync(cancellationToken);
+        _changes = source.OnChange(() => _ = Task.Run(() => RefreshNowAsync(CancellationToken.None), CancellationToken.None));
         await base.StartAsync(cancellationToken);
     }
 

@@ -110,9 +110,16 @@ internal sealed partial class ApplicationPlaneService(
 /// The gateway's routing table, read from the control plane in the same process: one read per refresh
 /// gives the tenants' routes and the apps (the refresher asks for the apps right after the routes).
 /// </summary>
-internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatewayRouteSource
+internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes, RouteChanges changes) : IGatewayRouteSource
 {
     private IReadOnlyList<GatewayApp>? _apps;
+
+    /// <summary>A tier change's freeze and switch reach this process's gateway at once.</summary>
+    public IDisposable? OnChange(Action changed)
+    {
+        changes.Changed += changed;
+        return new Unsubscribe(() => changes.Changed -= changed);
+    }
 
     public async Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken)
     {
@@ -141,4 +148,12 @@ internal sealed class ControlPlaneRouteSource(ITenantRouteTable routes) : IGatew
     };
 
     public static GatewayApp ToGatewayApp(AppRouteEntry a) => new(a.Name, a.RoutePrefix, [.. a.Shared.Select(u => new Uri(u))]);
+}
+
+/// <summary>Runs an action once, when disposed.</summary>
+internal sealed class Unsubscribe(Action action) : IDisposable
+{
+    private Action? _action = action;
+
+    public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
 }

@@ -35,6 +35,63 @@ public sealed class GatewayRouteRefresherTests
         }
     }
 
+    [Fact]
+    public async Task A_change_the_source_announces_is_loaded_without_waiting_for_the_interval()
+    {
+        var route = new GatewayRoute(Guid.NewGuid(), "acme", "basic", IsolationModel.Pool, Active: true, Upstream: null);
+        var source = new AnnouncingSource();
+        var table = new GatewayRouteTable();
+        using var refresher = new GatewayRouteRefresher(
+            source, table, Options.Create(new GatewayOptions { RefreshInterval = TimeSpan.FromHours(1) }),
+            TimeProvider.System, NullLogger<GatewayRouteRefresher>.Instance);
+        await refresher.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.Null(table.Find(route.TenantId));
+
+            // Only the announcement can bring the new route within the hour-long interval.
+            source.Routes = [route];
+            source.Announce();
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (table.Find(route.TenantId) is null && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+
+            Assert.NotNull(table.Find(route.TenantId));
+        }
+        finally
+        {
+            await refresher.StopAsync(CancellationToken.None);
+        }
+
+        // Stopped and disposed, the refresher no longer listens.
+        refresher.Dispose();
+        Assert.Null(source.Listener);
+    }
+
+    private sealed class AnnouncingSource : IGatewayRouteSource
+    {
+        public IReadOnlyList<GatewayRoute> Routes { get; set; } = [];
+
+        public Action? Listener { get; private set; }
+
+        public void Announce() => Listener?.Invoke();
+
+        public Task<IReadOnlyList<GatewayRoute>> LoadAsync(CancellationToken cancellationToken) => Task.FromResult(Routes);
+
+        public IDisposable? OnChange(Action changed)
+        {
+            Listener = changed;
+            return new Stop(this);
+        }
+
+        private sealed class Stop(AnnouncingSource source) : IDisposable
+        {
+            public void Dispose() => source.Listener = null;
+        }
+    }
+
     private sealed class FlakySource(int failures, IReadOnlyList<GatewayRoute> routes) : IGatewayRouteSource
     {
         private int _calls;

@@ -15,7 +15,7 @@ public sealed class ControlPlaneRouteSourceTests
                     new Dictionary<string, string> { ["notes"] = "http://127.0.0.1:5501/" })],
                 [new AppRouteEntry("notes", "/notes", ["http://127.0.0.1:5400/"])]),
             new TenantRouting([], [new AppRouteEntry("notes", "/notes", ["http://127.0.0.1:5400/", "http://127.0.0.1:5401/"])]));
-        var source = new ControlPlaneRouteSource(table);
+        var source = new ControlPlaneRouteSource(table, new RouteChanges());
 
         // As the gateway's refresher asks: the routes, then the apps.
         var routes = await source.LoadAsync(CancellationToken.None);

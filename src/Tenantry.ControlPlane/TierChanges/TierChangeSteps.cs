@@ -37,6 +37,7 @@ internal sealed partial class TierChangeSteps(
     IAppRegistry apps,
     IReleaseMigrator migrator,
     IOptions<TierChangeOptions> options,
+    RouteChanges routes,
     TimeProvider time,
     ILogger<TierChangeSteps> logger,
     TierChangeHooks? hooks = null) : IOperationSteps
@@ -133,7 +134,14 @@ internal sealed partial class TierChangeSteps(
             await TierChangeSql.For(from).DropMoveAsync(c, from, tenant.Id, ct);
         }
 
-        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Moving, time.GetUtcNow()), ct);
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                await TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Moving, time.GetUtcNow());
+                await RouteChanges.NotifyAsync(c, tx);
+            },
+            ct);
+        routes.Raise();
         if (change.TargetIsolation == IsolationModel.Silo && change.SourceIsolation != IsolationModel.Silo)
         {
             await compute.RemoveDedicatedAsync(target, ct);
@@ -308,7 +316,15 @@ internal sealed partial class TierChangeSteps(
     /// </summary>
     private async Task FreezeAsync(Operation operation, TenantRef source, TenantRef target, CancellationToken ct)
     {
-        await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Frozen, time.GetUtcNow()), ct);
+        // The gateway hears of the freeze before the source refuses writes, so writes meet its 503 rather than the app's error.
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                await TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Frozen, time.GetUtcNow());
+                await RouteChanges.NotifyAsync(c, tx);
+            },
+            ct);
+        routes.Raise();
         var (from, tables) = await SourceAsync(source, ct);
         await using (var c = await from.OpenAsync(ct))
         {
@@ -395,8 +411,10 @@ internal sealed partial class TierChangeSteps(
                 await lifecycle.ChangeTierAsync(c, tx, source.Id, change.TargetTier, change.TargetIsolation, resources, now);
                 await RouteStore.SetModeAsync(c, tx, source.Id, change.TargetIsolation == IsolationModel.Silo, now);
                 await TierChangeStore.SwitchedAsync(c, tx, operation.Id, now + options.Value.SourceGrace, now);
+                await RouteChanges.NotifyAsync(c, tx);
             },
             ct);
+        routes.Raise();
         Log.Switched(logger, source.Id, operation.Id, change.SourceIsolation.ToWire(), change.TargetIsolation.ToWire());
     }
 
