@@ -52,6 +52,7 @@ internal sealed partial class ApplicationPlaneService(
     IConfiguration configuration,
     IOptions<TenantryOptions> options,
     ITenantRouteTable routes,
+    RouteChanges routeChanges,
     TenantContextSigningKey contextKey,
     ITenantHealthWriter health,
     ILogger<ApplicationPlaneService> logger) : IHostedService, IAsyncDisposable
@@ -73,6 +74,7 @@ internal sealed partial class ApplicationPlaneService(
         gateway.Logging.AddFilter("Yarp", LogLevel.Warning);
         gateway.Logging.QuietStartFailures();
         gateway.Services.AddSingleton(routes);
+        gateway.Services.AddSingleton(routeChanges);
         gateway.Services.AddSingleton(contextKey);
         gateway.Services.AddSingleton<ITenantHealthSink>(new ControlPlaneHealthSink(health));
         gateway.Services.AddTenantryGateway<ControlPlaneRouteSource>();
