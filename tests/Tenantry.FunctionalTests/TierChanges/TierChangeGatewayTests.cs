@@ -19,8 +19,10 @@ public sealed class TierChangeGatewayTests : IAsyncLifetime
 
     private TenantryHost _host = null!;
 
-    public async Task InitializeAsync() => _host = await TenantryHost.StartAsync(
-        TenantryHostOptions.Platform("--Tenantry:TierChanges:SourceGrace=00:00:00", "--Tenantry:TierChanges:DrainTime=00:00:00") with { InProcess = true });
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private async Task StartAsync(params string[] settings) => _host = await TenantryHost.StartAsync(
+        TenantryHostOptions.Platform(["--Tenantry:TierChanges:SourceGrace=00:00:00", "--Tenantry:TierChanges:DrainTime=00:00:00", .. settings]) with { InProcess = true });
 
     public async Task DisposeAsync()
     {
@@ -33,6 +35,7 @@ public sealed class TierChangeGatewayTests : IAsyncLifetime
     [Fact]
     public async Task While_frozen_the_gateway_refuses_the_tenants_writes_with_retry_after_serves_its_reads_and_leaves_other_tenants_alone()
     {
+        await StartAsync();
         using var op = await _host.OperatorClientAsync();
         var mover = await _host.OnboardAsync(op, "mover", "basic");
         var steady = await _host.OnboardAsync(op, "steady", "basic");
@@ -64,27 +67,17 @@ public sealed class TierChangeGatewayTests : IAsyncLifetime
 
         try
         {
-            await WaitForGatewayTableAsync(await frozen.Task.WaitAsync(Bound));
+            var at = await frozen.Task.WaitAsync(Bound);
 
-            // Every write method is refused at the gateway, before it reaches the app: 503 tenant-frozen, Retry-After: 1.
-            foreach (var (method, path) in new[]
-            {
-                (HttpMethod.Post, "/orders"),
-                (HttpMethod.Put, $"/orders/{before}/attachments/during.txt"),
-                (HttpMethod.Patch, $"/orders/{before}"),
-                (HttpMethod.Delete, $"/orders/{before}"),
-            })
-            {
-                using var request = new HttpRequestMessage(method, path) { Content = JsonContent.Create(new { number = "DURING-1", amount = 2m }) };
-                using var refused = await moverClient.SendAsync(request);
-                var body = await refused.Content.ReadAsStringAsync();
-                Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable, $"{method} {path}: {(int)refused.StatusCode} {body}");
-                Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
-                Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
-                var problem = JsonDocument.Parse(body).RootElement;
-                Assert.Equal("https://tenantry.dev/problems/tenant-frozen", problem.GetProperty("type").GetString());
-                Assert.Equal(503, problem.GetProperty("status").GetInt32());
-            }
+            // A write at once, whether or not the gateway has reloaded its table since the freeze: refused the same way.
+            await AssertFrozenAsync(moverClient, HttpMethod.Post, "/orders");
+            await WaitForGatewayTableAsync(at);
+
+            // Every write method is refused at the gateway, before it reaches the app.
+            await AssertFrozenAsync(moverClient, HttpMethod.Post, "/orders");
+            await AssertFrozenAsync(moverClient, HttpMethod.Put, $"/orders/{before}/attachments/during.txt");
+            await AssertFrozenAsync(moverClient, HttpMethod.Patch, $"/orders/{before}");
+            await AssertFrozenAsync(moverClient, HttpMethod.Delete, $"/orders/{before}");
 
             // Its reads go on, from the source, with the row written before the move.
             Assert.Equal(["BEFORE-1"], await OrderNumbersAsync(moverClient));
@@ -117,6 +110,64 @@ public sealed class TierChangeGatewayTests : IAsyncLifetime
         // No row lost, none of the refused writes landed, and the neighbour kept both of its rows.
         Assert.Equal(["AFTER-1", "BEFORE-1"], await OrderNumbersAsync(moverClient));
         Assert.Equal(["STEADY-1", "STEADY-2"], await OrderNumbersAsync(steadyClient));
+    }
+
+    [Fact]
+    public async Task A_write_that_reaches_the_app_before_the_gateway_knows_of_the_freeze_is_refused_as_the_gateway_refuses_it()
+    {
+        // The gateway reloads its table every minute, and at once for a tenant it does not know: it does not learn of the freeze here.
+        await StartAsync("--Tenantry:Gateway:RefreshInterval=00:01:00", "--Tenantry:Gateway:MaxStaleness=00:05:00");
+        using var op = await _host.OperatorClientAsync();
+        var mover = await _host.OnboardAsync(op, "early", "basic");
+        var steady = await _host.OnboardAsync(op, "early-neighbour", "basic");
+        using var moverClient = mover.Client();
+        using var steadyClient = steady.Client();
+        await CreateOrderAsync(moverClient, "BEFORE-1");
+        await CreateOrderAsync(steadyClient, "STEADY-1");
+
+        var refusedAtFreeze = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _host.Services.GetRequiredService<TierChangeHooks>().At = async (point, tenant, ct) =>
+        {
+            if (point == "frozen" && tenant == mover.Id)
+            {
+                try
+                {
+                    // Forwarded by the gateway, refused by the source's freeze in the app: the same 503, nothing written.
+                    await AssertFrozenAsync(moverClient, HttpMethod.Post, "/orders");
+                    Assert.Equal(["BEFORE-1"], await OrderNumbersAsync(moverClient));
+                    await CreateOrderAsync(steadyClient, "STEADY-2");
+                    refusedAtFreeze.TrySetResult();
+                }
+                catch (Exception ex)
+                {
+                    refusedAtFreeze.TrySetException(ex);
+                }
+            }
+        };
+
+        using (var started = await op.PostAsJsonAsync($"/v1/tenants/{mover.Id}/tier", new { tier = "premium" }))
+        {
+            Assert.True(started.StatusCode == HttpStatusCode.Accepted, await started.Content.ReadAsStringAsync());
+            await refusedAtFreeze.Task.WaitAsync(Bound);
+            var done = await TierChangeTests.WaitAsync(op, started.Headers.Location!.ToString(), seconds: 120);
+            Assert.True(done.GetProperty("status").GetString() == "succeeded", done.ToString());
+        }
+
+        Assert.Equal(["STEADY-1", "STEADY-2"], await OrderNumbersAsync(steadyClient));
+    }
+
+    /// <summary>A write of a frozen tenant: 503 problem details <c>tenant-frozen</c> with <c>Retry-After: 1</c>.</summary>
+    private static async Task AssertFrozenAsync(HttpClient client, HttpMethod method, string path)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = JsonContent.Create(new { number = "DURING-1", amount = 2m }) };
+        using var refused = await client.SendAsync(request);
+        var body = await refused.Content.ReadAsStringAsync();
+        Assert.True(refused.StatusCode == HttpStatusCode.ServiceUnavailable, $"{method} {path}: {(int)refused.StatusCode} {body}");
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+        var problem = JsonDocument.Parse(body).RootElement;
+        Assert.Equal("https://tenantry.dev/problems/tenant-frozen", problem.GetProperty("type").GetString());
+        Assert.Equal(503, problem.GetProperty("status").GetInt32());
     }
 
     private static async Task<Guid> CreateOrderAsync(HttpClient client, string number)
