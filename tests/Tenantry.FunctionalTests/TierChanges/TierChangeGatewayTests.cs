@@ -46,7 +46,7 @@ public sealed class TierChangeGatewayTests : IAsyncLifetime
         await CreateOrderAsync(steadyClient, "STEADY-1");
         var sharedPid = (await moverClient.GetFromJsonAsync<JsonElement>("/instance")).GetProperty("processId").GetInt32();
 
-        // The move stops at the freeze until the test lets it go on.
+        // The move waits at the freeze until the test lets it go on.
         var frozen = new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _host.Services.GetRequiredService<TierChangeHooks>().At = async (point, tenant, ct) =>
