@@ -12,7 +12,10 @@ namespace Tenantry.AspNetCore;
 /// <summary>Wires an ASP.NET Core app to the tenant context the Tenantry gateway sends.</summary>
 public static class TenantResolution
 {
-    /// <summary>Registers <see cref="ITenantContext"/> (per request) and the tenant-context verifier.</summary>
+    /// <summary>
+    /// Registers <see cref="ITenantContext"/> (per request), the tenant-context verifier, and the exception handler that answers a
+    /// write refused by a tier change's freeze 503 <c>tenant-frozen</c> (it runs when the app calls <c>app.UseExceptionHandler()</c>).
+    /// </summary>
     public static IServiceCollection AddTenantryApp(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -26,6 +29,7 @@ public static class TenantResolution
             sp.GetRequiredService<IHttpContextAccessor>().HttpContext?.Features.Get<TenantContext>()
             ?? throw new InvalidOperationException("No tenant was resolved for this request; add app.UseTenantResolution() before the endpoints."));
         services.AddProblemDetails();
+        services.AddExceptionHandler<TenantFrozenHandler>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddHostedService<StagingCleanup>();
         return services;

@@ -7,22 +7,33 @@ public sealed partial class TenantryHost
 {
     private static TenantryHost StartInProcess(TenantryHostOptions options, string dataDir, bool deleteDataDir)
     {
-        if (options.ApplicationPlane || options.Environment.Count > 0 || options.Output is not null)
+        if (options.Environment.Count > 0 || options.Output is not null)
         {
-            throw new NotSupportedException("A host in the test process runs the control plane alone and takes settings only.");
+            throw new NotSupportedException("A host in the test process takes settings only.");
         }
 
+        var portCount = options.ApplicationPlane ? 4 : 1;
         for (var attempt = 1; ; attempt++)
         {
-            var port = options.Ports?[0] ?? FreePorts(1)[0];
+            var ports = options.Ports?.Take(portCount).ToArray() ?? FreePorts(portCount);
             List<KeyValuePair<string, string?>> settings =
             [
                 new("Tenantry:DataDir", dataDir),
                 new("Tenantry:OperatorSecret", options.OperatorSecret),
-                new("Tenantry:Ports:ControlPlane", Text(port)),
-                // The gateway and shared app would bind fixed ports shared by parallel tests.
-                new("Tenantry:ApplicationPlane:Enabled", "false"),
+                new("Tenantry:Ports:ControlPlane", Text(ports[0])),
             ];
+            if (options.ApplicationPlane)
+            {
+                // The gateway in this process, the app instances as processes of their own, each on a free port.
+                settings.Add(new("Tenantry:Ports:Gateway", Text(ports[1])));
+                settings.Add(new("Tenantry:Ports:SharedApp", Text(ports[2])));
+                settings.Add(new("Tenantry:Compute:FirstDedicatedPort", Text(ports[3])));
+            }
+            else
+            {
+                // The gateway and shared app would bind fixed ports shared by parallel tests.
+                settings.Add(new("Tenantry:ApplicationPlane:Enabled", "false"));
+            }
             if (options.Store is not null)
             {
                 settings.Add(new("Tenantry:Store", options.Store));
@@ -34,7 +45,7 @@ public sealed partial class TenantryHost
             try
             {
                 host.Start();
-                return new TenantryHost(host, dataDir, deleteDataDir, options.OperatorSecret, port);
+                return new TenantryHost(host, dataDir, ownsDataDir: options.DataDir is null, deleteDataDir, options.OperatorSecret, ports, options.ApplicationPlane);
             }
             catch (IOException) when (options.Ports is null && attempt < StartAttempts)
             {
@@ -48,6 +59,9 @@ public sealed partial class TenantryHost
             }
         }
     }
+
+    /// <summary>The host's services (a test-only hook, a store to look into); only when it runs in the test process.</summary>
+    public IServiceProvider Services => _inProcess?.Services ?? throw new InvalidOperationException("This host runs in a process of its own.");
 
     /// <summary><c>--Key=value</c> as a configuration entry; the host's short options (<c>--port 80</c>) need a process.</summary>
     private static KeyValuePair<string, string?> Setting(string argument)

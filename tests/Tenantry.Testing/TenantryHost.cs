@@ -56,15 +56,17 @@ public sealed partial class TenantryHost : IDisposable, IAsyncDisposable
         process.ErrorDataReceived += (_, e) => Record(e.Data, stderr: true);
     }
 
-    private TenantryHost(InProcessHost host, string dataDir, bool deleteDataDir, string secret, int port)
+    private TenantryHost(InProcessHost host, string dataDir, bool ownsDataDir, bool deleteDataDir, string secret, IReadOnlyList<int> ports, bool applicationPlane)
     {
         _inProcess = host;
         _tail = new ConcurrentQueue<string>();
+        _ownsDataDir = ownsDataDir;
         _deleteDataDir = deleteDataDir;
         _gone = true;
         DataDir = dataDir;
         OperatorSecret = secret;
-        Ports = [port];
+        Ports = ports;
+        ApplicationPlane = applicationPlane;
     }
 
     public string DataDir { get; }

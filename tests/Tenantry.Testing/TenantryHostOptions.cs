@@ -40,7 +40,8 @@ public sealed record TenantryHostOptions
     /// <summary>
     /// True runs the host's own <c>Program</c> in the test process (on a real Kestrel port) instead of a child
     /// process: much cheaper when a test class starts a host per test, since the code is compiled once. Control
-    /// plane alone, settings only; there is no process to kill, signal or measure and no output to capture.
+    /// plane alone unless <see cref="ApplicationPlane"/> (then the gateway runs in the test process too, the app instances as
+    /// processes of their own), settings only; there is no host process to kill, signal or measure and no output to capture.
     /// </summary>
     public bool InProcess { get; init; }
 

@@ -417,8 +417,8 @@ internal sealed partial class AppInstances(
     /// <summary>
     /// This node runs what is placed on it and nothing else: a serving instance placed here (shared, or dedicated with
     /// its route on) that the supervisor does not run is started; a supervised one whose row is gone, or whose tenant's
-    /// route is off, is stopped; an instance folder whose row is now another node's (it was re-placed while this node
-    /// was dead) is removed with its process.
+    /// route is off, is stopped (one whose route is merely shared is a tier change's, which routes to it or drains it); an
+    /// instance folder whose row is now another node's (it was re-placed while this node was dead) is removed with its process.
     /// </summary>
     public async Task SettleAsync(CancellationToken cancellationToken)
     {
@@ -432,6 +432,10 @@ internal sealed partial class AppInstances(
         var onDisk = supervisor.KeysOnDisk();
         var rows = (await ListAsync(cancellationToken)).ToDictionary(i => i.Key, StringComparer.Ordinal);
         var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        // Stopped only when the tenant's route is off (suspended, or gone): a tier change to silo starts the dedicated instances
+        // while the route is still shared and points it at them once they serve; a change away from silo drains them after
+        // the route is shared again, until it removes them.
+        var routed = (await db.ReadAsync(RouteStore.EnabledSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
         foreach (var key in onDisk.Concat(supervised).Distinct(StringComparer.Ordinal))
         {
             if (rows.TryGetValue(key, out var row) && row.Node != node.Name && row.Node.Length > 0)
@@ -443,7 +447,7 @@ internal sealed partial class AppInstances(
             {
                 await supervisor.RemoveAsync(key, cancellationToken);
             }
-            else if (row is { Dedicated: true } && supervised.Contains(key) && !enabled.Contains(row.Slug!))
+            else if (row is { Dedicated: true } && supervised.Contains(key) && !routed.Contains(row.Slug!))
             {
                 await supervisor.StopAsync([key], cancellationToken);
             }
