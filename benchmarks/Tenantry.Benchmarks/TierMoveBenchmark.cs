@@ -50,10 +50,16 @@ internal static class TierMoveBenchmark
         await pg.ExecuteAsync("CREATE DATABASE tenantry_control", cancellationToken: ct);
         await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(
             "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:Tenantry.ControlPlane.TierChanges=Information",
+            // Rate limits above the load, so a refused write means the move, not the plan.
+            "--Tenantry:Gateway:Plans:basic:RequestsPerSecond=5000",
+            "--Tenantry:Gateway:Plans:basic:Burst=5000",
+            "--Tenantry:Gateway:Plans:premium:RequestsPerSecond=5000",
+            "--Tenantry:Gateway:Plans:premium:Burst=5000",
             "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
             "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey,
             "--Tenantry:Postgres:Servers:0:Name=pg-bench",
-            "--Tenantry:Postgres:Servers:0:ConnectionString=" + pg.SuperuserConnectionStringFor("postgres")) with { Output = _ => { } }, ct);
+            "--Tenantry:Postgres:Servers:0:ConnectionString=" + pg.SuperuserConnectionStringFor("postgres")) with { Output = line => { if (line.Contains("Tenant ", StringComparison.Ordinal) && line.Contains("TierChange", StringComparison.Ordinal)) { Console.Error.WriteLine(line); } } }, ct);
         using var op = await host.OperatorClientAsync(TimeSpan.FromMinutes(5));
 
         var big = await host.OnboardAsync(op, "big-shop", "basic");
@@ -114,6 +120,16 @@ internal static class TierMoveBenchmark
         await Task.Delay(TimeSpan.FromSeconds(2), ct);
         var moveP99 = load.QuietP99();
         var writes = await load.StopWritersAsync();
+        var steps = (await op.GetFromJsonAsync<JsonElement>($"/v1/operations/{operationId}", ct)).GetProperty("steps").EnumerateArray()
+            .Select(s => (Name: s.GetProperty("name").GetString()!, Started: Time(s, "startedAt"), Finished: Time(s, "finishedAt"))).ToList();
+        Console.Error.WriteLine("Steps: " + string.Join(", ", steps.Select(s => $"{s.Name} {(s.Finished - s.Started)?.TotalSeconds:0.000} s")));
+        if (steps.FirstOrDefault(s => s.Name == "freeze").Started is { } frozeAt && steps.FirstOrDefault(s => s.Name == "switch").Finished is { } switchedAt)
+        {
+            Console.Error.WriteLine($"Freeze to switch: {(switchedAt - frozeAt).TotalSeconds:0.000} s; the longest write gap ended {(load.LongestGapEnded - switchedAt).TotalSeconds:0.000} s after the switch; refused: {load.Refusals}.");
+            var gapStart = load.LongestGapEnded - TimeSpan.FromSeconds(writes.LongestGap);
+            Console.Error.WriteLine("Refused in the longest gap (s from the switch, status): " + string.Join(" ", load.RefusedAt
+                .Where(r => r.At >= gapStart && r.At <= load.LongestGapEnded).Select(r => $"{(r.At - switchedAt).TotalSeconds:0.00}:{r.Status}")));
+        }
         if (status != "succeeded")
         {
             Console.WriteLine($"The move ended {status} after {total:0.0} s.");
@@ -143,6 +159,9 @@ internal static class TierMoveBenchmark
             $"other tenants' p99 ≤ +{(OthersP99Goal - 1) * 100:0} %: {(moveP99 <= quietP99 * OthersP99Goal ? "met" : "not met")}.");
         return lostCount == 0 && missing == 0 ? 0 : 1;
     }
+
+    private static DateTimeOffset? Time(JsonElement step, string name) =>
+        step.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetDateTimeOffset() : null;
 
     /// <summary>The schema-qualified name of <paramref name="table"/> in a database (the app's tables live in a schema of their own).</summary>
     private static async Task<string> FindTableAsync(string connectionString, string table, CancellationToken ct)
@@ -282,6 +301,16 @@ internal static class TierMoveBenchmark
         private long _lastSuccessTicks;
         private long _longestGapTicks;
         private long _refused;
+        private readonly ConcurrentDictionary<int, int> _refusals = new();
+
+        /// <summary>When the write that ended the longest gap was acknowledged.</summary>
+        public DateTimeOffset LongestGapEnded { get; private set; }
+
+        /// <summary>When each write was refused, and how.</summary>
+        public ConcurrentQueue<(DateTimeOffset At, int Status)> RefusedAt { get; } = new();
+
+        /// <summary>The refused writes by status code.</summary>
+        public string Refusals => string.Join(", ", _refusals.OrderBy(r => r.Key).Select(r => $"{r.Key}: {r.Value}"));
 
         public Load(IReadOnlyList<TenantHandle> quiet, int writers, TenantHandle moving)
         {
@@ -331,10 +360,11 @@ internal static class TierMoveBenchmark
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _moving.Token);
                 try
                 {
-                    using var response = await _http.SendAsync(request, stop);
+                    // A write under way when the writers stop still finishes: its row counts as acknowledged or not.
+                    using var response = await _http.SendAsync(request, _stop.Token);
                     if (response.StatusCode == HttpStatusCode.Created)
                     {
-                        _acknowledged.Add((await response.Content.ReadFromJsonAsync<JsonElement>(stop)).GetProperty("id").GetGuid());
+                        _acknowledged.Add((await response.Content.ReadFromJsonAsync<JsonElement>(_stop.Token)).GetProperty("id").GetGuid());
                         var now = _clock.Elapsed.Ticks;
                         var last = Interlocked.Exchange(ref _lastSuccessTicks, now);
                         var gap = now - last;
@@ -343,12 +373,19 @@ internal static class TierMoveBenchmark
                         {
                         }
 
+                        if (gap == Interlocked.Read(ref _longestGapTicks))
+                        {
+                            LongestGapEnded = DateTimeOffset.UtcNow;
+                        }
+
                         continue;
                     }
 
                     Interlocked.Increment(ref _refused);
+                    _refusals.AddOrUpdate((int)response.StatusCode, 1, (_, n) => n + 1);
+                    RefusedAt.Enqueue((DateTimeOffset.UtcNow, (int)response.StatusCode));
                 }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                catch (OperationCanceledException) when (_stop.IsCancellationRequested)
                 {
                     return;
                 }

@@ -151,7 +151,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
             await clear.ExecuteNonQueryAsync(ct);
         }
 
-        var select = $"SELECT {Select(map, tenant, text: false)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}";
+        var select = $"SELECT {Select(map, tenant)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}";
         await using (var reader = await src.BeginRawBinaryCopyAsync($"COPY ({select}) TO STDOUT (FORMAT BINARY)", ct))
         await using (var writer = await tgt.BeginRawBinaryCopyAsync($"COPY {t} ({string.Join(", ", map.Columns.Select(Quote))}) FROM STDIN (FORMAT BINARY)", ct))
         {
@@ -211,36 +211,20 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
                     await delete.ExecuteNonQueryAsync(ct);
                 }
 
-                var rows = new List<object[]>();
+                // The changed rows as one jsonb array, inserted by one statement that reads it back into the target's row type.
+                string rows;
                 await using (var select = new NpgsqlCommand(
-                    $"SELECT {Select(map, tenant, text: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map.Key, map.Source, except: false)}", src))
+                    $"SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text FROM (SELECT {Select(map, tenant, named: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map.Key, map.Source, except: false)}) r", src))
                 {
                     select.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
-                    await using var reader = await select.ExecuteReaderAsync(ct);
-                    while (await reader.ReadAsync(ct))
-                    {
-                        var row = new object[reader.FieldCount];
-                        reader.GetValues(row);
-                        rows.Add(row);
-                    }
+                    rows = (string)(await select.ExecuteScalarAsync(ct))!;
                 }
 
-                var values = string.Join(", ", map.Target.Columns.Select((c, i) => $"${i + 1}::{c.Type}"));
-                await using var insert = new NpgsqlCommand($"INSERT INTO {Quote(to.Schema!)}.{Quote(map.Name)} ({string.Join(", ", map.Columns.Select(Quote))}) VALUES ({values})", tgt, tx);
-                foreach (var _ in map.Columns)
-                {
-                    insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = DBNull.Value });
-                }
-
-                foreach (var row in rows)
-                {
-                    for (var i = 0; i < row.Length; i++)
-                    {
-                        insert.Parameters[i].Value = row[i];
-                    }
-
-                    await insert.ExecuteNonQueryAsync(ct);
-                }
+                var table = $"{Quote(to.Schema!)}.{Quote(map.Name)}";
+                var columns = string.Join(", ", map.Columns.Select(Quote));
+                await using var insert = new NpgsqlCommand($"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::{table}, $1)", tgt, tx);
+                insert.Parameters.Add(new NpgsqlParameter { Value = rows, NpgsqlDbType = NpgsqlDbType.Jsonb });
+                await insert.ExecuteNonQueryAsync(ct);
             }
 
             await tx.CommitAsync(ct);
@@ -359,10 +343,9 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         return $" AND ({columns}) {(except ? "NOT IN" : "IN")} (SELECT {values} FROM jsonb_array_elements($1) k)";
     }
 
-    /// <summary>The source's expressions for the target's columns (as text for catch-up); the tenant id where only the target has tenant_id.</summary>
-    private static string Select(TableMap map, Guid tenant, bool text) => string.Join(", ", map.Target.Columns.Select(c => map.Source.Has(c.Name)
-        ? text ? $"{Quote(c.Name)}::text" : Quote(c.Name)
-        : text ? Literal(tenant.ToString()) : $"{Literal(tenant.ToString())}::{c.Type}"));
+    /// <summary>The source's expressions for the target's columns (named after them for catch-up's jsonb rows); the tenant id where only the target has tenant_id.</summary>
+    private static string Select(TableMap map, Guid tenant, bool named = false) => string.Join(", ", map.Target.Columns.Select(c =>
+        (map.Source.Has(c.Name) ? Quote(c.Name) : $"{Literal(tenant.ToString())}::{c.Type}") + (named ? " AS " + Quote(c.Name) : "")));
 
     private static (string OnNew, string OnOld, string OnEither) When(TenantDataPlace place, Guid tenant)
     {

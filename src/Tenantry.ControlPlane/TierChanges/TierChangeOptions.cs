@@ -17,7 +17,7 @@ public sealed class TierChangeOptions
 
     /// <summary>How many recorded changes may be left when catch-up hands over to the freeze (which applies the rest).</summary>
     [Range(0, 1_000_000)]
-    public int FreezeBacklog { get; set; } = 1000;
+    public int FreezeBacklog { get; set; } = 100;
 
     /// <summary>How long requests under way may finish on the old place after the switch, before its compute is removed.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]

@@ -290,20 +290,21 @@ internal sealed partial class TierChangeSteps(
     /// Applies the change log until at most <paramref name="backlog"/> changes are left (bounded in rounds); with
     /// <paramref name="keep"/> the applied changes stay in the log for the verify under the freeze.
     /// </summary>
-    private async Task CatchUpAsync(TenantRef source, TenantRef target, int backlog, bool keep, CancellationToken ct)
+    private async Task<int> CatchUpAsync(TenantRef source, TenantRef target, int backlog, bool keep, CancellationToken ct)
     {
         var (from, to, maps) = await PlanAsync(source, target, ct);
         var sql = TierChangeSql.For(from);
         await using var s = await from.OpenAsync(ct);
         await using var t = await to.OpenAsync(ct);
+        var applied = 0;
         for (var round = 0; round < 10_000; round++)
         {
             if (await sql.BacklogAsync(s, from, source.Id, ct) <= backlog)
             {
-                return;
+                return applied;
             }
 
-            await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), keep, ct);
+            applied += await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), keep, ct);
         }
 
         throw new InvalidOperationException("The tenant writes faster than catch-up applies its changes; trying again.");
@@ -332,7 +333,9 @@ internal sealed partial class TierChangeSteps(
         }
 
         await Hook("frozen", source.Id, ct);
-        await CatchUpAsync(source, target, 0, keep: true, ct);
+        var clock = Stopwatch.StartNew();
+        var applied = await CatchUpAsync(source, target, 0, keep: true, ct);
+        Log.Frozen(logger, source.Id, applied, clock.Elapsed.TotalMilliseconds);
     }
 
     /// <summary>
@@ -469,6 +472,9 @@ internal sealed partial class TierChangeSteps(
 
         [LoggerMessage(3, LogLevel.Warning, "Tenant {TenantId}: tier change {OperationId} failed at {Step} and was rolled back; the tenant stays where it was")]
         public static partial void RolledBack(ILogger logger, Guid tenantId, Guid operationId, string step);
+
+        [LoggerMessage(5, LogLevel.Information, "Tenant {TenantId}: writes frozen for the switch; the last {Changes} changes applied in {Milliseconds:F0} ms")]
+        public static partial void Frozen(ILogger logger, Guid tenantId, int changes, double milliseconds);
 
         [LoggerMessage(4, LogLevel.Information, "Tenant {TenantId}: the {Isolation} source of tier change {OperationId} was exported and deleted")]
         public static partial void Retired(ILogger logger, Guid tenantId, Guid operationId, string isolation);
