@@ -51,11 +51,6 @@ internal static class TierMoveBenchmark
         await using var host = await TenantryHost.StartAsync(TenantryHostOptions.Platform(
             "--Logging:LogLevel:Default=Warning",
             "--Logging:LogLevel:Tenantry.ControlPlane.TierChanges=Information",
-            // Rate limits above the load, so a refused write means the move, not the plan.
-            "--Tenantry:Gateway:Plans:basic:RequestsPerSecond=5000",
-            "--Tenantry:Gateway:Plans:basic:Burst=5000",
-            "--Tenantry:Gateway:Plans:premium:RequestsPerSecond=5000",
-            "--Tenantry:Gateway:Plans:premium:Burst=5000",
             "--Tenantry:Store=" + pg.SuperuserConnectionStringFor("tenantry_control"),
             "--Tenantry:MasterKey=" + TenantryHostOptions.TestMasterKey,
             "--Tenantry:Postgres:Servers:0:Name=pg-bench",
@@ -147,15 +142,18 @@ internal static class TierMoveBenchmark
 
         Console.WriteLine($"## Tier change basic → premium of a tenant with {rows:N0} orders (PostgreSQL {pg.Version}, {Environment.ProcessorCount} cores, loopback)");
         Console.WriteLine();
-        Console.WriteLine($"Load: {writers} loops writing orders to the moving tenant through the gateway (a refused write is retried after 50 ms); {others} other tenants read and write through the gateway all along.");
+        Console.WriteLine($"Load: {writers} loops writing orders to the moving tenant through the gateway (a refused write is retried after 50 ms; they ask more than the basic plan's 50 requests/s, so the gateway answers some 429 all along); {others} other tenants read and write through the gateway all along.");
         Console.WriteLine();
-        Console.WriteLine("| way | tenant's writes unavailable | total time | rows lost (count) | checksum | other tenants' p99 |");
-        Console.WriteLine("|---|---|---|---|---|---|");
-        Console.WriteLine($"| offline: pg_dump of the tenant's rows, restore into a new database | {offline.Downtime:0.00} s (all of it) | {offline.Downtime:0.00} s | {before.Count - offline.Restored} | {(offline.Checksum == before.Checksum ? "equal" : "differs")} | – |");
-        Console.WriteLine($"| tier change (copy, catch-up, freeze, verify, switch) | {writes.LongestGap:0.000} s ({writes.Refused} writes refused with 503) | {total:0.0} s | {lostCount} (+{missing} acknowledged writes missing) | {(after.Checksum == before.Checksum ? "equal" : "differs")} | {moveP99:0.0} ms vs {quietP99:0.0} ms before ({moveP99 / quietP99:0.00}×) |");
+        // The freeze as the writers met it: from the first write refused 503 to the last (the gateway's tenant-frozen, or the app's).
+        var frozen = load.RefusedAt.Where(r => r.Status == 503).Select(r => r.At).ToList();
+        var freeze = frozen.Count == 0 ? 0 : (frozen.Max() - frozen.Min()).TotalSeconds;
+        Console.WriteLine("| way | writes refused (freeze) | longest gap between acknowledged writes | total time | rows lost (count) | checksum | other tenants' p99 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine($"| offline: pg_dump of the tenant's rows, restore into a new database | {offline.Downtime:0.00} s (all of it) | {offline.Downtime:0.00} s | {offline.Downtime:0.00} s | {before.Count - offline.Restored} | {(offline.Checksum == before.Checksum ? "equal" : "differs")} | – |");
+        Console.WriteLine($"| tier change (copy, catch-up, freeze, verify, switch) | {freeze:0.000} s (refused writes by status: {load.Refusals}) | {writes.LongestGap:0.000} s | {total:0.0} s | {lostCount} (+{missing} acknowledged writes missing) | {(after.Checksum == before.Checksum ? "equal" : "differs")} | {moveP99:0.0} ms vs {quietP99:0.0} ms before ({moveP99 / quietP99:0.00}×) |");
         Console.WriteLine();
-        Console.WriteLine($"Write-unavailable window vs the offline downtime: {writes.LongestGap / offline.Downtime:0.000}× ({writes.LongestGap:0.000} s vs {offline.Downtime:0.00} s). " +
-            $"Goals: freeze ≤ {FreezeGoalSeconds:0.0} s: {(writes.LongestGap <= FreezeGoalSeconds ? "met" : "not met")}; 0 rows lost: {(lostCount == 0 && missing == 0 ? "met" : "not met")}; " +
+        Console.WriteLine($"Freeze vs the offline downtime: {freeze / offline.Downtime:0.000}× ({freeze:0.000} s vs {offline.Downtime:0.00} s); longest write gap {writes.LongestGap / offline.Downtime:0.000}×. " +
+            $"Goals: freeze ≤ {FreezeGoalSeconds:0.0} s: {(freeze <= FreezeGoalSeconds ? "met" : "not met")}; 0 rows lost: {(lostCount == 0 && missing == 0 ? "met" : "not met")}; " +
             $"other tenants' p99 ≤ +{(OthersP99Goal - 1) * 100:0} %: {(moveP99 <= quietP99 * OthersP99Goal ? "met" : "not met")}.");
         return lostCount == 0 && missing == 0 ? 0 : 1;
     }
