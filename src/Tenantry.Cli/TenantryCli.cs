@@ -103,7 +103,7 @@ internal static partial class TenantryCli
 
     private static Command TenantsCommand()
     {
-        var tenants = new Command("tenants", "List, show, create, suspend, reactivate, change the tier of and offboard tenants.");
+        var tenants = new Command("tenants", "List, show, create, suspend, reactivate, change the tier of, move between cells and offboard tenants.");
 
         var status = new Option<string?>("--status") { Description = "only tenants in this status (provisioning, active, suspended, failed, offboarding, offboarded)" };
         var tier = new Option<string?>("--tier") { Description = "only tenants of this tier" };
