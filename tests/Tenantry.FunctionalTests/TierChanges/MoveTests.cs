@@ -129,6 +129,9 @@ public sealed class MoveTests : IAsyncLifetime
         Assert.Contains("Tenantry:Cells:N:Capacity", full.Body.GetProperty("detail").GetString(), StringComparison.Ordinal);
 
         Assert.Equal("eu-1", await CellAsync(client, id));
+        var openapi = await client.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative));
+        Assert.Contains("\"/v1/tenants/{id}/move\"", openapi, StringComparison.Ordinal);
+        Assert.Contains("Move the tenant to another cell of its region", openapi, StringComparison.Ordinal);
         var audit = await client.GetJsonAsync($"/v1/audit?tenantId={id}");
         Assert.Contains(audit.GetProperty("items").EnumerateArray(), e => e.GetProperty("action").GetString() == "tenant.move" && e.GetProperty("outcome").GetString() == "rejected");
     }
