@@ -401,6 +401,13 @@ internal sealed partial class TierChangeSteps(
     private async Task SwitchCellAsync(DbConnection c, DbTransaction tx, Operation operation, TierChange change, DateTimeOffset now)
     {
         var cell = cells.Find(change.TargetCell!) ?? throw new PermanentStepException($"Cell '{change.TargetCell}' is no longer in Tenantry:Cells.");
+
+        // Room was checked when the move was accepted; moves into the same cell since then may have filled it.
+        if (await CellPlacement.CheckRoomAsync(c, tx, cell) is { } full)
+        {
+            throw new PermanentStepException(full.Detail);
+        }
+
         await CellPlacement.MoveAsync(c, tx, change.TenantId, cell.Name, now);
         var resources = new JsonObject { ["placement"] = new Placement(cell.Name, cell.Region).ToJson() };
         if (!change.SamePlace)
