@@ -25,7 +25,9 @@ public sealed class TierChangeHooks
 }
 
 /// <summary>
-/// The steps of a <c>tier-change</c> operation. The target is read from <c>tier_changes</c> on every step, so a
+/// The steps of a <c>change-tier</c> operation, and of a <c>move</c> between cells (<see cref="MoveSteps"/>: its row names
+/// the target cell and, once provision-target chose them, both sides' servers; when they are one place the data steps do
+/// nothing and the switch updates the placement only). The target is read from <c>tier_changes</c> on every step, so a
 /// restarted worker resumes with it; each step is idempotent (the copy empties the target's rows of a table before
 /// filling it, capture and freeze triggers are made if missing, the switch is one transaction recorded by its phase).
 /// </summary>
