@@ -103,7 +103,7 @@ internal static partial class TenantryCli
 
     private static Command TenantsCommand()
     {
-        var tenants = new Command("tenants", "List, show, create, suspend, reactivate, change the tier of and offboard tenants.");
+        var tenants = new Command("tenants", "List, show, create, suspend, reactivate, change the tier of, move between cells and offboard tenants.");
 
         var status = new Option<string?>("--status") { Description = "only tenants in this status (provisioning, active, suspended, failed, offboarding, offboarded)" };
         var tier = new Option<string?>("--tier") { Description = "only tenants of this tier" };
@@ -187,8 +187,44 @@ internal static partial class TenantryCli
         tenants.Subcommands.Add(Transition("suspend", "Suspend a tenant: its users and routes stop, its data stays.", HttpMethod.Post, "/suspend", confirm: false));
         tenants.Subcommands.Add(Transition("reactivate", "Reactivate a suspended tenant.", HttpMethod.Post, "/reactivate", confirm: false));
         tenants.Subcommands.Add(ChangeTierCommand());
+        tenants.Subcommands.Add(MoveCommand());
         tenants.Subcommands.Add(Transition("offboard", "Offboard a tenant: export its data, then delete everything else. Asks for --yes.", HttpMethod.Delete, "", confirm: true));
         return tenants;
+    }
+
+    private static Command MoveCommand()
+    {
+        var id = new Argument<string>("tenant") { Description = "tenant id or slug" };
+        var cell = new Option<string>("--cell") { Description = "the cell to move to (tenantry cells lists them); one of the tenant's region", Required = true };
+        var wait = new Option<bool>("--wait", "-w") { Description = "watch the move until it ends (progress bar); exit 7 if it fails and was rolled back" };
+        var key = new Option<string?>("--idempotency-key") { Description = "retry-safe key: the same key and cell give the same operation" };
+        var command = new Command(
+            "move",
+            "Move a tenant to another cell of its region. Its data moves to a server of that cell while it keeps working (the steps of a tier "
+            + "change: copy, catch-up, a short write freeze, verify, switch); when both cells use the same place only the placement changes. "
+            + "A failure before the switch rolls back and the tenant stays where it was.") { id, cell, wait, key };
+        command.SetAction((parse, ct) => Run(parse, true, async (ctx, api) =>
+        {
+            var tenant = parse.GetValue(id)!;
+            var headers = parse.GetValue(key) is { } k ? new Dictionary<string, string> { ["Idempotency-Key"] = k } : null;
+            var answer = await api.SendAsync(HttpMethod.Post, "/v1/tenants/" + Escape(tenant) + "/move", new { cell = parse.GetValue(cell) }, headers, ct);
+            if (parse.GetValue(wait))
+            {
+                return await Watch.RunAsync(ctx, api, answer.Str("id"), ct);
+            }
+
+            if (ctx.IsJson)
+            {
+                ctx.Json(answer);
+            }
+            else
+            {
+                ctx.Out.WriteLine($"Moving {tenant} to cell {parse.GetValue(cell)}: operation {answer.Str("id")}. Watch it: tenantry operations watch {answer.Str("id")}");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
     }
 
     private static Command ChangeTierCommand()

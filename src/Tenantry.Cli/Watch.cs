@@ -59,9 +59,12 @@ internal static class Watch
         if (op.Str("status") == "failed")
         {
             var failed = op.GetProperty("steps").EnumerateArray().FirstOrDefault(s => s.Str("status") == "failed");
-            var next = op.Str("kind") == "change-tier"
-                ? "The tenant stays where it was; fix the cause, then start it again: tenantry tenants change-tier"
-                : $"Fix the cause, then: tenantry operations retry {op.Str("id")}";
+            var next = op.Str("kind") switch
+            {
+                "change-tier" => "The tenant stays where it was; fix the cause, then start it again: tenantry tenants change-tier",
+                "move" => "The tenant stays in its cell; fix the cause, then start it again: tenantry tenants move",
+                _ => $"Fix the cause, then: tenantry operations retry {op.Str("id")}",
+            };
             await ctx.Err.WriteLineAsync($"error: {op.Str("kind")} failed at step {failed.Str("name")}: {op.Str("error")}. {next}");
             return ExitCodes.OperationFailed;
         }

@@ -32,6 +32,7 @@ public static class EventTypes
     public const string TenantSuspended = "tenant.suspended";
     public const string TenantReactivated = "tenant.reactivated";
     public const string TenantTierChanged = "tenant.tier-changed";
+    public const string TenantMoved = "tenant.moved";
     public const string TenantOffboarding = "tenant.offboarding";
     public const string TenantOffboarded = "tenant.offboarded";
     public const string TenantFailed = "tenant.failed";
@@ -45,7 +46,7 @@ public static class EventTypes
     /// <summary>Every type, in catalog order.</summary>
     public static IReadOnlyList<string> All { get; } =
     [
-        TenantCreated, TenantActivated, TenantSuspended, TenantReactivated, TenantTierChanged, TenantOffboarding, TenantOffboarded,
+        TenantCreated, TenantActivated, TenantSuspended, TenantReactivated, TenantTierChanged, TenantMoved, TenantOffboarding, TenantOffboarded,
         TenantFailed, TenantRetrying, OperationSucceeded, OperationFailed, QuotaExceeded, InvoiceFinalized, WebhookDisabled,
     ];
 }

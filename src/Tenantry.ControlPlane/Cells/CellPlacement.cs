@@ -97,9 +97,7 @@ public sealed class CellPlacement
         if (chosen is null)
         {
             var where = region is null ? "any cell" : $"a cell of region '{region}'";
-            return (null, new ApiError(
-                StatusCodes.Status422UnprocessableEntity, "no-cell-room", "No cell has room for this tenant.",
-                $"Every cell that may hold it ({where}) is at its capacity (Tenantry:Cells:N:Capacity). Raise a capacity or add a cell of that region."));
+            return (null, NoRoom($"Every cell that may hold it ({where}) is at its capacity (Tenantry:Cells:N:Capacity). Raise a capacity or add a cell of that region."));
         }
 
         await c.ExecuteAsync(
@@ -107,6 +105,24 @@ public sealed class CellPlacement
             tx, ("@id", tenantId), ("@cell", chosen.Name), ("@now", now));
         return (new Placement(chosen.Name, chosen.Region), null);
     }
+
+    /// <summary>A 422 when <paramref name="cell"/> holds as many tenants as its capacity allows (a move into it), else null.</summary>
+    internal static async Task<ApiError?> CheckRoomAsync(DbConnection c, DbTransaction tx, Cell cell) =>
+        (await CountsAsync(c, tx)).GetValueOrDefault(cell.Name) < cell.Capacity
+            ? null
+            : NoRoom($"Cell '{cell.Name}' is at its capacity ({cell.Capacity}, Tenantry:Cells:N:Capacity). Raise its capacity or move the tenant to another cell{(cell.Region is null ? "" : $" of region '{cell.Region}'")}.");
+
+    /// <summary>Moves the tenant to <paramref name="cell"/>, in the caller's transaction (a move's switch).</summary>
+    internal static async Task MoveAsync(DbConnection c, DbTransaction tx, Guid tenantId, string cell, DateTimeOffset now)
+    {
+        if (await c.ExecuteAsync("UPDATE cell_tenants SET cell = @cell, placed_at = @now WHERE tenant_id = @id", tx, ("@id", tenantId), ("@cell", cell), ("@now", now)) == 0)
+        {
+            await c.ExecuteAsync("INSERT INTO cell_tenants (tenant_id, cell, placed_at) VALUES (@id, @cell, @now)", tx, ("@id", tenantId), ("@cell", cell), ("@now", now));
+        }
+    }
+
+    private static ApiError NoRoom(string detail) =>
+        new(StatusCodes.Status422UnprocessableEntity, "no-cell-room", "No cell has room for this tenant.", detail);
 
     /// <summary>The cell a tenant was placed in, or null for a tenant placed before cells were kept.</summary>
     internal async Task<Cell?> CellOfAsync(DbConnection c, DbTransaction? tx, Guid tenantId) =>

@@ -16,6 +16,7 @@ public static class EventCatalog
         [EventTypes.TenantSuspended] = "The tenant was suspended: its users, clients and routes are off.",
         [EventTypes.TenantReactivated] = "A suspended tenant is active again.",
         [EventTypes.TenantTierChanged] = "The tenant's tier changed.",
+        [EventTypes.TenantMoved] = "The tenant moved to another cell (its data on the cell's servers).",
         [EventTypes.TenantOffboarding] = "Offboarding started: the tenant's data is being exported and removed.",
         [EventTypes.TenantOffboarded] = "Offboarding finished: the tenant's data is archived and its resources removed.",
         [EventTypes.TenantFailed] = "An operation failed and left the tenant failed; it can be retried or offboarded.",

@@ -59,6 +59,13 @@ internal sealed class LocalComputeProvider(IControlPlaneDatabase db, TimeProvide
     public Task RemoveDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken) =>
         instances.DeleteDedicatedAsync(tenant, cancellationToken);
 
+    public async Task RestartDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        // Stopped and started again: each start reads the tenant's database where its placement says now.
+        await instances.SetDedicatedRunningAsync(tenant, running: false, cancellationToken);
+        await instances.SetDedicatedRunningAsync(tenant, running: true, cancellationToken);
+    }
+
     public async Task DeleteAsync(TenantRef tenant, CancellationToken cancellationToken)
     {
         await instances.DeleteDedicatedAsync(tenant, cancellationToken);

@@ -26,4 +26,10 @@ public interface ITenantLifecycle
     /// publishing the tier change; nothing happens when the tenant already has them.
     /// </summary>
     Task ChangeTierAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, string tier, IsolationModel isolation, JsonObject resources, DateTimeOffset now);
+
+    /// <summary>
+    /// Merges <paramref name="resources"/> (a move's switch: its new <c>placement</c>, and <c>database</c> when the data
+    /// moved) and publishes the move to another cell; nothing happens when the placement already names that cell.
+    /// </summary>
+    Task ChangeCellAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, JsonObject resources, Guid operationId, DateTimeOffset now);
 }

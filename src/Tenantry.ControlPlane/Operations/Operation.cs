@@ -18,6 +18,9 @@ public enum OperationKind
 
     /// <summary>A tier change to another isolation model: the tenant's data moves while it keeps working.</summary>
     TierChange,
+
+    /// <summary>A move to another cell: the same steps as a tier change, the tier and isolation kept, the data moved to the cell's servers.</summary>
+    Move,
 }
 
 /// <summary>A durable workflow of named steps that changes a tenant's state.</summary>
@@ -84,9 +87,12 @@ public sealed record OperationDefinition(OperationKind Kind, string[] Steps, Ten
         TenantStatus.Active,
         RollsBack: true);
 
+    public static readonly OperationDefinition Move = TierChange with { Kind = OperationKind.Move };
+
     public static OperationDefinition For(OperationKind kind) => kind switch
     {
         OperationKind.TierChange => TierChange,
+        OperationKind.Move => Move,
         OperationKind.Onboard => Onboard,
         OperationKind.Offboard => Offboard,
         OperationKind.Suspend => Suspend,
@@ -142,6 +148,7 @@ public static class OperationNames
         OperationKind.Suspend => "suspension",
         OperationKind.Reactivate => "reactivation",
         OperationKind.TierChange => "change-tier",
+        OperationKind.Move => "move",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

@@ -11,6 +11,13 @@ public sealed record TenantRef(Guid Id, string Slug, string Name, string Tier, I
 {
     /// <summary>A reference that only places the tenant's data (for <see cref="ITenantDatabaseProvider.ConnectAsync"/>): name, tier and e-mail are not known.</summary>
     public static TenantRef ForData(Guid id, string slug, IsolationModel isolation) => new(id, slug, slug, "", isolation, "");
+
+    /// <summary>
+    /// The database server (by name) that holds this copy of the tenant's data, in place of the one its placement
+    /// names: a move between cells addresses the source and the target this way while both exist. Null: where the
+    /// placement says. Engines without servers ignore it.
+    /// </summary>
+    public string? Server { get; init; }
 }
 
 /// <summary>A step failure that retrying cannot fix (a conflict, a bad input). Anything else is retried.</summary>
@@ -65,6 +72,19 @@ public interface ITenantDatabaseProvider
     /// its credentials and server placement for the model it moves to; idempotent.
     /// </summary>
     Task DropPlaceAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>The server that holds the tenant's own data now (its placement); null for the shared pool and engines without servers.</summary>
+    Task<string?> ServerOfAsync(TenantRef tenant, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    /// <summary>
+    /// The server a copy of the tenant's data would go to in <paramref name="cell"/>: its current server when the cell
+    /// uses it (nothing to move), else the cell's server with the lowest share of its capacity in use. Null for the
+    /// shared pool and engines without servers; records nothing.
+    /// </summary>
+    Task<string?> ChooseServerAsync(TenantRef tenant, string cell, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    /// <summary>Points the tenant's placement at <paramref name="server"/>, in the caller's transaction (a move's switch).</summary>
+    Task SetServerAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, string server, DateTimeOffset now) => Task.CompletedTask;
 }
 
 /// <summary>Where a tenant's rows are, opened raw for a data move (see <see cref="ITenantDatabaseProvider.PlaceAsync"/>).</summary>
@@ -100,6 +120,16 @@ public interface ITenantComputeProvider
 
     /// <summary>Stops and removes the tenant's dedicated instances but keeps its route (a tier change away from silo).</summary>
     Task RemoveDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts the tenant's dedicated instances again so they read where its database is now (a move between cells
+    /// changed its server); the route stays. By default they are removed and deployed again.
+    /// </summary>
+    async Task RestartDedicatedAsync(TenantRef tenant, CancellationToken cancellationToken)
+    {
+        await RemoveDedicatedAsync(tenant, cancellationToken);
+        await DeployAsync(tenant, cancellationToken);
+    }
 }
 
 public interface ITenantIdentityProvider

@@ -239,6 +239,12 @@ internal sealed partial class TenantCommands(
                         "It was rolled back and the tenant stayed where it was; start a new tier change (POST /v1/tenants/{id}/tier).");
                 }
 
+                if (op.Kind == OperationKind.Move)
+                {
+                    return ApiError.Conflict("move-not-retryable", "A failed move is not retried.",
+                        "It was rolled back and the tenant stayed in its cell; start a new move (POST /v1/tenants/{id}/move).");
+                }
+
                 if (tenant is null || tenant.CurrentOperationId != op.Id)
                 {
                     return ApiError.Conflict("operation-superseded", "A later operation replaced this one.", "Retry the tenant's current operation instead.");
@@ -504,6 +510,110 @@ internal sealed partial class TenantCommands(
             },
             ct);
         if (outcome.Value?.Operation is { } started && !outcome.Replayed)
+        {
+            queue.Enqueue(Guid.Parse(started.Id));
+            Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>
+    /// A move to another cell of the tenant's region: a <c>move</c> operation running the tier change's steps with the
+    /// tier kept, its target cell recorded in <c>tier_changes</c> in the same transaction (202 with the operation).
+    /// </summary>
+    public async Task<Outcome<OperationResponse>> MoveAsync(string idOrSlug, string cellName, string actor, IdempotencyKey? key, string? ifMatch, CancellationToken ct)
+    {
+        var cell = cells.Find(cellName);
+        if (cell is null)
+        {
+            return new ApiError(StatusCodes.Status422UnprocessableEntity, "unknown-cell", "There is no such cell.",
+                $"Unknown cell '{cellName}': one of {string.Join(", ", cells.Cells.Select(c => c.Name))} (GET /v1/cells).");
+        }
+
+        var outcome = await db.WriteAsync<Outcome<OperationResponse>>(
+            async (c, tx) =>
+            {
+                if (await ReplayAsync<OperationResponse>(c, tx, key) is { } earlier)
+                {
+                    return earlier;
+                }
+
+                var tenant = await TenantStore.FindAsync(c, tx, idOrSlug);
+                if (tenant is null)
+                {
+                    return ApiError.NotFound($"Tenant '{idOrSlug}'");
+                }
+
+                if (StaleETag(tenant, ifMatch) is { } stale)
+                {
+                    return stale;
+                }
+
+                async Task<ApiError> RejectAsync(ApiError error)
+                {
+                    await AuditAsync(c, tx, actor, tenant.Id, "tenant.move", "rejected", new JsonObject { ["cell"] = cell.Name, ["reason"] = error.Detail });
+                    return error;
+                }
+
+                var current = await cells.CellOfAsync(c, tx, tenant.Id);
+                if (current?.Name == cell.Name)
+                {
+                    return await RejectAsync(ApiError.Conflict("already-in-cell", "The tenant already lives in this cell.", $"The tenant is in cell '{cell.Name}'."));
+                }
+
+                var region = CellPlacement.RegionOf(tenant.Config);
+                if (region is not null && cell.Region is not null && cell.Region != region)
+                {
+                    return await RejectAsync(new ApiError(StatusCodes.Status422UnprocessableEntity, "cell-outside-region", "The cell serves another region.",
+                        $"Cell '{cell.Name}' serves region '{cell.Region}' and the tenant's config.region is '{region}'; a tenant never leaves its region. Cells of '{region}': {string.Join(", ", cells.Cells.Where(x => x.Region == region).Select(x => x.Name))}."));
+                }
+
+                if (await InFlightAsync(c, tx, tenant) is { } busy)
+                {
+                    return await RejectAsync(busy);
+                }
+
+                if (tenant.Status != TenantStatus.Active)
+                {
+                    return await RejectAsync(ApiError.Conflict("invalid-transition", "The tenant's status does not allow this.",
+                        $"A tenant that is {tenant.Status.ToWire()} cannot move to another cell; only an active one can."));
+                }
+
+                if (await CellPlacement.CheckRoomAsync(c, tx, cell) is { } full)
+                {
+                    return await RejectAsync(full);
+                }
+
+                var now = time.GetUtcNow();
+                var op = NewOperation(OperationDefinition.Move, tenant.Id, actor, now);
+                await OperationStore.InsertAsync(c, tx, op);
+                await TierChangeStore.InsertAsync(c, tx, new TierChange
+                {
+                    OperationId = op.Id,
+                    TenantId = tenant.Id,
+                    Slug = tenant.Slug,
+                    SourceTier = tenant.Tier,
+                    SourceIsolation = tenant.Isolation,
+                    TargetTier = tenant.Tier,
+                    TargetIsolation = tenant.Isolation,
+                    SourceCell = current?.Name,
+                    TargetCell = cell.Name,
+                    Phase = TierChangePhase.Moving,
+                    CreatedAt = now,
+                });
+                await TenantStore.UpdateAsync(c, tx, tenant with { CurrentOperationId = op.Id, Version = tenant.Version + 1, UpdatedAt = now }, tenant.Version);
+                await AuditAsync(c, tx, actor, tenant.Id, "tenant.move", "accepted", new JsonObject
+                {
+                    ["operationId"] = op.Id.ToString(), ["from"] = current?.Name, ["to"] = cell.Name,
+                });
+                var response = OperationResponse.From(op);
+                var location = $"/v1/operations/{op.Id}";
+                await RememberAsync(c, tx, key, location, response, now);
+                return new Outcome<OperationResponse>(response, null, location);
+            },
+            ct);
+        if (outcome.Value is { } started && !outcome.Replayed)
         {
             queue.Enqueue(Guid.Parse(started.Id));
             Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);

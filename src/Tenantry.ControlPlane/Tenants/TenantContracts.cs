@@ -8,6 +8,9 @@ namespace Tenantry.ControlPlane.Tenants;
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ChangeTierRequest(string? Tier);
 
+/// <summary><c>POST /v1/tenants/{id}/move</c>: the cell to move to.</summary>
+public sealed record MoveTenantRequest(string? Cell);
+
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CreateTenantRequest(string? Name, string? Slug, string? Tier, string? AdminEmail, JsonObject? Config);
 

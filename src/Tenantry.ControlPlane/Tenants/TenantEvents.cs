@@ -34,6 +34,15 @@ internal static class TenantEvents
         return new(EventTypes.TenantTierChanged, changed.Id, data);
     }
 
+    /// <summary>The tenant moved to another cell (a <c>move</c> operation's switch).</summary>
+    public static OutboxEvent CellChanged(Tenant moved, JsonObject? previousPlacement, Guid operationId)
+    {
+        var data = Data(moved, null, operationId, null);
+        data["placement"] = moved.Resources["placement"]?.DeepClone();
+        data["previousPlacement"] = previousPlacement?.DeepClone();
+        return new(EventTypes.TenantMoved, moved.Id, data);
+    }
+
     private static JsonObject Data(Tenant tenant, TenantStatus? from, Guid? operationId, string? reason)
     {
         var data = new JsonObject

@@ -78,4 +78,25 @@ internal sealed class TenantLifecycleWriter(IEventOutbox events) : ITenantLifecy
         await TenantStore.UpdateAsync(connection, transaction, changed, tenant.Version);
         await events.AppendAsync(connection, transaction, TenantEvents.TierChanged(changed, tenant.Tier), now);
     }
+
+    public async Task ChangeCellAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, JsonObject resources, Guid operationId, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(resources);
+        var tenant = await TenantStore.GetAsync(connection, transaction, tenantId);
+        var previous = tenant?.Resources["placement"]?.DeepClone();
+        if (tenant is null || JsonNode.DeepEquals(previous, resources["placement"]))
+        {
+            return;
+        }
+
+        var merged = tenant.Resources.DeepClone().AsObject();
+        foreach (var (key, value) in resources)
+        {
+            merged[key] = value?.DeepClone();
+        }
+
+        var changed = tenant with { Resources = merged, Version = tenant.Version + 1, UpdatedAt = now };
+        await TenantStore.UpdateAsync(connection, transaction, changed, tenant.Version);
+        await events.AppendAsync(connection, transaction, TenantEvents.CellChanged(changed, previous as JsonObject, operationId), now);
+    }
 }

@@ -33,6 +33,9 @@ public static class TenantsApi
         tenants.MapPost("/{id}/tier", ChangeTier)
             .Accepts<ChangeTierRequest>("application/json")
             .WithSummary("Change the tenant's tier. To a tier of another isolation model: 202 with a change-tier operation that moves its data (provision-target, capture-changes, copy, catch-up, freeze, verify, switch, drain, retire-source) while it keeps working; to one of the same model: 200 with the tenant.");
+        tenants.MapPost("/{id}/move", Move)
+            .Accepts<MoveTenantRequest>("application/json")
+            .WithSummary("Move the tenant to another cell of its region: 202 with a move operation that moves its data to the cell's servers (provision-target, capture-changes, copy, catch-up, freeze, verify, switch, drain, retire-source) while it keeps working; when both cells use the same place (embedded files, the shared pool, one server) only the placement changes. Honours If-Match and Idempotency-Key.");
         tenants.MapGet("/{id}/operations", Operations).WithSummary("The tenant's operations, newest last.");
 
         // Retrying resumes the tenant's change where it failed, so it is a tenant command.
@@ -141,6 +144,45 @@ public static class TenantsApi
         }
 
         return TierChanged(http, await commands.ChangeTierAsync(id, body!.Tier, http.User.Actor(), key, null, http.RequestAborted));
+    }
+
+    private static async Task<Results<Accepted<OperationResponse>, ProblemHttpResult>> Move(string id, HttpContext http, TenantCommands commands)
+    {
+        var (body, error) = await JsonBody.ReadAsync<JsonObject>(http.Request);
+        if (error is not null)
+        {
+            return error.ToResult();
+        }
+
+        if (body?.FirstOrDefault(p => p.Key != "cell") is { Key: { } unknown })
+        {
+            return ApiError.Validation(unknown, $"'{unknown}' is not a field of a move; send {{\"cell\": \"<name>\"}}.").ToResult();
+        }
+
+        if (body?["cell"] is not JsonValue value || !value.TryGetValue<string>(out var cell) || cell.Length == 0)
+        {
+            return ApiError.Validation("cell", "The cell to move to is required, as a string: a name of GET /v1/cells.").ToResult();
+        }
+
+        var (key, keyError) = IdempotencyKey.From(http.Request, http.User.Actor(), TenantCommands.Canonical(new MoveTenantRequest(cell)));
+        if (keyError is not null)
+        {
+            return keyError.ToResult();
+        }
+
+        var ifMatch = http.Request.Headers.IfMatch.ToString();
+        var outcome = await commands.MoveAsync(id, cell, http.User.Actor(), key, ifMatch.Length == 0 ? null : ifMatch, http.RequestAborted);
+        if (outcome.Error is not null)
+        {
+            return outcome.Error.ToResult();
+        }
+
+        if (outcome.Replayed)
+        {
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+        }
+
+        return TypedResults.Accepted(outcome.Location, outcome.Value);
     }
 
     private static Results<Accepted<OperationResponse>, Ok<TenantResponse>, ProblemHttpResult> TierChanged(HttpContext http, Outcome<TierChangeStarted> outcome)

@@ -12,9 +12,21 @@ internal sealed class FrozenTenants(IControlPlaneDatabase db) : IFrozenTenants
     public Task<HashSet<Guid>> ListAsync(CancellationToken cancellationToken) => db.ReadAsync(TierChangeStore.FrozenAsync, cancellationToken);
 }
 
+/// <summary>A <c>move</c> operation (to another cell) runs the tier change's steps: its <c>tier_changes</c> row names the target cell.</summary>
+internal sealed class MoveSteps(TierChangeSteps steps) : IOperationSteps
+{
+    public OperationKind Kind => OperationKind.Move;
+
+    public Task<System.Text.Json.Nodes.JsonObject?> ExecuteAsync(Operation operation, Tenant tenant, string step, CancellationToken cancellationToken) =>
+        steps.ExecuteAsync(operation, tenant, step, cancellationToken);
+
+    public Task RollBackAsync(Operation operation, Tenant tenant, string failedStep, CancellationToken cancellationToken) =>
+        steps.RollBackAsync(operation, tenant, failedStep, cancellationToken);
+}
+
 public static class TierChangeServiceCollectionExtensions
 {
-    /// <summary>Tier changes that move a tenant's data: the operation's steps, the retirement of old copies, the freeze the gateway sees.</summary>
+    /// <summary>Tier changes and moves between cells, which move a tenant's data: the operations' steps, the retirement of old copies, the freeze the gateway sees.</summary>
     public static IServiceCollection AddTenantryTierChanges(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -22,6 +34,7 @@ public static class TierChangeServiceCollectionExtensions
         services.TryAddSingleton<TierChangeHooks>();
         services.TryAddSingleton<TierChangeSteps>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOperationSteps, TierChangeSteps>(sp => sp.GetRequiredService<TierChangeSteps>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOperationSteps, MoveSteps>(sp => new MoveSteps(sp.GetRequiredService<TierChangeSteps>())));
         services.TryAddSingleton<IFrozenTenants, FrozenTenants>();
         services.TryAddSingleton<TierChangeRetirer>();
         services.AddHostedService(sp => sp.GetRequiredService<TierChangeRetirer>());

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.ControlPlane.AppMigrations;
 using Tenantry.ControlPlane.Apps;
+using Tenantry.ControlPlane.Cells;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Operations;
 using Tenantry.ControlPlane.Providers;
@@ -24,7 +25,9 @@ public sealed class TierChangeHooks
 }
 
 /// <summary>
-/// The steps of a <c>tier-change</c> operation. The target is read from <c>tier_changes</c> on every step, so a
+/// The steps of a <c>change-tier</c> operation, and of a <c>move</c> between cells (<see cref="MoveSteps"/>: its row names
+/// the target cell and, once provision-target chose them, both sides' servers; when they are one place the data steps do
+/// nothing and the switch updates the placement only). The target is read from <c>tier_changes</c> on every step, so a
 /// restarted worker resumes with it; each step is idempotent (the copy empties the target's rows of a table before
 /// filling it, capture and freeze triggers are made if missing, the switch is one transaction recorded by its phase).
 /// </summary>
@@ -40,6 +43,7 @@ internal sealed partial class TierChangeSteps(
     RouteChanges routes,
     TimeProvider time,
     ILogger<TierChangeSteps> logger,
+    CellPlacement cells,
     TierChangeHooks? hooks = null) : IOperationSteps
 {
     public OperationKind Kind => OperationKind.TierChange;
@@ -48,8 +52,8 @@ internal sealed partial class TierChangeSteps(
     {
         var change = await db.ReadAsync(c => TierChangeStore.GetAsync(c, null, operation.Id), ct)
             ?? throw new PermanentStepException("The tier change's record is missing.");
-        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
-        var target = Ref(tenant, change.TargetTier, change.TargetIsolation);
+        var source = Ref(tenant, change, target: false);
+        var target = Ref(tenant, change, target: true);
         if (change.Phase is TierChangePhase.RolledBack)
         {
             throw new PermanentStepException("The tier change was rolled back; start a new one.");
@@ -61,10 +65,15 @@ internal sealed partial class TierChangeSteps(
             return null; // Done before a crash: the tenant already lives at the target.
         }
 
+        if (change.SamePlace && step is not (StepNames.ProvisionTarget or StepNames.Switch or StepNames.RetireSource))
+        {
+            return null; // A move that keeps the data where it is: the switch updates the placement only.
+        }
+
         switch (step)
         {
             case StepNames.ProvisionTarget:
-                await ProvisionAsync(operation, tenant, target, ct);
+                await ProvisionAsync(operation, tenant, change, ct);
                 return null;
             case StepNames.CaptureChanges:
             {
@@ -93,6 +102,12 @@ internal sealed partial class TierChangeSteps(
                 if (!switched)
                 {
                     await SwitchAsync(operation, change, source, target, ct);
+                }
+
+                if (change is { IsMove: true, SamePlace: false, TargetIsolation: IsolationModel.Silo })
+                {
+                    // Dedicated instances read their database at start: started again, they find it on the new server.
+                    await compute.RestartDedicatedAsync(target with { Server = null }, ct);
                 }
 
                 return null;
@@ -126,8 +141,16 @@ internal sealed partial class TierChangeSteps(
             return; // After the switch the tenant lives at the target: nothing to undo.
         }
 
-        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
-        var target = Ref(tenant, change.TargetTier, change.TargetIsolation);
+        if (change.SamePlace)
+        {
+            // A move that kept the data where it was made nothing to undo.
+            await db.WriteAsync((c, tx) => TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.RolledBack, time.GetUtcNow()), ct);
+            Log.RolledBack(logger, tenant.Id, operation.Id, failedStep);
+            return;
+        }
+
+        var source = Ref(tenant, change, target: false);
+        var target = Ref(tenant, change, target: true);
         if (await databases.PlaceAsync(source, ct) is { } from)
         {
             await using var c = await from.OpenAsync(ct);
@@ -159,12 +182,12 @@ internal sealed partial class TierChangeSteps(
     /// </summary>
     public async Task RetireAsync(TierChange change, Tenant tenant, CancellationToken ct)
     {
-        var source = Ref(tenant, change.SourceTier, change.SourceIsolation);
-        if (await databases.PlaceAsync(source, ct) is { } from)
+        var source = Ref(tenant, change, target: false);
+        if (!change.SamePlace && await databases.PlaceAsync(source, ct) is { } from)
         {
             await storage.SaveExportAsync(
                 source,
-                $"{tenant.Slug}-{change.SourceIsolation.ToWire()}-before-tier-change-{change.OperationId:N}.zip",
+                $"{tenant.Slug}-{change.SourceIsolation.ToWire()}-before-{(change.IsMove ? "move" : "tier-change")}-{change.OperationId:N}.zip",
                 async stream =>
                 {
                     using var archive = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
@@ -178,6 +201,8 @@ internal sealed partial class TierChangeSteps(
                             ["operationId"] = change.OperationId.ToString(),
                             ["from"] = new JsonObject { ["tier"] = change.SourceTier, ["isolation"] = change.SourceIsolation.ToWire() },
                             ["to"] = new JsonObject { ["tier"] = change.TargetTier, ["isolation"] = change.TargetIsolation.ToWire() },
+                            ["cells"] = change.IsMove ? new JsonObject { ["from"] = change.SourceCell, ["to"] = change.TargetCell } : null,
+                            ["servers"] = change.IsMove ? new JsonObject { ["from"] = change.SourceServer, ["to"] = change.TargetServer } : null,
                             ["exportedAt"] = time.GetUtcNow(),
                         }, cancellationToken: ct);
                     }
@@ -197,7 +222,7 @@ internal sealed partial class TierChangeSteps(
         Log.Retired(logger, tenant.Id, change.OperationId, change.SourceIsolation.ToWire());
     }
 
-    private async Task ProvisionAsync(Operation operation, Tenant tenant, TenantRef target, CancellationToken ct)
+    private async Task ProvisionAsync(Operation operation, Tenant tenant, TierChange change, CancellationToken ct)
     {
         // An earlier move's source still in its grace would share the target's place (back to the pool, say): retire it first.
         var earlier = await db.ReadAsync(c => TierChangeStore.DueAsync(c, time.GetUtcNow(), tenant.Id), ct);
@@ -205,6 +230,24 @@ internal sealed partial class TierChangeSteps(
         {
             await RetireAsync(pending, tenant, ct);
         }
+
+        if (change is { IsMove: true, TargetServer: null })
+        {
+            // A move's servers are chosen once, and recorded before anything is made there, so a retry makes the
+            // target on the same server and a rollback or retirement addresses each side explicitly.
+            var current = Ref(tenant, change, target: false);
+            var sourceServer = await databases.ServerOfAsync(current, ct);
+            var targetServer = await databases.ChooseServerAsync(current, change.TargetCell!, ct);
+            await db.WriteAsync((c, tx) => TierChangeStore.SetServersAsync(c, tx, operation.Id, sourceServer, targetServer, time.GetUtcNow()), ct);
+            change = change with { SourceServer = sourceServer, TargetServer = targetServer };
+        }
+
+        if (change.SamePlace)
+        {
+            return; // Nothing to make: the data stays where it is.
+        }
+
+        var target = Ref(tenant, change, target: true);
 
         // The database, then every app's current release, without its seed: the copy brings the tenant's rows.
         var resources = await databases.CreateAsync(target, ct);
@@ -414,11 +457,45 @@ internal sealed partial class TierChangeSteps(
                 await lifecycle.ChangeTierAsync(c, tx, source.Id, change.TargetTier, change.TargetIsolation, resources, now);
                 await RouteStore.SetModeAsync(c, tx, source.Id, change.TargetIsolation == IsolationModel.Silo, now);
                 await TierChangeStore.SwitchedAsync(c, tx, operation.Id, now + options.Value.SourceGrace, now);
+                if (change.IsMove)
+                {
+                    await SwitchCellAsync(c, tx, operation, change, now);
+                }
+
                 await RouteChanges.NotifyAsync(c, tx);
             },
             ct);
         routes.Raise();
         Log.Switched(logger, source.Id, operation.Id, change.SourceIsolation.ToWire(), change.TargetIsolation.ToWire());
+    }
+
+    /// <summary>
+    /// A move's part of the switch, in its transaction: the cell, the database server (when the data moved) and the
+    /// tenant's <c>resources.placement</c> and <c>resources.database</c>, with the <c>tenant.moved</c> event.
+    /// </summary>
+    private async Task SwitchCellAsync(DbConnection c, DbTransaction tx, Operation operation, TierChange change, DateTimeOffset now)
+    {
+        var cell = cells.Find(change.TargetCell!) ?? throw new PermanentStepException($"Cell '{change.TargetCell}' is no longer in Tenantry:Cells.");
+
+        // Room was checked when the move was accepted; moves into the same cell since then may have filled it.
+        if (await CellPlacement.CheckRoomAsync(c, tx, cell) is { } full)
+        {
+            throw new PermanentStepException(full.Detail);
+        }
+
+        await CellPlacement.MoveAsync(c, tx, change.TenantId, cell.Name, now);
+        var resources = new JsonObject { ["placement"] = new Placement(cell.Name, cell.Region).ToJson() };
+        if (!change.SamePlace)
+        {
+            if (change.TargetServer is { } server)
+            {
+                await databases.SetServerAsync(c, tx, change.TenantId, server, now);
+            }
+
+            resources["database"] = change.TargetResources?.DeepClone();
+        }
+
+        await lifecycle.ChangeCellAsync(c, tx, change.TenantId, resources, operation.Id, now);
     }
 
     /// <summary>
@@ -459,8 +536,10 @@ internal sealed partial class TierChangeSteps(
 
     private Task Hook(string point, Guid tenant, CancellationToken ct) => hooks?.RunAsync(point, tenant, ct) ?? Task.CompletedTask;
 
-    private static TenantRef Ref(Tenant tenant, string tier, IsolationModel isolation) =>
-        new(tenant.Id, tenant.Slug, tenant.Name, tier, isolation, tenant.AdminEmail);
+    /// <summary>One side of the change; a move's sides are pinned to their recorded servers (each addressed explicitly while both exist).</summary>
+    private static TenantRef Ref(Tenant tenant, TierChange change, bool target) => target
+        ? new(tenant.Id, tenant.Slug, tenant.Name, change.TargetTier, change.TargetIsolation, tenant.AdminEmail) { Server = change.IsMove ? change.TargetServer : null }
+        : new(tenant.Id, tenant.Slug, tenant.Name, change.SourceTier, change.SourceIsolation, tenant.AdminEmail) { Server = change.IsMove ? change.SourceServer : null };
 
     private static partial class Log
     {

@@ -37,6 +37,28 @@ public sealed record TierChange
     /// <summary>The cell the target is made in; null: the tenant's own cell (moves between cells set it).</summary>
     public string? TargetCell { get; init; }
 
+    /// <summary>A move's source cell (where the tenant lived when it started); null for a tier change.</summary>
+    public string? SourceCell { get; init; }
+
+    /// <summary>
+    /// A move's PostgreSQL servers, recorded by provision-target before anything is made: the source's (where the
+    /// tenant's database is) and the target's (a server of the target cell). Null on an engine without servers
+    /// (SQLite files) and for the shared pool.
+    /// </summary>
+    public string? SourceServer { get; init; }
+
+    /// <inheritdoc cref="SourceServer"/>
+    public string? TargetServer { get; init; }
+
+    /// <summary>True for a move between cells (a <c>move</c> operation), false for a tier change.</summary>
+    public bool IsMove => TargetCell is not null;
+
+    /// <summary>
+    /// A move whose source and target are one place (no servers on either side, the shared pool, or the same
+    /// server): the data stays, and the switch updates the placement only.
+    /// </summary>
+    public bool SamePlace => IsMove && string.Equals(SourceServer, TargetServer, StringComparison.Ordinal);
+
     public required TierChangePhase Phase { get; init; }
     public JsonObject? TargetResources { get; init; }
     public DateTimeOffset? RetireAfter { get; init; }
@@ -61,6 +83,9 @@ internal static class TierChangeStore
             target_tier TEXT NOT NULL,
             target_isolation TEXT NOT NULL,
             target_cell TEXT,
+            source_cell TEXT,
+            source_server TEXT,
+            target_server TEXT,
             phase TEXT NOT NULL,
             target_resources TEXT,
             retire_after TEXT,
@@ -69,16 +94,17 @@ internal static class TierChangeStore
         );
         CREATE INDEX IF NOT EXISTS tier_changes_tenant ON tier_changes(tenant_id);
         CREATE INDEX IF NOT EXISTS tier_changes_phase ON tier_changes(phase);
-        """);
+        """).WithAddedColumns(("tier_changes", "source_cell", "TEXT NULL"), ("tier_changes", "source_server", "TEXT NULL"), ("tier_changes", "target_server", "TEXT NULL"));
 
     private const string Columns =
-        "operation_id, tenant_id, slug, source_tier, source_isolation, target_tier, target_isolation, target_cell, phase, target_resources, retire_after, created_at";
+        "operation_id, tenant_id, slug, source_tier, source_isolation, target_tier, target_isolation, target_cell, phase, target_resources, retire_after, created_at, source_cell, source_server, target_server";
 
     public static Task InsertAsync(DbConnection c, DbTransaction tx, TierChange change) => c.ExecuteAsync(
-        $"INSERT INTO tier_changes ({Columns}, updated_at) VALUES (@op, @tenant, @slug, @st, @si, @tt, @ti, @cell, @phase, NULL, NULL, @now, @now)",
+        $"INSERT INTO tier_changes ({Columns}, updated_at) VALUES (@op, @tenant, @slug, @st, @si, @tt, @ti, @cell, @phase, NULL, NULL, @now, @sc, NULL, NULL, @now)",
         tx,
         ("@op", change.OperationId), ("@tenant", change.TenantId), ("@slug", change.Slug), ("@st", change.SourceTier), ("@si", change.SourceIsolation.ToWire()),
-        ("@tt", change.TargetTier), ("@ti", change.TargetIsolation.ToWire()), ("@cell", change.TargetCell), ("@phase", ToWire(change.Phase)), ("@now", change.CreatedAt));
+        ("@tt", change.TargetTier), ("@ti", change.TargetIsolation.ToWire()), ("@cell", change.TargetCell), ("@phase", ToWire(change.Phase)), ("@now", change.CreatedAt),
+        ("@sc", change.SourceCell));
 
     public static async Task<TierChange?> GetAsync(DbConnection c, DbTransaction? tx, Guid operationId) =>
         (await c.QueryAsync($"SELECT {Columns} FROM tier_changes WHERE operation_id = @op", tx, Read, ("@op", operationId))).SingleOrDefault();
@@ -89,6 +115,11 @@ internal static class TierChangeStore
     public static Task SetTargetResourcesAsync(DbConnection c, DbTransaction tx, Guid operationId, JsonObject resources, DateTimeOffset now) => c.ExecuteAsync(
         "UPDATE tier_changes SET target_resources = @resources, updated_at = @now WHERE operation_id = @op",
         tx, ("@op", operationId), ("@resources", resources.ToJsonString()), ("@now", now));
+
+    /// <summary>A move's servers, recorded before its target is made (see <see cref="TierChange.SourceServer"/>).</summary>
+    public static Task SetServersAsync(DbConnection c, DbTransaction tx, Guid operationId, string? sourceServer, string? targetServer, DateTimeOffset now) => c.ExecuteAsync(
+        "UPDATE tier_changes SET source_server = @ss, target_server = @ts, updated_at = @now WHERE operation_id = @op",
+        tx, ("@op", operationId), ("@ss", sourceServer), ("@ts", targetServer), ("@now", now));
 
     public static Task SwitchedAsync(DbConnection c, DbTransaction tx, Guid operationId, DateTimeOffset retireAfter, DateTimeOffset now) => c.ExecuteAsync(
         "UPDATE tier_changes SET phase = @phase, retire_after = @after, updated_at = @now WHERE operation_id = @op",
@@ -119,6 +150,9 @@ internal static class TierChangeStore
         TargetResources = r.ReadStringOrNull(9) is { } json ? JsonNode.Parse(json)!.AsObject() : null,
         RetireAfter = r.ReadTimeOrNull(10),
         CreatedAt = r.ReadTime(11),
+        SourceCell = r.ReadStringOrNull(12),
+        SourceServer = r.ReadStringOrNull(13),
+        TargetServer = r.ReadStringOrNull(14),
     };
 
     public static string ToWire(TierChangePhase phase) => phase switch

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -45,7 +46,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
                 break;
             case IsolationModel.Bridge:
             {
-                var server = await placement.PlaceAsync(tenant, cancellationToken);
+                var server = tenant.Server is { } pinned ? Resolve(pinned) : await placement.PlaceAsync(tenant, cancellationToken);
                 await EnsureBridgeDatabaseAsync(server, cancellationToken);
                 var password = await credentials.GetOrCreateAsync(SecretName(tenant), tenant.Id, PostgresTenantDdl.NewPassword, cancellationToken);
                 await using (var admin = await server.OpenAdminAsync(options.BridgeDatabase, cancellationToken))
@@ -59,7 +60,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
 
             case IsolationModel.Silo:
             {
-                var server = await placement.PlaceAsync(tenant, cancellationToken);
+                var server = tenant.Server is { } pinned ? Resolve(pinned) : await placement.PlaceAsync(tenant, cancellationToken);
                 var password = await credentials.GetOrCreateAsync(SecretName(tenant), tenant.Id, PostgresTenantDdl.NewPassword, cancellationToken);
                 await using (var admin = await server.OpenAdminAsync("postgres", cancellationToken))
                 {
@@ -105,7 +106,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
 
             default:
             {
-                var server = await placement.FindAsync(tenant.Id, cancellationToken);
+                var server = await ServerAsync(tenant, cancellationToken);
                 var password = await credentials.FindAsync(SecretName(tenant), cancellationToken);
                 if (server is null || password is null)
                 {
@@ -164,7 +165,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             return;
         }
 
-        var server = await placement.FindAsync(tenant.Id, cancellationToken);
+        var server = await ServerAsync(tenant, cancellationToken);
         if (context is not null)
         {
             await data.ForgetAsync(context);
@@ -182,6 +183,13 @@ internal sealed partial class PostgresTenantDatabaseProvider(
                 await using var admin = await server.OpenAdminAsync("postgres", cancellationToken);
                 await PostgresTenantDdl.ExecuteAsync(admin, PostgresTenantDdl.DropSiloTenant(tenant.Slug), cancellationToken);
             }
+        }
+
+        // A pinned copy (a move's other side) goes alone: the secret and placement serve the tenant's live copy.
+        if (tenant.Server is not null && (await placement.FindAsync(tenant.Id, cancellationToken))?.Name != tenant.Server)
+        {
+            Log.Dropped(logger, tenant.Id, tenant.Isolation, server);
+            return;
         }
 
         // Only once the role and its data are gone: the secret, then the placement (a retry still finds the server until here).
@@ -203,7 +211,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             return new TenantDataPlace("postgresql", true, "public", $"{pool.Name}/{options.PoolDatabase}", async ct => await pool.OpenAdminAsync(options.PoolDatabase, ct));
         }
 
-        if (await placement.FindAsync(tenant.Id, cancellationToken) is not { } server)
+        if (await ServerAsync(tenant, cancellationToken) is not { } server)
         {
             return null;
         }
@@ -237,7 +245,7 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             await data.ForgetAsync(context);
         }
 
-        if (await placement.FindAsync(tenant.Id, cancellationToken) is not { } server)
+        if (await ServerAsync(tenant, cancellationToken) is not { } server)
         {
             return;
         }
@@ -297,7 +305,23 @@ internal sealed partial class PostgresTenantDatabaseProvider(
             _ => null,
         };
 
+    public async Task<string?> ServerOfAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        tenant.Isolation == IsolationModel.Pool ? null : (await placement.FindAsync(tenant.Id, cancellationToken))?.Name;
+
+    public async Task<string?> ChooseServerAsync(TenantRef tenant, string cell, CancellationToken cancellationToken) =>
+        tenant.Isolation == IsolationModel.Pool ? null : (await placement.ChooseAsync(tenant.Id, cell, cancellationToken)).Name;
+
+    public Task SetServerAsync(DbConnection connection, DbTransaction transaction, Guid tenantId, string server, DateTimeOffset now) =>
+        TenantPlacement.SetServerAsync(connection, transaction, tenantId, Resolve(server).Name);
+
     public void Dispose() => _prepare.Dispose();
+
+    /// <summary>The server of this copy of the tenant's data: the pinned one (a move's source or target), else its placement's.</summary>
+    private async Task<PostgresServerInfo?> ServerAsync(TenantRef tenant, CancellationToken cancellationToken) =>
+        tenant.Server is { } pinned ? Resolve(pinned) : await placement.FindAsync(tenant.Id, cancellationToken);
+
+    private PostgresServerInfo Resolve(string name) =>
+        servers.Find(name) ?? throw new PermanentStepException($"PostgreSQL server '{name}' is no longer in Tenantry:Postgres:Servers.");
 
     private static string SecretName(TenantRef tenant) => $"tenant/{tenant.Id}/database";
 

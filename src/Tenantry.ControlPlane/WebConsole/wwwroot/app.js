@@ -325,6 +325,18 @@ async function renderTenant(id, params = new URLSearchParams(), reread = false) 
       out.replaceChildren();
       try { await api('POST', `/v1/tenants/${tenant.id}/tier`, { tier: tierPick.value }); renderTenant(id); } catch (err) { out.append(errorBox(err)); }
     } }, 'Change tier')));
+    // Another cell of the tenant's region: a move operation (its data goes to that cell's servers), followed below.
+    const here = (tenant.resources && tenant.resources.placement) || {};
+    const region = tenant.config && typeof tenant.config.region === 'string' ? tenant.config.region : null;
+    const cells = (await api('GET', '/v1/cells').catch(() => ({ items: [] }))).items
+      .filter((c) => c.name !== here.cell && (!region || !c.region || c.region === region));
+    if (cells.length) {
+      const cellPick = h('select', { testid: 'move-cell-select', 'aria-label': 'Cell to move to' }, cells.map((c) => h('option', { value: c.name }, c.region ? `${c.name} (${c.region})` : c.name)));
+      actions.push(h('span', { class: 'inline' }, cellPick, ' ', h('button', { class: 'secondary', testid: 'action-move', onclick: async () => {
+        out.replaceChildren();
+        try { await api('POST', `/v1/tenants/${tenant.id}/move`, { cell: cellPick.value }); renderTenant(id); } catch (err) { out.append(errorBox(err)); }
+      } }, 'Move to cell')));
+    }
   }
   if (tenant.status === 'failed' && tenant.operationId) actions.push(act('Retry', 'POST', `/v1/operations/${tenant.operationId}/retry`));
   if (!['offboarded', 'offboarding', 'provisioning'].includes(tenant.status)) {
