@@ -31,7 +31,7 @@ public sealed class MovePostgresTests(TwoPostgresServers pg) : IClassFixture<Two
         // A target that no longer holds what the source does fails the verify: only the copy on pg-b goes.
         factory.Services.GetRequiredService<TierChangeHooks>().At = async (point, moving, ct) =>
         {
-            if (point == "verify" && moving == Guid.Parse(id))
+            if (point == "bulk-verify" && moving == Guid.Parse(id))
             {
                 await TwoPostgresServers.ScalarAsync<int>(pg.B, "tenantry_bridge", "UPDATE tenant_mv_firm.orders SET note = 'tampered' WHERE id = (SELECT id FROM tenant_mv_firm.orders ORDER BY id LIMIT 1) RETURNING 1");
             }
