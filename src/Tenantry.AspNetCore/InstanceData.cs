@@ -4,8 +4,6 @@ using System.Net.Http.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Tenantry.Data;
 
@@ -100,52 +98,13 @@ public sealed class InstanceDataLocator(IOptions<TenantryAppOptions> options, IH
 /// <summary>Registers <see cref="InstanceDataLocator"/>.</summary>
 public static class InstanceDataExtensions
 {
-    /// <summary>
-    /// Registers <see cref="InstanceDataLocator"/> as the app's <see cref="ITenantDataLocator"/>, and, for a
-    /// dedicated instance, opens its database once at start (see <see cref="InstanceDataWarmUp"/>).
-    /// </summary>
+    /// <summary>Registers <see cref="InstanceDataLocator"/> as the app's <see cref="ITenantDataLocator"/>.</summary>
     public static IServiceCollection AddTenantryInstanceData(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddHttpContextAccessor();
         services.TryAddSingleton<InstanceDataLocator>();
         services.TryAddSingleton<ITenantDataLocator>(sp => sp.GetRequiredService<InstanceDataLocator>());
-        services.AddHostedService<InstanceDataWarmUp>();
         return services;
-    }
-}
-
-/// <summary>
-/// A dedicated instance opens its tenant's database once when it starts, and runs one query, so the connection
-/// pool and the data path are ready before the first request: a tenant switched to a new dedicated instance (a
-/// tier change's switch) does not wait for them on its first writes. Best effort: a failure is logged and the
-/// first request connects as it would have.
-/// </summary>
-internal sealed partial class InstanceDataWarmUp(IOptions<TenantryAppOptions> options, IServiceProvider services, ILogger<InstanceDataWarmUp> logger) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var o = options.Value;
-        if (o.TenantId is not { } tenant || o.Database is not { } database || services.GetService<ITenantDataSource>() is not { } data)
-        {
-            return;
-        }
-
-        try
-        {
-            var context = InstanceDataLocator.Context(tenant, o.Slug ?? "", IsolationModel.Silo, database);
-            await using var session = await data.OpenReadSessionAsync(context, stoppingToken);
-            await session.QueryAsync("SELECT 1", r => r.GetValue(0), cancellationToken: stoppingToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            Log.WarmUpFailed(logger, tenant, ex);
-        }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(1, LogLevel.Information, "Tenant {TenantId}: the database could not be opened ahead of the first request; the first request will connect")]
-        public static partial void WarmUpFailed(ILogger logger, Guid tenantId, Exception exception);
     }
 }
