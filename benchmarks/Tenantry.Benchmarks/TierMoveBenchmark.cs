@@ -124,6 +124,8 @@ internal static class TierMoveBenchmark
             var gapStart = load.LongestGapEnded - TimeSpan.FromSeconds(writes.LongestGap);
             Console.Error.WriteLine("Refused in the longest gap (s from the switch, status): " + string.Join(" ", load.RefusedAt
                 .Where(r => r.At >= gapStart && r.At <= load.LongestGapEnded).Select(r => $"{(r.At - switchedAt).TotalSeconds:0.00}:{r.Status}")));
+            Console.Error.WriteLine("Writes over 300 ms (s from the switch, sent → answered): " + string.Join(" ", load.Slow
+                .Select(w => $"{(w.Sent - switchedAt).TotalSeconds:0.00}→{(w.Answered - switchedAt).TotalSeconds:0.00}")));
         }
         if (status != "succeeded")
         {
@@ -304,6 +306,9 @@ internal static class TierMoveBenchmark
         /// <summary>When the write that ended the longest gap was acknowledged.</summary>
         public DateTimeOffset LongestGapEnded { get; private set; }
 
+        /// <summary>Acknowledged writes that took over 300 ms: sent, answered.</summary>
+        public ConcurrentQueue<(DateTimeOffset Sent, DateTimeOffset Answered)> Slow { get; } = new();
+
         /// <summary>When each write was refused, and how.</summary>
         public ConcurrentQueue<(DateTimeOffset At, int Status)> RefusedAt { get; } = new();
 
@@ -359,9 +364,15 @@ internal static class TierMoveBenchmark
                 try
                 {
                     // A write under way when the writers stop still finishes: its row counts as acknowledged or not.
+                    var sent = DateTimeOffset.UtcNow;
                     using var response = await _http.SendAsync(request, _stop.Token);
                     if (response.StatusCode == HttpStatusCode.Created)
                     {
+                        if (DateTimeOffset.UtcNow - sent > TimeSpan.FromMilliseconds(300))
+                        {
+                            Slow.Enqueue((sent, DateTimeOffset.UtcNow));
+                        }
+
                         _acknowledged.Add((await response.Content.ReadFromJsonAsync<JsonElement>(_stop.Token)).GetProperty("id").GetGuid());
                         var now = _clock.Elapsed.Ticks;
                         var last = Interlocked.Exchange(ref _lastSuccessTicks, now);
@@ -389,7 +400,10 @@ internal static class TierMoveBenchmark
                 }
                 catch (HttpRequestException)
                 {
+                    // No answer at all (status 0 in the counts).
                     Interlocked.Increment(ref _refused);
+                    _refusals.AddOrUpdate(0, 1, (_, n) => n + 1);
+                    RefusedAt.Enqueue((DateTimeOffset.UtcNow, 0));
                 }
 
                 try
