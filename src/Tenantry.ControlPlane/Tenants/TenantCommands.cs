@@ -207,12 +207,7 @@ internal sealed partial class TenantCommands(
                 return new Outcome<OperationResponse>(response, null, location);
             },
             ct);
-        if (outcome.Value is { } started && !outcome.Replayed)
-        {
-            queue.Enqueue(Guid.Parse(started.Id));
-            Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
-        }
-
+        Started(outcome.Replayed ? null : outcome.Value, actor);
         return outcome;
     }
 
@@ -509,12 +504,7 @@ internal sealed partial class TenantCommands(
                 return new Outcome<TierChangeStarted>(new TierChangeStarted(response, null), null, location);
             },
             ct);
-        if (outcome.Value?.Operation is { } started && !outcome.Replayed)
-        {
-            queue.Enqueue(Guid.Parse(started.Id));
-            Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
-        }
-
+        Started(outcome.Replayed ? null : outcome.Value?.Operation, actor);
         return outcome;
     }
 
@@ -613,13 +603,18 @@ internal sealed partial class TenantCommands(
                 return new Outcome<OperationResponse>(response, null, location);
             },
             ct);
-        if (outcome.Value is { } started && !outcome.Replayed)
+        Started(outcome.Replayed ? null : outcome.Value, actor);
+        return outcome;
+    }
+
+    /// <summary>An operation just accepted (not replayed) goes to the worker's queue, and is logged.</summary>
+    private void Started(OperationResponse? started, string actor)
+    {
+        if (started is not null)
         {
             queue.Enqueue(Guid.Parse(started.Id));
             Log.Started(logger, started.TenantId, started.Kind, started.Id, actor);
         }
-
-        return outcome;
     }
 
     private static JsonObject MergePatch(JsonObject target, JsonObject patch)

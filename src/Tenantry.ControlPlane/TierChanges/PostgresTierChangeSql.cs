@@ -165,6 +165,13 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         }
 
         await tx.CommitAsync(ct);
+
+        // Statistics for the freshly filled table, so the planner of catch-up and of the app finds its size.
+        await using (var analyze = new NpgsqlCommand($"ANALYZE {t}", tgt))
+        {
+            await analyze.ExecuteNonQueryAsync(ct);
+        }
+
         await afterBatch(ct);
         return copied;
     }
@@ -205,7 +212,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
 
                 var keys = new JsonArray([.. group.Select(g => g.Key).Distinct(StringComparer.Ordinal).Select(k => JsonNode.Parse(k))]).ToJsonString();
                 await using (var delete = new NpgsqlCommand(
-                    $"DELETE FROM {Quote(to.Schema!)}.{Quote(map.Name)}{TenantFilter(to, map.Target, tenant)}{KeyMatch(map.Key, map.Target, except: false)}", tgt, tx))
+                    $"DELETE FROM {Quote(to.Schema!)}.{Quote(map.Name)} WHERE ctid = ANY(ARRAY({ByKeys(to, map.Target, tenant, map.Key, "tenantry_ctid")}))", tgt, tx))
                 {
                     delete.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
                     await delete.ExecuteNonQueryAsync(ct);
@@ -214,7 +221,7 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
                 // The changed rows as one jsonb array, inserted by one statement that reads it back into the target's row type.
                 string rows;
                 await using (var select = new NpgsqlCommand(
-                    $"SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text FROM (SELECT {Select(map, tenant, named: true)} FROM {Quote(from.Schema!)}.{Quote(map.Name)}{TenantFilter(from, map.Source, tenant)}{KeyMatch(map.Key, map.Source, except: false)}) r", src))
+                    $"SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text FROM ({ByKeys(from, map.Source, tenant, map.Key, Select(map, tenant, named: true))}) r", src))
                 {
                     select.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Jsonb });
                     rows = (string)(await select.ExecuteScalarAsync(ct))!;
@@ -301,13 +308,19 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         IReadOnlyList<string> columns, KeyFilter? keys, CancellationToken ct)
     {
         var list = columns.Count == 0 ? "" : string.Join(", ", columns.Select(Quote));
-        var filter = keys is null || (keys.Except && keys.Keys.Count == 0) ? "" : KeyMatch(keys.Columns, table, keys.Except);
+        // Every row, every row but those keys, or those keys only ($1 is the keys unless every row is read).
+        var all = keys is null or { Columns.Count: 0 } or { Except: true, Keys.Count: 0 };
+        var rows = all
+            ? $"SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}"
+            : keys!.Except
+                ? $"SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}{NotKeys(keys.Columns, table)}"
+                : ByKeys(place, table, tenant, keys.Columns, list);
         await using var sum = new NpgsqlCommand(
             $"""
             SELECT count(*), coalesce(sum(('x' || substr(md5(row_to_json(s)::text), 1, 15))::bit(60)::bigint), 0)::text
-            FROM (SELECT {list} FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}{filter}) s
+            FROM ({rows}) s
             """, (NpgsqlConnection)c, (NpgsqlTransaction?)tx);
-        if (filter.Length > 0)
+        if (!all)
         {
             sum.Parameters.Add(new NpgsqlParameter { Value = "[" + string.Join(", ", keys!.Keys) + "]", NpgsqlDbType = NpgsqlDbType.Jsonb });
         }
@@ -328,10 +341,10 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
         place.Shared ? $" WHERE {Quote(TableMap.TenantColumn)} = {Literal(tenant.ToString())}::{table.TypeOf(TableMap.TenantColumn)}" : " WHERE true";
 
     /// <summary>
-    /// The rows whose <paramref name="key"/> is (or, with <paramref name="except"/>, is not) one of the jsonb array
-    /// <c>$1</c> of key arrays; every row of the tenant when the table has no key but tenant_id.
+    /// The rows whose <paramref name="key"/> is not one of the jsonb array <c>$1</c> of key arrays (a hashed list
+    /// beside a read of the whole table); no condition when the table has no key but tenant_id.
     /// </summary>
-    private static string KeyMatch(IReadOnlyList<string> key, TableShape side, bool except)
+    private static string NotKeys(IReadOnlyList<string> key, TableShape side)
     {
         if (key.Count == 0)
         {
@@ -340,7 +353,24 @@ internal sealed class PostgresTierChangeSql : TierChangeSql
 
         var columns = string.Join(", ", key.Select(Quote));
         var values = string.Join(", ", key.Select((k, i) => $"(k ->> {i})::{side.TypeOf(k)}"));
-        return $" AND ({columns}) {(except ? "NOT IN" : "IN")} (SELECT {values} FROM jsonb_array_elements($1) k)";
+        return $" AND ({columns}) NOT IN (SELECT {values} FROM jsonb_array_elements($1) k)";
+    }
+
+    /// <summary>
+    /// <paramref name="columns"/> of the tenant's rows whose <paramref name="key"/> is one of the jsonb array <c>$1</c>
+    /// of key arrays, looked up key by key (a lateral join on the key's equality, so the key's index serves whatever
+    /// the table's size); <c>tenantry_ctid</c> names each row's ctid. Every row of the tenant when the table has no key.
+    /// </summary>
+    private static string ByKeys(TenantDataPlace place, TableShape table, Guid tenant, IReadOnlyList<string> key, string columns)
+    {
+        var rows = $"SELECT ctid AS tenantry_ctid, * FROM {Quote(place.Schema!)}.{Quote(table.Name)}{TenantFilter(place, table, tenant)}";
+        if (key.Count == 0)
+        {
+            return $"SELECT {columns} FROM ({rows}) r";
+        }
+
+        var match = string.Join(" AND ", key.Select((k, i) => $"{Quote(k)} = (tenantry_k.tenantry_key ->> {i})::{table.TypeOf(k)}"));
+        return $"SELECT {columns} FROM jsonb_array_elements($1) AS tenantry_k(tenantry_key) CROSS JOIN LATERAL ({rows} AND {match}) r";
     }
 
     /// <summary>The source's expressions for the target's columns (named after them for catch-up's jsonb rows); the tenant id where only the target has tenant_id.</summary>

@@ -157,14 +157,7 @@ internal sealed partial class TierChangeSteps(
             await TierChangeSql.For(from).DropMoveAsync(c, from, tenant.Id, ct);
         }
 
-        await db.WriteAsync(
-            async (c, tx) =>
-            {
-                await TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Moving, time.GetUtcNow());
-                await RouteChanges.NotifyAsync(c, tx);
-            },
-            ct);
-        routes.Raise();
+        await SetRoutedPhaseAsync(operation.Id, TierChangePhase.Moving, ct);
         if (change.TargetIsolation == IsolationModel.Silo && change.SourceIsolation != IsolationModel.Silo)
         {
             await compute.RemoveDedicatedAsync(target, ct);
@@ -361,14 +354,7 @@ internal sealed partial class TierChangeSteps(
     private async Task FreezeAsync(Operation operation, TenantRef source, TenantRef target, CancellationToken ct)
     {
         // The gateway hears of the freeze before the source refuses writes, so writes meet its 503 rather than the app's error.
-        await db.WriteAsync(
-            async (c, tx) =>
-            {
-                await TierChangeStore.SetPhaseAsync(c, tx, operation.Id, TierChangePhase.Frozen, time.GetUtcNow());
-                await RouteChanges.NotifyAsync(c, tx);
-            },
-            ct);
-        routes.Raise();
+        await SetRoutedPhaseAsync(operation.Id, TierChangePhase.Frozen, ct);
         var (from, tables) = await SourceAsync(source, ct);
         await using (var c = await from.OpenAsync(ct))
         {
@@ -532,6 +518,19 @@ internal sealed partial class TierChangeSteps(
         }
 
         return (from, to, TableMap.Plan(from, sourceTables, targetTables));
+    }
+
+    /// <summary>A phase the routing table shows (frozen or not), and the gateways told at once.</summary>
+    private async Task SetRoutedPhaseAsync(Guid operationId, TierChangePhase phase, CancellationToken ct)
+    {
+        await db.WriteAsync(
+            async (c, tx) =>
+            {
+                await TierChangeStore.SetPhaseAsync(c, tx, operationId, phase, time.GetUtcNow());
+                await RouteChanges.NotifyAsync(c, tx);
+            },
+            ct);
+        routes.Raise();
     }
 
     private Task Hook(string point, Guid tenant, CancellationToken ct) => hooks?.RunAsync(point, tenant, ct) ?? Task.CompletedTask;
