@@ -97,9 +97,9 @@ public sealed class MoveCrashTests : IDisposable
             Assert.Equal("active", tenant.GetProperty("status").GetString());
             var resources = tenant.GetProperty("resources");
             var (kept, gone) = op.GetProperty("status").GetString() == "succeeded" ? (b, a) : (a, b);
-            Assert.Equal(
-                op.GetProperty("status").GetString() == "succeeded" ? ("eu-b", "pg-b") : ("eu-a", "pg-a"),
-                (resources.GetProperty("placement").GetProperty("cell").GetString(), resources.GetProperty("database").GetProperty("server").GetString()));
+            var expected = op.GetProperty("status").GetString() == "succeeded" ? ("eu-b", "pg-b") : ("eu-a", "pg-a");
+            var where = (resources.GetProperty("placement").GetProperty("cell").GetString(), resources.GetProperty("database").GetProperty("server").GetString());
+            Assert.True(expected == where, $"the tenant is in {where} after {op}");
             Assert.Equal((long)Rows, await ScalarAsync<long>(kept, "tenant_crashing", "SELECT count(*) FROM notes"));
             Assert.Equal(0L, await ScalarAsync<long>(kept, "tenant_crashing", "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenantry_tier_%'"));
             Assert.False(await ScalarAsync<bool>(gone, "postgres", "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenant_crashing')"));

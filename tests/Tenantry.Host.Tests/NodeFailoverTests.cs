@@ -156,6 +156,9 @@ public sealed class NodeFailoverTests(ITestOutputHelper output) : IDisposable
 
         Assert.NotEmpty(held);
         a.Kill();
+
+        // What A still held when it died (it may have finished some of those read before the kill).
+        held = await HeldAsync(store, "node-a");
         output.WriteLine($"A killed holding {held.Count} operations");
 
         foreach (var id in ids)

@@ -8,8 +8,9 @@ namespace Tenantry.ControlPlane.TierChanges;
 /// <summary>
 /// Retires the sources of switched tier changes once their grace (<c>Tenantry:TierChanges:SourceGrace</c>) is over:
 /// every minute it reads <c>tier_changes</c> for switched rows whose <c>retire_after</c> has passed, so a restart
-/// loses none. A source due when the operation's retire-source step runs (a grace of zero) is retired by the step.
-/// Retiring twice is harmless: the export is written again and the drop finds nothing.
+/// loses none. A source due while its operation still runs (a grace of zero, or a host that restarted mid-move) is
+/// left to the operation's retire-source step, so the two never write the same export at once. Retiring twice in
+/// turn is harmless: the export is written again and the drop finds nothing.
 /// </summary>
 internal sealed partial class TierChangeRetirer(
     IControlPlaneDatabase db,
@@ -45,7 +46,14 @@ internal sealed partial class TierChangeRetirer(
             {
                 try
                 {
-                    if (await db.ReadAsync(c => lifecycle.GetAsync(c, null, change.TenantId), ct) is { } tenant)
+                    var (operation, tenant) = await db.ReadAsync(
+                        async c => (await OperationStore.GetAsync(c, null, change.OperationId), await lifecycle.GetAsync(c, null, change.TenantId)), ct);
+                    if (operation?.Status is OperationStatus.Pending or OperationStatus.Running)
+                    {
+                        continue;
+                    }
+
+                    if (tenant is not null)
                     {
                         await steps.RetireAsync(change, tenant, ct);
                     }

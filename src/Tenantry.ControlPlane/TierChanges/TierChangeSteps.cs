@@ -122,7 +122,16 @@ internal sealed partial class TierChangeSteps(
             case StepNames.RetireSource:
                 if (change is { Phase: TierChangePhase.Switched, RetireAfter: { } after } && after <= time.GetUtcNow())
                 {
-                    await RetireAsync(change, tenant, ct);
+                    try
+                    {
+                        await RetireAsync(change, tenant, ct);
+                    }
+#pragma warning disable CA1031 // The tenant lives at the target already: an old copy that cannot go now is the retirer's to retry, not a failed move.
+                    catch (Exception ex) when (!ct.IsCancellationRequested)
+#pragma warning restore CA1031
+                    {
+                        Log.RetireDeferred(logger, tenant.Id, operation.Id, ex);
+                    }
                 }
 
                 return null;
@@ -550,6 +559,9 @@ internal sealed partial class TierChangeSteps(
 
         [LoggerMessage(3, LogLevel.Warning, "Tenant {TenantId}: tier change {OperationId} failed at {Step} and was rolled back; the tenant stays where it was")]
         public static partial void RolledBack(ILogger logger, Guid tenantId, Guid operationId, string step);
+
+        [LoggerMessage(6, LogLevel.Warning, "Tenant {TenantId}: the old copy of {OperationId} could not be retired now; the retirer tries again within a minute")]
+        public static partial void RetireDeferred(ILogger logger, Guid tenantId, Guid operationId, Exception exception);
 
         [LoggerMessage(5, LogLevel.Information, "Tenant {TenantId}: writes frozen for the switch; the last {Changes} changes applied in {Milliseconds:F0} ms")]
         public static partial void Frozen(ILogger logger, Guid tenantId, int changes, double milliseconds);
