@@ -87,16 +87,20 @@ internal sealed partial class TierChangeSteps(
                 await CopyAsync(source, target, ct);
                 return null;
             case StepNames.CatchUp:
+            {
                 await ReadyComputeAsync(change, target, ct);
-                await CatchUpAsync(source, target, options.Value.FreezeBacklog, keep: false, ct);
-                await VerifyBulkAsync(source, target, ct);
-                await CatchUpAsync(source, target, options.Value.FreezeBacklog, keep: true, ct);
+                var plan = await PlanAsync(source, target, ct);
+                await CatchUpAsync(plan, source.Id, options.Value.FreezeBacklog, keep: false, ct);
+                await VerifyBulkAsync(plan, source.Id, ct);
+                await CatchUpAsync(plan, source.Id, options.Value.FreezeBacklog, keep: true, ct);
                 return null;
+            }
+
             case StepNames.Freeze:
-                await FreezeAsync(operation, source, target, ct);
+                await FreezeAsync(operation, await PlanAsync(source, target, ct), source.Id, ct);
                 return null;
             case StepNames.Verify:
-                await VerifyAsync(source, target, ct);
+                await VerifyAsync(await PlanAsync(source, target, ct), source.Id, ct);
                 return null;
             case StepNames.Switch:
                 if (!switched)
@@ -335,21 +339,21 @@ internal sealed partial class TierChangeSteps(
     /// Applies the change log until at most <paramref name="backlog"/> changes are left (bounded in rounds); with
     /// <paramref name="keep"/> the applied changes stay in the log for the verify under the freeze.
     /// </summary>
-    private async Task<int> CatchUpAsync(TenantRef source, TenantRef target, int backlog, bool keep, CancellationToken ct)
+    private async Task<int> CatchUpAsync(MovePlan plan, Guid tenant, int backlog, bool keep, CancellationToken ct)
     {
-        var (from, to, maps) = await PlanAsync(source, target, ct);
+        var (from, to, maps) = plan;
         var sql = TierChangeSql.For(from);
         await using var s = await from.OpenAsync(ct);
         await using var t = await to.OpenAsync(ct);
         var applied = 0;
         for (var round = 0; round < 10_000; round++)
         {
-            if (await sql.BacklogAsync(s, from, source.Id, ct) <= backlog)
+            if (await sql.BacklogAsync(s, from, tenant, ct) <= backlog)
             {
                 return applied;
             }
 
-            applied += await sql.CatchUpAsync(s, from, t, to, source.Id, maps, Math.Max(1000, options.Value.CopyBatchSize), keep, ct);
+            applied += await sql.CatchUpAsync(s, from, t, to, tenant, maps, Math.Max(1000, options.Value.CopyBatchSize), keep, ct);
         }
 
         throw new InvalidOperationException("The tenant writes faster than catch-up applies its changes; trying again.");
@@ -360,20 +364,19 @@ internal sealed partial class TierChangeSteps(
     /// source refuse them, and the last changes are applied: only the backlog catch-up left, so it lasts about as
     /// long as that backlog (<c>FreezeBacklog</c>) takes, whatever the tenant's size.
     /// </summary>
-    private async Task FreezeAsync(Operation operation, TenantRef source, TenantRef target, CancellationToken ct)
+    private async Task FreezeAsync(Operation operation, MovePlan plan, Guid tenant, CancellationToken ct)
     {
         // The gateway hears of the freeze before the source refuses writes, so writes meet its 503 rather than the app's error.
         await SetRoutedPhaseAsync(operation.Id, TierChangePhase.Frozen, ct);
-        var (from, tables) = await SourceAsync(source, ct);
-        await using (var c = await from.OpenAsync(ct))
+        await using (var c = await plan.From.OpenAsync(ct))
         {
-            await TierChangeSql.For(from).FreezeAsync(c, from, source.Id, tables, ct);
+            await TierChangeSql.For(plan.From).FreezeAsync(c, plan.From, tenant, [.. plan.Maps.Select(m => m.Source)], ct);
         }
 
-        await Hook("frozen", source.Id, ct);
+        await Hook("frozen", tenant, ct);
         var clock = Stopwatch.StartNew();
-        var applied = await CatchUpAsync(source, target, 0, keep: true, ct);
-        Log.Frozen(logger, source.Id, applied, clock.Elapsed.TotalMilliseconds);
+        var applied = await CatchUpAsync(plan, tenant, 0, keep: true, ct);
+        Log.Frozen(logger, tenant, applied, clock.Elapsed.TotalMilliseconds);
     }
 
     /// <summary>
@@ -382,36 +385,36 @@ internal sealed partial class TierChangeSteps(
     /// has applied every other change, and nothing else writes the target). Every change after this is applied
     /// and kept in the log, so the verify under the freeze need only check those keys.
     /// </summary>
-    private async Task VerifyBulkAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    private async Task VerifyBulkAsync(MovePlan plan, Guid tenant, CancellationToken ct)
     {
-        await Hook("bulk-verify", source.Id, ct);
-        var (from, to, maps) = await PlanAsync(source, target, ct);
+        await Hook("bulk-verify", tenant, ct);
+        var (from, to, maps) = plan;
         var sql = TierChangeSql.For(from);
         await using var s = await from.OpenAsync(ct);
         await using var t = await to.OpenAsync(ct);
         await using var snapshot = await sql.BeginSnapshotAsync(s, ct);
-        var waiting = await sql.ChangedKeysAsync(s, snapshot, from, source.Id, applied: false, ct);
+        var waiting = await sql.ChangedKeysAsync(s, snapshot, from, tenant, applied: false, ct);
         foreach (var map in maps)
         {
             var except = new KeyFilter(map.Key, waiting.GetValueOrDefault(map.Name) ?? [], Except: true);
-            await CompareAsync(sql, s, snapshot, from, t, to, source.Id, map, except, ct);
+            await CompareAsync(sql, s, snapshot, from, t, to, tenant, map, except, ct);
         }
     }
 
     /// <summary>Under the freeze: row count and checksum of the rows whose keys changed since the bulk verify, at the source and the target.</summary>
-    private async Task VerifyAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    private async Task VerifyAsync(MovePlan plan, Guid tenant, CancellationToken ct)
     {
-        await Hook("verify", source.Id, ct);
-        var (from, to, maps) = await PlanAsync(source, target, ct);
+        await Hook("verify", tenant, ct);
+        var (from, to, maps) = plan;
         var sql = TierChangeSql.For(from);
         await using var s = await from.OpenAsync(ct);
         await using var t = await to.OpenAsync(ct);
-        var changed = await sql.ChangedKeysAsync(s, null, from, source.Id, applied: true, ct);
+        var changed = await sql.ChangedKeysAsync(s, null, from, tenant, applied: true, ct);
         foreach (var map in maps)
         {
             if (changed.TryGetValue(map.Name, out var keys))
             {
-                await CompareAsync(sql, s, null, from, t, to, source.Id, map, new KeyFilter(map.Key, keys, Except: false), ct);
+                await CompareAsync(sql, s, null, from, t, to, tenant, map, new KeyFilter(map.Key, keys, Except: false), ct);
             }
         }
     }
@@ -510,7 +513,8 @@ internal sealed partial class TierChangeSteps(
         return (from, tables);
     }
 
-    private async Task<(TenantDataPlace From, TenantDataPlace To, List<TableMap> Maps)> PlanAsync(TenantRef source, TenantRef target, CancellationToken ct)
+    /// <summary>Both places and the tables that move, read once per step (the catalog and the provider's lookups are round trips, some under the freeze).</summary>
+    private async Task<MovePlan> PlanAsync(TenantRef source, TenantRef target, CancellationToken ct)
     {
         var from = await databases.PlaceAsync(source, ct) ?? throw new PermanentStepException("The tenant's current database is missing.");
         var to = await databases.PlaceAsync(target, ct) ?? throw new PermanentStepException("The target database is missing; provision-target did not make it.");
@@ -526,7 +530,7 @@ internal sealed partial class TierChangeSteps(
             targetTables = await sql.TablesAsync(t, to, ct);
         }
 
-        return (from, to, TableMap.Plan(from, sourceTables, targetTables));
+        return new MovePlan(from, to, TableMap.Plan(from, sourceTables, targetTables));
     }
 
     /// <summary>A phase the routing table shows (frozen or not), and the gateways told at once.</summary>
@@ -570,3 +574,6 @@ internal sealed partial class TierChangeSteps(
         public static partial void Retired(ILogger logger, Guid tenantId, Guid operationId, string isolation);
     }
 }
+
+/// <summary>Where a step's move reads and writes, and each table's way from one to the other.</summary>
+internal sealed record MovePlan(TenantDataPlace From, TenantDataPlace To, List<TableMap> Maps);
