@@ -2,6 +2,7 @@ using System.Data.Common;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Tenantry.Data;
 
 namespace Tenantry.AspNetCore;
 
@@ -13,9 +14,6 @@ namespace Tenantry.AspNetCore;
 /// </summary>
 internal sealed class TenantFrozenHandler(IProblemDetailsService problems) : IExceptionHandler
 {
-    /// <summary>What the freeze's triggers raise, on SQLite and PostgreSQL alike.</summary>
-    internal const string Marker = "frozen for a tier change";
-
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (!IsFrozen(exception))
@@ -44,7 +42,7 @@ internal sealed class TenantFrozenHandler(IProblemDetailsService problems) : IEx
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is DbException && e.Message.Contains(Marker, StringComparison.Ordinal))
+            if (e is DbException && e.Message.Contains(TenantDataFrozen.Message, StringComparison.Ordinal))
             {
                 return true;
             }

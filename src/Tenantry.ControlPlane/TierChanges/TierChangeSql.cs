@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Tenantry.ControlPlane.Database;
 using Tenantry.ControlPlane.Providers;
+using Tenantry.Data;
 
 namespace Tenantry.ControlPlane.TierChanges;
 
@@ -13,7 +14,7 @@ namespace Tenantry.ControlPlane.TierChanges;
 internal abstract class TierChangeSql
 {
     /// <summary>What a write of a frozen tenant's rows fails with.</summary>
-    protected const string FrozenMessage = "The tenant's data is frozen for a tier change; retry shortly.";
+    protected const string FrozenMessage = TenantDataFrozen.Message;
 
     public static TierChangeSql For(TenantDataPlace place) => place.Engine == "postgresql" ? new PostgresTierChangeSql() : new SqliteTierChangeSql();
 
