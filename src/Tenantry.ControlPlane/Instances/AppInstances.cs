@@ -431,11 +431,12 @@ internal sealed partial class AppInstances(
         var supervised = supervisor.SupervisedKeys();
         var onDisk = supervisor.KeysOnDisk();
         var rows = (await ListAsync(cancellationToken)).ToDictionary(i => i.Key, StringComparer.Ordinal);
-        var enabled = (await db.ReadAsync(RouteStore.EnabledDedicatedSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
         // Stopped only when the tenant's route is off (suspended, or gone): a tier change to silo starts the dedicated instances
         // while the route is still shared and points it at them once they serve; a change away from silo drains them after
-        // the route is shared again, until it removes them.
-        var routed = (await db.ReadAsync(RouteStore.EnabledSlugsAsync, cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        // the route is shared again, until it removes them. Started only when the route is on and dedicated.
+        var routes = await db.ReadAsync(RouteStore.EnabledRoutesAsync, cancellationToken);
+        var routed = routes.Select(r => r.Slug).ToHashSet(StringComparer.Ordinal);
+        var enabled = routes.Where(r => r.Dedicated).Select(r => r.Slug).ToHashSet(StringComparer.Ordinal);
         foreach (var key in onDisk.Concat(supervised).Distinct(StringComparer.Ordinal))
         {
             if (rows.TryGetValue(key, out var row) && row.Node != node.Name && row.Node.Length > 0)

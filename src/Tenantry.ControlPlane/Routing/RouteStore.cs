@@ -36,9 +36,9 @@ internal static class RouteStore
     public static Task<List<string>> EnabledDedicatedSlugsAsync(DbConnection c) =>
         c.QueryAsync("SELECT slug FROM tenant_routes WHERE mode = 'dedicated' AND enabled = @on ORDER BY slug", null, r => r.GetString(0), ("@on", true));
 
-    /// <summary>The slugs of tenants whose route is on, dedicated or shared.</summary>
-    public static Task<List<string>> EnabledSlugsAsync(DbConnection c) =>
-        c.QueryAsync("SELECT slug FROM tenant_routes WHERE enabled = @on ORDER BY slug", null, r => r.GetString(0), ("@on", true));
+    /// <summary>The tenants whose route is on, with whether it is dedicated.</summary>
+    public static Task<List<(string Slug, bool Dedicated)>> EnabledRoutesAsync(DbConnection c) =>
+        c.QueryAsync("SELECT slug, mode FROM tenant_routes WHERE enabled = @on ORDER BY slug", null, r => (r.GetString(0), r.GetString(1) == "dedicated"), ("@on", true));
 
     public static Task InsertAsync(DbConnection c, DbTransaction tx, Guid tenantId, string slug, bool dedicated, string upstream, DateTimeOffset now) => c.ExecuteAsync(
         "INSERT INTO tenant_routes (tenant_id, slug, mode, upstream, enabled, updated_at) VALUES (@id, @slug, @mode, @upstream, 1, @now)",
