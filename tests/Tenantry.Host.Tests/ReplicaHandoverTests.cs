@@ -142,6 +142,9 @@ public sealed class ReplicaHandoverTests(LeasePostgres pg, ITestOutputHelper out
         }
 
         Assert.NotEmpty(held);
+
+        // What A still held when it stopped (it may have finished some of those read before the pause).
+        held = await HeldAsync(store, "fence-a");
         output.WriteLine($"A paused holding {held.Count} operations");
         try
         {
